@@ -1,0 +1,112 @@
+/**
+ * createApp(deps): the whole hop HTTP application as a Hono app built on web-standard Request/Response.
+ * It never listens; the runtime entries in src/runtimes/ serve it. Services are built once per app (src/services.ts).
+ */
+import { Scalar } from '@scalar/hono-api-reference';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { secureHeaders } from 'hono/secure-headers';
+import type { Config } from './config.ts';
+import { AppError } from './errors.ts';
+import { apiKeyAuth } from './http/middleware/auth.ts';
+import { requestLog } from './http/middleware/request-log.ts';
+import { errorHandler } from './http/problem.ts';
+import { createRouter } from './http/router.ts';
+import { healthRoutes } from './modules/health/health.routes.ts';
+import { linksRoutes } from './modules/links/links.routes.ts';
+import { redirectRoutes } from './modules/redirect/redirect.routes.ts';
+import { operatorRoutes, workspaceRoutes } from './modules/workspaces/workspaces.routes.ts';
+import type { Database } from './platform/db/client.ts';
+import type { Logger } from './platform/logger.ts';
+import { createServices } from './services.ts';
+
+export interface AppDeps {
+  config: Config;
+  db: Database;
+  logger: Logger;
+  /** The clock; tests move it. */
+  now?: () => Date;
+  /** True once the process is shutting down: /readyz answers 503 so traffic moves elsewhere. */
+  draining?: () => boolean;
+}
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createApp(deps: AppDeps) {
+  const { config, db, logger } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  const { workspaces, links, redirect, idempotency } = createServices(db.orm, config);
+
+  const app = createRouter();
+
+  app.use(
+    requestId({
+      limitLength: 128,
+      generator: (c) => {
+        const incoming = c.req.header('x-request-id');
+        return incoming && REQUEST_ID_PATTERN.test(incoming) ? incoming : crypto.randomUUID();
+      },
+    }),
+  );
+  app.use(requestLog(logger, config.logSampleRate));
+  app.use(secureHeaders());
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: config.bodyLimitBytes,
+      onError: () => {
+        throw new AppError('payload_too_large', `The request body exceeds ${config.bodyLimitBytes} bytes.`);
+      },
+    }),
+  );
+
+  app.route(
+    '/',
+    healthRoutes({
+      checks: { database: () => db.ping(config.readyTimeoutMs) },
+      draining: deps.draining ?? (() => false),
+    }),
+  );
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An API key: `Authorization: Bearer hop_...`',
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'operatorToken', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'The operator token configured as HOP_ADMIN_TOKEN.',
+  });
+
+  app.route('/', operatorRoutes(workspaces, config.adminToken, now));
+  app.use('/v1/*', apiKeyAuth((token) => workspaces.authenticate(token)));
+  app.route('/', workspaceRoutes(workspaces, now));
+  app.route('/', linksRoutes(links, idempotency, now));
+
+  let document: unknown;
+  app.get('/openapi.json', (c) => {
+    document ??= app.getOpenAPI31Document({
+      openapi: '3.1.0',
+      info: {
+        title: 'hop',
+        version: '0.1.0',
+        description: 'Short links and click analytics. Errors are RFC 9457 problem+json.',
+      },
+      servers: [{ url: config.baseUrl }],
+    });
+    return c.json(document);
+  });
+  app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'hop API reference' }));
+
+  app.route('/', redirectRoutes(redirect, config.geoHeader, now));
+
+  app.notFound((c) => {
+    throw new AppError('not_found', `Nothing at ${c.req.method} ${c.req.path}.`);
+  });
+  app.onError(errorHandler(logger));
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

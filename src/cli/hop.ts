@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+/**
+ * The `hop` command: serve, migrate, init, and operator tasks on workspaces and API keys. Configuration comes from
+ * the same environment variables as the server (see README), validated by the same schema.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { loadConfig, ConfigError, type Config } from '../config.ts';
+import { AppError, errorCodes } from '../errors.ts';
+import { scopes as allScopes, type Scope } from '../http/env.ts';
+import type { ServiceContext } from '../modules/context.ts';
+import { CreateApiKeySchema, CreateWorkspaceSchema } from '../modules/workspaces/workspaces.schemas.ts';
+import { createServices } from '../services.ts';
+import { migrateDatabase, openDatabase, isEmbedded } from '../runtimes/database.ts';
+import { announceKey, main as serveNode } from '../runtimes/node.ts';
+
+/** Runs `run` with services over HOP_DATABASE_URL; migrates first when asked or when the database is embedded. */
+async function withServices<T>(
+  run: (s: ReturnType<typeof createServices>, config: Config) => Promise<T>,
+  { migrate = false } = {},
+) {
+  const config = loadConfig(process.env);
+  const db = await openDatabase(config);
+  try {
+    if (migrate || isEmbedded(config.databaseUrl)) await migrateDatabase(db);
+    return await run(createServices(db.orm, config), config);
+  } finally {
+    db.close();
+  }
+}
+
+function parseScopes(value: string): Scope[] {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = list.filter((s) => !(allScopes as readonly string[]).includes(s));
+  if (bad.length || !list.length) {
+    throw new InvalidArgumentError(`scopes must be a comma-separated list of: ${allScopes.join(', ')}`);
+  }
+  return list as Scope[];
+}
+
+const cliContext = (workspaceId: string): ServiceContext => ({
+  workspaceId,
+  actor: { type: 'cli' },
+  requestId: `cli-${crypto.randomUUID()}`,
+  now: () => new Date(),
+});
+
+const print = (json: boolean, value: unknown, text: string) => console.log(json ? JSON.stringify(value) : text);
+
+const program = new Command('hop')
+  .description('hop: short links and click analytics on Workers, Node and Bun')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('serve the API on PORT (default 8787); migrates and bootstraps an embedded database')
+  .action(() => serveNode(process.env));
+
+program
+  .command('migrate')
+  .description('apply pending migrations to HOP_DATABASE_URL')
+  .action(async () => {
+    const config = loadConfig(process.env);
+    const db = await openDatabase(config);
+    try {
+      await migrateDatabase(db);
+      console.log(`migrations applied to ${config.databaseUrl.replace(/\?.*$/, '')}`);
+    } finally {
+      db.close();
+    }
+  });
+
+program
+  .command('init')
+  .description('migrate, and on an empty database create the default workspace and print its admin key')
+  .action(async () => {
+    await withServices(
+      async (services, config) => {
+        const created = await services.workspaces.bootstrapDefaultWorkspace(new Date());
+        if (created) announceKey(config, created);
+        else console.log('hop is already initialised: the database has a workspace.');
+      },
+      { migrate: true },
+    );
+  });
+
+const workspaces = program.command('workspaces').description('manage workspaces');
+workspaces
+  .command('create')
+  .description('create a workspace and print its admin API key (shown once)')
+  .requiredOption('--name <name>', 'workspace name')
+  .option('--json', 'print JSON')
+  .action(async (opts: { name: string; json?: boolean }) => {
+    const input = CreateWorkspaceSchema.parse({ name: opts.name });
+    await withServices(async (services) => {
+      const created = await services.workspaces.createWorkspace(input, new Date());
+      print(!!opts.json, created, `workspace ${created.id} "${created.name}"\nadmin key (shown once): ${created.apiKey.key}`);
+    });
+  });
+
+const keys = program.command('keys').description('manage API keys');
+keys
+  .command('create')
+  .description('create an API key in a workspace and print it (shown once)')
+  .requiredOption('--workspace <id>', 'workspace id')
+  .requiredOption('--name <name>', 'key name')
+  .requiredOption('--scopes <list>', `comma-separated: ${allScopes.join(', ')}`, parseScopes)
+  .option('--json', 'print JSON')
+  .action(async (opts: { workspace: string; name: string; scopes: Scope[]; json?: boolean }) => {
+    const input = CreateApiKeySchema.parse({ name: opts.name, scopes: opts.scopes });
+    await withServices(async (services) => {
+      const ctx = cliContext(opts.workspace);
+      await services.workspaces.getWorkspace(ctx);
+      const created = await services.workspaces.createKey(ctx, input);
+      print(!!opts.json, created, `key ${created.id} (${created.scopes.join(', ')})\nsecret (shown once): ${created.key}`);
+    });
+  });
+
+keys
+  .command('revoke')
+  .description('revoke an API key; effective on its next request')
+  .argument('<id>', 'key id')
+  .requiredOption('--workspace <id>', 'workspace id')
+  .action(async (id: string, opts: { workspace: string }) => {
+    await withServices(async (services) => {
+      await services.workspaces.revokeKey(cliContext(opts.workspace), id);
+      console.log(`key ${id} revoked`);
+    });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof ConfigError) console.error(err.message);
+  else if (err instanceof AppError) console.error(`hop: ${errorCodes[err.code].title} ${err.message}`);
+  else if (err instanceof Error && err.name === 'ZodError') console.error(`hop: invalid input: ${err.message}`);
+  else throw err;
+  process.exitCode = 1;
+}

@@ -1,0 +1,89 @@
+/**
+ * The configuration schema: environment variables (or Worker bindings) in, a typed `Config` out.
+ * Parsed once at the runtime boundary; a bad value stops the start with the variable's name.
+ */
+import * as z from 'zod';
+
+const positiveInt = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const baseUrl = z
+  .url({ protocol: /^https?$/ })
+  .refine((value) => {
+    const u = new URL(value);
+    return (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash && !u.username && !u.password;
+  }, 'must be an http(s) origin without path, query or credentials')
+  .transform((value) => new URL(value).origin);
+
+export const configSchema = z.object({
+  PORT: positiveInt(1, 65535).default(8787),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  HOP_DATABASE_URL: z
+    .string()
+    .regex(/^(file:|libsql:\/\/|https?:\/\/)/, 'must start with file:, libsql://, http:// or https://')
+    .default('file:./data/hop.db'),
+  HOP_DATABASE_AUTH_TOKEN: z.string().min(1).optional(),
+  HOP_BASE_URL: baseUrl.optional(),
+  HOP_ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
+  HOP_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  HOP_LOG_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(1),
+  HOP_BODY_LIMIT_BYTES: positiveInt(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  HOP_GEO_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
+    .transform((v) => v.toLowerCase())
+    .default('cf-ipcountry'),
+  HOP_READY_TIMEOUT_MS: positiveInt(10, 60_000).default(1000),
+});
+
+export type Env = z.input<typeof configSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  databaseAuthToken: string | undefined;
+  /** Origin of short links on the default domain, e.g. `http://localhost:8787`. */
+  baseUrl: string;
+  /** Hostname of the default short-link domain (the base URL's host without port). */
+  defaultDomain: string;
+  adminToken: string | undefined;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  logSampleRate: number;
+  bodyLimitBytes: number;
+  geoHeader: string;
+  readyTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses environment variables into a Config; throws ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const picked: Record<string, string | undefined> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[key];
+    picked[key] = value === '' ? undefined : value;
+  }
+  const parsed = configSchema.safeParse(picked);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const c = parsed.data;
+  const baseUrlValue = c.HOP_BASE_URL ?? `http://localhost:${c.PORT}`;
+  return {
+    port: c.PORT,
+    host: c.HOST,
+    databaseUrl: c.HOP_DATABASE_URL,
+    databaseAuthToken: c.HOP_DATABASE_AUTH_TOKEN,
+    baseUrl: baseUrlValue,
+    defaultDomain: new URL(baseUrlValue).hostname,
+    adminToken: c.HOP_ADMIN_TOKEN,
+    logLevel: c.HOP_LOG_LEVEL,
+    logSampleRate: c.HOP_LOG_SAMPLE_RATE,
+    bodyLimitBytes: c.HOP_BODY_LIMIT_BYTES,
+    geoHeader: c.HOP_GEO_HEADER,
+    readyTimeoutMs: c.HOP_READY_TIMEOUT_MS,
+  };
+}

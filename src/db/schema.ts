@@ -1,0 +1,124 @@
+/**
+ * drizzle tables of hop's control data: workspaces, API keys, domains, links (with their tags) and
+ * idempotency records. Times are integer milliseconds since the epoch; ids are time-ordered strings.
+ */
+import { sql } from 'drizzle-orm';
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+const createdAt = () =>
+  integer('created_at', { mode: 'timestamp_ms' })
+    .notNull()
+    .default(sql`(cast(unixepoch('subsec') * 1000 as integer))`);
+
+export const workspaces = sqliteTable('workspaces', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  createdAt: createdAt(),
+});
+
+export const apiKeys = sqliteTable(
+  'api_keys',
+  {
+    id: text('id').primaryKey(),
+    workspaceId: text('workspace_id')
+      .notNull()
+      .references(() => workspaces.id),
+    name: text('name').notNull(),
+    prefix: text('prefix').notNull(),
+    hash: text('hash').notNull(),
+    scopes: text('scopes', { mode: 'json' }).$type<string[]>().notNull(),
+    createdAt: createdAt(),
+    revokedAt: integer('revoked_at', { mode: 'timestamp_ms' }),
+  },
+  (t) => [
+    uniqueIndex('api_keys_hash_uq').on(t.hash),
+    index('api_keys_workspace_created_idx').on(t.workspaceId, t.createdAt),
+  ],
+);
+
+export const domains = sqliteTable(
+  'domains',
+  {
+    id: text('id').primaryKey(),
+    workspaceId: text('workspace_id')
+      .notNull()
+      .references(() => workspaces.id),
+    hostname: text('hostname').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('domains_hostname_uq').on(t.hostname),
+    index('domains_workspace_created_idx').on(t.workspaceId, t.createdAt),
+  ],
+);
+
+export const links = sqliteTable(
+  'links',
+  {
+    id: text('id').primaryKey(),
+    workspaceId: text('workspace_id')
+      .notNull()
+      .references(() => workspaces.id),
+    domain: text('domain').notNull(),
+    slug: text('slug').notNull(),
+    url: text('url').notNull(),
+    title: text('title'),
+    tags: text('tags', { mode: 'json' }).$type<string[]>().notNull().default(sql`'[]'`),
+    expiresAt: integer('expires_at', { mode: 'timestamp_ms' }),
+    maxClicks: integer('max_clicks'),
+    fallbackUrl: text('fallback_url'),
+    redirectStatus: integer('redirect_status').notNull().default(302),
+    cacheMaxAge: integer('cache_max_age').notNull().default(0),
+    forwardQuery: integer('forward_query', { mode: 'boolean' }).notNull().default(true),
+    iosUrl: text('ios_url'),
+    androidUrl: text('android_url'),
+    geo: text('geo', { mode: 'json' }).$type<Record<string, string>>(),
+    clicks: integer('clicks').notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [
+    uniqueIndex('links_domain_slug_uq').on(t.domain, t.slug),
+    index('links_workspace_created_idx').on(t.workspaceId, t.createdAt, t.id),
+    index('links_workspace_domain_created_idx').on(t.workspaceId, t.domain, t.createdAt, t.id),
+  ],
+);
+
+/** One row per (link, tag): the index behind `GET /v1/links?tag=`. */
+export const linkTags = sqliteTable(
+  'link_tags',
+  {
+    linkId: text('link_id')
+      .notNull()
+      .references(() => links.id, { onDelete: 'cascade' }),
+    workspaceId: text('workspace_id').notNull(),
+    tag: text('tag').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.linkId, t.tag] }),
+    index('link_tags_workspace_tag_idx').on(t.workspaceId, t.tag, t.linkId),
+  ],
+);
+
+/** A POST made with an `Idempotency-Key`: pending while it runs, then the stored response to replay. */
+export const idempotencyRecords = sqliteTable(
+  'idempotency_records',
+  {
+    workspaceId: text('workspace_id').notNull(),
+    key: text('key').notNull(),
+    fingerprint: text('fingerprint').notNull(),
+    status: integer('status'),
+    contentType: text('content_type'),
+    location: text('location'),
+    body: text('body'),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    expiresAt: integer('expires_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.workspaceId, t.key] }), index('idempotency_expires_idx').on(t.expiresAt)],
+);
+
+export type WorkspaceRow = typeof workspaces.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type DomainRow = typeof domains.$inferSelect;
+export type LinkRow = typeof links.$inferSelect;
+export type NewLinkRow = typeof links.$inferInsert;

@@ -1,0 +1,59 @@
+/**
+ * hop's one error model. Services throw `AppError` with a code; the HTTP layer (src/http/problem.ts) is the only
+ * place that maps a code to a status and an RFC 9457 problem document.
+ */
+
+export const errorCodes = {
+  validation: { status: 400, title: 'Your request is not valid.' },
+  malformed_json: { status: 400, title: 'The request body is not valid JSON.' },
+  bad_request: { status: 400, title: 'Bad request.' },
+  unauthorized: { status: 401, title: 'Authentication required.' },
+  forbidden: { status: 403, title: 'Not allowed.' },
+  not_found: { status: 404, title: 'Not found.' },
+  method_not_allowed: { status: 405, title: 'Method not allowed.' },
+  conflict: { status: 409, title: 'Conflict.' },
+  idempotency_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still in progress.' },
+  link_gone: { status: 410, title: 'This link is no longer available.' },
+  payload_too_large: { status: 413, title: 'The request body is too large.' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type.' },
+  idempotency_mismatch: { status: 422, title: 'Idempotency-Key reused with a different request.' },
+  internal: { status: 500, title: 'Internal server error.' },
+  unavailable: { status: 503, title: 'Service unavailable.' },
+} as const;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+/** One invalid field: where it was (`body`, `query`, `path`, `header`), its path, and what is wrong with it. */
+export interface FieldError {
+  in: 'body' | 'query' | 'path' | 'header';
+  field: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly errors: FieldError[] | undefined;
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    detail: string,
+    options: { errors?: FieldError[]; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(detail, { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.errors = options.errors;
+    this.headers = options.headers;
+  }
+
+  get status(): number {
+    return errorCodes[this.code].status;
+  }
+}
+
+/** A validation error naming the invalid fields of a request body. */
+export function invalidBody(errors: Array<{ field: string; message: string }>): AppError {
+  const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+  return new AppError('validation', detail, { errors: errors.map((e) => ({ in: 'body', ...e })) });
+}

@@ -1,0 +1,50 @@
+/**
+ * `Idempotency-Key` for POST routes: runs the first request, replays its stored success to retries with the same
+ * body, and leaves nothing behind when the request is refused or fails.
+ */
+import type { MiddlewareHandler } from 'hono';
+import { AppError } from '../../errors.ts';
+import {
+  IDEMPOTENCY_KEY_PATTERN,
+  type IdempotencyService,
+} from '../../modules/idempotency/idempotency.service.ts';
+import type { AppEnv } from '../env.ts';
+
+export function idempotency(service: IdempotencyService, now: () => Date): MiddlewareHandler<AppEnv> {
+  return async function idempotency(c, next) {
+    const key = c.req.header('idempotency-key');
+    if (key === undefined) return next();
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
+      throw new AppError('validation', 'Idempotency-Key: must be 1-255 visible ASCII characters', {
+        errors: [{ in: 'header', field: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' }],
+      });
+    }
+    const { workspaceId } = c.get('principal');
+    const request = `${c.req.method} ${c.req.path}\n${await c.req.text()}`;
+    const begun = await service.begin(workspaceId, key, request, now());
+    if (begun.kind === 'replay') {
+      const { status, contentType, location, body } = begun.response;
+      const headers = new Headers({ 'idempotent-replayed': 'true' });
+      if (contentType) headers.set('content-type', contentType);
+      if (location) headers.set('location', location);
+      return new Response(body, { status, headers });
+    }
+    try {
+      await next();
+    } catch (err) {
+      await service.abandon(workspaceId, key);
+      throw err;
+    }
+    const res = c.res;
+    if (res.status >= 200 && res.status < 300 && !c.error) {
+      await service.complete(workspaceId, key, {
+        status: res.status,
+        contentType: res.headers.get('content-type'),
+        location: res.headers.get('location'),
+        body: await res.clone().text(),
+      });
+    } else {
+      await service.abandon(workspaceId, key);
+    }
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * The one problem+json mapper (RFC 9457): AppError, Hono's HTTPException and zod validation failures all leave
+ * the app through here. Server faults are logged with their stack and answered without any internal detail.
+ */
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ZodError } from 'zod';
+import { AppError, errorCodes, type ErrorCode, type FieldError } from '../errors.ts';
+import { describeError, type Logger } from '../platform/logger.ts';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  errors?: FieldError[];
+}
+
+export const problemType = (code: ErrorCode) => `urn:hop:problem:${code.replaceAll('_', '-')}`;
+
+export function problemBody(err: AppError, requestId: string): Problem {
+  const body: Problem = {
+    type: problemType(err.code),
+    title: errorCodes[err.code].title,
+    status: err.status,
+    detail: err.message,
+    instance: requestId,
+  };
+  if (err.errors?.length) body.errors = err.errors;
+  return body;
+}
+
+export function problemResponse(err: AppError, requestId: string, method = 'GET'): Response {
+  const headers = new Headers({ 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store' });
+  for (const [k, v] of Object.entries(err.headers ?? {})) headers.set(k, v);
+  const body = method === 'HEAD' ? null : JSON.stringify(problemBody(err, requestId));
+  return new Response(body, { status: err.status, headers });
+}
+
+const fromStatus: Record<number, ErrorCode> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  503: 'unavailable',
+};
+
+/** Turns anything thrown into an AppError that is safe to show a client. */
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof HTTPException) {
+    if (err.status === 400 && /JSON/i.test(err.message)) {
+      return new AppError('malformed_json', 'The request body could not be parsed as JSON.');
+    }
+    const code = fromStatus[err.status];
+    if (code) return new AppError(code, err.message || errorCodes[code].title);
+  }
+  return new AppError('internal', 'An unexpected error occurred. Quote the instance id when reporting it.');
+}
+
+export function errorHandler(logger: Logger) {
+  return function onError(err: unknown, c: Context): Response {
+    const appError = toAppError(err);
+    const requestId = (c.get('requestId') as string | undefined) ?? 'unknown';
+    if (appError.status >= 500) {
+      logger.log('error', 'request failed', { requestId, path: c.req.path, ...describeError(err) });
+    }
+    return problemResponse(appError, requestId, c.req.method);
+  };
+}
+
+const locations = { json: 'body', query: 'query', param: 'path', header: 'header' } as const;
+
+/** Names each invalid field of a zod failure, including unknown or read-only fields. */
+export function fieldErrors(error: ZodError, target: string, readOnly: ReadonlySet<string> = READ_ONLY_FIELDS) {
+  const where = locations[target as keyof typeof locations] ?? 'body';
+  const out: FieldError[] = [];
+  for (const issue of error.issues) {
+    const base = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        const message = readOnly.has(key) ? 'is read-only and cannot be set' : 'is not a known field';
+        out.push({ in: where, field: [...base, key].join('.'), message });
+      }
+      continue;
+    }
+    out.push({ in: where, field: base.join('.') || '(root)', message: issue.message });
+  }
+  return out;
+}
+
+/** Fields that exist on resources but that no client may set. */
+export const READ_ONLY_FIELDS: ReadonlySet<string> = new Set([
+  'id',
+  'clicks',
+  'createdAt',
+  'updatedAt',
+  'workspaceId',
+  'shortUrl',
+  'prefix',
+  'key',
+  'revokedAt',
+]);
+
+/** The validation hook shared by every route: a failed zod parse becomes a 400 naming each field. */
+export function validationHook(
+  result: { success: true } | { success: false; error: ZodError; target: string },
+): void {
+  if (result.success) return;
+  if (result.target === 'param') throw new AppError('not_found', 'No such resource.');
+  const errors = fieldErrors(result.error, result.target);
+  const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+  throw new AppError('validation', detail, { errors });
+}

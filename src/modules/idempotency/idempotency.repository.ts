@@ -1,0 +1,43 @@
+/** drizzle queries for idempotency records, keyed by (workspace, Idempotency-Key). */
+import { and, eq, lt } from 'drizzle-orm';
+import { idempotencyRecords } from '../../db/schema.ts';
+import type { Orm } from '../../platform/db/client.ts';
+
+export type IdempotencyRecord = typeof idempotencyRecords.$inferSelect;
+
+export function createIdempotencyRepository(orm: Orm) {
+  const byKey = (workspaceId: string, key: string) =>
+    and(eq(idempotencyRecords.workspaceId, workspaceId), eq(idempotencyRecords.key, key));
+
+  return {
+    /** Inserts a pending record; false when one with this key already exists. */
+    async tryInsert(record: IdempotencyRecord): Promise<boolean> {
+      const rows = await orm
+        .insert(idempotencyRecords)
+        .values(record)
+        .onConflictDoNothing()
+        .returning({ key: idempotencyRecords.key });
+      return rows.length > 0;
+    },
+    async get(workspaceId: string, key: string): Promise<IdempotencyRecord | undefined> {
+      const [row] = await orm.select().from(idempotencyRecords).where(byKey(workspaceId, key));
+      return row;
+    },
+    async complete(
+      workspaceId: string,
+      key: string,
+      response: Pick<IdempotencyRecord, 'status' | 'contentType' | 'location' | 'body'>,
+    ): Promise<void> {
+      await orm.update(idempotencyRecords).set(response).where(byKey(workspaceId, key));
+    },
+    async remove(workspaceId: string, key: string): Promise<void> {
+      await orm.delete(idempotencyRecords).where(byKey(workspaceId, key));
+    },
+    /** Deletes this key's record once it has expired. */
+    async removeIfExpired(workspaceId: string, key: string, now: Date): Promise<void> {
+      await orm.delete(idempotencyRecords).where(and(byKey(workspaceId, key), lt(idempotencyRecords.expiresAt, now)));
+    },
+  };
+}
+
+export type IdempotencyRepository = ReturnType<typeof createIdempotencyRepository>;

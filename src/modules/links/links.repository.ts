@@ -1,0 +1,120 @@
+/** drizzle queries for links and their tags. Every management query is bound to the caller's workspace. */
+import { and, desc, eq, gt, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
+import { linkTags, links, type LinkRow } from '../../db/schema.ts';
+import type { Orm } from '../../platform/db/client.ts';
+
+export interface LinkFilters {
+  domain?: string | undefined;
+  tag?: string | undefined;
+  q?: string | undefined;
+  createdAfter?: Date | undefined;
+  createdBefore?: Date | undefined;
+  /** Position after which the page starts: (createdAt, id) of the last row of the previous page. */
+  after?: { createdAt: Date; id: string } | undefined;
+  limit: number;
+}
+
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, (m) => `\\${m}`);
+
+const tagRows = (link: Pick<LinkRow, 'id' | 'workspaceId' | 'tags'>) =>
+  link.tags.map((tag) => ({ linkId: link.id, workspaceId: link.workspaceId, tag }));
+
+export function createLinksRepository(orm: Orm) {
+  // The redirect's one query: both candidates (this host, the default domain) in one indexed read.
+  const bySlugOnHosts = orm
+    .select()
+    .from(links)
+    .where(
+      and(
+        eq(links.slug, sql.placeholder('slug')),
+        inArray(links.domain, [sql.placeholder('host'), sql.placeholder('fallback')]),
+      ),
+    )
+    .prepare();
+
+  return {
+    async insert(link: LinkRow): Promise<void> {
+      const tags = tagRows(link);
+      if (tags.length) await orm.batch([orm.insert(links).values(link), orm.insert(linkTags).values(tags)]);
+      else await orm.insert(links).values(link);
+    },
+
+    async get(workspaceId: string, id: string): Promise<LinkRow | undefined> {
+      const [row] = await orm
+        .select()
+        .from(links)
+        .where(and(eq(links.id, id), eq(links.workspaceId, workspaceId)));
+      return row;
+    },
+
+    async list(workspaceId: string, f: LinkFilters): Promise<LinkRow[]> {
+      const where: SQL[] = [eq(links.workspaceId, workspaceId)];
+      if (f.domain) where.push(eq(links.domain, f.domain));
+      if (f.createdAfter) where.push(gt(links.createdAt, f.createdAfter));
+      if (f.createdBefore) where.push(lt(links.createdAt, f.createdBefore));
+      if (f.tag) {
+        where.push(
+          inArray(
+            links.id,
+            orm
+              .select({ id: linkTags.linkId })
+              .from(linkTags)
+              .where(and(eq(linkTags.workspaceId, workspaceId), eq(linkTags.tag, f.tag))),
+          ),
+        );
+      }
+      if (f.q) {
+        const pattern = `%${escapeLike(f.q.toLowerCase())}%`;
+        where.push(
+          sql`(lower(${links.slug}) like ${pattern} escape '\\' or lower(${links.url}) like ${pattern} escape '\\' or lower(coalesce(${links.title}, '')) like ${pattern} escape '\\')`,
+        );
+      }
+      if (f.after) {
+        const { createdAt, id } = f.after;
+        where.push(or(lt(links.createdAt, createdAt), and(eq(links.createdAt, createdAt), lt(links.id, id)))!);
+      }
+      return orm
+        .select()
+        .from(links)
+        .where(and(...where))
+        .orderBy(desc(links.createdAt), desc(links.id))
+        .limit(f.limit);
+    },
+
+    /** Writes the new version of a link; its tag rows are replaced when the tags changed. */
+    async update(next: LinkRow, tagsChanged: boolean): Promise<boolean> {
+      const update = orm
+        .update(links)
+        .set(next)
+        .where(and(eq(links.id, next.id), eq(links.workspaceId, next.workspaceId)))
+        .returning({ id: links.id });
+      if (!tagsChanged) return (await update).length > 0;
+      const tags = tagRows(next);
+      const del = orm.delete(linkTags).where(eq(linkTags.linkId, next.id));
+      const results = tags.length
+        ? await orm.batch([update, del, orm.insert(linkTags).values(tags)])
+        : await orm.batch([update, del]);
+      return results[0].length > 0;
+    },
+
+    async delete(workspaceId: string, id: string): Promise<boolean> {
+      const [, deleted] = await orm.batch([
+        orm.delete(linkTags).where(and(eq(linkTags.linkId, id), eq(linkTags.workspaceId, workspaceId))),
+        orm
+          .delete(links)
+          .where(and(eq(links.id, id), eq(links.workspaceId, workspaceId)))
+          .returning({ id: links.id }),
+      ]);
+      return deleted.length > 0;
+    },
+
+    /** The link for (host, slug), preferring `host` over the default domain `fallback`. */
+    async findForRedirect(host: string, fallback: string, slug: string): Promise<LinkRow | undefined> {
+      const rows = await bySlugOnHosts.all({ slug, host, fallback });
+      if (rows.length < 2) return rows[0];
+      return rows.find((r) => r.domain === host) ?? rows[0];
+    },
+  };
+}
+
+export type LinksRepository = ReturnType<typeof createLinksRepository>;

@@ -1,0 +1,103 @@
+/** HTTP routes of links under `/v1/links`: create (with Idempotency-Key), list, read, update, delete. */
+import { createRoute, z } from '@hono/zod-openapi';
+import { serviceContext } from '../../http/context.ts';
+import { requireScope } from '../../http/middleware/auth.ts';
+import { idempotency } from '../../http/middleware/idempotency.ts';
+import {
+  bearerSecurity,
+  commonErrors,
+  conflictError,
+  createRouter,
+  IdParams,
+  idempotencyErrors,
+  jsonBody,
+  jsonResponse,
+} from '../../http/router.ts';
+import type { IdempotencyService } from '../idempotency/idempotency.service.ts';
+import type { LinksService } from './links.service.ts';
+import { CreateLinkSchema, LinkListSchema, LinkSchema, ListLinksQuery, UpdateLinkSchema } from './links.schemas.ts';
+
+const IdempotencyHeader = z.object({
+  'idempotency-key': z
+    .string()
+    .optional()
+    .openapi({ description: 'Retries with the same key and body get the first answer for 24 hours.' }),
+});
+
+export function linksRoutes(service: LinksService, idempotencyService: IdempotencyService, now: () => Date) {
+  const createLink = createRoute({
+    method: 'post',
+    path: '/v1/links',
+    tags: ['Links'],
+    summary: 'Create a short link',
+    security: bearerSecurity,
+    middleware: [requireScope('links:write'), idempotency(idempotencyService, now)] as const,
+    request: { headers: IdempotencyHeader, body: jsonBody(CreateLinkSchema) },
+    responses: {
+      201: jsonResponse(LinkSchema, 'The link.'),
+      ...commonErrors,
+      ...idempotencyErrors,
+    },
+  });
+
+  const listLinks = createRoute({
+    method: 'get',
+    path: '/v1/links',
+    tags: ['Links'],
+    summary: 'List links, newest first, with cursor pagination and filters',
+    security: bearerSecurity,
+    middleware: [requireScope('links:read')] as const,
+    request: { query: ListLinksQuery },
+    responses: { 200: jsonResponse(LinkListSchema, 'A page of links.'), ...commonErrors },
+  });
+
+  const getLink = createRoute({
+    method: 'get',
+    path: '/v1/links/{id}',
+    tags: ['Links'],
+    summary: 'Get a link',
+    security: bearerSecurity,
+    middleware: [requireScope('links:read')] as const,
+    request: { params: IdParams },
+    responses: { 200: jsonResponse(LinkSchema, 'The link.'), ...commonErrors },
+  });
+
+  const updateLink = createRoute({
+    method: 'patch',
+    path: '/v1/links/{id}',
+    tags: ['Links'],
+    summary: 'Change a link (null clears an optional field)',
+    security: bearerSecurity,
+    middleware: [requireScope('links:write')] as const,
+    request: { params: IdParams, body: jsonBody(UpdateLinkSchema) },
+    responses: { 200: jsonResponse(LinkSchema, 'The changed link.'), ...commonErrors, ...conflictError },
+  });
+
+  const deleteLink = createRoute({
+    method: 'delete',
+    path: '/v1/links/{id}',
+    tags: ['Links'],
+    summary: 'Delete a link',
+    security: bearerSecurity,
+    middleware: [requireScope('links:write')] as const,
+    request: { params: IdParams },
+    responses: { 204: { description: 'Deleted.' }, ...commonErrors },
+  });
+
+  return createRouter()
+    .openapi(createLink, async (c) => {
+      const link = await service.create(serviceContext(c, now), c.req.valid('json'));
+      c.header('location', `/v1/links/${link.id}`);
+      return c.json(link, 201);
+    })
+    .openapi(listLinks, async (c) => c.json(await service.list(serviceContext(c, now), c.req.valid('query')), 200))
+    .openapi(getLink, async (c) => c.json(await service.get(serviceContext(c, now), c.req.valid('param').id), 200))
+    .openapi(updateLink, async (c) => {
+      const link = await service.update(serviceContext(c, now), c.req.valid('param').id, c.req.valid('json'));
+      return c.json(link, 200);
+    })
+    .openapi(deleteLink, async (c) => {
+      await service.delete(serviceContext(c, now), c.req.valid('param').id);
+      return c.body(null, 204);
+    });
+}

@@ -1,0 +1,203 @@
+/**
+ * Business rules of links: create (with generated slugs), read, list with cursor pagination, update and delete,
+ * with the input rules that need the database (owned domains, no redirects to hop's own hosts).
+ */
+import type { Config } from '../../config.ts';
+import type { LinkRow } from '../../db/schema.ts';
+import { AppError, invalidBody } from '../../errors.ts';
+import { isUniqueViolation } from '../../platform/db/client.ts';
+import { newId, randomBase62 } from '../../platform/crypto.ts';
+import type { ServiceContext } from '../context.ts';
+import type { WorkspacesService } from '../workspaces/workspaces.service.ts';
+import type { LinksRepository } from './links.repository.ts';
+import {
+  GENERATED_SLUG_LENGTH,
+  isReservedSlug,
+  type CreateLinkInput,
+  type Link,
+  type ListLinksInput,
+  type UpdateLinkInput,
+} from './links.schemas.ts';
+
+const SLUG_ATTEMPTS = 5;
+
+interface RuleInput {
+  url?: string | undefined;
+  fallbackUrl?: string | null | undefined;
+  iosUrl?: string | null | undefined;
+  androidUrl?: string | null | undefined;
+  geo?: Record<string, string> | null | undefined;
+  domain?: string | undefined;
+  expiresAt?: Date | null | undefined;
+}
+
+export function encodeCursor(row: Pick<LinkRow, 'createdAt' | 'id'>): string {
+  return btoa(`${row.createdAt.getTime()}.${row.id}`).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
+export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  const bad = () =>
+    new AppError('validation', 'cursor: is not a cursor this API returned', {
+      errors: [{ in: 'query', field: 'cursor', message: 'is not a cursor this API returned' }],
+    });
+  let text: string;
+  try {
+    text = atob(cursor.replaceAll('-', '+').replaceAll('_', '/'));
+  } catch {
+    throw bad();
+  }
+  const match = /^(\d{1,15})\.([A-Za-z0-9_]{1,64})$/.exec(text);
+  if (!match) throw bad();
+  return { createdAt: new Date(Number(match[1])), id: match[2]! };
+}
+
+export function createLinksService(repo: LinksRepository, workspaces: WorkspacesService, config: Config) {
+  const shortUrl = (row: Pick<LinkRow, 'domain' | 'slug'>) =>
+    row.domain === config.defaultDomain ? `${config.baseUrl}/${row.slug}` : `https://${row.domain}/${row.slug}`;
+
+  const toLink = (row: LinkRow): Link => ({
+    id: row.id,
+    domain: row.domain,
+    slug: row.slug,
+    shortUrl: shortUrl(row),
+    url: row.url,
+    title: row.title,
+    tags: row.tags,
+    expiresAt: row.expiresAt?.toISOString() ?? null,
+    maxClicks: row.maxClicks,
+    fallbackUrl: row.fallbackUrl,
+    redirectStatus: row.redirectStatus,
+    cacheMaxAge: row.cacheMaxAge,
+    forwardQuery: row.forwardQuery,
+    iosUrl: row.iosUrl,
+    androidUrl: row.androidUrl,
+    geo: row.geo ?? {},
+    clicks: row.clicks,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  });
+
+  /** Field errors for the rules zod cannot check alone: owned domain, own hosts as targets, past expiry. */
+  async function checkRules(ctx: ServiceContext, input: RuleInput) {
+    const errors: Array<{ field: string; message: string }> = [];
+    if (input.domain !== undefined && !(await workspaces.workspaceOwnsDomain(ctx, input.domain))) {
+      errors.push({ field: 'domain', message: 'is not a domain of this workspace (add it with POST /v1/domains)' });
+    }
+    const targets: Array<[string, string | null | undefined]> = [
+      ['url', input.url],
+      ['fallbackUrl', input.fallbackUrl],
+      ['iosUrl', input.iosUrl],
+      ['androidUrl', input.androidUrl],
+      ...Object.entries(input.geo ?? {}).map(([country, url]): [string, string] => [`geo.${country}`, url]),
+    ];
+    for (const [field, url] of targets) {
+      if (url && (await workspaces.isShortLinkHost(new URL(url).hostname))) {
+        errors.push({ field, message: 'must not point at a short-link host of hop (it would loop)' });
+      }
+    }
+    if (input.expiresAt && input.expiresAt.getTime() <= ctx.now().getTime()) {
+      errors.push({ field: 'expiresAt', message: 'must be in the future' });
+    }
+    if (errors.length) throw invalidBody(errors);
+  }
+
+  const slugTaken = (row: Pick<LinkRow, 'domain' | 'slug'>) =>
+    new AppError('conflict', `The slug "${row.slug}" is already taken on ${row.domain}.`);
+
+  return {
+    toLink,
+
+    async create(ctx: ServiceContext, input: CreateLinkInput): Promise<Link> {
+      await checkRules(ctx, input);
+      const now = ctx.now();
+      const geo = input.geo && Object.keys(input.geo).length ? input.geo : null;
+      const row: LinkRow = {
+        id: newId('lnk'),
+        workspaceId: ctx.workspaceId,
+        domain: input.domain ?? config.defaultDomain,
+        slug: input.slug ?? '',
+        url: input.url,
+        title: input.title ?? null,
+        tags: input.tags ?? [],
+        expiresAt: input.expiresAt ?? null,
+        maxClicks: input.maxClicks ?? null,
+        fallbackUrl: input.fallbackUrl ?? null,
+        redirectStatus: input.redirectStatus ?? 302,
+        cacheMaxAge: input.cacheMaxAge ?? 0,
+        forwardQuery: input.forwardQuery ?? true,
+        iosUrl: input.iosUrl ?? null,
+        androidUrl: input.androidUrl ?? null,
+        geo,
+        clicks: 0,
+        createdAt: now,
+        updatedAt: now,
+      };
+      if (input.slug !== undefined) {
+        try {
+          await repo.insert(row);
+        } catch (err) {
+          if (isUniqueViolation(err)) throw slugTaken(row);
+          throw err;
+        }
+        return toLink(row);
+      }
+      for (let attempt = 0; attempt < SLUG_ATTEMPTS; attempt++) {
+        row.slug = randomBase62(GENERATED_SLUG_LENGTH);
+        if (isReservedSlug(row.slug)) continue;
+        try {
+          await repo.insert(row);
+          return toLink(row);
+        } catch (err) {
+          if (!isUniqueViolation(err)) throw err;
+        }
+      }
+      throw new AppError('unavailable', 'Could not find a free slug; try again or choose one.');
+    },
+
+    async get(ctx: ServiceContext, id: string): Promise<Link> {
+      const row = await repo.get(ctx.workspaceId, id);
+      if (!row) throw new AppError('not_found', 'No such link.');
+      return toLink(row);
+    },
+
+    async list(ctx: ServiceContext, query: ListLinksInput): Promise<{ data: Link[]; nextCursor: string | null }> {
+      const rows = await repo.list(ctx.workspaceId, {
+        domain: query.domain,
+        tag: query.tag,
+        q: query.q,
+        createdAfter: query.createdAfter,
+        createdBefore: query.createdBefore,
+        after: query.cursor ? decodeCursor(query.cursor) : undefined,
+        limit: query.limit + 1,
+      });
+      const page = rows.slice(0, query.limit);
+      const last = page.at(-1);
+      return { data: page.map(toLink), nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
+    },
+
+    async update(ctx: ServiceContext, id: string, patch: UpdateLinkInput): Promise<Link> {
+      const current = await repo.get(ctx.workspaceId, id);
+      if (!current) throw new AppError('not_found', 'No such link.');
+      await checkRules(ctx, patch);
+      const next: LinkRow = { ...current, updatedAt: ctx.now() };
+      for (const [key, value] of Object.entries(patch)) {
+        (next as Record<string, unknown>)[key] = value === undefined ? (current as Record<string, unknown>)[key] : value;
+      }
+      if (next.geo && Object.keys(next.geo).length === 0) next.geo = null;
+      const tagsChanged = patch.tags !== undefined && patch.tags.join('\n') !== current.tags.join('\n');
+      try {
+        if (!(await repo.update(next, tagsChanged))) throw new AppError('not_found', 'No such link.');
+      } catch (err) {
+        if (isUniqueViolation(err)) throw slugTaken(next);
+        throw err;
+      }
+      return toLink(next);
+    },
+
+    async delete(ctx: ServiceContext, id: string): Promise<void> {
+      if (!(await repo.delete(ctx.workspaceId, id))) throw new AppError('not_found', 'No such link.');
+    },
+  };
+}
+
+export type LinksService = ReturnType<typeof createLinksService>;

@@ -1,0 +1,86 @@
+/**
+ * The redirect decision: (host, slug) → one indexed read → expiry, max clicks, device and geo targeting,
+ * query forwarding and cache policy. Pure apart from that read, so it stays cheap and easy to test.
+ */
+import type { LinkRow } from '../../db/schema.ts';
+import type { LinksRepository } from '../links/links.repository.ts';
+import { SLUG_PATTERN } from '../links/links.schemas.ts';
+
+export interface RedirectRequest {
+  host: string;
+  slug: string;
+  /** The click's query string, with its leading `?`, or ''. */
+  search: string;
+  userAgent: string | undefined;
+  /** ISO alpha-2 country from the trusted geo header, if any. */
+  country: string | undefined;
+  now: Date;
+}
+
+export type RedirectOutcome =
+  | { kind: 'redirect'; status: number; location: string; cacheControl: string }
+  | { kind: 'gone' }
+  | { kind: 'not_found' };
+
+const IOS = /\b(iPhone|iPad|iPod)\b/;
+const ANDROID = /\bAndroid\b/;
+
+/** Adds the click's query parameters to the target; parameters the target already has keep its value. */
+export function mergeQuery(target: string, search: string): string {
+  if (search.length <= 1) return target;
+  const url = new URL(target);
+  for (const [key, value] of new URLSearchParams(search)) {
+    if (!url.searchParams.has(key)) url.searchParams.append(key, value);
+  }
+  return url.href;
+}
+
+export function pickTarget(link: LinkRow, userAgent: string | undefined, country: string | undefined): string {
+  if (userAgent) {
+    if (link.iosUrl && IOS.test(userAgent)) return link.iosUrl;
+    if (link.androidUrl && ANDROID.test(userAgent)) return link.androidUrl;
+  }
+  if (country && link.geo) return link.geo[country.toUpperCase()] ?? link.url;
+  return link.url;
+}
+
+/**
+ * The Cache-Control of a redirect. Links whose answer can change by click count are never cached, links that
+ * vary by device or country only privately, and no cache outlives the link's expiry.
+ */
+export function cachePolicy(link: LinkRow, now: Date): string {
+  if (link.cacheMaxAge <= 0 || link.maxClicks !== null) return 'no-store';
+  let maxAge = link.cacheMaxAge;
+  if (link.expiresAt) maxAge = Math.min(maxAge, Math.floor((link.expiresAt.getTime() - now.getTime()) / 1000));
+  if (maxAge <= 0) return 'no-store';
+  const varies = link.iosUrl !== null || link.androidUrl !== null || link.geo !== null;
+  return `${varies ? 'private' : 'public'}, max-age=${maxAge}`;
+}
+
+export function isExhausted(link: LinkRow, now: Date): boolean {
+  if (link.expiresAt && now.getTime() >= link.expiresAt.getTime()) return true;
+  return link.maxClicks !== null && link.clicks >= link.maxClicks;
+}
+
+export function createRedirectService(links: LinksRepository, defaultDomain: string) {
+  return {
+    async resolve(req: RedirectRequest): Promise<RedirectOutcome> {
+      if (!SLUG_PATTERN.test(req.slug)) return { kind: 'not_found' };
+      const link = await links.findForRedirect(req.host, defaultDomain, req.slug);
+      if (!link) return { kind: 'not_found' };
+      if (isExhausted(link, req.now)) {
+        if (!link.fallbackUrl) return { kind: 'gone' };
+        return { kind: 'redirect', status: 302, location: link.fallbackUrl, cacheControl: 'no-store' };
+      }
+      const target = pickTarget(link, req.userAgent, req.country);
+      return {
+        kind: 'redirect',
+        status: link.redirectStatus,
+        location: link.forwardQuery ? mergeQuery(target, req.search) : target,
+        cacheControl: cachePolicy(link, req.now),
+      };
+    },
+  };
+}
+
+export type RedirectService = ReturnType<typeof createRedirectService>;

@@ -1,0 +1,21 @@
+/** Field shapes several modules share: display text, timestamps and list limits. */
+import { z } from '@hono/zod-openapi';
+
+export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/** Human-readable text: trimmed, 1..max characters, no control characters. */
+export const PlainText = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .max(max, `must be at most ${max} characters`)
+    .refine((v) => !CONTROL_CHARS.test(v), 'must not contain control characters');
+
+/** An ISO-8601 date-time with an explicit offset (`Z` or `+02:00`), parsed to a Date. */
+export const IsoDateTime = z
+  .iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone, e.g. 2027-01-31T12:00:00Z' })
+  .transform((v) => new Date(v))
+  .openapi({ type: 'string', format: 'date-time' });
+
+export const Timestamp = z.string().openapi({ format: 'date-time', example: '2026-11-21T12:00:00.000Z' });

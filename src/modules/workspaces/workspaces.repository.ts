@@ -1,0 +1,95 @@
+/** drizzle queries for workspaces, API keys and domains. Every query of a tenant's data is bound to its workspace. */
+import { and, count, desc, eq, isNull, sql } from 'drizzle-orm';
+import { apiKeys, domains, links, workspaces, type ApiKeyRow, type DomainRow, type WorkspaceRow } from '../../db/schema.ts';
+import type { Orm } from '../../platform/db/client.ts';
+
+export type NewApiKey = Omit<ApiKeyRow, 'revokedAt'>;
+
+export function createWorkspacesRepository(orm: Orm) {
+  const activeKeyByHash = orm
+    .select({ id: apiKeys.id, workspaceId: apiKeys.workspaceId, scopes: apiKeys.scopes })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.hash, sql.placeholder('hash')), isNull(apiKeys.revokedAt)))
+    .prepare();
+
+  return {
+    async insertWorkspaceWithKey(workspace: WorkspaceRow, key: NewApiKey): Promise<void> {
+      await orm.batch([orm.insert(workspaces).values(workspace), orm.insert(apiKeys).values(key)]);
+    },
+
+    async getWorkspace(id: string): Promise<WorkspaceRow | undefined> {
+      return orm.query.workspaces.findFirst({ where: eq(workspaces.id, id) });
+    },
+
+    async countWorkspaces(): Promise<number> {
+      const [row] = await orm.select({ n: count() }).from(workspaces);
+      return row?.n ?? 0;
+    },
+
+    async insertKey(key: NewApiKey): Promise<void> {
+      await orm.insert(apiKeys).values(key);
+    },
+
+    async listActiveKeys(workspaceId: string): Promise<ApiKeyRow[]> {
+      return orm
+        .select()
+        .from(apiKeys)
+        .where(and(eq(apiKeys.workspaceId, workspaceId), isNull(apiKeys.revokedAt)))
+        .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id));
+    },
+
+    /** Marks a key revoked; returns false when it does not exist in this workspace or is already revoked. */
+    async revokeKey(workspaceId: string, id: string, at: Date): Promise<boolean> {
+      const rows = await orm
+        .update(apiKeys)
+        .set({ revokedAt: at })
+        .where(and(eq(apiKeys.id, id), eq(apiKeys.workspaceId, workspaceId), isNull(apiKeys.revokedAt)))
+        .returning({ id: apiKeys.id });
+      return rows.length > 0;
+    },
+
+    async findActiveKeyByHash(hash: string) {
+      const [row] = await activeKeyByHash.all({ hash });
+      return row;
+    },
+
+    async insertDomain(domain: DomainRow): Promise<void> {
+      await orm.insert(domains).values(domain);
+    },
+
+    async listDomains(workspaceId: string): Promise<DomainRow[]> {
+      return orm
+        .select()
+        .from(domains)
+        .where(eq(domains.workspaceId, workspaceId))
+        .orderBy(desc(domains.createdAt), desc(domains.id));
+    },
+
+    async getDomain(workspaceId: string, id: string): Promise<DomainRow | undefined> {
+      const [row] = await orm
+        .select()
+        .from(domains)
+        .where(and(eq(domains.id, id), eq(domains.workspaceId, workspaceId)));
+      return row;
+    },
+
+    async findDomainByHostname(hostname: string): Promise<DomainRow | undefined> {
+      const [row] = await orm.select().from(domains).where(eq(domains.hostname, hostname));
+      return row;
+    },
+
+    async countLinksOnDomain(workspaceId: string, hostname: string): Promise<number> {
+      const [row] = await orm
+        .select({ n: count() })
+        .from(links)
+        .where(and(eq(links.workspaceId, workspaceId), eq(links.domain, hostname)));
+      return row?.n ?? 0;
+    },
+
+    async deleteDomain(workspaceId: string, id: string): Promise<void> {
+      await orm.delete(domains).where(and(eq(domains.id, id), eq(domains.workspaceId, workspaceId)));
+    },
+  };
+}
+
+export type WorkspacesRepository = ReturnType<typeof createWorkspacesRepository>;

@@ -1,0 +1,138 @@
+/**
+ * Business rules of tenants: creating workspaces with their first admin key, issuing, listing, revoking and
+ * authenticating API keys, and the short-link domains a workspace owns.
+ */
+import type { Config } from '../../config.ts';
+import type { ApiKeyRow, DomainRow, WorkspaceRow } from '../../db/schema.ts';
+import { AppError, invalidBody } from '../../errors.ts';
+import type { Principal, Scope } from '../../http/env.ts';
+import { isUniqueViolation } from '../../platform/db/client.ts';
+import { newApiKey, newId, sha256Hex, API_KEY_PATTERN } from '../../platform/crypto.ts';
+import type { ServiceContext } from '../context.ts';
+import type { WorkspacesRepository } from './workspaces.repository.ts';
+import type {
+  ApiKey,
+  CreateApiKeyInput,
+  CreateDomainInput,
+  CreatedApiKey,
+  CreateWorkspaceInput,
+  Domain,
+  Workspace,
+} from './workspaces.schemas.ts';
+
+const KEY_PREFIX_LENGTH = 12;
+
+const toWorkspace = (w: WorkspaceRow): Workspace => ({ id: w.id, name: w.name, createdAt: w.createdAt.toISOString() });
+const toApiKey = (k: ApiKeyRow | Omit<ApiKeyRow, 'revokedAt'>): ApiKey => ({
+  id: k.id,
+  name: k.name,
+  prefix: k.prefix,
+  scopes: k.scopes as Scope[],
+  createdAt: k.createdAt.toISOString(),
+});
+const toDomain = (d: DomainRow): Domain => ({ id: d.id, hostname: d.hostname, createdAt: d.createdAt.toISOString() });
+
+async function mintKey(workspaceId: string, name: string, scopes: readonly Scope[], now: Date) {
+  const key = newApiKey();
+  const row = {
+    id: newId('key'),
+    workspaceId,
+    name,
+    prefix: key.slice(0, KEY_PREFIX_LENGTH),
+    hash: await sha256Hex(key),
+    scopes: [...scopes],
+    createdAt: now,
+  };
+  return { row, created: { ...toApiKey(row), key } satisfies CreatedApiKey };
+}
+
+export function createWorkspacesService(repo: WorkspacesRepository, config: Config) {
+  return {
+    /** Creates a workspace and its first key with the `workspace:admin` scope. */
+    async createWorkspace(input: CreateWorkspaceInput, now: Date) {
+      const workspace: WorkspaceRow = { id: newId('ws'), name: input.name, createdAt: now };
+      const { row, created } = await mintKey(workspace.id, 'admin', ['workspace:admin'], now);
+      await repo.insertWorkspaceWithKey(workspace, row);
+      return { ...toWorkspace(workspace), apiKey: created };
+    },
+
+    /** On an empty database, creates the `default` workspace; otherwise does nothing and returns null. */
+    async bootstrapDefaultWorkspace(now: Date) {
+      if ((await repo.countWorkspaces()) > 0) return null;
+      return this.createWorkspace({ name: 'default' }, now);
+    },
+
+    async getWorkspace(ctx: ServiceContext): Promise<Workspace> {
+      const row = await repo.getWorkspace(ctx.workspaceId);
+      if (!row) throw new AppError('not_found', 'No such workspace.');
+      return toWorkspace(row);
+    },
+
+    async createKey(ctx: ServiceContext, input: CreateApiKeyInput): Promise<CreatedApiKey> {
+      const { row, created } = await mintKey(ctx.workspaceId, input.name, input.scopes, ctx.now());
+      await repo.insertKey(row);
+      return created;
+    },
+
+    async listKeys(ctx: ServiceContext): Promise<ApiKey[]> {
+      return (await repo.listActiveKeys(ctx.workspaceId)).map(toApiKey);
+    },
+
+    async revokeKey(ctx: ServiceContext, id: string): Promise<void> {
+      if (!(await repo.revokeKey(ctx.workspaceId, id, ctx.now()))) {
+        throw new AppError('not_found', 'No such API key.');
+      }
+    },
+
+    /** The principal behind a bearer token, or null when the token is malformed, unknown or revoked. */
+    async authenticate(token: string): Promise<Principal | null> {
+      if (!API_KEY_PATTERN.test(token)) return null;
+      const row = await repo.findActiveKeyByHash(await sha256Hex(token));
+      if (!row) return null;
+      return { workspaceId: row.workspaceId, keyId: row.id, scopes: row.scopes as Scope[] };
+    },
+
+    async createDomain(ctx: ServiceContext, input: CreateDomainInput): Promise<Domain> {
+      if (input.hostname === config.defaultDomain) {
+        throw invalidBody([{ field: 'hostname', message: 'is the default domain, which every workspace has' }]);
+      }
+      const row: DomainRow = { id: newId('dom'), workspaceId: ctx.workspaceId, hostname: input.hostname, createdAt: ctx.now() };
+      try {
+        await repo.insertDomain(row);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new AppError('conflict', `The hostname ${input.hostname} is already registered.`);
+        throw err;
+      }
+      return toDomain(row);
+    },
+
+    async listDomains(ctx: ServiceContext): Promise<Domain[]> {
+      return (await repo.listDomains(ctx.workspaceId)).map(toDomain);
+    },
+
+    async deleteDomain(ctx: ServiceContext, id: string): Promise<void> {
+      const domain = await repo.getDomain(ctx.workspaceId, id);
+      if (!domain) throw new AppError('not_found', 'No such domain.');
+      const inUse = await repo.countLinksOnDomain(ctx.workspaceId, domain.hostname);
+      if (inUse > 0) {
+        throw new AppError('conflict', `${inUse} link(s) still use ${domain.hostname}; delete or move them first.`);
+      }
+      await repo.deleteDomain(ctx.workspaceId, id);
+    },
+
+    /** Whether `hostname` may carry this workspace's links: the default domain or one it owns. */
+    async workspaceOwnsDomain(ctx: ServiceContext, hostname: string): Promise<boolean> {
+      if (hostname === config.defaultDomain) return true;
+      const domain = await repo.findDomainByHostname(hostname);
+      return domain?.workspaceId === ctx.workspaceId;
+    },
+
+    /** Whether `hostname` is one of hop's own short-link hosts (a redirect there could loop). */
+    async isShortLinkHost(hostname: string): Promise<boolean> {
+      if (hostname === config.defaultDomain) return true;
+      return (await repo.findDomainByHostname(hostname)) !== undefined;
+    },
+  };
+}
+
+export type WorkspacesService = ReturnType<typeof createWorkspacesService>;

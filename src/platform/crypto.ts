@@ -1,0 +1,49 @@
+/**
+ * Ids, secrets and hashes from Web Crypto only: time-ordered ids (UUIDv7), API keys and slugs drawn from
+ * `crypto.getRandomValues`, SHA-256 digests, and a constant-time comparison.
+ */
+import { uuidv7 } from 'uuidv7';
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** A time-ordered opaque id such as `lnk_0193d1b8e7c47a5e9d0a4f4c2b3e8f10`. */
+export function newId(prefix: string): string {
+  return `${prefix}_${uuidv7().replaceAll('-', '')}`;
+}
+
+/**
+ * `length` characters of base62, each drawn uniformly from a cryptographic source
+ * (rejection sampling: bytes >= 248 are discarded so that no character is more likely than another).
+ */
+export function randomBase62(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    const bytes = crypto.getRandomValues(new Uint8Array(length * 2));
+    for (const b of bytes) {
+      if (b < 248) out += BASE62[b % 62];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+/** 43 base62 characters carry 256 bits, the 32 random bytes PRODUCT.md asks of an API key. */
+export const API_KEY_RANDOM_LENGTH = 43;
+export const API_KEY_PATTERN = /^hop_[0-9A-Za-z]{43}$/;
+
+export function newApiKey(): string {
+  return `hop_${randomBase62(API_KEY_RANDOM_LENGTH)}`;
+}
+
+export async function sha256Hex(input: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(input));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Compares two secrets without leaking where they differ (both are hashed first, so lengths match). */
+export async function timingSafeEqual(a: string, b: string): Promise<boolean> {
+  const [ha, hb] = await Promise.all([sha256Hex(a), sha256Hex(b)]);
+  let diff = 0;
+  for (let i = 0; i < ha.length; i++) diff |= ha.charCodeAt(i) ^ hb.charCodeAt(i);
+  return diff === 0;
+}

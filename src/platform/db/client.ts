@@ -1,0 +1,47 @@
+/**
+ * The database port: a drizzle instance over a libSQL client, plus a readiness ping with a deadline.
+ * The client itself is created by the runtime entry (file, sqld or Turso) and handed in here.
+ */
+import type { Client } from '@libsql/client';
+import { drizzle, type LibSQLDatabase } from 'drizzle-orm/libsql';
+import * as schema from '../../db/schema.ts';
+
+export type Orm = LibSQLDatabase<typeof schema>;
+
+export interface Database {
+  orm: Orm;
+  client: Client;
+  /** Resolves when the database answers `select 1` within `timeoutMs`; rejects otherwise. */
+  ping(timeoutMs: number): Promise<void>;
+  close(): void;
+}
+
+export function createDatabase(client: Client): Database {
+  return {
+    orm: drizzle(client, { schema }),
+    client,
+    async ping(timeoutMs) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
+      });
+      try {
+        await Promise.race([client.execute('select 1'), deadline]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    close: () => client.close(),
+  };
+}
+
+/** True when a libSQL error is a unique-constraint violation (a duplicate slug, hostname, key...). */
+export function isUniqueViolation(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    const message = (e as { message?: unknown }).message;
+    if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return true;
+    if (typeof message === 'string' && /UNIQUE constraint failed/.test(message)) return true;
+  }
+  return false;
+}

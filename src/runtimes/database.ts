@@ -1,0 +1,34 @@
+/**
+ * Opens hop's database on Node and Bun: a libSQL client for `file:` (embedded), `http(s)://` or `libsql://`
+ * (sqld, Turso), and drizzle's migrator over the SQL files in migrations/.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createClient } from '@libsql/client';
+import { migrate } from 'drizzle-orm/libsql/migrator';
+import type { Config } from '../config.ts';
+import { createDatabase, type Database } from '../platform/db/client.ts';
+
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
+
+export const isEmbedded = (url: string) => url.startsWith('file:');
+
+export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'databaseAuthToken'>): Promise<Database> {
+  const url = config.databaseUrl;
+  if (isEmbedded(url)) {
+    const path = url.slice('file:'.length).split('?')[0]!;
+    if (path && path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+  }
+  const client = createClient({ url, authToken: config.databaseAuthToken });
+  if (isEmbedded(url)) {
+    // WAL lets readers proceed while a write commits; the setting is stored in the file.
+    await client.execute('pragma journal_mode = wal');
+    await client.execute('pragma busy_timeout = 5000');
+  }
+  return createDatabase(client);
+}
+
+export async function migrateDatabase(db: Database): Promise<void> {
+  await migrate(db.orm, { migrationsFolder: MIGRATIONS_FOLDER });
+}

@@ -1,0 +1,23 @@
+/** Composition of repositories and services over one database: shared by createApp and the CLI. */
+import type { Config } from './config.ts';
+import { createIdempotencyRepository } from './modules/idempotency/idempotency.repository.ts';
+import { createIdempotencyService } from './modules/idempotency/idempotency.service.ts';
+import { createLinksRepository } from './modules/links/links.repository.ts';
+import { createLinksService } from './modules/links/links.service.ts';
+import { createRedirectService } from './modules/redirect/redirect.service.ts';
+import { createWorkspacesRepository } from './modules/workspaces/workspaces.repository.ts';
+import { createWorkspacesService } from './modules/workspaces/workspaces.service.ts';
+import type { Orm } from './platform/db/client.ts';
+
+export function createServices(orm: Orm, config: Config) {
+  const workspaces = createWorkspacesService(createWorkspacesRepository(orm), config);
+  const linksRepository = createLinksRepository(orm);
+  return {
+    workspaces,
+    links: createLinksService(linksRepository, workspaces, config),
+    redirect: createRedirectService(linksRepository, config.defaultDomain),
+    idempotency: createIdempotencyService(createIdempotencyRepository(orm)),
+  };
+}
+
+export type Services = ReturnType<typeof createServices>;
