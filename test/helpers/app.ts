@@ -1,0 +1,116 @@
+/**
+ * Builds hop for integration tests the way the Node entry does: a real libSQL file in a temp directory, migrated by
+ * the real migrations, and createApp. Returns helpers to call it as a client would.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import type { Scope } from '../../src/http/env.ts';
+import type { Database } from '../../src/platform/db/client.ts';
+import { createLogger } from '../../src/platform/logger.ts';
+import { migrateDatabase, openDatabase } from '../../src/runtimes/database.ts';
+import { createServices } from '../../src/services.ts';
+
+export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdef';
+
+export interface TestApp {
+  app: ReturnType<typeof createApp>;
+  db: Database;
+  config: Config;
+  /** The admin key of the workspace created for the test. */
+  adminKey: string;
+  workspaceId: string;
+  /** Log lines written by the app. */
+  logs: string[];
+  clock: { now: Date };
+  request(path: string, init?: RequestInit & { key?: string | null; json?: unknown }): Promise<Response>;
+  createWorkspace(name?: string): Promise<{ id: string; adminKey: string }>;
+  createKey(scopes: Scope[], key?: string): Promise<{ id: string; key: string }>;
+  count(table: string): Promise<number>;
+  close(): void;
+}
+
+export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const dir = mkdtempSync(join(tmpdir(), 'hop-test-'));
+  const config = loadConfig({
+    HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`,
+    HOP_ADMIN_TOKEN: ADMIN_TOKEN,
+    HOP_LOG_LEVEL: 'warn',
+    ...env,
+  });
+  const db = await openDatabase(config);
+  await migrateDatabase(db);
+  const logs: string[] = [];
+  const clock = { now: new Date() };
+  const logger = createLogger({ level: config.logLevel, write: (line) => logs.push(line) });
+  const app = createApp({ config, db, logger, now: () => new Date(clock.now) });
+  const services = createServices(db.orm, config);
+
+  async function request(path: string, init: RequestInit & { key?: string | null; json?: unknown } = {}) {
+    const { key, json, ...rest } = init;
+    const headers = new Headers(rest.headers);
+    const k = key === undefined ? created.apiKey.key : key;
+    if (k !== null && !headers.has('authorization')) headers.set('authorization', `Bearer ${k}`);
+    if (json !== undefined) {
+      headers.set('content-type', 'application/json');
+      rest.body = JSON.stringify(json);
+    }
+    return app.request(path, { ...rest, headers });
+  }
+
+  const created = await services.workspaces.createWorkspace({ name: 'test' }, new Date());
+
+  return {
+    app,
+    db,
+    config,
+    adminKey: created.apiKey.key,
+    workspaceId: created.id,
+    logs,
+    clock,
+    request,
+    async createWorkspace(name = 'other') {
+      const w = await services.workspaces.createWorkspace({ name }, new Date());
+      return { id: w.id, adminKey: w.apiKey.key };
+    },
+    async createKey(scopes, key = created.apiKey.key) {
+      const res = await request('/v1/keys', { method: 'POST', key, json: { name: scopes.join(' '), scopes } });
+      if (res.status !== 201) throw new Error(`createKey: ${res.status} ${await res.text()}`);
+      const body = (await res.json()) as { id: string; key: string };
+      return { id: body.id, key: body.key };
+    },
+    async count(table) {
+      const rs = await db.client.execute(`select count(*) as n from ${table}`);
+      return Number(rs.rows[0]!.n);
+    },
+    close() {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Asserts the shape every error answer must have, and returns the problem document. */
+export async function expectProblem(res: Response, status: number, type?: string) {
+  const text = await res.text();
+  if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${text}`);
+  if (!res.headers.get('content-type')?.startsWith('application/problem+json')) {
+    throw new Error(`expected problem+json, got ${res.headers.get('content-type')}: ${text}`);
+  }
+  const body = JSON.parse(text) as {
+    type: string;
+    title: string;
+    status: number;
+    detail: string;
+    instance: string;
+    errors?: Array<{ in: string; field: string; message: string }>;
+  };
+  if (body.status !== status || !body.type.startsWith('urn:hop:problem:') || !body.title || !body.instance) {
+    throw new Error(`malformed problem document: ${text}`);
+  }
+  if (type && body.type !== `urn:hop:problem:${type}`) throw new Error(`expected type ${type}, got ${body.type}`);
+  if (/at .*\.ts:\d+|SQLITE|stack/i.test(text)) throw new Error(`problem leaks internals: ${text}`);
+  return body;
+}

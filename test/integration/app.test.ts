@@ -1,0 +1,144 @@
+// App-wide behaviour: probes, OpenAPI and docs, request ids, headers, logs, 404s, and no 500 for any outside input.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.ts';
+import { createLogger } from '../../src/platform/logger.ts';
+import { createTestApp, expectProblem, type TestApp } from '../helpers/app.ts';
+
+let t: TestApp;
+beforeEach(async () => {
+  t = await createTestApp({ HOP_LOG_LEVEL: 'info' });
+});
+afterEach(() => t.close());
+
+describe('health probes', () => {
+  it('answers /livez and /readyz when the database answers', async () => {
+    expect(await (await t.request('/livez', { key: null })).json()).toEqual({ status: 'ok' });
+    const ready = await t.request('/readyz', { key: null });
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { database: 'ok' } });
+  });
+
+  it('answers /readyz 503 when the database does not answer within the deadline', async () => {
+    const app = createApp({
+      config: t.config,
+      db: { ...t.db, ping: (ms) => new Promise((_, reject) => setTimeout(() => reject(new Error('slow')), ms)) },
+      logger: createLogger({ level: 'silent' }),
+    });
+    const res = await app.request('/readyz');
+    const problem = await expectProblem(res, 503, 'unavailable');
+    expect(problem.detail).toContain('database');
+    expect((await app.request('/livez')).status).toBe(200);
+  });
+
+  it('answers /readyz 503 while draining', async () => {
+    const app = createApp({ config: t.config, db: t.db, logger: createLogger({ level: 'silent' }), draining: () => true });
+    await expectProblem(await app.request('/readyz'), 503, 'unavailable');
+  });
+});
+
+describe('OpenAPI and docs', () => {
+  it('publishes an OpenAPI 3.1 document naming every route of the contract', async () => {
+    const doc = (await (await t.request('/openapi.json', { key: null })).json()) as {
+      openapi: string;
+      paths: Record<string, Record<string, unknown>>;
+      components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> };
+    };
+    expect(doc.openapi).toBe('3.1.0');
+    const ops = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`));
+    expect(ops.sort()).toEqual(
+      [
+        'POST /v1/workspaces', 'GET /v1/workspace', 'POST /v1/keys', 'GET /v1/keys', 'DELETE /v1/keys/{id}',
+        'POST /v1/domains', 'GET /v1/domains', 'DELETE /v1/domains/{id}', 'POST /v1/links', 'GET /v1/links',
+        'GET /v1/links/{id}', 'PATCH /v1/links/{id}', 'DELETE /v1/links/{id}',
+      ].sort(),
+    );
+    for (const name of ['Link', 'CreateLink', 'UpdateLink', 'LinkList', 'Problem', 'CreatedWorkspace', 'Domain']) {
+      expect(doc.components.schemas).toHaveProperty(name);
+    }
+    expect(doc.components.securitySchemes).toHaveProperty('bearerAuth');
+    const createLink = doc.components.schemas.CreateLink as { additionalProperties?: boolean; required?: string[] };
+    expect(createLink.additionalProperties).toBe(false);
+    expect(createLink.required).toEqual(['url']);
+  });
+
+  it('serves an interactive reference at /docs', async () => {
+    const res = await t.request('/docs', { key: null });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/html');
+    expect(await res.text()).toContain('/openapi.json');
+  });
+});
+
+describe('every response', () => {
+  it('carries a request id, echoing a well-formed incoming one and replacing a bad one', async () => {
+    const own = await t.request('/livez', { key: null, headers: { 'x-request-id': 'abc-123' } });
+    expect(own.headers.get('x-request-id')).toBe('abc-123');
+    const bad = await t.request('/livez', { key: null, headers: { 'x-request-id': 'no spaces <script>' } });
+    expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const problem = await expectProblem(await t.request('/nope/deeper', { key: null, headers: { 'x-request-id': 'trace-9' } }), 404);
+    expect(problem.instance).toBe('trace-9');
+  });
+
+  it('carries security headers', async () => {
+    const res = await t.request('/v1/workspace');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('strict-transport-security')).toContain('max-age');
+    expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+  });
+
+  it('writes one JSON log line per request with its id, status and duration', async () => {
+    await t.request('/livez', { key: null, headers: { 'x-request-id': 'log-me' } });
+    const lines = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === 'log-me');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 'info', msg: 'request', method: 'GET', path: '/livez', status: 200 });
+    expect(typeof lines[0]!.durationMs).toBe('number');
+  });
+
+  it('samples request logs but always logs server errors, without leaking them to the client', async () => {
+    const sampled = await createTestApp({ HOP_LOG_LEVEL: 'info', HOP_LOG_SAMPLE_RATE: '0' });
+    try {
+      await sampled.request('/livez', { key: null });
+      expect(sampled.logs).toHaveLength(0);
+      sampled.db.client.close();
+      const res = await sampled.request('/v1/workspace', { headers: { 'x-request-id': 'boom' } });
+      const problem = await expectProblem(res, 500, 'internal');
+      expect(problem.detail).not.toMatch(/closed|sql|libsql/i);
+      const errors = sampled.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === 'error');
+      expect(errors.some((l) => l.requestId === 'boom' && typeof l.stack === 'string')).toBe(true);
+      expect(errors.some((l) => l.msg === 'request' && l.status === 500)).toBe(true);
+    } finally {
+      sampled.close();
+    }
+  });
+
+  it('answers unknown paths and methods with problem+json 404', async () => {
+    await expectProblem(await t.request('/no/such/path', { key: null }), 404, 'not-found');
+    await expectProblem(await t.request('/v1/nothing-here'), 404, 'not-found');
+    await expectProblem(await t.request('/v1/links', { method: 'PUT', json: {} }), 404, 'not-found');
+  });
+});
+
+describe('no input from outside yields a 500', () => {
+  const bodies = ['null', '[]', '"text"', '42', '{"url":null}', '{"url":["https://a.example"]}', '{"url":{"$gt":""}}',
+    `{"url":"https://example.com/","tags":${'['.repeat(500)}${']'.repeat(500)}}`, '{"__proto__":{"admin":true},"url":"https://example.com/"}',
+    '{"url":"https://example.com/","expiresAt":"2999-99-99T00:00:00Z"}', '{"url":"https://exa mple.com"}',
+    '{"url":"https://example.com/","maxClicks":1e400}', '{"url":"https://example.com/","geo":{"constructor":"x"}}',
+    '\u0000'];
+
+  it.each(bodies)('POST /v1/links with %s', async (body) => {
+    const res = await t.request('/v1/links', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    await expectProblem(res, res.status);
+    expect(await t.count('links')).toBe(0);
+  });
+
+  it.each([
+    '/%E0%A4%A', '/%00', '/a%2F..%2F..%2Fetc', `/${'x'.repeat(5000)}`, '/v1/links/%ZZ', '/v1/links?limit=1e999',
+    '/v1/links?limit=-1', '/v1/links?cursor=%00', '/v1/links?createdAfter=yesterday', `/v1/links?q=${'%25'.repeat(300)}`,
+    '/v1/links/lnk_%27%20or%201=1--', '/v1/keys/..%2F..%2F', '/😀', '/v1/links?tag=',
+  ])('GET %s', async (path) => {
+    const res = await t.request(path);
+    expect(res.status, await res.clone().text()).toBeLessThan(500);
+  });
+});
