@@ -54,7 +54,7 @@ describe('README walkthrough against `npm start`', () => {
     expect(stdout).toMatch(/"data":\[\{"id":"lnk_[0-9a-f]{32}"/);
     expect(stdout).toMatch(/"url":"https:\/\/example\.org\/new-home","title":null[^\n]*"redirectStatus":301/);
     expect(stdout).toMatch(/HTTP\/1\.1 301 Moved Permanently[\s\S]*?location: https:\/\/example\.org\/new-home/i);
-    expect(stdout).toMatch(/"key":"hop_[0-9A-Za-z]{43}"[^\n]*|"scopes":\["links:read"\]/);
+    expect(stdout).toMatch(/"name":"dashboard".*"scopes":\["links:read"\].*"key":"hop_[0-9A-Za-z]{43}"/);
     expect(stdout).toContain('"type":"urn:hop:problem:validation"');
     expect(stdout).toMatch(/"field":"url","message":"must use http or https".*"field":"slug","message":"is reserved"/);
     // curl -s prints JSON without a trailing newline, so the status code follows the previous answer directly.
