@@ -4,6 +4,7 @@
  * the same environment variables as the server (see README), validated by the same schema.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { prettifyError, ZodError } from 'zod';
 import { loadConfig, ConfigError, type Config } from '../config.ts';
 import { AppError, errorCodes } from '../errors.ts';
 import { scopes as allScopes, type Scope } from '../http/env.ts';
@@ -132,7 +133,7 @@ try {
 } catch (err) {
   if (err instanceof ConfigError) console.error(err.message);
   else if (err instanceof AppError) console.error(`hop: ${errorCodes[err.code].title} ${err.message}`);
-  else if (err instanceof Error && err.name === 'ZodError') console.error(`hop: invalid input: ${err.message}`);
+  else if (err instanceof ZodError) console.error(`hop: invalid input:\n${prettifyError(err)}`);
   else throw err;
   process.exitCode = 1;
 }
