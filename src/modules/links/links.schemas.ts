@@ -36,7 +36,13 @@ export const TargetUrl = z
     }
     if (!url.hostname) ctx.addIssue({ code: 'custom', message: 'must have a host' });
   })
-  .transform((value) => new URL(value).href)
+  .transform((value, ctx) => {
+    // Normalising percent-encodes non-ASCII characters, which can make the stored URL longer than the input.
+    const href = new URL(value).href;
+    if (href.length <= MAX_URL_LENGTH) return href;
+    ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_URL_LENGTH} characters once normalised` });
+    return z.NEVER;
+  })
   .openapi({ type: 'string', format: 'uri', example: 'https://example.com/launch?utm_source=hop' });
 
 export const SlugSchema = z
