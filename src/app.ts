@@ -50,7 +50,8 @@ export function createApp(deps: AppDeps) {
     }),
   );
   app.use(requestLog(logger, config.logSampleRate));
-  app.use(secureHeaders());
+  // Browsers' default referrer policy, not no-referrer: destinations of a short link may see where clicks came from.
+  app.use(secureHeaders({ referrerPolicy: 'strict-origin-when-cross-origin' }));
   app.use(
     '/v1/*',
     bodyLimit({

@@ -4,12 +4,19 @@
  */
 import * as z from 'zod';
 
-const positiveInt = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A decimal integer in [min, max]; `0x50` or `1e3` are refused rather than silently read. */
+const positiveInt = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a decimal integer')
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
 
 const baseUrl = z
   .url({ protocol: /^https?$/ })
   .refine((value) => {
-    const u = new URL(value);
+    const u = URL.parse(value);
+    if (!u) return false;
     return (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash && !u.username && !u.password;
   }, 'must be an http(s) origin without path, query or credentials')
   .transform((value) => new URL(value).origin);
@@ -25,7 +32,11 @@ export const configSchema = z.object({
   HOP_BASE_URL: baseUrl.optional(),
   HOP_ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   HOP_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-  HOP_LOG_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(1),
+  HOP_LOG_SAMPLE_RATE: z
+    .string()
+    .regex(/^(0|1|0?\.\d+|1\.0*)$/, 'must be a number from 0 to 1')
+    .transform(Number)
+    .default(1),
   HOP_BODY_LIMIT_BYTES: positiveInt(1024, 64 * 1024 * 1024).default(1024 * 1024),
   HOP_GEO_HEADER: z
     .string()

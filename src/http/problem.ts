@@ -34,7 +34,11 @@ export function problemBody(err: AppError, requestId: string): Problem {
 }
 
 export function problemResponse(err: AppError, requestId: string, method = 'GET'): Response {
-  const headers = new Headers({ 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store' });
+  const headers = new Headers({
+    'content-type': PROBLEM_CONTENT_TYPE,
+    'cache-control': 'no-store',
+    'x-request-id': requestId,
+  });
   for (const [k, v] of Object.entries(err.headers ?? {})) headers.set(k, v);
   const body = method === 'HEAD' ? null : JSON.stringify(problemBody(err, requestId));
   return new Response(body, { status: err.status, headers });
@@ -76,6 +80,13 @@ export function errorHandler(logger: Logger) {
   };
 }
 
+/** zod's message, made plainer where its default says little (a missing field, a record key). */
+function messageOf(issue: ZodError['issues'][number]): string {
+  if (issue.code === 'invalid_type' && /received undefined$/.test(issue.message)) return 'is required';
+  if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
+  return issue.message;
+}
+
 const locations = { json: 'body', query: 'query', param: 'path', header: 'header' } as const;
 
 /** Names each invalid field of a zod failure, including unknown or read-only fields. */
@@ -91,7 +102,7 @@ export function fieldErrors(error: ZodError, target: string, readOnly: ReadonlyS
       }
       continue;
     }
-    out.push({ in: where, field: base.join('.') || '(root)', message: issue.message });
+    out.push({ in: where, field: base.join('.') || '(root)', message: messageOf(issue) });
   }
   return out;
 }

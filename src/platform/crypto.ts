@@ -18,7 +18,8 @@ export function newId(prefix: string): string {
 export function randomBase62(length: number): string {
   let out = '';
   while (out.length < length) {
-    const bytes = crypto.getRandomValues(new Uint8Array(length * 2));
+    // getRandomValues fills at most 64 KiB per call.
+    const bytes = crypto.getRandomValues(new Uint8Array(Math.min(length * 2, 65536)));
     for (const b of bytes) {
       if (b < 248) out += BASE62[b % 62];
       if (out.length === length) break;

@@ -81,16 +81,19 @@ export function createLinksRepository(orm: Orm) {
         .limit(f.limit);
     },
 
-    /** Writes the new version of a link; its tag rows are replaced when the tags changed. */
-    async update(next: LinkRow, tagsChanged: boolean): Promise<boolean> {
+    /**
+     * Writes only the changed columns (never `clicks`, which the click consumer owns); when `changes.tags` is
+     * given, the link's tag rows are replaced in the same batch.
+     */
+    async update(workspaceId: string, id: string, changes: Partial<LinkRow>): Promise<boolean> {
       const update = orm
         .update(links)
-        .set(next)
-        .where(and(eq(links.id, next.id), eq(links.workspaceId, next.workspaceId)))
+        .set(changes)
+        .where(and(eq(links.id, id), eq(links.workspaceId, workspaceId)))
         .returning({ id: links.id });
-      if (!tagsChanged) return (await update).length > 0;
-      const tags = tagRows(next);
-      const del = orm.delete(linkTags).where(eq(linkTags.linkId, next.id));
+      if (!changes.tags) return (await update).length > 0;
+      const tags = tagRows({ id, workspaceId, tags: changes.tags });
+      const del = orm.delete(linkTags).where(eq(linkTags.linkId, id));
       const results = tags.length
         ? await orm.batch([update, del, orm.insert(linkTags).values(tags)])
         : await orm.batch([update, del]);

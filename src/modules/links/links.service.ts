@@ -179,14 +179,15 @@ export function createLinksService(repo: LinksRepository, workspaces: Workspaces
       const current = await repo.get(ctx.workspaceId, id);
       if (!current) throw new AppError('not_found', 'No such link.');
       await checkRules(ctx, patch);
-      const next: LinkRow = { ...current, updatedAt: ctx.now() };
+      const changes: Partial<LinkRow> = { updatedAt: ctx.now() };
       for (const [key, value] of Object.entries(patch)) {
-        (next as Record<string, unknown>)[key] = value === undefined ? (current as Record<string, unknown>)[key] : value;
+        if (value !== undefined) (changes as Record<string, unknown>)[key] = value;
       }
-      if (next.geo && Object.keys(next.geo).length === 0) next.geo = null;
-      const tagsChanged = patch.tags !== undefined && patch.tags.join('\n') !== current.tags.join('\n');
+      if (changes.geo && Object.keys(changes.geo).length === 0) changes.geo = null;
+      if (changes.tags && changes.tags.join('\n') === current.tags.join('\n')) delete changes.tags;
+      const next: LinkRow = { ...current, ...changes };
       try {
-        if (!(await repo.update(next, tagsChanged))) throw new AppError('not_found', 'No such link.');
+        if (!(await repo.update(ctx.workspaceId, id, changes))) throw new AppError('not_found', 'No such link.');
       } catch (err) {
         if (isUniqueViolation(err)) throw slugTaken(next);
         throw err;

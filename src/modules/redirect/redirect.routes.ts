@@ -5,6 +5,7 @@
 import { Hono } from 'hono';
 import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../../http/env.ts';
+import { canonicalHost } from '../workspaces/workspaces.service.ts';
 import type { RedirectService } from './redirect.service.ts';
 
 const page = (status: number, title: string, text: string) =>
@@ -14,7 +15,7 @@ const page = (status: number, title: string, text: string) =>
 
 const pages = {
   not_found: { status: 404, title: 'Link not found', text: 'There is no short link at this address.' },
-  gone: { status: 410, title: 'Link no longer available', text: 'This short link has expired.' },
+  gone: { status: 410, title: 'Link no longer available', text: 'This short link has expired or reached its click limit.' },
 } as const;
 
 const prefersHtml = (accept: string | undefined) =>
@@ -25,7 +26,7 @@ export function redirectRoutes(service: RedirectService, geoHeader: string, now:
     const req = c.req.raw;
     const url = new URL(req.url);
     const outcome = await service.resolve({
-      host: url.hostname,
+      host: canonicalHost(url.hostname),
       slug: c.req.param('slug'),
       search: url.search,
       userAgent: req.headers.get('user-agent') ?? undefined,

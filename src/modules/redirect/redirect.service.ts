@@ -25,13 +25,21 @@ export type RedirectOutcome =
 const IOS = /\b(iPhone|iPad|iPod)\b/;
 const ANDROID = /\bAndroid\b/;
 
-/** Adds the click's query parameters to the target; parameters the target already has keep its value. */
+/**
+ * Adds the click's query parameters to the target; parameters the target already has keep its value.
+ * The target's own query is kept byte for byte (signed URLs), and repeated click parameters keep every value.
+ */
 export function mergeQuery(target: string, search: string): string {
   if (search.length <= 1) return target;
   const url = new URL(target);
+  const own = new Set(url.searchParams.keys());
+  const added = new URLSearchParams();
   for (const [key, value] of new URLSearchParams(search)) {
-    if (!url.searchParams.has(key)) url.searchParams.append(key, value);
+    if (!own.has(key)) added.append(key, value);
   }
+  const extra = added.toString();
+  if (!extra) return target;
+  url.search = url.search.length > 1 ? `${url.search}&${extra}` : `?${extra}`;
   return url.href;
 }
 

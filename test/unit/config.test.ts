@@ -1,0 +1,148 @@
+// loadConfig: defaults, one ConfigError naming each bad variable, and empty strings read as unset.
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+/** The ConfigError thrown for `env`; fails the test when none is thrown. */
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`expected ${JSON.stringify(env)} to be refused`);
+}
+
+describe('loadConfig', () => {
+  it('has working defaults for an empty environment', () => {
+    expect(loadConfig({})).toEqual({
+      port: 8787,
+      host: '127.0.0.1',
+      databaseUrl: 'file:./data/hop.db',
+      databaseAuthToken: undefined,
+      baseUrl: 'http://localhost:8787',
+      defaultDomain: 'localhost',
+      adminToken: undefined,
+      logLevel: 'info',
+      logSampleRate: 1,
+      bodyLimitBytes: 1024 * 1024,
+      geoHeader: 'cf-ipcountry',
+      readyTimeoutMs: 1000,
+    });
+  });
+
+  it('derives the default base URL from PORT', () => {
+    const config = loadConfig({ PORT: '3000' });
+    expect(config.port).toBe(3000);
+    expect(config.baseUrl).toBe('http://localhost:3000');
+    expect(config.defaultDomain).toBe('localhost');
+  });
+
+  it('takes HOP_BASE_URL as an origin and its hostname (without port) as the default domain', () => {
+    expect(loadConfig({ HOP_BASE_URL: 'https://Hop.Example.com/' })).toMatchObject({
+      baseUrl: 'https://hop.example.com',
+      defaultDomain: 'hop.example.com',
+    });
+    expect(loadConfig({ HOP_BASE_URL: 'http://sho.rt:8080' })).toMatchObject({
+      baseUrl: 'http://sho.rt:8080',
+      defaultDomain: 'sho.rt',
+    });
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      HOST: '0.0.0.0',
+      HOP_DATABASE_URL: 'libsql://db.example.turso.io',
+      HOP_DATABASE_AUTH_TOKEN: 'token',
+      HOP_ADMIN_TOKEN: 'a'.repeat(32),
+      HOP_LOG_LEVEL: 'debug',
+      HOP_LOG_SAMPLE_RATE: '0.25',
+      HOP_BODY_LIMIT_BYTES: '2048',
+      HOP_GEO_HEADER: 'X-Country',
+      HOP_READY_TIMEOUT_MS: '250',
+    });
+    expect(config).toMatchObject({
+      port: 9000,
+      host: '0.0.0.0',
+      databaseUrl: 'libsql://db.example.turso.io',
+      databaseAuthToken: 'token',
+      adminToken: 'a'.repeat(32),
+      logLevel: 'debug',
+      logSampleRate: 0.25,
+      bodyLimitBytes: 2048,
+      geoHeader: 'x-country',
+      readyTimeoutMs: 250,
+    });
+  });
+
+  it.each(['file:/tmp/hop.db', 'libsql://x.turso.io', 'http://127.0.0.1:8080', 'https://db.example.com'])(
+    'accepts the database URL %s',
+    (url) => {
+      expect(loadConfig({ HOP_DATABASE_URL: url }).databaseUrl).toBe(url);
+    },
+  );
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '0'],
+    ['PORT', '80.5'],
+    ['HOP_DATABASE_URL', 'postgres://x'],
+    ['HOP_DATABASE_URL', './data/hop.db'],
+    ['HOP_ADMIN_TOKEN', 'short'],
+    ['HOP_ADMIN_TOKEN', 'a'.repeat(31)],
+    ['HOP_LOG_LEVEL', 'loud'],
+    ['HOP_LOG_SAMPLE_RATE', '2'],
+    ['HOP_LOG_SAMPLE_RATE', '-0.1'],
+    ['HOP_LOG_SAMPLE_RATE', 'half'],
+    ['HOP_BASE_URL', 'https://hop.example.com/app'],
+    ['HOP_BASE_URL', 'https://hop.example.com/?a=1'],
+    ['HOP_BASE_URL', 'https://user:pw@hop.example.com'],
+    ['HOP_BASE_URL', 'ftp://hop.example.com'],
+    ['HOP_BASE_URL', 'hop.example.com'],
+    ['HOP_BODY_LIMIT_BYTES', '10'],
+    ['HOP_GEO_HEADER', 'bad header'],
+    ['HOP_READY_TIMEOUT_MS', '5'],
+  ])('stops with a ConfigError naming %s=%j', (name, value) => {
+    const err = configError({ [name]: value });
+    expect(err.name).toBe('ConfigError');
+    expect(err.message).toMatch(new RegExp(`^  ${name}: `, 'm'));
+    const named = [...err.message.matchAll(/^ {2}([A-Z_]+):/gm)].map((m) => m[1]);
+    expect(new Set(named)).toEqual(new Set([name]));
+  });
+
+  it('names every bad variable at once', () => {
+    const err = configError({ PORT: 'abc', HOP_LOG_LEVEL: 'loud', HOP_DATABASE_URL: 'postgres://x' });
+    for (const name of ['PORT', 'HOP_LOG_LEVEL', 'HOP_DATABASE_URL']) {
+      expect(err.message).toMatch(new RegExp(`^  ${name}: `, 'm'));
+    }
+  });
+
+  it('does not echo the value of a secret it refuses', () => {
+    const err = configError({ HOP_ADMIN_TOKEN: 'tiny-secret-value' });
+    expect(err.message).not.toContain('tiny-secret-value');
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(
+      loadConfig({
+        PORT: '',
+        HOST: '',
+        HOP_DATABASE_URL: '',
+        HOP_DATABASE_AUTH_TOKEN: '',
+        HOP_BASE_URL: '',
+        HOP_ADMIN_TOKEN: '',
+        HOP_LOG_LEVEL: '',
+        HOP_LOG_SAMPLE_RATE: '',
+        HOP_BODY_LIMIT_BYTES: '',
+        HOP_GEO_HEADER: '',
+        HOP_READY_TIMEOUT_MS: '',
+      }),
+    ).toEqual(loadConfig({}));
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(loadConfig({ PATH: '/usr/bin', HOP_UNKNOWN: 'x' })).toEqual(loadConfig({}));
+  });
+});
