@@ -57,6 +57,7 @@ console.log(
       p99Us: us(result.latency.p99),
       maxUs: us(result.latency.max),
       non3xx: answered - result['3xx'],
-      errors: { connect: 0, read: result.errors, write: 0, timeout: result.timeouts },
+      // autocannon counts a timeout in `errors` too.
+      errors: { connect: 0, read: result.errors - result.timeouts, write: 0, timeout: result.timeouts },
     }),
 );

@@ -14,10 +14,16 @@ export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', impor
 
 export const isEmbedded = (url: string) => url.startsWith('file:');
 
+/** The file of a `file:` URL (`file:./data/hop.db`, `file:///var/hop.db`), without its query. */
+export function embeddedPath(url: string): string {
+  const rest = url.slice('file:'.length).split('?')[0]!;
+  return rest.startsWith('//') ? fileURLToPath(`file:${rest}`) : rest;
+}
+
 export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'databaseAuthToken'>): Promise<Database> {
   const url = config.databaseUrl;
   if (isEmbedded(url)) {
-    const path = url.slice('file:'.length).split('?')[0]!;
+    const path = embeddedPath(url);
     if (path && path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
   }
   const client = createClient({ url, authToken: config.databaseAuthToken });

@@ -10,7 +10,8 @@ import { createApp } from '../app.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { createLogger } from '../platform/logger.ts';
 import { createServices } from '../services.ts';
-import { isEmbedded, migrateDatabase, openDatabase } from './database.ts';
+import { embeddedPath, isEmbedded, migrateDatabase, openDatabase } from './database.ts';
+import { createEmbeddedLookup } from './embedded-lookup.ts';
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
@@ -45,8 +46,9 @@ export async function startNode(env: Record<string, string | undefined>) {
     if (created) announceKey(config, created);
   }
 
+  const redirectLookup = isEmbedded(config.databaseUrl) ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined;
   let draining = false;
-  const app = createApp({ config, db, logger, draining: () => draining });
+  const app = createApp({ config, db, logger, redirectLookup, draining: () => draining });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
     s.once('error', reject);
@@ -65,6 +67,7 @@ export async function startNode(env: Record<string, string | undefined>) {
     timer.unref();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     clearTimeout(timer);
+    redirectLookup?.close();
     db.close();
   }
   process.once('SIGTERM', () => void shutdown('SIGTERM'));

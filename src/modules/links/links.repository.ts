@@ -2,6 +2,7 @@
 import { and, desc, eq, gt, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
 import { linkTags, links, type LinkRow } from '../../db/schema.ts';
 import type { Orm } from '../../platform/db/client.ts';
+import { REDIRECT_COLUMNS, type RedirectLink } from '../redirect/redirect.service.ts';
 
 export interface LinkFilters {
   domain?: string | undefined;
@@ -21,8 +22,12 @@ const tagRows = (link: Pick<LinkRow, 'id' | 'workspaceId' | 'tags'>) =>
 
 export function createLinksRepository(orm: Orm) {
   // The redirect's one query: both candidates (this host, the default domain) in one indexed read.
+  const redirectColumns = Object.fromEntries(REDIRECT_COLUMNS.map((c) => [c, links[c]])) as Pick<
+    typeof links,
+    (typeof REDIRECT_COLUMNS)[number]
+  >;
   const bySlugOnHosts = orm
-    .select()
+    .select(redirectColumns)
     .from(links)
     .where(
       and(
@@ -112,7 +117,7 @@ export function createLinksRepository(orm: Orm) {
     },
 
     /** The link for (host, slug), preferring `host` over the default domain `fallback`. */
-    async findForRedirect(host: string, fallback: string, slug: string): Promise<LinkRow | undefined> {
+    async findForRedirect(host: string, fallback: string, slug: string): Promise<RedirectLink | undefined> {
       const rows = await bySlugOnHosts.all({ slug, host, fallback });
       if (rows.length < 2) return rows[0];
       return rows.find((r) => r.domain === host) ?? rows[0];

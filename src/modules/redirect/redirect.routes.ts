@@ -41,7 +41,12 @@ export function redirectRoutes(service: RedirectService, geoHeader: string, now:
     }
     const p = pages[outcome.kind];
     if (prefersHtml(req.headers.get('accept') ?? undefined)) {
-      return c.html(page(p.status, p.title, p.text), p.status, { 'cache-control': 'no-store' });
+      return c.html(page(p.status, p.title, p.text), p.status, {
+        'cache-control': 'no-store',
+        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+        'x-content-type-options': 'nosniff',
+        'x-frame-options': 'DENY',
+      });
     }
     const code = outcome.kind === 'gone' ? 'link_gone' : 'not_found';
     throw new AppError(code, p.text);

@@ -3,8 +3,24 @@
  * query forwarding and cache policy. Pure apart from that read, so it stays cheap and easy to test.
  */
 import type { LinkRow } from '../../db/schema.ts';
-import type { LinksRepository } from '../links/links.repository.ts';
 import { SLUG_PATTERN } from '../links/links.schemas.ts';
+
+/** The columns a redirect needs; reading only these keeps the hot query small. */
+export const REDIRECT_COLUMNS = [
+  'id', 'domain', 'url', 'expiresAt', 'maxClicks', 'clicks', 'fallbackUrl', 'redirectStatus', 'cacheMaxAge',
+  'forwardQuery', 'iosUrl', 'androidUrl', 'geo',
+] as const satisfies ReadonlyArray<keyof LinkRow>;
+
+export type RedirectLink = Pick<LinkRow, (typeof REDIRECT_COLUMNS)[number]>;
+
+/**
+ * The redirect's read port: the link for (host, slug), preferring `host` over the default domain `fallback`.
+ * The portable adapter is the links repository (drizzle, any libSQL target); runtimes may supply a faster one
+ * for an embedded file (src/runtimes/embedded-lookup.ts).
+ */
+export interface RedirectLookup {
+  findForRedirect(host: string, fallback: string, slug: string): Promise<RedirectLink | undefined>;
+}
 
 export interface RedirectRequest {
   host: string;
@@ -43,7 +59,7 @@ export function mergeQuery(target: string, search: string): string {
   return url.href;
 }
 
-export function pickTarget(link: LinkRow, userAgent: string | undefined, country: string | undefined): string {
+export function pickTarget(link: RedirectLink, userAgent: string | undefined, country: string | undefined): string {
   if (userAgent) {
     if (link.iosUrl && IOS.test(userAgent)) return link.iosUrl;
     if (link.androidUrl && ANDROID.test(userAgent)) return link.androidUrl;
@@ -56,7 +72,7 @@ export function pickTarget(link: LinkRow, userAgent: string | undefined, country
  * The Cache-Control of a redirect. Links whose answer can change by click count are never cached, links that
  * vary by device or country only privately, and no cache outlives the link's expiry.
  */
-export function cachePolicy(link: LinkRow, now: Date): string {
+export function cachePolicy(link: RedirectLink, now: Date): string {
   if (link.cacheMaxAge <= 0 || link.maxClicks !== null) return 'no-store';
   let maxAge = link.cacheMaxAge;
   if (link.expiresAt) maxAge = Math.min(maxAge, Math.floor((link.expiresAt.getTime() - now.getTime()) / 1000));
@@ -65,12 +81,12 @@ export function cachePolicy(link: LinkRow, now: Date): string {
   return `${varies ? 'private' : 'public'}, max-age=${maxAge}`;
 }
 
-export function isExhausted(link: LinkRow, now: Date): boolean {
+export function isExhausted(link: RedirectLink, now: Date): boolean {
   if (link.expiresAt && now.getTime() >= link.expiresAt.getTime()) return true;
   return link.maxClicks !== null && link.clicks >= link.maxClicks;
 }
 
-export function createRedirectService(links: LinksRepository, defaultDomain: string) {
+export function createRedirectService(links: RedirectLookup, defaultDomain: string) {
   return {
     async resolve(req: RedirectRequest): Promise<RedirectOutcome> {
       if (!SLUG_PATTERN.test(req.slug)) return { kind: 'not_found' };

@@ -1,0 +1,52 @@
+/**
+ * The redirect's read for an embedded `file:` database on Node: a read-only libSQL connection with the lookup
+ * statement prepared once. @libsql/client prepares every statement anew and builds rows column by column, which
+ * made this one query cost about ten times more than the statement itself (docs/benchmarks.md). Writes still go
+ * through @libsql/client; in WAL mode this connection sees each write as soon as it commits.
+ */
+import Database from 'libsql';
+import { links } from '../db/schema.ts';
+import { REDIRECT_COLUMNS, type RedirectLink, type RedirectLookup } from '../modules/redirect/redirect.service.ts';
+
+type Row = [
+  id: string, domain: string, url: string, expiresAt: number | null, maxClicks: number | null, clicks: number,
+  fallbackUrl: string | null, redirectStatus: number, cacheMaxAge: number, forwardQuery: number,
+  iosUrl: string | null, androidUrl: string | null, geo: string | null,
+];
+
+const toLink = (r: Row): RedirectLink => ({
+  id: r[0],
+  domain: r[1],
+  url: r[2],
+  expiresAt: r[3] === null ? null : new Date(r[3]),
+  maxClicks: r[4],
+  clicks: r[5],
+  fallbackUrl: r[6],
+  redirectStatus: r[7],
+  cacheMaxAge: r[8],
+  forwardQuery: r[9] !== 0,
+  iosUrl: r[10],
+  androidUrl: r[11],
+  geo: r[12] === null ? null : (JSON.parse(r[12]) as Record<string, string>),
+});
+
+export interface EmbeddedLookup extends RedirectLookup {
+  close(): void;
+}
+
+/** `path` is the database file of a `file:` URL. */
+export function createEmbeddedLookup(path: string): EmbeddedLookup {
+  const db = new Database(path, { readonly: true });
+  const columns = REDIRECT_COLUMNS.map((c) => `"${links[c].name}"`).join(', ');
+  const statement = db
+    .prepare(`select ${columns} from "links" where "slug" = ? and "domain" in (?, ?)`)
+    .raw(true);
+  return {
+    async findForRedirect(host, fallback, slug) {
+      const rows = statement.all(slug, host, fallback) as Row[];
+      const row = rows.length < 2 ? rows[0] : (rows.find((r) => r[1] === host) ?? rows[0]);
+      return row && toLink(row);
+    },
+    close: () => db.close(),
+  };
+}
