@@ -284,7 +284,12 @@ async function main(): Promise<number> {
     output: [],
   };
   const hono = fixed302('hono-302 (diag)', 'bench/hono-302.ts');
-  const targets = [bare, hop, hono];
+  const honoDb: Target = {
+    ...fixed302('hono+libsql read (diag)', 'bench/hono-libsql.ts'),
+    env: { HOP_DATABASE_URL: dbUrl },
+    ready: { path: `/${slugOf(1)}`, status: 302 },
+  };
+  const targets = [bare, hop, hono, honoDb];
   const budgetMs = (targets.length * (WARMUP_S + DURATION_S + 40) + 120) * 1000;
   const watchdog = setTimeout(() => {
     console.error(`harness deadline of ${Math.round(budgetMs / 1000)} s passed; stopping`);
@@ -318,6 +323,7 @@ async function main(): Promise<number> {
     const checked = await verifyHop(hop.url!, mix.draws);
     await verifyFixed(bare);
     await verifyFixed(hono);
+    await verifyHop(honoDb.url!, mix.draws);
     console.log(`  checked     ${checked} hop answers (302 + the seeded Location, 404 for an unknown slug) before loading\n`);
 
     const results = new Map<Target, LoadResult>();

@@ -18,25 +18,42 @@ const pages = {
   gone: { status: 410, title: 'Link no longer available', text: 'This short link has expired or reached its click limit.' },
 } as const;
 
+/** The request's hostname from its Host header (no port, lower case, no trailing dot), or from its URL. */
+export function requestHost(hostHeader: string | null, url: string): string {
+  // String slicing instead of new URL(): parsing a URL per click measurably cut redirect throughput.
+  const host = hostHeader ?? url.slice(url.indexOf('//') + 2).split('/')[0]!;
+  const end = host.startsWith('[') ? host.indexOf(']') + 1 : host.lastIndexOf(':');
+  return canonicalHost(end > 0 ? host.slice(0, end) : host);
+}
+
 const prefersHtml = (accept: string | undefined) =>
   !!accept && accept.includes('text/html') && !accept.includes('application/json');
 
 export function redirectRoutes(service: RedirectService, geoHeader: string, now: () => Date) {
   return new Hono<AppEnv>().get('/:slug', async function redirect(c) {
     const req = c.req.raw;
-    const url = new URL(req.url);
+    const query = req.url.indexOf('?');
     const outcome = await service.resolve({
-      host: canonicalHost(url.hostname),
+      host: requestHost(req.headers.get('host'), req.url),
       slug: c.req.param('slug'),
-      search: url.search,
+      search: query === -1 ? '' : req.url.slice(query),
       userAgent: req.headers.get('user-agent') ?? undefined,
       country: req.headers.get(geoHeader) ?? undefined,
       now: now(),
     });
     if (outcome.kind === 'redirect') {
-      return c.body(null, outcome.status as 301 | 302 | 307 | 308, {
-        location: outcome.location,
-        'cache-control': outcome.cacheControl,
+      // A Response with a plain header object, not c.body(): Hono would build a Headers instance that the Node
+      // adapter then has to iterate, a measurable share of a redirect's cost. Headers set earlier by middleware
+      // are not carried over, so the request id is written here.
+      return new Response(null, {
+        status: outcome.status,
+        headers: {
+          location: outcome.location,
+          'cache-control': outcome.cacheControl,
+          // An explicit length spares Node the chunked encoding and its terminator.
+          'content-length': '0',
+          'x-request-id': c.get('requestId'),
+        },
       });
     }
     const p = pages[outcome.kind];
