@@ -11,6 +11,7 @@ import type { Scope } from '../../src/http/env.ts';
 import type { Database } from '../../src/platform/db/client.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { migrateDatabase, openDatabase } from '../../src/runtimes/database.ts';
+import { createEmbeddedLookup } from '../../src/runtimes/embedded-lookup.ts';
 import { createServices } from '../../src/services.ts';
 
 export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdef';
@@ -32,7 +33,12 @@ export interface TestApp {
   close(): void;
 }
 
-export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export interface TestAppOptions {
+  /** Which adapter serves the redirect's read: drizzle (any libSQL target) or the embedded prepared statement. */
+  redirectLookup?: 'portable' | 'embedded';
+}
+
+export async function createTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'hop-test-'));
   const config = loadConfig({
     HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`,
@@ -45,7 +51,8 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
   const logs: string[] = [];
   const clock = { now: new Date() };
   const logger = createLogger({ level: config.logLevel, write: (line) => logs.push(line) });
-  const app = createApp({ config, db, logger, now: () => new Date(clock.now) });
+  const lookup = options.redirectLookup === 'embedded' ? createEmbeddedLookup(join(dir, 'hop.db')) : undefined;
+  const app = createApp({ config, db, logger, now: () => new Date(clock.now), redirectLookup: lookup });
   const services = createServices(db.orm, config);
 
   async function request(path: string, init: RequestInit & { key?: string | null; json?: unknown } = {}) {
@@ -86,6 +93,7 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
       return Number(rs.rows[0]!.n);
     },
     close() {
+      lookup?.close();
       db.close();
       rmSync(dir, { recursive: true, force: true });
     },
