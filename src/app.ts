@@ -15,7 +15,7 @@ import { createRouter } from './http/router.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { linksRoutes } from './modules/links/links.routes.ts';
 import { redirectRoutes } from './modules/redirect/redirect.routes.ts';
-import type { RedirectLookup } from './modules/redirect/redirect.service.ts';
+import type { RedirectLookup } from './modules/redirect/redirect.lookup.ts';
 import { operatorRoutes, workspaceRoutes } from './modules/workspaces/workspaces.routes.ts';
 import type { Database } from './platform/db/client.ts';
 import type { Logger } from './platform/logger.ts';

@@ -4,7 +4,8 @@ import { createIdempotencyRepository } from './modules/idempotency/idempotency.r
 import { createIdempotencyService } from './modules/idempotency/idempotency.service.ts';
 import { createLinksRepository } from './modules/links/links.repository.ts';
 import { createLinksService } from './modules/links/links.service.ts';
-import { createRedirectService, type RedirectLookup } from './modules/redirect/redirect.service.ts';
+import type { RedirectLookup } from './modules/redirect/redirect.lookup.ts';
+import { createRedirectService } from './modules/redirect/redirect.service.ts';
 import { createWorkspacesRepository } from './modules/workspaces/workspaces.repository.ts';
 import { createWorkspacesService } from './modules/workspaces/workspaces.service.ts';
 import type { Orm } from './platform/db/client.ts';

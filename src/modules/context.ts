@@ -2,6 +2,16 @@
  * The plain context every service receives instead of an HTTP context: which workspace, who acts, the request id
  * for logs, and the clock (injected so tests can move time).
  */
+export const scopes = ['links:read', 'links:write', 'analytics:read', 'workspace:admin'] as const;
+export type Scope = (typeof scopes)[number];
+
+/** Who is calling: an API key of one workspace with its scopes. */
+export interface Principal {
+  workspaceId: string;
+  keyId: string;
+  scopes: readonly Scope[];
+}
+
 export interface ServiceContext {
   workspaceId: string;
   actor: { type: 'api_key'; id: string } | { type: 'operator' } | { type: 'cli' };

@@ -261,6 +261,25 @@ describe.each(['portable', 'embedded'] as const)('with the %s redirect lookup', 
         await expectRedirect(await visit('http://unknown.example.net/y'), 302, 'https://example.com/default');
         await expectRedirect(await visit('http://localhost:8787/y'), 302, 'https://example.com/default');
       });
+
+      it("never serves default-domain links on a registered domain, its own workspace's or another's", async () => {
+        await createLink({ url: 'https://example.com/default', slug: 'mine' });
+        const other = await t.createWorkspace('phisher');
+        const phish = await t.request('/v1/links', {
+          method: 'POST',
+          key: other.adminKey,
+          json: { url: 'https://evil.example/login', slug: 'phish' },
+        });
+        expect(phish.status).toBe(201);
+        await expectProblem(await visit('http://go.example.com/phish'), 404, 'not-found');
+        await expectProblem(await visit('http://go.example.com/mine'), 404, 'not-found');
+        await expectRedirect(await visit('http://localhost/phish'), 302, 'https://evil.example/login');
+      });
+
+      it('treats a trailing dot in the Host as the same name', async () => {
+        await createLink({ url: 'https://example.com/custom', slug: 'dot', domain: 'go.example.com' });
+        await expectRedirect(await visit('http://go.example.com./dot'), 302, 'https://example.com/custom');
+      });
     });
   });
 

@@ -1,8 +1,8 @@
 /** drizzle queries for links and their tags. Every management query is bound to the caller's workspace. */
-import { and, desc, eq, gt, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
-import { linkTags, links, type LinkRow } from '../../db/schema.ts';
+import { and, desc, eq, gt, inArray, lt, notExists, or, sql, type SQL } from 'drizzle-orm';
+import { domains, linkTags, links, type LinkRow } from '../../db/schema.ts';
 import type { Orm } from '../../platform/db/client.ts';
-import { REDIRECT_COLUMNS, type RedirectLink } from '../redirect/redirect.service.ts';
+import { REDIRECT_COLUMNS, type RedirectLink } from '../redirect/redirect.lookup.ts';
 
 export interface LinkFilters {
   domain?: string | undefined;
@@ -21,18 +21,23 @@ const tagRows = (link: Pick<LinkRow, 'id' | 'workspaceId' | 'tags'>) =>
   link.tags.map((tag) => ({ linkId: link.id, workspaceId: link.workspaceId, tag }));
 
 export function createLinksRepository(orm: Orm) {
-  // The redirect's one query: both candidates (this host, the default domain) in one indexed read.
   const redirectColumns = Object.fromEntries(REDIRECT_COLUMNS.map((c) => [c, links[c]])) as Pick<
     typeof links,
     (typeof REDIRECT_COLUMNS)[number]
   >;
-  const bySlugOnHosts = orm
+  const onDomain = orm
+    .select(redirectColumns)
+    .from(links)
+    .where(and(eq(links.slug, sql.placeholder('slug')), eq(links.domain, sql.placeholder('domain'))))
+    .prepare();
+  const onFallback = orm
     .select(redirectColumns)
     .from(links)
     .where(
       and(
         eq(links.slug, sql.placeholder('slug')),
-        inArray(links.domain, [sql.placeholder('host'), sql.placeholder('fallback')]),
+        eq(links.domain, sql.placeholder('fallback')),
+        notExists(orm.select({ one: sql`1` }).from(domains).where(eq(domains.hostname, sql.placeholder('host')))),
       ),
     )
     .prepare();
@@ -116,11 +121,12 @@ export function createLinksRepository(orm: Orm) {
       return deleted.length > 0;
     },
 
-    /** The link for (host, slug), preferring `host` over the default domain `fallback`. */
+    /** See RedirectLookup: this host first, then the default domain unless the host is a registered domain. */
     async findForRedirect(host: string, fallback: string, slug: string): Promise<RedirectLink | undefined> {
-      const rows = await bySlugOnHosts.all({ slug, host, fallback });
-      if (rows.length < 2) return rows[0];
-      return rows.find((r) => r.domain === host) ?? rows[0];
+      const [own] = await onDomain.all({ slug, domain: host });
+      if (own || host === fallback) return own;
+      const [byDefault] = await onFallback.all({ slug, fallback, host });
+      return byDefault;
     },
   };
 }

@@ -2,25 +2,8 @@
  * The redirect decision: (host, slug) → one indexed read → expiry, max clicks, device and geo targeting,
  * query forwarding and cache policy. Pure apart from that read, so it stays cheap and easy to test.
  */
-import type { LinkRow } from '../../db/schema.ts';
 import { SLUG_PATTERN } from '../links/links.schemas.ts';
-
-/** The columns a redirect needs; reading only these keeps the hot query small. */
-export const REDIRECT_COLUMNS = [
-  'id', 'domain', 'url', 'expiresAt', 'maxClicks', 'clicks', 'fallbackUrl', 'redirectStatus', 'cacheMaxAge',
-  'forwardQuery', 'iosUrl', 'androidUrl', 'geo',
-] as const satisfies ReadonlyArray<keyof LinkRow>;
-
-export type RedirectLink = Pick<LinkRow, (typeof REDIRECT_COLUMNS)[number]>;
-
-/**
- * The redirect's read port: the link for (host, slug), preferring `host` over the default domain `fallback`.
- * The portable adapter is the links repository (drizzle, any libSQL target); runtimes may supply a faster one
- * for an embedded file (src/runtimes/embedded-lookup.ts).
- */
-export interface RedirectLookup {
-  findForRedirect(host: string, fallback: string, slug: string): Promise<RedirectLink | undefined>;
-}
+import type { RedirectLink, RedirectLookup } from './redirect.lookup.ts';
 
 export interface RedirectRequest {
   host: string;

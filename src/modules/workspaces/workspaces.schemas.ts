@@ -1,6 +1,6 @@
 /** Shapes of workspaces, API keys and domains: request bodies, responses and their OpenAPI components. */
 import { z } from '@hono/zod-openapi';
-import { scopes } from '../../http/env.ts';
+import { scopes } from '../context.ts';
 import { PlainText, Timestamp } from '../shared.schemas.ts';
 
 export const ScopeSchema = z.enum(scopes).openapi('Scope');

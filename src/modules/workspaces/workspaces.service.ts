@@ -5,10 +5,9 @@
 import type { Config } from '../../config.ts';
 import type { ApiKeyRow, DomainRow, WorkspaceRow } from '../../db/schema.ts';
 import { AppError, invalidBody } from '../../errors.ts';
-import type { Principal, Scope } from '../../http/env.ts';
 import { isUniqueViolation } from '../../platform/db/client.ts';
 import { newApiKey, newId, sha256Hex, API_KEY_PATTERN } from '../../platform/crypto.ts';
-import type { ServiceContext } from '../context.ts';
+import type { Principal, Scope, ServiceContext } from '../context.ts';
 import type { WorkspacesRepository } from './workspaces.repository.ts';
 import type {
   ApiKey,
