@@ -1,20 +1,39 @@
-// Lint: typescript-eslint's recommended rules plus the two architecture rules of hop.
+// Lint: typescript-eslint's recommended rules plus the architecture rules of hop.
+//
+// Flat config REPLACES a rule's options when a later block matching the same file sets that rule again,
+// so `no-restricted-imports` is never layered block over block: every block below that sets it passes
+// the COMPLETE list of restrictions for its files, built with `restrict(...)` from the named sets.
+import { builtinModules } from 'node:module';
 import tseslint from 'typescript-eslint';
 
-const nodeOnly = {
-  paths: [
-    { name: 'buffer', message: 'The portable core uses Uint8Array and TextEncoder, not Buffer.' },
-    { name: 'process', message: 'Configuration reaches the core through createApp(deps), not process.' },
-  ],
-  patterns: [
-    { group: ['node:*'], message: 'node:* modules belong in src/runtimes/ or src/cli/ only; the core is web-standard.' },
-  ],
-};
+const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+// Every Node built-in, bare (`fs`, `os`, `buffer`) or with a subpath (`fs/promises`), plus anything `node:*`
+// (which covers the prefix-only built-ins such as node:sqlite and node:test).
+const builtinNames = [...new Set(builtinModules.filter((m) => !m.startsWith('node:')).map((m) => m.split('/')[0]))];
+const builtinSource = `^(?:node:.*|(?:${builtinNames.map(escape).join('|')})(?:\\x2F.*)?)$`; // \x2F is '/', esquery-safe
+const coreMessage =
+  'Node built-ins belong in src/runtimes/ or src/cli/ only; the core is web-standard (Uint8Array/TextEncoder, config through createApp(deps)).';
+
+// The named restriction sets; `restrict` merges them into one option object for no-restricted-imports.
+const nodeBuiltins = [{ regex: builtinSource, caseSensitive: true, message: coreMessage }];
 const noDatabase = [
   { group: ['drizzle-orm', 'drizzle-orm/*', '@libsql/*', '**/db/schema*', '**/platform/db/*', '**/*.repository*'],
     message: 'Routes call services; only repositories touch the database.' },
 ];
+const noHttp = [
+  { group: ['**/http', '**/http/*', '**/http/**', '**/*.routes*'],
+    message: 'Services, repositories, schemas, platform and db sit below HTTP: they never import src/http/ or a routes file.' },
+];
+const noServices = [
+  { group: ['**/*.service*'], message: 'Repositories are the bottom of a module: services call repositories, not the reverse.' },
+];
+const restrict = (...sets) => ['error', { patterns: sets.flat() }];
+
+const core = { files: ['src/**/*.ts'], ignores: ['src/runtimes/**', 'src/cli/**'] };
+const lowerLayers = ['src/modules/**/*.service.ts', 'src/modules/**/*.schemas.ts', 'src/platform/**/*.ts', 'src/db/**/*.ts'];
+const repositories = ['src/modules/**/*.repository.ts'];
+const routes = ['src/**/*.routes.ts', 'src/http/**/*.ts'];
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', '.wrangler/**', 'data/**', 'migrations/**'] },
@@ -25,22 +44,34 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
+  // Portable core (everything but runtimes/ and cli/): it runs on Workers too, so no Node built-in module,
+  // no Buffer/process global, not even reached through globalThis/self/global or a dynamic import().
   {
-    files: ['src/**/*.ts'],
-    ignores: ['src/runtimes/**', 'src/cli/**'],
+    ...core,
     rules: {
-      'no-restricted-imports': ['error', nodeOnly],
+      'no-restricted-imports': restrict(nodeBuiltins),
       'no-restricted-globals': [
         'error',
         { name: 'Buffer', message: 'The portable core uses Uint8Array and TextEncoder, not Buffer.' },
         { name: 'process', message: 'Configuration reaches the core through createApp(deps), not process.env.' },
       ],
+      'no-restricted-properties': [
+        'error',
+        ...['globalThis', 'self', 'global'].flatMap((object) => [
+          { object, property: 'process', message: 'Configuration reaches the core through createApp(deps), not process.env.' },
+          { object, property: 'Buffer', message: 'The portable core uses Uint8Array and TextEncoder, not Buffer.' },
+        ]),
+      ],
+      'no-restricted-syntax': [
+        'error',
+        { selector: `ImportExpression[source.value=/${builtinSource}/]`, message: coreMessage },
+      ],
     },
   },
-  {
-    files: ['src/**/*.routes.ts', 'src/http/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { ...nodeOnly, patterns: [...nodeOnly.patterns, ...noDatabase] }],
-    },
-  },
+  // Routes and the HTTP layer call services; they never reach the database directly.
+  { files: routes, ignores: core.ignores, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noDatabase) } },
+  // Services, schemas, platform and db are below HTTP: no import of src/http/ or of a routes file.
+  { files: lowerLayers, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noHttp) } },
+  // Repositories are the bottom of a module: below HTTP, and they do not call services either.
+  { files: repositories, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noHttp, noServices) } },
 );

@@ -187,7 +187,7 @@ describe('POST /v1/links', () => {
     expect(problem.errors).toContainEqual({ in: 'body', field, message: expect.stringMatching(/loop/) });
   });
 
-  it("refuses a url on any workspace's custom short-link domain", async () => {
+  it("refuses a url on the workspace's own short-link domains, but not on another workspace's", async () => {
     await addDomain('go.example.com');
     const other = await t.createWorkspace();
     await addDomain('other.example.net', other.adminKey);
@@ -195,11 +195,26 @@ describe('POST /v1/links', () => {
       links: 0,
       tags: 0,
     });
-    await expectRefused(
-      t.request('/v1/links', { method: 'POST', json: { url: 'https://other.example.net/x' } }),
-      ['url'],
-      { links: 0, tags: 0 },
-    );
+    // Unverified, another workspace's registration must not stop anyone from linking to that host.
+    const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://other.example.net/x' } });
+    expect(res.status).toBe(201);
+  });
+
+  it.each(['http://[::]:8787/x', 'http://sub.localhost:8787/x', 'http://0/x', 'http://2130706433/x', 'http://[::ffff:127.0.0.1]/x'])(
+    'refuses the loopback target %s',
+    async (url) => {
+      await expectRefused(t.request('/v1/links', { method: 'POST', json: { url } }), ['url'], { links: 0, tags: 0 });
+    },
+  );
+
+  it('stores a trailing-dot domain under its canonical name, so it cannot dodge slug uniqueness', async () => {
+    await t.request('/v1/links', { method: 'POST', json: { url: 'https://a.example/', slug: 'dotted' } });
+    const res = await t.request('/v1/links', {
+      method: 'POST',
+      json: { url: 'https://a.example/dot', slug: 'dotted', domain: 'localhost.' },
+    });
+    expect(res.status).toBe(409);
+    expect(await t.count('links')).toBe(1);
   });
 
   // A trailing dot names the same host in DNS (and the redirect serves unknown hosts from the default domain).

@@ -9,19 +9,63 @@ async function ruleIds(code: string, filePath: string): Promise<string[]> {
   return result!.messages.map((m) => m.ruleId ?? m.message);
 }
 
+// Node-only code, each with the rule that refuses it in the portable core.
+const nodeOnlyCode: [string, string][] = [
+  ["import { readFileSync } from 'node:fs';\nexport const f = readFileSync;\n", 'no-restricted-imports'],
+  ["import { DatabaseSync } from 'node:sqlite';\nexport const d = DatabaseSync;\n", 'no-restricted-imports'],
+  // bare built-in specifiers, with and without a subpath
+  ["import { readFileSync } from 'fs';\nexport const f = readFileSync;\n", 'no-restricted-imports'],
+  ["import os from 'os';\nexport const o = os;\n", 'no-restricted-imports'],
+  ["import { readFile } from 'fs/promises';\nexport const f = readFile;\n", 'no-restricted-imports'],
+  ["import { Buffer as B } from 'buffer';\nexport const b = B;\n", 'no-restricted-imports'],
+  ["export { env } from 'process';\n", 'no-restricted-imports'],
+  ["export * from 'child_process';\n", 'no-restricted-imports'],
+  // dynamic import() of a built-in
+  ["export const fs = await import('fs/promises');\n", 'no-restricted-syntax'],
+  ["export const fs = await import('node:fs');\n", 'no-restricted-syntax'],
+  // the globals, directly and through the global object
+  ["export const port = process.env.PORT;\n", 'no-restricted-globals'],
+  ["export const b = Buffer.from('x');\n", 'no-restricted-globals'],
+  ["export const port = globalThis.process.env.PORT;\n", 'no-restricted-properties'],
+  ["export const b = globalThis.Buffer.from('x');\n", 'no-restricted-properties'],
+  ["export const b = globalThis['Buffer'];\n", 'no-restricted-properties'],
+  ["const { process: p } = globalThis;\nexport const port = p.env.PORT;\n", 'no-restricted-properties'],
+  ["export const port = self.process.env.PORT;\n", 'no-restricted-properties'],
+  ["export const port = global.process.env.PORT;\n", 'no-restricted-properties'],
+];
+
 describe('portable core', () => {
-  it.each([
-    ["import { readFileSync } from 'node:fs';\nexport const f = readFileSync;\n", 'no-restricted-imports'],
-    ["export const port = process.env.PORT;\n", 'no-restricted-globals'],
-    ["export const b = Buffer.from('x');\n", 'no-restricted-globals'],
-  ])('refuses %j in src/modules', async (code, rule) => {
+  it.each(nodeOnlyCode)('refuses %j in src/modules', async (code, rule) => {
     expect(await ruleIds(code, 'src/modules/links/example.ts')).toContain(rule);
   });
 
-  it('allows the same code in src/runtimes and src/cli', async () => {
-    const code = "import { readFileSync } from 'node:fs';\nexport const f = readFileSync;\nexport const p = process.env.PORT;\n";
+  // Files matched by several blocks (a layer block replaces the core's no-restricted-imports options) keep the ban.
+  it.each([
+    'src/app.ts',
+    'src/http/example.ts',
+    'src/modules/links/links.routes.ts',
+    'src/modules/links/links.service.ts',
+    'src/modules/links/links.schemas.ts',
+    'src/modules/links/links.repository.ts',
+    'src/platform/example.ts',
+    'src/db/example.ts',
+  ])('refuses bare and node: built-ins in %s', async (filePath) => {
+    for (const source of ['fs', 'fs/promises', 'node:fs']) {
+      const code = `import { readFile } from '${source}';\nexport const f = readFile;\n`;
+      expect(await ruleIds(code, filePath)).toContain('no-restricted-imports');
+    }
+  });
+
+  it.each(nodeOnlyCode)('allows %j in src/runtimes and src/cli', async (code) => {
     expect(await ruleIds(code, 'src/runtimes/example.ts')).toEqual([]);
     expect(await ruleIds(code, 'src/cli/example.ts')).toEqual([]);
+  });
+
+  it('does not mistake look-alike names for built-ins', async () => {
+    const code =
+      "import { a } from './fs.ts';\nimport { b } from 'fsx';\nimport { c } from 'hono/http-exception';\n" +
+      "export const x = [a, b, c, await import('./os.ts')];\n";
+    expect(await ruleIds(code, 'src/modules/links/links.service.ts')).toEqual([]);
   });
 });
 
@@ -38,5 +82,53 @@ describe('routes never touch the database', () => {
   it('allows a routes file that imports a service', async () => {
     const code = "import type { LinksService } from './links.service.ts';\nexport type X = LinksService;\n";
     expect(await ruleIds(code, 'src/modules/links/links.routes.ts')).toEqual([]);
+  });
+});
+
+describe('lower layers never import HTTP', () => {
+  const fromHttp = [
+    "import type { AppEnv } from '../../http/env.ts';\nexport type X = AppEnv;\n",
+    "import { requireScope } from '../../http/middleware/auth.ts';\nexport const x = requireScope;\n",
+    "import type { LinksRoutes } from './links.routes.ts';\nexport type X = LinksRoutes;\n",
+    "import { healthRoutes } from '../health/health.routes.ts';\nexport const x = healthRoutes;\n",
+  ];
+  it.each(
+    ['links.service.ts', 'links.repository.ts', 'links.schemas.ts'].flatMap((file) =>
+      fromHttp.map((code) => [`src/modules/links/${file}`, code]),
+    ),
+  )('refuses in %s: %j', async (filePath, code) => {
+    expect(await ruleIds(code, filePath)).toContain('no-restricted-imports');
+  });
+
+  it.each([
+    ['src/modules/shared.schemas.ts', "import type { AppEnv } from '../http/env.ts';\nexport type X = AppEnv;\n"],
+    ['src/platform/logger.ts', "import type { AppEnv } from '../http/env.ts';\nexport type X = AppEnv;\n"],
+    ['src/platform/db/client.ts', "import type { AppEnv } from '../../http/env.ts';\nexport type X = AppEnv;\n"],
+    ['src/db/schema.ts', "import type { AppEnv } from '../http/env.ts';\nexport type X = AppEnv;\n"],
+  ])('refuses in %s: %j', async (filePath, code) => {
+    expect(await ruleIds(code, filePath)).toContain('no-restricted-imports');
+  });
+
+  it('allows a service to import its repository, schemas and the shared modules context', async () => {
+    const code =
+      "import type { LinksRepository } from './links.repository.ts';\nimport { SLUG_PATTERN } from './links.schemas.ts';\n" +
+      "import type { ServiceContext } from '../context.ts';\nexport type X = [LinksRepository, ServiceContext, typeof SLUG_PATTERN];\n";
+    expect(await ruleIds(code, 'src/modules/links/links.service.ts')).toEqual([]);
+  });
+});
+
+describe('repositories never call services', () => {
+  it.each([
+    "import type { LinksService } from './links.service.ts';\nexport type X = LinksService;\n",
+    "import { canonicalHost } from '../workspaces/workspaces.service.ts';\nexport const x = canonicalHost;\n",
+  ])('refuses %j in a repository', async (code) => {
+    expect(await ruleIds(code, 'src/modules/links/links.repository.ts')).toContain('no-restricted-imports');
+  });
+
+  it('allows a repository to use drizzle, the schema and the db client', async () => {
+    const code =
+      "import { eq } from 'drizzle-orm';\nimport { links } from '../../db/schema.ts';\n" +
+      "import type { Orm } from '../../platform/db/client.ts';\nexport type X = [typeof eq, typeof links, Orm];\n";
+    expect(await ruleIds(code, 'src/modules/links/links.repository.ts')).toEqual([]);
   });
 });

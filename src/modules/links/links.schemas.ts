@@ -3,6 +3,7 @@
  * and the list query. Rules that need the database (own hosts, owned domains) live in the service.
  */
 import { z } from '@hono/zod-openapi';
+import { canonicalHost } from '../hosts.ts';
 import { CONTROL_CHARS, IsoDateTime, PlainText, Timestamp } from '../shared.schemas.ts';
 
 export const MAX_URL_LENGTH = 2048;
@@ -57,6 +58,7 @@ export const LinkDomainSchema = z
   .toLowerCase()
   .max(253)
   .regex(/^[a-z0-9.-]+$/, 'must be a hostname such as go.example.com')
+  .transform(canonicalHost)
   .openapi({ description: "A domain the workspace owns, or the default domain (when omitted)." });
 
 const TagSchema = PlainText(50);

@@ -8,6 +8,7 @@ import { AppError, invalidBody } from '../../errors.ts';
 import { isUniqueViolation } from '../../platform/db/client.ts';
 import { newId, randomBase62 } from '../../platform/crypto.ts';
 import type { ServiceContext } from '../context.ts';
+import { canonicalHost, isLoopbackHost } from '../hosts.ts';
 import type { WorkspacesService } from '../workspaces/workspaces.service.ts';
 import type { LinksRepository } from './links.repository.ts';
 import {
@@ -80,7 +81,8 @@ export function createLinksService(repo: LinksRepository, workspaces: Workspaces
   /** Field errors for the rules zod cannot check alone: owned domain, own hosts as targets, past expiry. */
   async function checkRules(ctx: ServiceContext, input: RuleInput) {
     const errors: Array<{ field: string; message: string }> = [];
-    if (input.domain !== undefined && !(await workspaces.workspaceOwnsDomain(ctx, input.domain))) {
+    const ownHosts = await workspaces.shortLinkHosts(ctx);
+    if (input.domain !== undefined && !ownHosts.has(input.domain)) {
       errors.push({ field: 'domain', message: 'is not a domain of this workspace (add it with POST /v1/domains)' });
     }
     const targets: Array<[string, string | null | undefined]> = [
@@ -91,7 +93,8 @@ export function createLinksService(repo: LinksRepository, workspaces: Workspaces
       ...Object.entries(input.geo ?? {}).map(([country, url]): [string, string] => [`geo.${country}`, url]),
     ];
     for (const [field, url] of targets) {
-      if (url && (await workspaces.isShortLinkHost(new URL(url).hostname))) {
+      const host = url ? canonicalHost(new URL(url).hostname) : undefined;
+      if (host && (ownHosts.has(host) || isLoopbackHost(host))) {
         errors.push({ field, message: 'must not point at a short-link host of hop (it would loop)' });
       }
     }

@@ -5,7 +5,7 @@
 import { Hono } from 'hono';
 import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../../http/env.ts';
-import { canonicalHost } from '../workspaces/workspaces.service.ts';
+import { canonicalHost } from '../hosts.ts';
 import type { RedirectService } from './redirect.service.ts';
 
 const page = (status: number, title: string, text: string) =>

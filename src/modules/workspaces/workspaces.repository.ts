@@ -73,11 +73,6 @@ export function createWorkspacesRepository(orm: Orm) {
       return row;
     },
 
-    async findDomainByHostname(hostname: string): Promise<DomainRow | undefined> {
-      const [row] = await orm.select().from(domains).where(eq(domains.hostname, hostname));
-      return row;
-    },
-
     async countLinksOnDomain(workspaceId: string, hostname: string): Promise<number> {
       const [row] = await orm
         .select({ n: count() })

@@ -21,14 +21,6 @@ import type {
 
 const KEY_PREFIX_LENGTH = 12;
 
-/**
- * Hosts that reach this very server whatever the configured domains: requests for unknown hosts fall back to the
- * default domain, so a target there would redirect to itself.
- */
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\]|\[::ffff:127(\.\d{1,3}){3}\]|\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]|0\.0\.0\.0)$/;
-
-/** DNS treats `example.com.` and `example.com` as one name; compare them as one. */
-export const canonicalHost = (hostname: string) => hostname.toLowerCase().replace(/\.$/, '');
 
 const toWorkspace = (w: WorkspaceRow): Workspace => ({ id: w.id, name: w.name, createdAt: w.createdAt.toISOString() });
 const toApiKey = (k: ApiKeyRow | Omit<ApiKeyRow, 'revokedAt'>): ApiKey => ({
@@ -128,20 +120,16 @@ export function createWorkspacesService(repo: WorkspacesRepository, config: Conf
       await repo.deleteDomain(ctx.workspaceId, id);
     },
 
-    /** Whether `hostname` may carry this workspace's links: the default domain or one it owns. */
-    async workspaceOwnsDomain(ctx: ServiceContext, name: string): Promise<boolean> {
-      const hostname = canonicalHost(name);
-      if (hostname === config.defaultDomain) return true;
-      const domain = await repo.findDomainByHostname(hostname);
-      return domain?.workspaceId === ctx.workspaceId;
+    /**
+     * The hosts that carry this workspace's links: the default domain and the domains it registered. A link may
+     * live on one of them, and may not redirect to one of them (it would loop). Other workspaces' domains are not
+     * in the set: without proof of ownership, registering `github.com` must not stop anyone linking to it.
+     */
+    async shortLinkHosts(ctx: ServiceContext): Promise<Set<string>> {
+      const own = await repo.listDomains(ctx.workspaceId);
+      return new Set([config.defaultDomain, ...own.map((d) => d.hostname)]);
     },
 
-    /** Whether `hostname` is one of hop's own short-link hosts (a redirect there could loop). */
-    async isShortLinkHost(name: string): Promise<boolean> {
-      const hostname = canonicalHost(name);
-      if (hostname === config.defaultDomain || LOOPBACK.test(hostname)) return true;
-      return (await repo.findDomainByHostname(hostname)) !== undefined;
-    },
   };
 }
 
