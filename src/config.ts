@@ -27,8 +27,12 @@ export const configSchema = z.object({
   HOP_DATABASE_URL: z
     .string()
     .regex(/^(file:|libsql:\/\/|https?:\/\/)/, 'must start with file:, libsql://, http:// or https://')
+    // hop opens an embedded database with more than one connection; an in-memory one would be a different,
+    // empty database on each.
+    .refine((v) => !/^file::memory:|[?&]mode=memory/.test(v), 'must name a file, not an in-memory database')
     .default('file:./data/hop.db'),
   HOP_DATABASE_AUTH_TOKEN: z.string().min(1).optional(),
+  HOP_DATABASE_BUSY_TIMEOUT_MS: positiveInt(0, 60_000).default(5000),
   HOP_BASE_URL: baseUrl.optional(),
   HOP_ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   HOP_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -44,6 +48,7 @@ export const configSchema = z.object({
     .transform((v) => v.toLowerCase())
     .default('cf-ipcountry'),
   HOP_READY_TIMEOUT_MS: positiveInt(10, 60_000).default(1000),
+  HOP_SHUTDOWN_DELAY_MS: positiveInt(0, 120_000).default(3000),
 });
 
 export type Env = z.input<typeof configSchema>;
@@ -53,6 +58,8 @@ export interface Config {
   host: string;
   databaseUrl: string;
   databaseAuthToken: string | undefined;
+  /** How long an embedded database waits for another connection's lock before answering busy (503). */
+  databaseBusyTimeoutMs: number;
   /** Origin of short links on the default domain, e.g. `http://localhost:8787`. */
   baseUrl: string;
   /** Hostname of the default short-link domain (the base URL's host without port). */
@@ -63,6 +70,8 @@ export interface Config {
   bodyLimitBytes: number;
   geoHeader: string;
   readyTimeoutMs: number;
+  /** On SIGTERM, how long /readyz answers 503 while the server still serves, so load balancers move away first. */
+  shutdownDelayMs: number;
 }
 
 export class ConfigError extends Error {
@@ -88,6 +97,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     host: c.HOST,
     databaseUrl: c.HOP_DATABASE_URL,
     databaseAuthToken: c.HOP_DATABASE_AUTH_TOKEN,
+    databaseBusyTimeoutMs: c.HOP_DATABASE_BUSY_TIMEOUT_MS,
     baseUrl: baseUrlValue,
     defaultDomain: new URL(baseUrlValue).hostname,
     adminToken: c.HOP_ADMIN_TOKEN,
@@ -96,5 +106,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     bodyLimitBytes: c.HOP_BODY_LIMIT_BYTES,
     geoHeader: c.HOP_GEO_HEADER,
     readyTimeoutMs: c.HOP_READY_TIMEOUT_MS,
+    shutdownDelayMs: c.HOP_SHUTDOWN_DELAY_MS,
   };
 }

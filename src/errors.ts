@@ -57,3 +57,14 @@ export function invalidBody(errors: Array<{ field: string; message: string }>): 
   const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ');
   return new AppError('validation', detail, { errors: errors.map((e) => ({ in: 'body', ...e })) });
 }
+
+/** True when a libSQL error (or one it wraps) carries `code`. */
+function hasCode(err: unknown, codes: readonly string[]): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    if (codes.includes((e as { code?: unknown }).code as string)) return true;
+  }
+  return false;
+}
+
+/** True when the database (libSQL/SQLite) refused because another connection held its lock past the busy timeout. */
+export const isBusy = (err: unknown) => hasCode(err, ['SQLITE_BUSY', 'SQLITE_LOCKED']);

@@ -5,7 +5,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
-import { AppError, errorCodes, type ErrorCode, type FieldError } from '../errors.ts';
+import { AppError, errorCodes, isBusy, type ErrorCode, type FieldError } from '../errors.ts';
 import { describeError, type Logger } from '../platform/logger.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -65,6 +65,9 @@ export function toAppError(err: unknown): AppError {
     }
     const code = fromStatus[err.status];
     if (code) return new AppError(code, err.message || errorCodes[code].title);
+  }
+  if (isBusy(err)) {
+    return new AppError('unavailable', 'The database is busy; retry shortly.', { headers: { 'retry-after': '1' } });
   }
   return new AppError('internal', 'An unexpected error occurred. Quote the instance id when reporting it.');
 }

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from '@libsql/client';
 import { migrate } from 'drizzle-orm/libsql/migrator';
 import type { Config } from '../config.ts';
-import { createDatabase, type Database } from '../platform/db/client.ts';
+import { createDatabase, reopeningClient, type Database } from '../platform/db/client.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
 
@@ -20,18 +20,19 @@ export function embeddedPath(url: string): string {
   return rest.startsWith('//') ? fileURLToPath(`file:${rest}`) : rest;
 }
 
-export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'databaseAuthToken'>): Promise<Database> {
+export async function openDatabase(
+  config: Pick<Config, 'databaseUrl' | 'databaseAuthToken' | 'databaseBusyTimeoutMs'>,
+): Promise<Database> {
   const url = config.databaseUrl;
   if (isEmbedded(url)) {
     const path = embeddedPath(url);
     if (path && path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
   }
-  const client = createClient({ url, authToken: config.databaseAuthToken });
-  if (isEmbedded(url)) {
-    // WAL lets readers proceed while a write commits; the setting is stored in the file.
-    await client.execute('pragma journal_mode = wal');
-    await client.execute('pragma busy_timeout = 5000');
-  }
+  const client = reopeningClient(() =>
+    createClient({ url, authToken: config.databaseAuthToken, timeout: config.databaseBusyTimeoutMs }),
+  );
+  // WAL lets readers proceed while a write commits; the setting is stored in the file.
+  if (isEmbedded(url)) await client.execute('pragma journal_mode = wal');
   return createDatabase(client);
 }
 

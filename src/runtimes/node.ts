@@ -51,15 +51,28 @@ export async function startNode(env: Record<string, string | undefined>) {
   const app = createApp({ config, db, logger, redirectLookup, draining: () => draining });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
-    s.once('error', reject);
+    s.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new StartError(`${config.host}:${config.port} is already in use; set PORT to another port.`)
+          : err,
+      ),
+    );
   });
   const address = server.address() as AddressInfo;
   logger.log('info', 'listening', { url: `http://${config.host}:${address.port}`, baseUrl: config.baseUrl });
 
+  /**
+   * SIGTERM (an orchestrator): /readyz turns 503 for HOP_SHUTDOWN_DELAY_MS while requests are still served, so
+   * load balancers stop sending traffic, then the server stops accepting and finishes what is in flight.
+   * SIGINT (Ctrl-C at a terminal) skips the delay.
+   */
   async function shutdown(signal: string) {
     if (draining) return;
     draining = true;
-    logger.log('info', 'shutting down', { signal });
+    const delayMs = signal === 'SIGTERM' ? config.shutdownDelayMs : 0;
+    logger.log('info', 'shutting down', { signal, delayMs });
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     const timer = setTimeout(() => {
       logger.log('warn', 'shutdown deadline passed; closing open connections');
       (server as { closeAllConnections?: () => void }).closeAllConnections?.();
@@ -75,11 +88,16 @@ export async function startNode(env: Record<string, string | undefined>) {
   return { server, port: address.port, shutdown };
 }
 
+/** A start-up failure with a message meant for the operator (no stack). */
+export class StartError extends Error {
+  override name = 'StartError';
+}
+
 export async function main(env: Record<string, string | undefined> = process.env) {
   try {
     await startNode(env);
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof StartError) {
       console.error(err.message);
       process.exit(1);
     }

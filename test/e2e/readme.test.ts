@@ -27,7 +27,7 @@ describe('README walkthrough against `npm start`', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hop-e2e-'));
     port = await freePort();
-    env = { PORT: String(port), HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`, HOP_LOG_LEVEL: 'warn' };
+    env = { PORT: String(port), HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`, HOP_LOG_LEVEL: 'warn', HOP_SHUTDOWN_DELAY_MS: '0' };
     hop = await startProcess('npm', ['start'], env, `http://127.0.0.1:${port}`);
   });
 

@@ -20,6 +20,8 @@ export interface TestApp {
   app: ReturnType<typeof createApp>;
   db: Database;
   config: Config;
+  /** The database file. */
+  dbPath: string;
   /** The admin key of the workspace created for the test. */
   adminKey: string;
   workspaceId: string;
@@ -73,6 +75,7 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
     app,
     db,
     config,
+    dbPath: join(dir, 'hop.db'),
     adminKey: created.apiKey.key,
     workspaceId: created.id,
     logs,

@@ -20,6 +20,7 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       databaseUrl: 'file:./data/hop.db',
       databaseAuthToken: undefined,
+      databaseBusyTimeoutMs: 5000,
       baseUrl: 'http://localhost:8787',
       defaultDomain: 'localhost',
       adminToken: undefined,
@@ -28,6 +29,7 @@ describe('loadConfig', () => {
       bodyLimitBytes: 1024 * 1024,
       geoHeader: 'cf-ipcountry',
       readyTimeoutMs: 1000,
+      shutdownDelayMs: 3000,
     });
   });
 

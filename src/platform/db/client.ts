@@ -5,6 +5,7 @@
 import type { Client } from '@libsql/client';
 import { drizzle, type LibSQLDatabase } from 'drizzle-orm/libsql';
 import * as schema from '../../db/schema.ts';
+import { isBusy } from '../../errors.ts';
 
 export type Orm = LibSQLDatabase<typeof schema>;
 
@@ -33,6 +34,33 @@ export function createDatabase(client: Client): Database {
     },
     close: () => client.close(),
   };
+}
+
+
+/**
+ * A client that replaces itself after a SQLITE_BUSY. The embedded driver leaves the failed statement unreset,
+ * so the connection stays inside an implicit transaction that never commits: every later write on it would
+ * answer success and vanish at close (libsql-client-ts issue 352). A fresh client drops that connection.
+ */
+export function reopeningClient(open: () => Client): Client {
+  let inner = open();
+  const guard = <T>(run: () => Promise<T>): Promise<T> =>
+    run().catch((err: unknown) => {
+      if (isBusy(err)) {
+        const stale = inner;
+        inner = open();
+        stale.close();
+      }
+      throw err;
+    });
+  return new Proxy(inner, {
+    get(_target, prop) {
+      if (prop === 'execute') return (...args: Parameters<Client['execute']>) => guard(() => inner.execute(...args));
+      if (prop === 'batch') return (...args: Parameters<Client['batch']>) => guard(() => inner.batch(...args));
+      const value = Reflect.get(inner, prop, inner) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(inner) : value;
+    },
+  });
 }
 
 /** True when a libSQL error is a unique-constraint violation (a duplicate slug, hostname, key...). */
