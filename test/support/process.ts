@@ -32,20 +32,19 @@ export async function startProcess(
   child.stdout!.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
   child.stderr!.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // the whole group is gone
+    }
+  };
+  // The group, not just the leader: even when npm itself has exited, a server it left behind must not outlive the test.
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(-child.pid!, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-      const timer = setTimeout(() => {
-        try {
-          process.kill(-child.pid!, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }, 5000);
+    const running = child.exitCode === null && child.signalCode === null;
+    signalGroup('SIGTERM');
+    if (running) {
+      const timer = setTimeout(() => signalGroup('SIGKILL'), 5000);
       await exited;
       clearTimeout(timer);
     }
