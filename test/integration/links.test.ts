@@ -734,4 +734,26 @@ describe('Idempotency-Key on POST /v1/links', () => {
   it('accepts a key of 255 visible characters', async () => {
     expect((await post('k'.repeat(255), { url: 'https://example.com/' })).status).toBe(201);
   });
+
+  it('carries the request id of the retry on a replay', async () => {
+    await post('key-rid', { url: 'https://example.com/' });
+    const again = await t.request('/v1/links', {
+      method: 'POST',
+      json: { url: 'https://example.com/' },
+      headers: { 'idempotency-key': 'key-rid', 'x-request-id': 'retry-42' },
+    });
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.headers.get('x-request-id')).toBe('retry-42');
+  });
+
+  it('forgets keys after 24 hours: expired records are purged and the key runs anew', async () => {
+    await post('old-key', { url: 'https://example.com/' });
+    await post('other-old-key', { url: 'https://example.com/' });
+    t.clock.now = new Date(t.clock.now.getTime() + 24 * 60 * 60 * 1000 + 1);
+    const res = await post('old-key', { url: 'https://example.com/' });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('idempotent-replayed')).toBeNull();
+    expect(await t.count('idempotency_records')).toBe(1);
+    expect(await t.count('links')).toBe(3);
+  });
 });

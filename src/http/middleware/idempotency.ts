@@ -24,7 +24,7 @@ export function idempotency(service: IdempotencyService, now: () => Date): Middl
     const begun = await service.begin(workspaceId, key, request, now());
     if (begun.kind === 'replay') {
       const { status, contentType, location, body } = begun.response;
-      const headers = new Headers({ 'idempotent-replayed': 'true' });
+      const headers = new Headers({ 'idempotent-replayed': 'true', 'x-request-id': c.get('requestId') });
       if (contentType) headers.set('content-type', contentType);
       if (location) headers.set('location', location);
       return new Response(body, { status, headers });

@@ -33,9 +33,9 @@ export function createIdempotencyRepository(orm: Orm) {
     async remove(workspaceId: string, key: string): Promise<void> {
       await orm.delete(idempotencyRecords).where(byKey(workspaceId, key));
     },
-    /** Deletes this key's record once it has expired. */
-    async removeIfExpired(workspaceId: string, key: string, now: Date): Promise<void> {
-      await orm.delete(idempotencyRecords).where(and(byKey(workspaceId, key), lt(idempotencyRecords.expiresAt, now)));
+    /** Deletes every expired record (served by the `expires_at` index). */
+    async purgeExpired(now: Date): Promise<void> {
+      await orm.delete(idempotencyRecords).where(lt(idempotencyRecords.expiresAt, now));
     },
   };
 }

@@ -22,50 +22,51 @@ export interface StoredResponse {
 export type BeginResult = { kind: 'started' } | { kind: 'replay'; response: StoredResponse };
 
 export function createIdempotencyService(repo: IdempotencyRepository) {
-  return {
-    async begin(workspaceId: string, key: string, request: string, now: Date): Promise<BeginResult> {
-      const fingerprint = await sha256Hex(request);
-      await repo.removeIfExpired(workspaceId, key, now);
-      const record = {
-        workspaceId,
-        key,
-        fingerprint,
-        status: null,
-        contentType: null,
-        location: null,
-        body: null,
-        createdAt: now,
-        expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS),
-      };
-      if (await repo.tryInsert(record)) return { kind: 'started' };
-      const existing = await repo.get(workspaceId, key);
-      if (!existing) return this.begin(workspaceId, key, request, now);
-      if (existing.fingerprint !== fingerprint) {
-        throw new AppError('idempotency_mismatch', 'This Idempotency-Key was already used with a different request.');
+  async function begin(workspaceId: string, key: string, request: string, now: Date): Promise<BeginResult> {
+    const fingerprint = await sha256Hex(request);
+    // Expired records go whenever a keyed request arrives, so the table holds at most a day of keys.
+    await repo.purgeExpired(now);
+    const record = {
+      workspaceId,
+      key,
+      fingerprint,
+      status: null,
+      contentType: null,
+      location: null,
+      body: null,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS),
+    };
+    if (await repo.tryInsert(record)) return { kind: 'started' };
+    const existing = await repo.get(workspaceId, key);
+    if (!existing) return begin(workspaceId, key, request, now);
+    if (existing.fingerprint !== fingerprint) {
+      throw new AppError('idempotency_mismatch', 'This Idempotency-Key was already used with a different request.');
+    }
+    if (existing.status === null || existing.body === null) {
+      if (now.getTime() - existing.createdAt.getTime() > PENDING_TIMEOUT_MS) {
+        await repo.remove(workspaceId, key);
+        return begin(workspaceId, key, request, now);
       }
-      if (existing.status === null || existing.body === null) {
-        if (now.getTime() - existing.createdAt.getTime() > PENDING_TIMEOUT_MS) {
-          await repo.remove(workspaceId, key);
-          return this.begin(workspaceId, key, request, now);
-        }
-        throw new AppError('idempotency_in_progress', 'The first request with this Idempotency-Key has not finished.', {
-          headers: { 'retry-after': '1' },
-        });
-      }
-      return {
-        kind: 'replay',
-        response: {
-          status: existing.status,
-          contentType: existing.contentType,
-          location: existing.location,
-          body: existing.body,
-        },
-      };
-    },
+      throw new AppError('idempotency_in_progress', 'The first request with this Idempotency-Key has not finished.', {
+        headers: { 'retry-after': '1' },
+      });
+    }
+    return {
+      kind: 'replay',
+      response: {
+        status: existing.status,
+        contentType: existing.contentType,
+        location: existing.location,
+        body: existing.body,
+      },
+    };
+  }
 
+  return {
+    begin,
     complete: (workspaceId: string, key: string, response: StoredResponse) =>
       repo.complete(workspaceId, key, response),
-
     abandon: (workspaceId: string, key: string) => repo.remove(workspaceId, key),
   };
 }
