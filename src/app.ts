@@ -10,6 +10,7 @@ import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { apiKeyAuth } from './http/middleware/auth.ts';
 import { requestLog } from './http/middleware/request-log.ts';
+import { utf8Body } from './http/middleware/utf8-body.ts';
 import { errorHandler } from './http/problem.ts';
 import { createRouter } from './http/router.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
@@ -69,6 +70,7 @@ export function createApp(deps: AppDeps) {
       },
     }),
   );
+  app.use('/v1/*', utf8Body());
 
   app.route(
     '/',

@@ -52,11 +52,20 @@ export class AppError extends Error {
   }
 }
 
-/** A validation error naming the invalid fields of a request body. */
-export function invalidBody(errors: Array<{ field: string; message: string }>): AppError {
-  const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ');
-  return new AppError('validation', detail, { errors: errors.map((e) => ({ in: 'body', ...e })) });
+/** At most this many field errors are listed, so that a huge bad body cannot make a huger answer. */
+export const MAX_FIELD_ERRORS = 20;
+const DETAIL_FIELDS = 5;
+
+/** The one way to build a validation error: 400, naming each invalid field (the first 20) in `errors[]`. */
+export function invalidFields(errors: FieldError[]): AppError {
+  const shown = errors.slice(0, DETAIL_FIELDS).map((e) => `${e.field}: ${e.message}`);
+  if (errors.length > DETAIL_FIELDS) shown.push(`and ${errors.length - DETAIL_FIELDS} more`);
+  return new AppError('validation', shown.join('; '), { errors: errors.slice(0, MAX_FIELD_ERRORS) });
 }
+
+/** A validation error naming invalid fields of a request body. */
+export const invalidBody = (errors: Array<{ field: string; message: string }>) =>
+  invalidFields(errors.map((e) => ({ in: 'body', ...e })));
 
 /** True when a libSQL error (or one it wraps) carries `code`. */
 function hasCode(err: unknown, codes: readonly string[]): boolean {

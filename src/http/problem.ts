@@ -5,7 +5,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
-import { AppError, errorCodes, isBusy, type ErrorCode, type FieldError } from '../errors.ts';
+import { AppError, errorCodes, invalidFields, isBusy, type ErrorCode, type FieldError } from '../errors.ts';
 import { describeError, type Logger } from '../platform/logger.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -129,7 +129,5 @@ export function validationHook(
 ): void {
   if (result.success) return;
   if (result.target === 'param') throw new AppError('not_found', 'No such resource.');
-  const errors = fieldErrors(result.error, result.target);
-  const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ');
-  throw new AppError('validation', detail, { errors });
+  throw invalidFields(fieldErrors(result.error, result.target));
 }

@@ -2,6 +2,8 @@
 import { z } from '@hono/zod-openapi';
 
 export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+/** A UTF-16 surrogate without its pair (`"\ud800"` in JSON): not a character, and not valid UTF-8 once stored. */
+export const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Human-readable text: trimmed, 1..max characters, no control characters. */
 export const PlainText = (max: number) =>
@@ -10,7 +12,17 @@ export const PlainText = (max: number) =>
     .trim()
     .min(1, 'must not be empty')
     .max(max, `must be at most ${max} characters`)
-    .refine((v) => !CONTROL_CHARS.test(v), 'must not contain control characters');
+    .refine((v) => !CONTROL_CHARS.test(v), 'must not contain control characters')
+    .refine((v) => !LONE_SURROGATE.test(v), 'must be valid Unicode (no lone surrogates)');
+
+/** A decimal integer query parameter in [min, max]; `0x5`, `1e1` or ` 1` are refused rather than read. */
+export const QueryInt = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/, 'must be a decimal integer')
+    .transform(Number)
+    .pipe(z.number().min(min).max(max))
+    .openapi({ type: 'integer', minimum: min, maximum: max });
 
 /** An ISO-8601 date-time with an explicit offset (`Z` or `+02:00`), parsed to a Date. */
 export const IsoDateTime = z

@@ -142,3 +142,39 @@ describe('no input from outside yields a 500', () => {
     expect(res.status, await res.clone().text()).toBeLessThan(500);
   });
 });
+
+describe('bodies and queries that look almost right', () => {
+  const postRaw = (body: BodyInit) =>
+    t.request('/v1/links', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+
+  it('refuses invalid UTF-8 instead of storing replacement characters', async () => {
+    const bytes = new Uint8Array([...new TextEncoder().encode('{"url":"https://a.example/'), 0xff, ...new TextEncoder().encode('"}')]);
+    const problem = await expectProblem(await postRaw(bytes), 400, 'malformed-json');
+    expect(problem.detail).toContain('UTF-8');
+    expect(await t.count('links')).toBe(0);
+  });
+
+  it.each([
+    ['title', '{"url":"https://a.example/","title":"\\ud800"}'],
+    ['url', '{"url":"https://a.example/\\udc00"}'],
+  ])('refuses a lone surrogate in %s', async (field, body) => {
+    const problem = await expectProblem(await postRaw(body), 400, 'validation');
+    expect(problem.errors?.map((e) => e.field)).toEqual([field]);
+    expect(await t.count('links')).toBe(0);
+  });
+
+  it('caps the field errors of a huge bad body, so the answer stays small', async () => {
+    const body = JSON.stringify(Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`f${i}`, 1])));
+    const res = await postRaw(body);
+    const text = await res.clone().text();
+    const problem = await expectProblem(res, 400, 'validation');
+    expect(problem.errors).toHaveLength(20);
+    expect(problem.detail).toMatch(/and \d+ more$/);
+    expect(text.length).toBeLessThan(4000);
+  });
+
+  it.each(['0x5', '1e1', ' 1', '1.0', '-1', '0', '101'])('refuses ?limit=%s', async (limit) => {
+    const problem = await expectProblem(await t.request(`/v1/links?limit=${encodeURIComponent(limit)}`), 400, 'validation');
+    expect(problem.errors?.[0]).toMatchObject({ in: 'query', field: 'limit' });
+  });
+});

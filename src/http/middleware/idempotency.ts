@@ -3,7 +3,7 @@
  * body, and leaves nothing behind when the request is refused or fails.
  */
 import type { MiddlewareHandler } from 'hono';
-import { AppError } from '../../errors.ts';
+import { invalidFields } from '../../errors.ts';
 import {
   IDEMPOTENCY_KEY_PATTERN,
   type IdempotencyService,
@@ -15,9 +15,7 @@ export function idempotency(service: IdempotencyService, now: () => Date): Middl
     const key = c.req.header('idempotency-key');
     if (key === undefined) return next();
     if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
-      throw new AppError('validation', 'Idempotency-Key: must be 1-255 visible ASCII characters', {
-        errors: [{ in: 'header', field: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' }],
-      });
+      throw invalidFields([{ in: 'header', field: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' }]);
     }
     const { workspaceId } = c.get('principal');
     const request = `${c.req.method} ${c.req.path}\n${await c.req.text()}`;

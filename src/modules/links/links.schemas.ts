@@ -4,7 +4,7 @@
  */
 import { z } from '@hono/zod-openapi';
 import { canonicalHost } from '../hosts.ts';
-import { CONTROL_CHARS, IsoDateTime, PlainText, Timestamp } from '../shared.schemas.ts';
+import { CONTROL_CHARS, IsoDateTime, LONE_SURROGATE, PlainText, QueryInt, Timestamp } from '../shared.schemas.ts';
 
 export const MAX_URL_LENGTH = 2048;
 export const SLUG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -27,6 +27,10 @@ export const TargetUrl = z
       ctx.addIssue({ code: 'custom', message: 'must not contain whitespace or control characters' });
       return;
     }
+    if (LONE_SURROGATE.test(value)) {
+      ctx.addIssue({ code: 'custom', message: 'must be valid Unicode (no lone surrogates)' });
+      return;
+    }
     const url = URL.parse(value);
     if (!url) return void ctx.addIssue({ code: 'custom', message: 'must be an absolute URL' });
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -44,7 +48,7 @@ export const TargetUrl = z
     ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_URL_LENGTH} characters once normalised` });
     return z.NEVER;
   })
-  .openapi({ type: 'string', format: 'uri', example: 'https://example.com/launch?utm_source=hop' });
+  .openapi({ type: 'string', format: 'uri', maxLength: MAX_URL_LENGTH, example: 'https://example.com/launch?utm_source=hop' });
 
 export const SlugSchema = z
   .string()
@@ -146,7 +150,7 @@ export const LinkSchema = z
   .openapi('Link');
 
 export const ListLinksQuery = z.strictObject({
-  limit: z.coerce.number().int('must be an integer').min(1).max(100).default(20),
+  limit: QueryInt(1, 100).default(20),
   cursor: z.string().max(200).optional().openapi({ description: 'The `nextCursor` of the previous page.' }),
   domain: LinkDomainSchema.optional(),
   tag: TagSchema.optional(),

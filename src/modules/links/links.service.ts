@@ -4,7 +4,7 @@
  */
 import type { Config } from '../../config.ts';
 import type { LinkRow } from '../../db/schema.ts';
-import { AppError, invalidBody } from '../../errors.ts';
+import { AppError, invalidBody, invalidFields } from '../../errors.ts';
 import { isUniqueViolation } from '../../platform/db/client.ts';
 import { newId, randomBase62 } from '../../platform/crypto.ts';
 import type { ServiceContext } from '../context.ts';
@@ -37,10 +37,7 @@ export function encodeCursor(row: Pick<LinkRow, 'createdAt' | 'id'>): string {
 }
 
 export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const bad = () =>
-    new AppError('validation', 'cursor: is not a cursor this API returned', {
-      errors: [{ in: 'query', field: 'cursor', message: 'is not a cursor this API returned' }],
-    });
+  const bad = () => invalidFields([{ in: 'query', field: 'cursor', message: 'is not a cursor this API returned' }]);
   let text: string;
   try {
     text = atob(cursor.replaceAll('-', '+').replaceAll('_', '/'));
