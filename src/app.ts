@@ -113,7 +113,14 @@ export function createApp(deps: AppDeps) {
 
   app.route('/', redirectRoutes(redirect, config.geoHeader, now));
 
+  const allowedMethods = methodsByPath(app.routes);
   app.notFound((c) => {
+    const allow = allowedMethods(c.req.path);
+    if (allow.length) {
+      throw new AppError('method_not_allowed', `${c.req.method} is not allowed here; use ${allow.join(', ')}.`, {
+        headers: { allow: allow.join(', ') },
+      });
+    }
     throw new AppError('not_found', `Nothing at ${c.req.method} ${c.req.path}.`);
   });
   app.onError(errorHandler(logger));
@@ -121,3 +128,18 @@ export function createApp(deps: AppDeps) {
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** For a 405's `Allow`: the methods that have a handler for a path (HEAD wherever GET is). */
+function methodsByPath(routes: ReadonlyArray<{ method: string; path: string }>) {
+  const patterns = routes
+    .filter((r) => r.method !== 'ALL')
+    .map((r) => ({
+      method: r.method,
+      regex: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+').replace(/\*/g, '.*')}$`),
+    }));
+  return (path: string): string[] => {
+    const methods = new Set(patterns.filter((p) => p.regex.test(path)).map((p) => p.method));
+    if (methods.has('GET')) methods.add('HEAD');
+    return [...methods].sort();
+  };
+}

@@ -114,7 +114,20 @@ describe('every response', () => {
   it('answers unknown paths and methods with problem+json 404', async () => {
     await expectProblem(await t.request('/no/such/path', { key: null }), 404, 'not-found');
     await expectProblem(await t.request('/v1/nothing-here'), 404, 'not-found');
-    await expectProblem(await t.request('/v1/links', { method: 'PUT', json: {} }), 404, 'not-found');
+  });
+
+  it.each([
+    ['PUT', '/v1/links', 'GET, HEAD, POST'],
+    ['POST', '/v1/links/lnk_x', 'DELETE, GET, HEAD, PATCH'],
+    ['GET', '/v1/workspaces', 'POST'],
+    ['POST', '/launch', 'GET, HEAD'],
+    ['DELETE', '/readyz', 'GET, HEAD'],
+  ])('answers %s %s with 405 and Allow: %s, changing nothing', async (method, path, allow) => {
+    const body = method === 'GET' ? {} : { json: { url: 'https://example.com/' } };
+    const res = await t.request(path, { method, ...body });
+    await expectProblem(res, 405, 'method-not-allowed');
+    expect(res.headers.get('allow')).toBe(allow);
+    expect(await t.count('links')).toBe(0);
   });
 });
 
