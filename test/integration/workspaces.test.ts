@@ -94,6 +94,17 @@ describe('API keys', () => {
     expect((await t.request(`/v1/keys/${own.id}`, { method: 'DELETE', key: own.key })).status).toBe(204);
     await expectProblem(await t.request('/v1/workspace', { key: own.key }), 401);
   });
+
+  it("keeps the workspace's last admin key (409), so the workspace cannot lock itself out", async () => {
+    const keys = (await (await t.request('/v1/keys')).json()) as { data: Array<{ id: string; scopes: string[] }> };
+    const admin = keys.data.find((k) => k.scopes.includes('workspace:admin'))!;
+    await expectProblem(await t.request(`/v1/keys/${admin.id}`, { method: 'DELETE' }), 409, 'conflict');
+    expect((await t.request('/v1/workspace')).status).toBe(200);
+
+    const second = await t.createKey(['workspace:admin']);
+    expect((await t.request(`/v1/keys/${admin.id}`, { method: 'DELETE', key: second.key })).status).toBe(204);
+    await expectProblem(await t.request(`/v1/keys/${second.id}`, { method: 'DELETE', key: second.key }), 409);
+  });
 });
 
 describe('domains', () => {

@@ -78,7 +78,15 @@ export function createWorkspacesService(repo: WorkspacesRepository, config: Conf
       return (await repo.listActiveKeys(ctx.workspaceId)).map(toApiKey);
     },
 
+    /** Revokes a key; the workspace's last `workspace:admin` key stays, or nobody could manage it any more. */
     async revokeKey(ctx: ServiceContext, id: string): Promise<void> {
+      const active = await repo.listActiveKeys(ctx.workspaceId);
+      const key = active.find((k) => k.id === id);
+      if (!key) throw new AppError('not_found', 'No such API key.');
+      const isAdmin = (k: ApiKeyRow) => k.scopes.includes('workspace:admin');
+      if (isAdmin(key) && active.filter(isAdmin).length === 1) {
+        throw new AppError('conflict', "This is the workspace's last admin key; create another admin key first.");
+      }
       if (!(await repo.revokeKey(ctx.workspaceId, id, ctx.now()))) {
         throw new AppError('not_found', 'No such API key.');
       }
