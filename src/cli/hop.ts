@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { prettifyError, ZodError } from 'zod';
 import { loadConfig, ConfigError, type Config } from '../config.ts';
-import { AppError, errorCodes } from '../errors.ts';
+import { AppError, errorCodes, isBusy } from '../errors.ts';
 import { scopes as allScopes, type Scope, type ServiceContext } from '../modules/context.ts';
 import { CreateApiKeySchema, CreateWorkspaceSchema } from '../modules/workspaces/workspaces.schemas.ts';
 import { createServices } from '../services.ts';
@@ -133,6 +133,7 @@ try {
   if (err instanceof ConfigError) console.error(err.message);
   else if (err instanceof AppError) console.error(`hop: ${errorCodes[err.code].title} ${err.message}`);
   else if (err instanceof ZodError) console.error(`hop: invalid input:\n${prettifyError(err)}`);
-  else throw err;
+  else if (isBusy(err)) console.error('hop: the database is busy (another process holds its lock); try again.');
+  else console.error(`hop: ${err instanceof Error ? err.message : String(err)}`);
   process.exitCode = 1;
 }

@@ -121,4 +121,3 @@ export type WorkspaceRow = typeof workspaces.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type DomainRow = typeof domains.$inferSelect;
 export type LinkRow = typeof links.$inferSelect;
-export type NewLinkRow = typeof links.$inferInsert;

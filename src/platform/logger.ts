@@ -33,6 +33,11 @@ export function createLogger(options: LoggerOptions): Logger {
 
 /** Describes an unknown thrown value for a log line (never for a client). */
 export function describeError(err: unknown): Record<string, unknown> {
-  if (err instanceof Error) return { error: err.name, message: err.message, stack: err.stack };
-  return { error: String(err) };
+  if (!(err instanceof Error)) return { error: String(err) };
+  // Wrappers (drizzle's "Failed query", libSQL's errors) keep the real reason in `cause`.
+  const causes: string[] = [];
+  for (let c: unknown = err.cause; c && causes.length < 5; c = (c as { cause?: unknown }).cause) {
+    causes.push(c instanceof Error ? `${c.name}: ${c.message}` : String(c));
+  }
+  return { error: err.name, message: err.message, stack: err.stack, ...(causes.length ? { causes } : {}) };
 }

@@ -103,7 +103,7 @@ export function createLinksRepository(orm: Orm) {
         .returning({ id: links.id });
       if (!changes.tags) return (await update).length > 0;
       const tags = tagRows({ id, workspaceId, tags: changes.tags });
-      const del = orm.delete(linkTags).where(eq(linkTags.linkId, id));
+      const del = orm.delete(linkTags).where(and(eq(linkTags.linkId, id), eq(linkTags.workspaceId, workspaceId)));
       const results = tags.length
         ? await orm.batch([update, del, orm.insert(linkTags).values(tags)])
         : await orm.batch([update, del]);

@@ -105,8 +105,6 @@ export function createLinksService(repo: LinksRepository, workspaces: Workspaces
     new AppError('conflict', `The slug "${row.slug}" is already taken on ${row.domain}.`);
 
   return {
-    toLink,
-
     async create(ctx: ServiceContext, input: CreateLinkInput): Promise<Link> {
       await checkRules(ctx, input);
       const now = ctx.now();

@@ -21,9 +21,21 @@ export function createWorkspacesRepository(orm: Orm) {
       return orm.query.workspaces.findFirst({ where: eq(workspaces.id, id) });
     },
 
-    async countWorkspaces(): Promise<number> {
-      const [row] = await orm.select({ n: count() }).from(workspaces);
-      return row?.n ?? 0;
+    /**
+     * Inserts the workspace and its key only if the database has no workspace yet, in one transaction, so two
+     * processes starting on an empty database create one default workspace between them. True if it inserted.
+     */
+    async insertFirstWorkspace(workspace: WorkspaceRow, key: NewApiKey): Promise<boolean> {
+      await orm.batch([
+        orm.run(sql`insert into ${workspaces} (id, name, created_at)
+          select ${workspace.id}, ${workspace.name}, ${workspace.createdAt.getTime()}
+          where not exists (select 1 from ${workspaces})`),
+        orm.run(sql`insert into ${apiKeys} (id, workspace_id, name, prefix, hash, scopes, created_at)
+          select ${key.id}, ${key.workspaceId}, ${key.name}, ${key.prefix}, ${key.hash}, ${JSON.stringify(key.scopes)}, ${key.createdAt.getTime()}
+          where exists (select 1 from ${workspaces} where id = ${workspace.id})`),
+      ]);
+      const [row] = await orm.select({ id: workspaces.id }).from(workspaces).where(eq(workspaces.id, workspace.id));
+      return row !== undefined;
     },
 
     async insertKey(key: NewApiKey): Promise<void> {

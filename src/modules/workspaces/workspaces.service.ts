@@ -46,20 +46,25 @@ async function mintKey(workspaceId: string, name: string, scopes: readonly Scope
   return { row, created: { ...toApiKey(row), key } satisfies CreatedApiKey };
 }
 
+async function newWorkspace(name: string, now: Date) {
+  const workspace: WorkspaceRow = { id: newId('ws'), name, createdAt: now };
+  const { row, created } = await mintKey(workspace.id, 'admin', ['workspace:admin'], now);
+  return { workspace, keyRow: row, result: { ...toWorkspace(workspace), apiKey: created } };
+}
+
 export function createWorkspacesService(repo: WorkspacesRepository, config: Config) {
   return {
     /** Creates a workspace and its first key with the `workspace:admin` scope. */
     async createWorkspace(input: CreateWorkspaceInput, now: Date) {
-      const workspace: WorkspaceRow = { id: newId('ws'), name: input.name, createdAt: now };
-      const { row, created } = await mintKey(workspace.id, 'admin', ['workspace:admin'], now);
-      await repo.insertWorkspaceWithKey(workspace, row);
-      return { ...toWorkspace(workspace), apiKey: created };
+      const { workspace, keyRow, result } = await newWorkspace(input.name, now);
+      await repo.insertWorkspaceWithKey(workspace, keyRow);
+      return result;
     },
 
     /** On an empty database, creates the `default` workspace; otherwise does nothing and returns null. */
     async bootstrapDefaultWorkspace(now: Date) {
-      if ((await repo.countWorkspaces()) > 0) return null;
-      return this.createWorkspace({ name: 'default' }, now);
+      const { workspace, keyRow, result } = await newWorkspace('default', now);
+      return (await repo.insertFirstWorkspace(workspace, keyRow)) ? result : null;
     },
 
     async getWorkspace(ctx: ServiceContext): Promise<Workspace> {
