@@ -15,7 +15,7 @@ import { errorHandler } from './http/problem.ts';
 import { createRouter } from './http/router.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { linksRoutes } from './modules/links/links.routes.ts';
-import { redirectRoutes } from './modules/redirect/redirect.routes.ts';
+import { redirectDocument, redirectRoutes } from './modules/redirect/redirect.routes.ts';
 import type { RedirectLookup } from './modules/redirect/redirect.lookup.ts';
 import { operatorRoutes, workspaceRoutes } from './modules/workspaces/workspaces.routes.ts';
 import type { Database } from './platform/db/client.ts';
@@ -109,8 +109,18 @@ export function createApp(deps: AppDeps) {
     });
     return c.json(document);
   });
-  app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'hop API reference' }));
+  // A pinned version of the reference's script: an unpinned CDN URL would run whatever is published next on hop's
+  // origin. (Offline, /docs renders nothing; /openapi.json is the source of truth.)
+  app.get(
+    '/docs',
+    Scalar({
+      url: '/openapi.json',
+      pageTitle: 'hop API reference',
+      cdn: 'https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.72.1',
+    }),
+  );
 
+  app.openAPIRegistry.registerPath(redirectDocument);
   app.route('/', redirectRoutes(redirect, config.geoHeader, now));
 
   const allowedMethods = methodsByPath(app.routes);

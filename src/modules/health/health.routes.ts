@@ -1,7 +1,7 @@
 /** Health probes: `/livez` (the process answers) and `/readyz` (the database answers within a deadline, not draining). */
-import { Hono } from 'hono';
+import { createRoute, z } from '@hono/zod-openapi';
 import { AppError } from '../../errors.ts';
-import type { AppEnv } from '../../http/env.ts';
+import { createRouter, jsonResponse, ProblemSchema } from '../../http/router.ts';
 
 export interface Readiness {
   /** Rejects when the dependency does not answer in time. */
@@ -9,16 +9,41 @@ export interface Readiness {
   draining: () => boolean;
 }
 
+const LiveSchema = z.object({ status: z.literal('ok') }).openapi('Live');
+const ReadySchema = z
+  .object({ status: z.literal('ready'), checks: z.record(z.string(), z.literal('ok')) })
+  .openapi('Ready');
+
+const live = createRoute({
+  method: 'get',
+  path: '/livez',
+  tags: ['Operations'],
+  summary: 'Liveness: the process answers',
+  responses: { 200: jsonResponse(LiveSchema, 'Alive.') },
+});
+
+const ready = createRoute({
+  method: 'get',
+  path: '/readyz',
+  tags: ['Operations'],
+  summary: 'Readiness: the database answers within the deadline and the process is not draining',
+  responses: {
+    200: jsonResponse(ReadySchema, 'Ready for traffic.'),
+    503: { description: 'Not ready.', content: { 'application/problem+json': { schema: ProblemSchema } } },
+  },
+});
+
 export function healthRoutes(readiness: Readiness) {
-  return new Hono<AppEnv>()
-    .get('/livez', (c) => c.json({ status: 'ok' }, 200, { 'cache-control': 'no-store' }))
-    .get('/readyz', async (c) => {
+  return createRouter()
+    .openapi(live, (c) => c.json({ status: 'ok' as const }, 200, { 'cache-control': 'no-store' }))
+    .openapi(ready, async (c) => {
       if (readiness.draining()) throw new AppError('unavailable', 'Shutting down.');
       const names = Object.keys(readiness.checks);
       const results = await Promise.allSettled(names.map((n) => readiness.checks[n]!()));
       const failed = names.filter((_, i) => results[i]!.status === 'rejected');
       if (failed.length) throw new AppError('unavailable', `Not ready: ${failed.join(', ')} did not answer in time.`);
-      return c.json({ status: 'ready', checks: Object.fromEntries(names.map((n) => [n, 'ok'])) }, 200, {
+      const checks = Object.fromEntries(names.map((n) => [n, 'ok' as const]));
+      return c.json({ status: 'ready' as const, checks }, 200, {
         'cache-control': 'no-store',
       });
     });

@@ -2,9 +2,11 @@
  * `GET|HEAD /{slug}` on any short-link host: the redirect. Unknown slugs answer 404 problem+json, or a small HTML
  * page when the client prefers text/html; exhausted links 410 the same way.
  */
+import { z, type RouteConfig } from '@hono/zod-openapi';
 import { Hono } from 'hono';
 import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../../http/env.ts';
+import { ProblemSchema } from '../../http/router.ts';
 import { canonicalHost } from '../hosts.ts';
 import type { RedirectService } from './redirect.service.ts';
 
@@ -28,6 +30,32 @@ export function requestHost(hostHeader: string | null, url: string): string {
 
 const prefersHtml = (accept: string | undefined) =>
   !!accept && accept.includes('text/html') && !accept.includes('application/json');
+
+/**
+ * The redirect's entry in the OpenAPI document. The route itself is a plain Hono handler: a zod validator on
+ * the hot path would cost every click, and the slug's syntax is checked by the service anyway.
+ */
+export const redirectDocument = {
+  method: 'get',
+  path: '/{slug}',
+  tags: ['Redirect'],
+  summary: 'Follow a short link (GET or HEAD) on any short-link host',
+  request: { params: z.object({ slug: z.string().openapi({ param: { name: 'slug', in: 'path' }, example: 'launch' }) }) },
+  responses: {
+    301: { description: "Permanent redirect (the link's redirectStatus); Location is the target." },
+    302: { description: 'Redirect (default); Location is the target, or fallbackUrl for an expired link.' },
+    307: { description: 'Temporary redirect keeping the method.' },
+    308: { description: 'Permanent redirect keeping the method.' },
+    404: {
+      description: 'No such link; a small HTML page when the client prefers text/html.',
+      content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
+    },
+    410: {
+      description: 'Expired or out of clicks, without fallbackUrl.',
+      content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
+    },
+  },
+} satisfies RouteConfig;
 
 export function redirectRoutes(service: RedirectService, geoHeader: string, now: () => Date) {
   return new Hono<AppEnv>().get('/:slug', async function redirect(c) {
