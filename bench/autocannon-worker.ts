@@ -2,7 +2,7 @@
  * The fallback load generator when wrk is not installed: runs autocannon through its programmatic API in its
  * own process (so it gets its own core, not the harness's event loop), over the same precomputed path list
  * wrk would use, and prints one JSON result line in the same shape as bench/wrk-paths.lua.
- * Usage: node bench/autocannon-worker.ts <url> <connections> <seconds> <paths file>
+ * Usage: node bench/autocannon-worker.ts <url> <connections> <seconds> <paths file> [Host header]
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -22,7 +22,7 @@ interface AutocannonResult {
 type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
-const [url, connections, seconds, pathsFile] = process.argv.slice(2);
+const [url, connections, seconds, pathsFile, host] = process.argv.slice(2);
 if (!url || !connections || !seconds || !pathsFile) {
   console.error('usage: autocannon-worker.ts <url> <connections> <seconds> <paths file>');
   process.exit(2);
@@ -32,6 +32,7 @@ let position = 0;
 
 const result = await autocannon({
   url,
+  ...(host ? { headers: { host } } : {}),
   connections: Number(connections),
   duration: Number(seconds),
   requests: [

@@ -211,13 +211,16 @@ async function verifyFixed(target: Target): Promise<void> {
 }
 
 function generatorCommand(generator: 'wrk' | 'autocannon', url: string, seconds: number, pathsFile: string) {
+  // Clicks arrive for the default domain (localhost), as they do in production for its configured host; the
+  // connection still goes to 127.0.0.1, where the servers listen.
+  const host = `localhost:${new URL(url).port}`;
   if (generator === 'wrk') {
     // One wrk thread: the machine has two cores, one for the server under test and one for the generator.
-    const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '-s', join(ROOT, 'bench/wrk-paths.lua')];
-    return pinned(0, 'wrk', [...args, url, '--', pathsFile]);
+    const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '-H', `Host: ${host}`];
+    return pinned(0, 'wrk', [...args, '-s', join(ROOT, 'bench/wrk-paths.lua'), url, '--', pathsFile]);
   }
   const worker = join(ROOT, 'bench/autocannon-worker.ts');
-  return pinned(0, process.execPath, [worker, url, String(CONNECTIONS), String(seconds), pathsFile]);
+  return pinned(0, process.execPath, [worker, url, String(CONNECTIONS), String(seconds), pathsFile, host]);
 }
 
 async function load(generator: 'wrk' | 'autocannon', url: string, seconds: number, pathsFile: string) {
