@@ -4,12 +4,11 @@
  */
 import { Scalar } from '@scalar/hono-api-reference';
 import { bodyLimit } from 'hono/body-limit';
-import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
 import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { apiKeyAuth } from './http/middleware/auth.ts';
-import { requestLog } from './http/middleware/request-log.ts';
+import { requestBookkeeping, requestContext } from './http/middleware/request-context.ts';
 import { utf8Body } from './http/middleware/utf8-body.ts';
 import { errorHandler } from './http/problem.ts';
 import { createRouter } from './http/router.ts';
@@ -34,8 +33,6 @@ export interface AppDeps {
   redirectLookup?: RedirectLookup;
 }
 
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-
 export function createApp(deps: AppDeps) {
   const { config, db, logger } = deps;
   const now = deps.now ?? (() => new Date());
@@ -46,16 +43,15 @@ export function createApp(deps: AppDeps) {
 
   const app = createRouter();
 
-  app.use(
-    requestId({
-      limitLength: 128,
-      generator: (c) => {
-        const incoming = c.req.header('x-request-id');
-        return incoming && REQUEST_ID_PATTERN.test(incoming) ? incoming : crypto.randomUUID();
-      },
-    }),
-  );
-  app.use(requestLog(logger, config.logSampleRate));
+  // Request ids and logs for every path but the redirect's (`GET|HEAD /{slug}`), which keeps the same books itself
+  // so that a click runs without middleware (see request-context.ts). Single-segment paths with other methods
+  // still get them, for their 405.
+  const bookkeeping = requestBookkeeping(logger, config.logSampleRate);
+  const context = requestContext(bookkeeping);
+  for (const path of ['/', '/v1', '/docs', '/openapi.json', '/livez', '/readyz', '/:first/:second/*']) {
+    app.use(path, context);
+  }
+  app.on(['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], '/:slug', context);
   // Security headers protect documents: the API, its reference and the probes. A redirect is a bodyless 3xx that
   // they do nothing for, and eleven headers on every click cost measurable throughput (docs/benchmarks.md).
   // Browsers' default referrer policy, not no-referrer: destinations of a short link may see where clicks came from.
@@ -121,9 +117,10 @@ export function createApp(deps: AppDeps) {
   );
 
   app.openAPIRegistry.registerPath(redirectDocument);
-  app.route('/', redirectRoutes(redirect, config.geoHeader, now));
+  app.route('/', redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping }));
 
-  const allowedMethods = methodsByPath(app.routes);
+  // The request context registered per method above is bookkeeping, not a handler that would allow the method.
+  const allowedMethods = methodsByPath(app.routes.filter((r) => r.handler !== context));
   app.notFound((c) => {
     const allow = allowedMethods(c.req.path);
     if (allow.length) {

@@ -49,7 +49,7 @@ export function createEmbeddedLookup(path: string): EmbeddedLookup {
     .raw(true);
   return {
     // Same rule as the portable adapter (RedirectLookup): this host, then the default domain for unknown hosts.
-    async findForRedirect(host, fallback, slug) {
+    findForRedirect(host, fallback, slug) {
       let row = onDomain.get(slug, host) as Row | undefined;
       if (!row && host !== fallback) row = onFallback.get(slug, fallback, host) as Row | undefined;
       return row && toLink(row);

@@ -95,6 +95,27 @@ describe('every response', () => {
     expect(typeof lines[0]!.durationMs).toBe('number');
   });
 
+  it('keeps the same books on the redirect path, which runs without middleware', async () => {
+    await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'logged' } });
+    const hit = await t.request('/logged', { key: null, headers: { 'x-request-id': 'click-1' } });
+    const miss = await t.request('/missing', { key: null, headers: { 'x-request-id': 'click-2' } });
+    expect(hit.headers.get('x-request-id')).toBe('click-1');
+    expect(miss.headers.get('x-request-id')).toBe('click-2');
+    const lines = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => l.requestId === 'click-1')).toMatchObject({ path: '/logged', status: 302 });
+    expect(lines.find((l) => l.requestId === 'click-2')).toMatchObject({ path: '/missing', status: 404 });
+  });
+
+  it.each([
+    ['GET', '/'],
+    ['POST', '/launch'],
+    ['GET', '/a/b/c'],
+  ])('gives %s %s a request id too', async (method, path) => {
+    const res = await t.request(path, { method, key: null, headers: { 'x-request-id': 'any-path' } });
+    expect(res.headers.get('x-request-id')).toBe('any-path');
+    expect((await expectProblem(res, res.status)).instance).toBe('any-path');
+  });
+
   it('samples request logs but always logs server errors, without leaking them to the client', async () => {
     const sampled = await createTestApp({ HOP_LOG_LEVEL: 'info', HOP_LOG_SAMPLE_RATE: '0' });
     try {

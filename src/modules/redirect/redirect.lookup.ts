@@ -18,6 +18,11 @@ export type RedirectLink = Pick<LinkRow, (typeof REDIRECT_COLUMNS)[number]>;
  * but a workspace's own domain never serves another workspace's default-domain links.
  */
 export interface RedirectLookup {
-  findForRedirect(host: string, fallback: string, slug: string): Promise<RedirectLink | undefined>;
+  /** May answer synchronously (an embedded statement), sparing the redirect a promise per click. */
+  findForRedirect(
+    host: string,
+    fallback: string,
+    slug: string,
+  ): RedirectLink | undefined | Promise<RedirectLink | undefined>;
 }
 

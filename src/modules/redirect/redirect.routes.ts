@@ -3,12 +3,14 @@
  * page when the client prefers text/html; exhausted links 410 the same way.
  */
 import { z, type RouteConfig } from '@hono/zod-openapi';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../../http/env.ts';
+import type { RequestBookkeeping } from '../../http/middleware/request-context.ts';
+import { problemResponse } from '../../http/problem.ts';
 import { ProblemSchema } from '../../http/router.ts';
 import { canonicalHost } from '../hosts.ts';
-import type { RedirectService } from './redirect.service.ts';
+import type { RedirectOutcome, RedirectService } from './redirect.service.ts';
 
 const page = (status: number, title: string, text: string) =>
   `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
@@ -57,11 +59,20 @@ export const redirectDocument = {
   },
 } satisfies RouteConfig;
 
-export function redirectRoutes(service: RedirectService, geoHeader: string, now: () => Date) {
-  return new Hono<AppEnv>().get('/:slug', async function redirect(c) {
+export interface RedirectRouteOptions {
+  /** The trusted request header carrying the visitor's country. */
+  geoHeader: string;
+  now: () => Date;
+  /** Request id and log, kept here rather than by middleware (see request-context.ts). */
+  bookkeeping: RequestBookkeeping;
+}
+
+export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping }: RedirectRouteOptions) {
+  return new Hono<AppEnv>().get('/:slug', function redirect(c): Response | Promise<Response> {
+    const start = bookkeeping.begin(c);
     const req = c.req.raw;
     const query = req.url.indexOf('?');
-    const outcome = await service.resolve({
+    const outcome = service.resolve({
       host: requestHost(req.headers.get('host'), req.url),
       slug: c.req.param('slug'),
       search: query === -1 ? '' : req.url.slice(query),
@@ -69,31 +80,46 @@ export function redirectRoutes(service: RedirectService, geoHeader: string, now:
       country: req.headers.get(geoHeader) ?? undefined,
       now: now(),
     });
-    if (outcome.kind === 'redirect') {
-      // A Response with a plain header object, not c.body(): Hono would build a Headers instance that the Node
-      // adapter then has to iterate, a measurable share of a redirect's cost. Headers set earlier by middleware
-      // are not carried over, so the request id is written here.
-      return new Response(null, {
-        status: outcome.status,
-        headers: {
-          location: outcome.location,
-          'cache-control': outcome.cacheControl,
-          // An explicit length spares Node the chunked encoding and its terminator.
-          'content-length': '0',
-          'x-request-id': c.get('requestId'),
-        },
-      });
-    }
-    const p = pages[outcome.kind];
-    if (prefersHtml(req.headers.get('accept') ?? undefined)) {
-      return c.html(page(p.status, p.title, p.text), p.status, {
+    const finish = (o: RedirectOutcome) => {
+      const res = respond(c, o);
+      bookkeeping.finish(c, res.status, start);
+      return res;
+    };
+    // No await when the lookup answered synchronously: a promise per click is measurable at this rate.
+    return outcome instanceof Promise ? outcome.then(finish) : finish(outcome);
+  });
+}
+
+function respond(c: Context<AppEnv>, outcome: RedirectOutcome): Response {
+  const requestId = c.get('requestId');
+  if (outcome.kind === 'redirect') {
+    // A Response with a plain header object, not c.body(): Hono would build a Headers instance that the Node
+    // adapter then has to iterate, a measurable share of a redirect's cost.
+    return new Response(null, {
+      status: outcome.status,
+      headers: {
+        location: outcome.location,
+        'cache-control': outcome.cacheControl,
+        // An explicit length spares Node the chunked encoding and its terminator.
+        'content-length': '0',
+        'x-request-id': requestId,
+      },
+    });
+  }
+  const p = pages[outcome.kind];
+  if (prefersHtml(c.req.header('accept'))) {
+    return new Response(c.req.method === 'HEAD' ? null : page(p.status, p.title, p.text), {
+      status: p.status,
+      headers: {
+        'content-type': 'text/html; charset=UTF-8',
         'cache-control': 'no-store',
         'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
         'x-content-type-options': 'nosniff',
         'x-frame-options': 'DENY',
-      });
-    }
-    const code = outcome.kind === 'gone' ? 'link_gone' : 'not_found';
-    throw new AppError(code, p.text);
-  });
+        'x-request-id': requestId,
+      },
+    });
+  }
+  const code = outcome.kind === 'gone' ? 'link_gone' : 'not_found';
+  return problemResponse(new AppError(code, p.text), requestId, c.req.method);
 }

@@ -69,23 +69,29 @@ export function isExhausted(link: RedirectLink, now: Date): boolean {
   return link.maxClicks !== null && link.clicks >= link.maxClicks;
 }
 
+/** The answer for a link found (or not) for this request. */
+export function decide(link: RedirectLink | undefined, req: RedirectRequest): RedirectOutcome {
+  if (!link) return { kind: 'not_found' };
+  if (isExhausted(link, req.now)) {
+    if (!link.fallbackUrl) return { kind: 'gone' };
+    return { kind: 'redirect', status: 302, location: link.fallbackUrl, cacheControl: 'no-store' };
+  }
+  const target = pickTarget(link, req.userAgent, req.country);
+  return {
+    kind: 'redirect',
+    status: link.redirectStatus,
+    location: link.forwardQuery ? mergeQuery(target, req.search) : target,
+    cacheControl: cachePolicy(link, req.now),
+  };
+}
+
 export function createRedirectService(links: RedirectLookup, defaultDomain: string) {
   return {
-    async resolve(req: RedirectRequest): Promise<RedirectOutcome> {
+    /** Synchronous when the lookup is (see RedirectLookup); a promise otherwise. */
+    resolve(req: RedirectRequest): RedirectOutcome | Promise<RedirectOutcome> {
       if (!SLUG_PATTERN.test(req.slug)) return { kind: 'not_found' };
-      const link = await links.findForRedirect(req.host, defaultDomain, req.slug);
-      if (!link) return { kind: 'not_found' };
-      if (isExhausted(link, req.now)) {
-        if (!link.fallbackUrl) return { kind: 'gone' };
-        return { kind: 'redirect', status: 302, location: link.fallbackUrl, cacheControl: 'no-store' };
-      }
-      const target = pickTarget(link, req.userAgent, req.country);
-      return {
-        kind: 'redirect',
-        status: link.redirectStatus,
-        location: link.forwardQuery ? mergeQuery(target, req.search) : target,
-        cacheControl: cachePolicy(link, req.now),
-      };
+      const found = links.findForRedirect(req.host, defaultDomain, req.slug);
+      return found instanceof Promise ? found.then((link) => decide(link, req)) : decide(found, req);
     },
   };
 }
