@@ -1,7 +1,7 @@
 /** Hostname rules shared by links, domains and the redirect: one spelling per name, and hosts that reach hop itself. */
 
 /** DNS treats `example.com.` and `example.com` as one name, and names are case-insensitive: compare them as one. */
-export const canonicalHost = (hostname: string) => hostname.toLowerCase().replace(/\.$/, '');
+export const canonicalHost = (hostname: string) => hostname.toLowerCase().replace(/\.+$/, '');
 
 /**
  * Hosts that reach this very server whatever the configured domains (requests for unknown hosts fall back to the

@@ -145,6 +145,32 @@ describe('domains', () => {
     expect((await t.request(`/v1/domains/${domain.id}`, { method: 'DELETE' })).status).toBe(204);
   });
 
+  it('refuses (409) a hostname that links of the workspace redirect to, since serving it would loop', async () => {
+    for (const json of [{ url: 'https://new.example/loop' }, { url: 'https://a.example/', geo: { DE: 'https://new.example:8443/x' } }]) {
+      const link = (await (await t.request('/v1/links', { method: 'POST', json })).json()) as { id: string };
+      await expectProblem(await t.request('/v1/domains', { method: 'POST', json: { hostname: 'new.example' } }), 409, 'conflict');
+      expect(await t.count('domains')).toBe(0);
+      expect((await t.request(`/v1/links/${link.id}`, { method: 'DELETE' })).status).toBe(204);
+    }
+    expect((await t.request('/v1/domains', { method: 'POST', json: { hostname: 'new.example' } })).status).toBe(201);
+  });
+
+  it('refuses to move a link onto a domain its own target points at', async () => {
+    await t.request('/v1/domains', { method: 'POST', json: { hostname: 'go.example.com' } });
+    const link = (await (await t.request('/v1/links', { method: 'POST', json: { url: 'https://other.example/x' } })).json()) as { id: string };
+    const problem = await expectProblem(
+      await t.request(`/v1/links/${link.id}`, { method: 'PATCH', json: { domain: 'go.example.com', url: 'https://go.example.com/x' } }),
+      400,
+      'validation',
+    );
+    expect(problem.errors?.map((e) => e.field)).toEqual(['url']);
+  });
+
+  it('stores a hostname written with trailing dots under its canonical name', async () => {
+    const res = await t.request('/v1/domains', { method: 'POST', json: { hostname: 'Go.Example.COM.' } });
+    expect(((await res.json()) as { hostname: string }).hostname).toBe('go.example.com');
+  });
+
   it('makes a registered domain one of hop’s own hosts: links may not redirect to it', async () => {
     await t.request('/v1/domains', { method: 'POST', json: { hostname: 'go.example.com' } });
     const problem = await expectProblem(

@@ -176,7 +176,18 @@ export function createLinksService(repo: LinksRepository, workspaces: Workspaces
     async update(ctx: ServiceContext, id: string, patch: UpdateLinkInput): Promise<Link> {
       const current = await repo.get(ctx.workspaceId, id);
       if (!current) throw new AppError('not_found', 'No such link.');
-      await checkRules(ctx, patch);
+      // The targets as they will be, not only those sent: moving a link to a new domain can make its old url loop.
+      const merged = <K extends 'url' | 'fallbackUrl' | 'iosUrl' | 'androidUrl' | 'geo'>(field: K) =>
+        patch[field] === undefined ? current[field] : patch[field];
+      await checkRules(ctx, {
+        url: merged('url') ?? undefined,
+        fallbackUrl: merged('fallbackUrl'),
+        iosUrl: merged('iosUrl'),
+        androidUrl: merged('androidUrl'),
+        geo: merged('geo'),
+        domain: patch.domain,
+        expiresAt: patch.expiresAt,
+      });
       const changes: Partial<LinkRow> = { updatedAt: ctx.now() };
       for (const [key, value] of Object.entries(patch)) {
         if (value !== undefined) (changes as Record<string, unknown>)[key] = value;

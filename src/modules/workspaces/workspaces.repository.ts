@@ -1,5 +1,5 @@
 /** drizzle queries for workspaces, API keys and domains. Every query of a tenant's data is bound to its workspace. */
-import { and, count, desc, eq, isNull, sql } from 'drizzle-orm';
+import { and, count, desc, eq, isNull, or, sql, type SQL } from 'drizzle-orm';
 import { apiKeys, domains, links, workspaces, type ApiKeyRow, type DomainRow, type WorkspaceRow } from '../../db/schema.ts';
 import type { Orm } from '../../platform/db/client.ts';
 
@@ -90,6 +90,22 @@ export function createWorkspacesRepository(orm: Orm) {
         .select({ n: count() })
         .from(links)
         .where(and(eq(links.workspaceId, workspaceId), eq(links.domain, hostname)));
+      return row?.n ?? 0;
+    },
+
+    /** Links of the workspace with any target (url, fallback, device or geo) on `hostname`. */
+    async countLinksTargeting(workspaceId: string, hostname: string): Promise<number> {
+      const onHost = (column: SQL) =>
+        sql`(instr(lower(${column}), ${`://${hostname}/`}) > 0 or instr(lower(${column}), ${`://${hostname}:`}) > 0)`;
+      const [row] = await orm
+        .select({ n: count() })
+        .from(links)
+        .where(
+          and(
+            eq(links.workspaceId, workspaceId),
+            or(...[links.url, links.fallbackUrl, links.iosUrl, links.androidUrl, links.geo].map((c) => onHost(sql`${c}`))),
+          ),
+        );
       return row?.n ?? 0;
     },
 

@@ -1,6 +1,7 @@
 /** Shapes of workspaces, API keys and domains: request bodies, responses and their OpenAPI components. */
 import { z } from '@hono/zod-openapi';
 import { scopes } from '../context.ts';
+import { canonicalHost } from '../hosts.ts';
 import { PlainText, Timestamp } from '../shared.schemas.ts';
 
 export const ScopeSchema = z.enum(scopes).openapi('Scope');
@@ -49,6 +50,7 @@ export const HostnameSchema = z
   .trim()
   .toLowerCase()
   .max(253, 'must be at most 253 characters')
+  .transform(canonicalHost)
   .refine((h) => {
     const labels = h.split('.');
     return labels.length >= 2 && labels.every((l) => LABEL.test(l)) && !/^[0-9]+$/.test(labels.at(-1) ?? '');

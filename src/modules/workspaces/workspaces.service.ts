@@ -109,6 +109,13 @@ export function createWorkspacesService(repo: WorkspacesRepository, config: Conf
       if (input.hostname === config.defaultDomain) {
         throw invalidBody([{ field: 'hostname', message: 'is the default domain, which every workspace has' }]);
       }
+      const targeting = await repo.countLinksTargeting(ctx.workspaceId, input.hostname);
+      if (targeting > 0) {
+        throw new AppError(
+          'conflict',
+          `${targeting} link(s) of this workspace redirect to ${input.hostname}; serving it would make them loop.`,
+        );
+      }
       const row: DomainRow = { id: newId('dom'), workspaceId: ctx.workspaceId, hostname: input.hostname, createdAt: ctx.now() };
       try {
         await repo.insertDomain(row);
