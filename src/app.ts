@@ -121,16 +121,18 @@ export function createApp(deps: AppDeps) {
 
   // The request context registered per method above is bookkeeping, not a handler that would allow the method.
   const allowedMethods = methodsByPath(app.routes.filter((r) => r.handler !== context));
+  const onError = errorHandler(logger, bookkeeping);
+  // Answered, not thrown: Hono lets an error thrown here escape the middleware around it, which would skip its log.
   app.notFound((c) => {
     const allow = allowedMethods(c.req.path);
-    if (allow.length) {
-      throw new AppError('method_not_allowed', `${c.req.method} is not allowed here; use ${allow.join(', ')}.`, {
-        headers: { allow: allow.join(', ') },
-      });
-    }
-    throw new AppError('not_found', `Nothing at ${c.req.method} ${c.req.path}.`);
+    const error = allow.length
+      ? new AppError('method_not_allowed', `${c.req.method} is not allowed here; use ${allow.join(', ')}.`, {
+          headers: { allow: allow.join(', ') },
+        })
+      : new AppError('not_found', `Nothing at ${c.req.method} ${c.req.path}.`);
+    return onError(error, c);
   });
-  app.onError(errorHandler(logger));
+  app.onError(onError);
   return app;
 }
 

@@ -5,5 +5,11 @@ import type { Principal } from '../modules/context.ts';
 export type { Principal, Scope } from '../modules/context.ts';
 
 export type AppEnv = {
-  Variables: RequestIdVariables & { principal: Principal };
+  Variables: RequestIdVariables & {
+    principal: Principal;
+    /** performance.now() when the request's books were opened (request-context.ts). */
+    requestStart: number;
+    /** Set by the request-context middleware, which logs the request after the response, errors included. */
+    requestLoggedAfter: boolean;
+  };
 };

@@ -7,6 +7,8 @@ import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
 import { AppError, errorCodes, invalidFields, isBusy, type ErrorCode, type FieldError } from '../errors.ts';
 import { describeError, type Logger } from '../platform/logger.ts';
+import type { AppEnv } from './env.ts';
+import type { RequestBookkeeping } from './middleware/request-context.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -72,14 +74,20 @@ export function toAppError(err: unknown): AppError {
   return new AppError('internal', 'An unexpected error occurred. Quote the instance id when reporting it.');
 }
 
-export function errorHandler(logger: Logger) {
-  return function onError(err: unknown, c: Context): Response {
+export function errorHandler(logger: Logger, bookkeeping: RequestBookkeeping) {
+  return function onError(err: unknown, c: Context<AppEnv>): Response {
+    if (c.get('requestId') === undefined) bookkeeping.begin(c);
+    const requestId = c.get('requestId');
     const appError = toAppError(err);
-    const requestId = (c.get('requestId') as string | undefined) ?? 'unknown';
-    if (appError.status >= 500) {
+    if (!(err instanceof AppError)) {
       logger.log('error', 'request failed', { requestId, path: c.req.path, ...describeError(err) });
+    } else if (appError.status >= 500) {
+      // Expected refusals (draining, a busy database): a warning without a stack, not an error.
+      logger.log('warn', 'request refused', { requestId, path: c.req.path, code: appError.code, detail: appError.message });
     }
-    return problemResponse(appError, requestId, c.req.method);
+    const res = problemResponse(appError, requestId, c.req.method);
+    if (!c.get('requestLoggedAfter')) bookkeeping.finish(c, res.status);
+    return res;
   };
 }
 

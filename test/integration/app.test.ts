@@ -110,10 +110,25 @@ describe('every response', () => {
     ['GET', '/'],
     ['POST', '/launch'],
     ['GET', '/a/b/c'],
-  ])('gives %s %s a request id too', async (method, path) => {
+    ['PROPFIND', '/launch'],
+    ['GET', '//'],
+    ['GET', '/v1/'],
+    ['GET', '/docs/'],
+  ])('gives %s %s a request id and a log line too', async (method, path) => {
     const res = await t.request(path, { method, key: null, headers: { 'x-request-id': 'any-path' } });
     expect(res.headers.get('x-request-id')).toBe('any-path');
     expect((await expectProblem(res, res.status)).instance).toBe('any-path');
+    const lines = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === 'any-path');
+    expect(lines).toEqual([expect.objectContaining({ msg: 'request', status: res.status })]);
+  });
+
+  it('logs a redirect that fails on the database as a 500 request, with its cause', async () => {
+    await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'fails' } });
+    t.db.client.close();
+    const res = await t.request('/fails', { key: null, headers: { 'x-request-id': 'broken-click' } });
+    await expectProblem(res, 500, 'internal');
+    const lines = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === 'broken-click');
+    expect(lines.map((l) => l.msg).sort()).toEqual(['request', 'request failed']);
   });
 
   it('samples request logs but always logs server errors, without leaking them to the client', async () => {

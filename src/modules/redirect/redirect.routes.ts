@@ -69,7 +69,7 @@ export interface RedirectRouteOptions {
 
 export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping }: RedirectRouteOptions) {
   return new Hono<AppEnv>().get('/:slug', function redirect(c): Response | Promise<Response> {
-    const start = bookkeeping.begin(c);
+    bookkeeping.begin(c);
     const req = c.req.raw;
     const query = req.url.indexOf('?');
     const outcome = service.resolve({
@@ -82,7 +82,7 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
     });
     const finish = (o: RedirectOutcome) => {
       const res = respond(c, o);
-      bookkeeping.finish(c, res.status, start);
+      bookkeeping.finish(c, res.status);
       return res;
     };
     // No await when the lookup answered synchronously: a promise per click is measurable at this rate.
