@@ -91,7 +91,12 @@ describe.each(['portable', 'embedded'] as const)('with the %s redirect lookup', 
     describe('query forwarding', () => {
       it('adds the click query to the target by default', async () => {
         await createLink({ url: 'https://example.com/p', slug: 's' });
-        await expectRedirect(await visit('/s?utm_source=news&ref=a%20b'), 302, 'https://example.com/p?utm_source=news&ref=a+b');
+        await expectRedirect(await visit('/s?utm_source=news&ref=a%20b'), 302, 'https://example.com/p?utm_source=news&ref=a%20b');
+      });
+
+      it("forwards the click's query byte for byte, even where it is not well-formed", async () => {
+        await createLink({ url: 'https://example.com/p', slug: 's' });
+        await expectRedirect(await visit('/s?%zz=%ff&a=%E0&flag'), 302, 'https://example.com/p?%zz=%ff&a=%E0&flag');
       });
 
       it("keeps the target's own value for a parameter both have", async () => {
@@ -339,5 +344,17 @@ describe.each(['portable', 'embedded'] as const)('with the %s redirect lookup', 
       expect(problem.instance).toBe('trace-me-42');
       expect(header).toBe('trace-me-42');
     });
+  });
+});
+
+describe('a Host header that is not one host', () => {
+  it.each(['go.example.com, other', 'a b', 'exa_mple.com', ''])('answers 400 problem+json for %j', async (host) => {
+    t = await createTestApp({}, { redirectLookup: 'embedded' });
+    try {
+      const res = await t.app.request(new Request('http://localhost/s', { headers: { host } }));
+      await expectProblem(res, 400, 'bad-request');
+    } finally {
+      t.close();
+    }
   });
 });

@@ -23,9 +23,16 @@ const pages = {
 } as const;
 
 /** The request's hostname from its Host header (no port, lower case, no trailing dot), or from its URL. */
-export function requestHost(hostHeader: string | null, url: string): string {
+const HOST_HEADER = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * The request's hostname from its Host header (no port, lower case, no trailing dot), or from its URL; null when
+ * the header is not one host (two Host headers arrive joined by a comma, and RFC 9112 wants those refused).
+ */
+export function requestHost(hostHeader: string | null, url: string): string | null {
   // String slicing instead of new URL(): parsing a URL per click measurably cut redirect throughput.
   const host = hostHeader ?? url.slice(url.indexOf('//') + 2).split('/')[0]!;
+  if (!HOST_HEADER.test(host)) return null;
   const end = host.startsWith('[') ? host.indexOf(']') + 1 : host.lastIndexOf(':');
   return canonicalHost(end > 0 ? host.slice(0, end) : host);
 }
@@ -71,9 +78,15 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
   return new Hono<AppEnv>().get('/:slug', function redirect(c): Response | Promise<Response> {
     bookkeeping.begin(c);
     const req = c.req.raw;
+    const host = requestHost(req.headers.get('host'), req.url);
+    if (host === null) {
+      const res = problemResponse(new AppError('bad_request', 'The Host header must name one host.'), c.get('requestId'));
+      bookkeeping.finish(c, res.status);
+      return res;
+    }
     const query = req.url.indexOf('?');
     const outcome = service.resolve({
-      host: requestHost(req.headers.get('host'), req.url),
+      host,
       slug: c.req.param('slug'),
       search: query === -1 ? '' : req.url.slice(query),
       userAgent: req.headers.get('user-agent') ?? undefined,

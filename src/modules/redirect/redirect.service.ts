@@ -24,21 +24,30 @@ export type RedirectOutcome =
 const IOS = /\b(iPhone|iPad|iPod)\b/;
 const ANDROID = /\bAndroid\b/;
 
+function decodedKey(piece: string): string {
+  const raw = piece.slice(0, piece.includes('=') ? piece.indexOf('=') : piece.length).replaceAll('+', ' ');
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 /**
  * Adds the click's query parameters to the target; parameters the target already has keep its value.
- * The target's own query is kept byte for byte (signed URLs), and repeated click parameters keep every value.
+ * Both queries are kept byte for byte (a signed target, a click's own encoding), only compared by decoded key,
+ * and repeated click parameters keep every value.
  */
 export function mergeQuery(target: string, search: string): string {
   if (search.length <= 1) return target;
   const url = new URL(target);
   const own = new Set(url.searchParams.keys());
-  const added = new URLSearchParams();
-  for (const [key, value] of new URLSearchParams(search)) {
-    if (!own.has(key)) added.append(key, value);
-  }
-  const extra = added.toString();
-  if (!extra) return target;
-  url.search = url.search.length > 1 ? `${url.search}&${extra}` : `?${extra}`;
+  const extra = search
+    .slice(1)
+    .split('&')
+    .filter((piece) => piece !== '' && !own.has(decodedKey(piece)));
+  if (!extra.length) return target;
+  url.search = url.search.length > 1 ? `${url.search}&${extra.join('&')}` : `?${extra.join('&')}`;
   return url.href;
 }
 
