@@ -9,7 +9,7 @@ import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { apiKeyAuth } from './http/middleware/auth.ts';
 import { requestBookkeeping, requestContext } from './http/middleware/request-context.ts';
-import { utf8Body } from './http/middleware/utf8-body.ts';
+import { strictBody } from './http/middleware/strict-body.ts';
 import { errorHandler } from './http/problem.ts';
 import { createRouter } from './http/router.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
@@ -66,7 +66,7 @@ export function createApp(deps: AppDeps) {
       },
     }),
   );
-  app.use('/v1/*', utf8Body());
+  app.use('/v1/*', strictBody());
 
   app.route(
     '/',

@@ -25,9 +25,13 @@ export const QueryInt = (min: number, max: number) =>
     .openapi({ type: 'integer', minimum: min, maximum: max });
 
 /** An ISO-8601 date-time with an explicit offset (`Z` or `+02:00`), parsed to a Date. */
+/** The last instant an ISO-8601 string with a four-digit year can express; later ones would not round-trip. */
+const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 export const IsoDateTime = z
   .iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone, e.g. 2027-01-31T12:00:00Z' })
   .transform((v) => new Date(v))
+  .refine((d) => d.getTime() <= MAX_TIME, 'must be no later than 9999-12-31T23:59:59.999Z')
   .openapi({ type: 'string', format: 'date-time' });
 
 export const Timestamp = z.string().openapi({ format: 'date-time', example: '2026-11-21T12:00:00.000Z' });

@@ -228,3 +228,25 @@ describe('bodies and queries that look almost right', () => {
     expect(problem.errors?.[0]).toMatchObject({ in: 'query', field: 'limit' });
   });
 });
+
+describe('keys and values a lenient parser would change', () => {
+  it.each([
+    '{"url":"https://e.example/","geo":{"__proto__":"javascript:alert(1)"}}',
+    '{"url":"https://e.example/","geo":{"\\u005f_proto__":"https://x.example/"}}',
+    '{"__proto__":{"admin":true},"url":"https://e.example/"}',
+  ])('refuses a __proto__ key: %s', async (body) => {
+    const res = await t.request('/v1/links', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const problem = await expectProblem(res, 400, 'validation');
+    expect(problem.errors?.[0]?.field).toBe('__proto__');
+    expect(await t.count('links')).toBe(0);
+  });
+
+  it('refuses an expiry past the year 9999, which could not be echoed back in ISO-8601', async () => {
+    const res = await t.request('/v1/links', {
+      method: 'POST',
+      json: { url: 'https://e.example/', expiresAt: '9999-12-31T23:59:59.999-23:59' },
+    });
+    const problem = await expectProblem(res, 400, 'validation');
+    expect(problem.errors?.[0]?.field).toBe('expiresAt');
+  });
+});

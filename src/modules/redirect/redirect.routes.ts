@@ -63,6 +63,8 @@ export const redirectDocument = {
       description: 'Expired or out of clicks, without fallbackUrl.',
       content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
     },
+    400: { description: 'The Host header is not one host.', content: { 'application/problem+json': { schema: ProblemSchema } } },
+    500: { description: 'A fault of the server.', content: { 'application/problem+json': { schema: ProblemSchema } } },
   },
 } satisfies RouteConfig;
 

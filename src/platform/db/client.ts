@@ -12,7 +12,7 @@ export type Orm = LibSQLDatabase<typeof schema>;
 export interface Database {
   orm: Orm;
   client: Client;
-  /** Resolves when the database answers `select 1` within `timeoutMs`; rejects otherwise. */
+  /** Resolves when the database answers a read of hop's schema within `timeoutMs`; rejects otherwise. */
   ping(timeoutMs: number): Promise<void>;
   close(): void;
 }
@@ -27,7 +27,8 @@ export function createDatabase(client: Client): Database {
         timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
       });
       try {
-        await Promise.race([client.execute('select 1'), deadline]);
+        // A table of hop's, not `select 1`: a database without the schema (not migrated, wrong file) is not ready.
+        await Promise.race([client.execute('select 1 from workspaces limit 1'), deadline]);
       } finally {
         clearTimeout(timer);
       }
