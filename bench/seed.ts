@@ -5,6 +5,7 @@
  */
 import { loadConfig } from '../src/config.ts';
 import { links, type LinkRow } from '../src/db/schema.ts';
+import { linkDefaults } from '../src/modules/links/links.service.ts';
 import { newId } from '../src/platform/crypto.ts';
 import { migrateDatabase, openDatabase } from '../src/runtimes/database.ts';
 import { createServices } from '../src/services.ts';
@@ -23,25 +24,14 @@ export async function seedDatabase(databaseUrl: string, count: number): Promise<
     const now = new Date();
     const workspace = await createServices(db.orm, config).workspaces.createWorkspace({ name: 'bench' }, now);
 
-    // The same defaults links.service.ts fills in for a link created with only slug and url.
+    // The defaults links.service.ts gives a link created with only slug and url.
     const row = (n: number): LinkRow => ({
+      ...linkDefaults(),
       id: newId('lnk'),
       workspaceId: workspace.id,
       domain: config.defaultDomain,
       slug: slugOf(n),
       url: targetOf(n),
-      title: null,
-      tags: [],
-      expiresAt: null,
-      maxClicks: null,
-      fallbackUrl: null,
-      redirectStatus: 302,
-      cacheMaxAge: 0,
-      forwardQuery: true,
-      iosUrl: null,
-      androidUrl: null,
-      geo: null,
-      clicks: 0,
       createdAt: now,
       updatedAt: now,
     });

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LinkRow } from '../../src/db/schema.ts';
 import type { LinksRepository } from '../../src/modules/links/links.repository.ts';
+import { linkDefaults } from '../../src/modules/links/links.service.ts';
 import {
   cachePolicy,
   createRedirectService,
@@ -26,18 +27,7 @@ function link(overrides: Partial<LinkRow> = {}): LinkRow {
     domain: 'localhost',
     slug: 'launch',
     url: 'https://example.com/target',
-    title: null,
-    tags: [],
-    expiresAt: null,
-    maxClicks: null,
-    fallbackUrl: null,
-    redirectStatus: 302,
-    cacheMaxAge: 0,
-    forwardQuery: true,
-    iosUrl: null,
-    androidUrl: null,
-    geo: null,
-    clicks: 0,
+    ...linkDefaults(),
     createdAt: new Date('2027-01-01T00:00:00Z'),
     updatedAt: new Date('2027-01-01T00:00:00Z'),
     ...overrides,

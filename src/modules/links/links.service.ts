@@ -32,6 +32,24 @@ interface RuleInput {
   expiresAt?: Date | null | undefined;
 }
 
+/** What a link holds in every optional field its creator leaves out. */
+export function linkDefaults(): Omit<LinkRow, 'id' | 'workspaceId' | 'domain' | 'slug' | 'url' | 'createdAt' | 'updatedAt'> {
+  return {
+    title: null,
+    tags: [],
+    expiresAt: null,
+    maxClicks: null,
+    fallbackUrl: null,
+    redirectStatus: 302,
+    cacheMaxAge: 0,
+    forwardQuery: true,
+    iosUrl: null,
+    androidUrl: null,
+    geo: null,
+    clicks: 0,
+  };
+}
+
 export function encodeCursor(row: Pick<LinkRow, 'createdAt' | 'id'>): string {
   return btoa(`${row.createdAt.getTime()}.${row.id}`).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
 }
@@ -109,24 +127,16 @@ export function createLinksService(repo: LinksRepository, workspaces: Workspaces
       await checkRules(ctx, input);
       const now = ctx.now();
       const geo = input.geo && Object.keys(input.geo).length ? input.geo : null;
+      // zod leaves out the keys a client did not send, so spreading the input keeps the defaults for those.
+      const { domain, slug, geo: _geo, ...given } = input;
       const row: LinkRow = {
+        ...linkDefaults(),
+        ...given,
         id: newId('lnk'),
         workspaceId: ctx.workspaceId,
-        domain: input.domain ?? config.defaultDomain,
-        slug: input.slug ?? '',
-        url: input.url,
-        title: input.title ?? null,
-        tags: input.tags ?? [],
-        expiresAt: input.expiresAt ?? null,
-        maxClicks: input.maxClicks ?? null,
-        fallbackUrl: input.fallbackUrl ?? null,
-        redirectStatus: input.redirectStatus ?? 302,
-        cacheMaxAge: input.cacheMaxAge ?? 0,
-        forwardQuery: input.forwardQuery ?? true,
-        iosUrl: input.iosUrl ?? null,
-        androidUrl: input.androidUrl ?? null,
+        domain: domain ?? config.defaultDomain,
+        slug: slug ?? '',
         geo,
-        clicks: 0,
         createdAt: now,
         updatedAt: now,
       };

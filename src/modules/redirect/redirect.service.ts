@@ -79,7 +79,7 @@ export function isExhausted(link: RedirectLink, now: Date): boolean {
 }
 
 /** The answer for a link found (or not) for this request. */
-export function decide(link: RedirectLink | undefined, req: RedirectRequest): RedirectOutcome {
+function decide(link: RedirectLink | undefined, req: RedirectRequest): RedirectOutcome {
   if (!link) return { kind: 'not_found' };
   if (isExhausted(link, req.now)) {
     if (!link.fallbackUrl) return { kind: 'gone' };
