@@ -32,7 +32,13 @@ export const configSchema = z.object({
     .refine((v) => !/^file::memory:|[?&]mode=memory/.test(v), 'must name a file, not an in-memory database')
     .default('file:./data/hop.db'),
   HOP_DATABASE_AUTH_TOKEN: z.string().min(1).optional(),
-  HOP_DATABASE_BUSY_TIMEOUT_MS: positiveInt(0, 60_000).default(5000),
+  HOP_DATABASE_BUSY_TIMEOUT_MS: positiveInt(0, 60_000).default(2000),
+  HOP_DATABASE_TIMEOUT_MS: positiveInt(100, 60_000).default(2000),
+  HOP_DATABASE_SYNC_URL: z
+    .string()
+    .regex(/^(libsql:\/\/|https?:\/\/)/, 'must start with libsql://, http:// or https://')
+    .optional(),
+  HOP_DATABASE_SYNC_INTERVAL_S: positiveInt(1, 86_400).default(5),
   HOP_BASE_URL: baseUrl.optional(),
   HOP_ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   HOP_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -60,6 +66,12 @@ export interface Config {
   databaseAuthToken: string | undefined;
   /** How long an embedded database waits for another connection's lock before answering busy (503). */
   databaseBusyTimeoutMs: number;
+  /** The deadline of every database call: past it the request answers 503 instead of waiting on a hung server. */
+  databaseTimeoutMs: number;
+  /** With a `file:` databaseUrl: the primary it is an embedded replica of (sqld or Turso). */
+  databaseSyncUrl: string | undefined;
+  /** How often an embedded replica pulls the primary's changes, in seconds. */
+  databaseSyncIntervalS: number;
   /** Origin of short links on the default domain, e.g. `http://localhost:8787`. */
   baseUrl: string;
   /** Hostname of the default short-link domain (the base URL's host without port). */
@@ -91,6 +103,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const c = parsed.data;
+  if (c.HOP_DATABASE_SYNC_URL && !c.HOP_DATABASE_URL.startsWith('file:')) {
+    throw new ConfigError(
+      'Invalid configuration:\n  HOP_DATABASE_SYNC_URL: needs a file: HOP_DATABASE_URL (the local embedded replica of that primary)',
+    );
+  }
   const baseUrlValue = c.HOP_BASE_URL ?? `http://localhost:${c.PORT}`;
   return {
     port: c.PORT,
@@ -98,6 +115,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     databaseUrl: c.HOP_DATABASE_URL,
     databaseAuthToken: c.HOP_DATABASE_AUTH_TOKEN,
     databaseBusyTimeoutMs: c.HOP_DATABASE_BUSY_TIMEOUT_MS,
+    databaseTimeoutMs: c.HOP_DATABASE_TIMEOUT_MS,
+    databaseSyncUrl: c.HOP_DATABASE_SYNC_URL,
+    databaseSyncIntervalS: c.HOP_DATABASE_SYNC_INTERVAL_S,
     baseUrl: baseUrlValue,
     defaultDomain: new URL(baseUrlValue).hostname,
     adminToken: c.HOP_ADMIN_TOKEN,

@@ -2,7 +2,8 @@
  * The router factory every module uses, so all of them share the validation hook, and the OpenAPI pieces
  * (problem schema, error responses, bearer security) that route definitions reuse.
  */
-import { OpenAPIHono, z } from '@hono/zod-openapi';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import * as z from '../platform/zod.ts';
 import type { AppEnv } from './env.ts';
 import { validationHook } from './problem.ts';
 

@@ -1,5 +1,5 @@
 /** Field shapes several modules share: display text, timestamps and list limits. */
-import { z } from '@hono/zod-openapi';
+import * as z from '../platform/zod.ts';
 
 export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 /** A UTF-16 surrogate without its pair (`"\ud800"` in JSON): not a character, and not valid UTF-8 once stored. */

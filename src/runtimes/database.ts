@@ -1,14 +1,16 @@
 /**
  * Opens hop's database on Node and Bun: a libSQL client for `file:` (embedded), `http(s)://` or `libsql://`
- * (sqld, Turso), and drizzle's migrator over the SQL files in migrations/.
+ * (sqld, Turso), or an embedded replica (`file:` plus HOP_DATABASE_SYNC_URL), each behind the guarded client
+ * (deadlines, 503 when unreachable); and drizzle's migrator over the SQL files in migrations/.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createClient } from '@libsql/client';
+import { createClient, type Client } from '@libsql/client';
 import { migrate } from 'drizzle-orm/libsql/migrator';
 import type { Config } from '../config.ts';
-import { createDatabase, reopeningClient, type Database } from '../platform/db/client.ts';
+import { createDatabase, deadlineFetch, guardedClient, type Database } from '../platform/db/client.ts';
+import type { Logger } from '../platform/logger.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
 
@@ -20,20 +22,96 @@ export function embeddedPath(url: string): string {
   return rest.startsWith('//') ? fileURLToPath(`file:${rest}`) : rest;
 }
 
-export async function openDatabase(
-  config: Pick<Config, 'databaseUrl' | 'databaseAuthToken' | 'databaseBusyTimeoutMs'>,
-): Promise<Database> {
+export type DatabaseConfig = Pick<
+  Config,
+  'databaseUrl' | 'databaseAuthToken' | 'databaseBusyTimeoutMs' | 'databaseTimeoutMs' | 'databaseSyncUrl' | 'databaseSyncIntervalS'
+>;
+
+/** What kind of database a configuration names; the runtime entries decide migrations and the redirect read by it. */
+export type DatabaseMode = 'embedded' | 'remote' | 'replica' | 'replica-offline';
+
+export interface OpenedDatabase extends Database {
+  mode: DatabaseMode;
+}
+
+export class DatabaseOpenError extends Error {
+  override name = 'DatabaseOpenError';
+}
+
+export async function openDatabase(config: DatabaseConfig, logger?: Logger): Promise<OpenedDatabase> {
   const url = config.databaseUrl;
-  if (isEmbedded(url)) {
-    const path = embeddedPath(url);
-    if (path && path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+  const timeoutMs = config.databaseTimeoutMs;
+  const authToken = config.databaseAuthToken;
+  if (!isEmbedded(url)) {
+    const client = guardedClient(() => createClient({ url, authToken, fetch: deadlineFetch(timeoutMs) }), { timeoutMs });
+    return { ...createDatabase(client), mode: 'remote' };
   }
-  const client = reopeningClient(() =>
-    createClient({ url, authToken: config.databaseAuthToken, timeout: config.databaseBusyTimeoutMs }),
-  );
+
+  const path = embeddedPath(url);
+  if (path && path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+  if (config.databaseSyncUrl) return openReplica(config, path, logger);
+
+  const client = guardedClient(() => createClient({ url, timeout: config.databaseBusyTimeoutMs }), { timeoutMs });
   // WAL lets readers proceed while a write commits; the setting is stored in the file.
-  if (isEmbedded(url)) await client.execute('pragma journal_mode = wal');
-  return createDatabase(client);
+  await client.execute('pragma journal_mode = wal');
+  return { ...createDatabase(client), mode: 'embedded' };
+}
+
+/**
+ * An embedded replica: reads from the local file, writes forwarded to the primary, changes pulled every
+ * HOP_DATABASE_SYNC_INTERVAL_S. When the primary cannot be reached at start, a replica that has synced before
+ * serves its local copy read-only (writes answer 503) and says so; one that never synced cannot start.
+ */
+async function openReplica(config: DatabaseConfig, path: string, logger?: Logger): Promise<OpenedDatabase> {
+  const { databaseUrl: url, databaseSyncUrl: syncUrl, databaseTimeoutMs: timeoutMs } = config;
+  const open = (): Client =>
+    createClient({
+      url,
+      syncUrl,
+      authToken: config.databaseAuthToken,
+      syncInterval: config.databaseSyncIntervalS,
+      timeout: config.databaseBusyTimeoutMs,
+    });
+  let first: Client;
+  try {
+    first = open();
+    // The first sync is what proves the primary answers; its own wait is bounded like every other call.
+    await withDeadline(first.sync(), timeoutMs);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    if (!existsSync(path)) {
+      throw new DatabaseOpenError(
+        `The primary at ${syncUrl} cannot be reached (${reason}) and ${path} holds no earlier replica to serve; ` +
+          'start again once the primary is up.',
+      );
+    }
+    logger?.log('warn', 'replica primary unreachable at start; serving the local replica read-only', {
+      syncUrl,
+      path,
+      reason,
+      hint: 'writes answer 503 until hop is restarted with the primary reachable',
+    });
+    const client = guardedClient(() => createClient({ url, timeout: config.databaseBusyTimeoutMs }), {
+      timeoutMs,
+      readOnly: true,
+    });
+    return { ...createDatabase(client), mode: 'replica-offline' };
+  }
+  let reuse: Client | undefined = first;
+  const client = guardedClient(() => {
+    const next = reuse ?? open();
+    reuse = undefined;
+    return next;
+  }, { timeoutMs });
+  return { ...createDatabase(client), mode: 'replica' };
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 export async function migrateDatabase(db: Database): Promise<void> {

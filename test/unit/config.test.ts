@@ -20,7 +20,10 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       databaseUrl: 'file:./data/hop.db',
       databaseAuthToken: undefined,
-      databaseBusyTimeoutMs: 5000,
+      databaseBusyTimeoutMs: 2000,
+      databaseTimeoutMs: 2000,
+      databaseSyncUrl: undefined,
+      databaseSyncIntervalS: 5,
       baseUrl: 'http://localhost:8787',
       defaultDomain: 'localhost',
       adminToken: undefined,
@@ -63,8 +66,10 @@ describe('loadConfig', () => {
       HOP_BODY_LIMIT_BYTES: '2048',
       HOP_GEO_HEADER: 'X-Country',
       HOP_READY_TIMEOUT_MS: '250',
+      HOP_DATABASE_TIMEOUT_MS: '1500',
     });
     expect(config).toMatchObject({
+      databaseTimeoutMs: 1500,
       port: 9000,
       host: '0.0.0.0',
       databaseUrl: 'libsql://db.example.turso.io',
@@ -84,6 +89,21 @@ describe('loadConfig', () => {
       expect(loadConfig({ HOP_DATABASE_URL: url }).databaseUrl).toBe(url);
     },
   );
+
+  it('reads an embedded replica: a file plus the primary it syncs from', () => {
+    expect(
+      loadConfig({
+        HOP_DATABASE_URL: 'file:./replica.db',
+        HOP_DATABASE_SYNC_URL: 'http://127.0.0.1:8080',
+        HOP_DATABASE_SYNC_INTERVAL_S: '2',
+      }),
+    ).toMatchObject({ databaseUrl: 'file:./replica.db', databaseSyncUrl: 'http://127.0.0.1:8080', databaseSyncIntervalS: 2 });
+  });
+
+  it('refuses a sync URL for a database that is not a local file', () => {
+    const err = configError({ HOP_DATABASE_URL: 'http://127.0.0.1:8080', HOP_DATABASE_SYNC_URL: 'http://127.0.0.1:8081' });
+    expect(err.message).toMatch(/^ {2}HOP_DATABASE_SYNC_URL: needs a file: HOP_DATABASE_URL/m);
+  });
 
   it.each([
     ['PORT', 'abc'],
@@ -106,6 +126,10 @@ describe('loadConfig', () => {
     ['HOP_BODY_LIMIT_BYTES', '10'],
     ['HOP_GEO_HEADER', 'bad header'],
     ['HOP_READY_TIMEOUT_MS', '5'],
+    ['HOP_DATABASE_TIMEOUT_MS', '50'],
+    ['HOP_DATABASE_TIMEOUT_MS', '2s'],
+    ['HOP_DATABASE_SYNC_URL', 'file:./primary.db'],
+    ['HOP_DATABASE_SYNC_INTERVAL_S', '0'],
   ])('stops with a ConfigError naming %s=%j', (name, value) => {
     const err = configError({ [name]: value });
     expect(err.name).toBe('ConfigError');

@@ -1,5 +1,6 @@
 /** Health probes: `/livez` (the process answers) and `/readyz` (the database answers within a deadline, not draining). */
-import { createRoute, z } from '@hono/zod-openapi';
+import { createRoute } from '@hono/zod-openapi';
+import * as z from '../../platform/zod.ts';
 import { AppError } from '../../errors.ts';
 import { createRouter, jsonResponse, ProblemSchema } from '../../http/router.ts';
 

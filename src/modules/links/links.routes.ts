@@ -1,5 +1,6 @@
 /** HTTP routes of links under `/v1/links`: create (with Idempotency-Key), list, read, update, delete. */
-import { createRoute, z } from '@hono/zod-openapi';
+import { createRoute } from '@hono/zod-openapi';
+import * as z from '../../platform/zod.ts';
 import { serviceContext } from '../../http/context.ts';
 import { requireScope } from '../../http/middleware/auth.ts';
 import { idempotency } from '../../http/middleware/idempotency.ts';

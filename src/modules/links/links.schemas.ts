@@ -2,7 +2,7 @@
  * Shapes of links: the input rules of PRODUCT.md (target URLs, slugs, tags, geo targets...), the Link resource,
  * and the list query. Rules that need the database (own hosts, owned domains) live in the service.
  */
-import { z } from '@hono/zod-openapi';
+import * as z from '../../platform/zod.ts';
 import { canonicalHost } from '../hosts.ts';
 import { CONTROL_CHARS, IsoDateTime, LONE_SURROGATE, PlainText, QueryInt, Timestamp } from '../shared.schemas.ts';
 

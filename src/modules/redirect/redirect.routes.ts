@@ -2,7 +2,8 @@
  * `GET|HEAD /{slug}` on any short-link host: the redirect. Unknown slugs answer 404 problem+json, or a small HTML
  * page when the client prefers text/html; exhausted links 410 the same way.
  */
-import { z, type RouteConfig } from '@hono/zod-openapi';
+import type { RouteConfig } from '@hono/zod-openapi';
+import * as z from '../../platform/zod.ts';
 import { Hono, type Context } from 'hono';
 import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../../http/env.ts';

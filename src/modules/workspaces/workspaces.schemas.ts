@@ -1,5 +1,5 @@
 /** Shapes of workspaces, API keys and domains: request bodies, responses and their OpenAPI components. */
-import { z } from '@hono/zod-openapi';
+import * as z from '../../platform/zod.ts';
 import { scopes } from '../context.ts';
 import { canonicalHost } from '../hosts.ts';
 import { PlainText, Timestamp } from '../shared.schemas.ts';

@@ -2,10 +2,10 @@
  * The database port: a drizzle instance over a libSQL client, plus a readiness ping with a deadline.
  * The client itself is created by the runtime entry (file, sqld or Turso) and handed in here.
  */
-import type { Client } from '@libsql/client';
+import type { Client, InStatement, ResultSet, Transaction, TransactionMode } from '@libsql/client';
 import { drizzle, type LibSQLDatabase } from 'drizzle-orm/libsql';
 import * as schema from '../../db/schema.ts';
-import { isBusy } from '../../errors.ts';
+import { AppError, isBusy } from '../../errors.ts';
 
 export type Orm = LibSQLDatabase<typeof schema>;
 
@@ -38,30 +38,127 @@ export function createDatabase(client: Client): Database {
 }
 
 
+export interface GuardOptions {
+  /** The deadline of each call (execute, batch, a transaction's steps); past it the call rejects as unavailable. */
+  timeoutMs: number;
+  /** Refuse writes with 503 (an embedded replica whose primary could not be reached). */
+  readOnly?: boolean;
+}
+
+const unavailable = (detail: string, cause?: unknown) =>
+  new AppError('unavailable', detail, { headers: { 'retry-after': '1' }, cause });
+
+/** A statement's SQL, whatever form it was handed in. */
+const sqlOf = (stmt: InStatement): string => (typeof stmt === 'string' ? stmt : stmt.sql);
+const READ_ONLY_SQL = /^\s*(select|with|pragma|explain)\b/i;
+
 /**
- * A client that replaces itself after a SQLITE_BUSY. The embedded driver leaves the failed statement unreset,
- * so the connection stays inside an implicit transaction that never commits: every later write on it would
- * answer success and vanish at close (libsql-client-ts issue 352). A fresh client drops that connection.
+ * True when a client's failure means the database could not be reached or did not answer (a refused or dropped
+ * connection, a 5xx from sqld, our own deadline) rather than a refusal of the statement itself (SQLITE_*).
  */
-export function reopeningClient(open: () => Client): Client {
+export function isUnreachable(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('SQLITE_')) return false;
+  }
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    const name = (e as { name?: unknown }).name;
+    const code = (e as { code?: unknown }).code;
+    if (name === 'TimeoutError' || name === 'AbortError' || name === 'TypeError') return true;
+    if (typeof code === 'string' && /^(SERVER_ERROR|HRANA_|HTTP_|STREAM_|ECONN|ETIMEDOUT|EPIPE|ConnectionRe)/.test(code)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * The client every runtime hands to createDatabase. Each call gets a deadline and a clear failure mode:
+ * - past `timeoutMs`, or when the server cannot be reached, it rejects with a 503 AppError (Retry-After) instead
+ *   of hanging (a remote client's default timeout is minutes) or surfacing as a 500;
+ * - after SQLITE_BUSY the embedded client is replaced: the driver leaves the failed statement unreset, so the
+ *   connection stays inside an implicit transaction that never commits, and every later write on it would answer
+ *   success and vanish at close (libsql-client-ts issue 352). A fresh client drops that connection.
+ * A remote client should also abort its fetches at the deadline (`deadlineFetch`) so that no socket lingers.
+ */
+export function guardedClient(open: () => Client, options: GuardOptions): Client {
   let inner = open();
-  const guard = <T>(run: () => Promise<T>): Promise<T> =>
-    run().catch((err: unknown) => {
+  const { timeoutMs } = options;
+
+  function guard<T>(run: () => Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(unavailable(`The database did not answer within ${timeoutMs} ms; retry shortly.`)),
+        timeoutMs,
+      );
+    });
+    const call = run().catch((err: unknown) => {
+      if (err instanceof AppError) throw err;
       if (isBusy(err)) {
         const stale = inner;
         inner = open();
         stale.close();
+        throw err;
       }
+      if (isUnreachable(err)) throw unavailable('The database cannot be reached; retry shortly.', err);
       throw err;
     });
+    return Promise.race([call, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  function refuseWrite(stmts: InStatement[]) {
+    if (options.readOnly && !stmts.every((s) => READ_ONLY_SQL.test(sqlOf(s)))) {
+      throw unavailable('The database is read-only while its primary cannot be reached; retry shortly.');
+    }
+  }
+
+  const wrapTransaction = (tx: Transaction): Transaction =>
+    new Proxy(tx, {
+      get(target, prop) {
+        if (prop === 'execute') {
+          return (stmt: InStatement) => guard(async () => (refuseWrite([stmt]), target.execute(stmt)));
+        }
+        if (prop === 'batch') {
+          return (stmts: InStatement[]) => guard(async () => (refuseWrite(stmts), target.batch(stmts)));
+        }
+        if (prop === 'commit' || prop === 'rollback') return () => guard(() => target[prop]());
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+
   return new Proxy(inner, {
     get(_target, prop) {
-      if (prop === 'execute') return (...args: Parameters<Client['execute']>) => guard(() => inner.execute(...args));
-      if (prop === 'batch') return (...args: Parameters<Client['batch']>) => guard(() => inner.batch(...args));
+      if (prop === 'execute') {
+        return (...args: Parameters<Client['execute']>) =>
+          guard(async () => {
+            const [first] = args;
+            refuseWrite([typeof first === 'string' ? first : (first as InStatement)]);
+            return (inner.execute as (...a: unknown[]) => Promise<ResultSet>)(...args);
+          });
+      }
+      if (prop === 'batch') {
+        return (stmts: InStatement[], mode?: TransactionMode) =>
+          guard(async () => (refuseWrite(stmts), inner.batch(stmts, mode)));
+      }
+      if (prop === 'transaction') {
+        return (mode?: TransactionMode) =>
+          guard(async () => {
+            if (options.readOnly && mode !== 'read') refuseWrite(['begin immediate']);
+            return wrapTransaction(await inner.transaction(mode));
+          });
+      }
       const value = Reflect.get(inner, prop, inner) as unknown;
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(inner) : value;
     },
   });
+}
+
+/** A fetch for remote libSQL clients that aborts each request at the deadline, so a hung server frees the socket. */
+export function deadlineFetch(timeoutMs: number) {
+  return (input: RequestInfo | URL, init?: RequestInit) =>
+    fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) });
 }
 
 /** True when a libSQL error is a unique-constraint violation (a duplicate slug, hostname, key...). */

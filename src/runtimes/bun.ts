@@ -1,0 +1,28 @@
+/// <reference types="bun" />
+/**
+ * The Bun entry: serves the prepared app (src/runtimes/server.ts) with Bun.serve, same PORT/HOST convention as
+ * Node, and drains on SIGTERM/SIGINT. `npm run start:bun` or `bun src/runtimes/bun.ts`.
+ */
+import { drainOnSignals, prepare, runEntry, StartError } from './server.ts';
+
+export async function startBun(env: Record<string, string | undefined>) {
+  const prepared = await prepare(env, 'bun');
+  const { config, logger, app } = prepared;
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({ fetch: app.fetch, port: config.port, hostname: config.host });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EADDRINUSE') {
+      throw new StartError(`${config.host}:${config.port} is already in use; set PORT to another port.`);
+    }
+    throw err;
+  }
+  logger.log('info', 'listening', { url: `http://${config.host}:${server.port}`, baseUrl: config.baseUrl, runtime: 'bun' });
+  const shutdown = drainOnSignals(prepared, {
+    stop: () => server.stop(false),
+    stopNow: () => void server.stop(true),
+  });
+  return { server, port: server.port, shutdown };
+}
+
+if (import.meta.main) await runEntry(() => startBun(process.env));
