@@ -10,7 +10,7 @@ import { AppError, errorCodes, isBusy } from '../errors.ts';
 import { scopes as allScopes, type Scope, type ServiceContext } from '../modules/context.ts';
 import { CreateApiKeySchema, CreateWorkspaceSchema } from '../modules/workspaces/workspaces.schemas.ts';
 import { createServices } from '../services.ts';
-import { migrateDatabase, openDatabase, isEmbedded } from '../runtimes/database.ts';
+import { migrateDatabase, openDatabase } from '../runtimes/database.ts';
 import { announceKey, main as serveNode } from '../runtimes/node.ts';
 
 /** Runs `run` with services over HOP_DATABASE_URL; migrates first when asked or when the database is embedded. */
@@ -21,7 +21,7 @@ async function withServices<T>(
   const config = loadConfig(process.env);
   const db = await openDatabase(config);
   try {
-    if (migrate || isEmbedded(config.databaseUrl)) await migrateDatabase(db);
+    if (migrate || db.mode === 'embedded') await migrateDatabase(db);
     return await run(createServices(db.orm, config), config);
   } finally {
     db.close();

@@ -61,6 +61,10 @@ const fromStatus: Record<number, ErrorCode> = {
 /** Turns anything thrown into an AppError that is safe to show a client. */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
+  // drizzle wraps what the database client threw ("Failed query"); the guarded client's 503 is inside.
+  for (let e: unknown = (err as { cause?: unknown } | null)?.cause; e; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof AppError) return e;
+  }
   if (err instanceof HTTPException) {
     if (err.status === 400 && /JSON/i.test(err.message)) {
       return new AppError('malformed_json', 'The request body could not be parsed as JSON.');
@@ -79,11 +83,12 @@ export function errorHandler(logger: Logger, bookkeeping: RequestBookkeeping) {
     if (c.get('requestId') === undefined) bookkeeping.begin(c);
     const requestId = c.get('requestId');
     const appError = toAppError(err);
-    if (!(err instanceof AppError)) {
+    if (appError.code === 'internal' && !(err instanceof AppError)) {
       logger.log('error', 'request failed', { requestId, path: c.req.path, ...describeError(err) });
     } else if (appError.status >= 500) {
-      // Expected refusals (draining, a busy database): a warning without a stack, not an error.
-      logger.log('warn', 'request refused', { requestId, path: c.req.path, code: appError.code, detail: appError.message });
+      // Expected refusals (draining, a busy or unreachable database): a warning without a stack, not an error.
+      const cause = appError.cause instanceof Error ? `${appError.cause.name}: ${appError.cause.message}` : undefined;
+      logger.log('warn', 'request refused', { requestId, path: c.req.path, code: appError.code, detail: appError.message, cause });
     }
     const res = problemResponse(appError, requestId, c.req.method);
     if (!c.get('requestLoggedAfter')) bookkeeping.finish(c, res.status);
