@@ -1,0 +1,73 @@
+/**
+ * `npm run dev`: hop as a Worker on http://localhost:8787, offline. Starts a local sqld (data in data/dev-sqld),
+ * applies the migrations, creates the default workspace on first run (its admin key printed once, as `npm start`
+ * does), then runs `wrangler dev` against that sqld. Ctrl-C stops both.
+ */
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { ConfigError, loadConfig } from '../config.ts';
+import { createServices } from '../services.ts';
+import { migrateDatabase, openDatabase } from '../runtimes/database.ts';
+import { announceKey } from '../runtimes/server.ts';
+import { SQLD_INSTALL_HINT, findSqld, startSqld } from './sqld.ts';
+
+export function wranglerBin(): string {
+  const require = createRequire(import.meta.url);
+  return join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
+}
+
+async function main() {
+  if (!findSqld()) {
+    console.error(`npm run dev needs sqld, the libSQL server: ${SQLD_INSTALL_HINT}`);
+    process.exit(1);
+  }
+  const port = process.env.PORT ?? '8787';
+  const dir = resolve(process.env.HOP_DEV_SQLD_DIR ?? 'data/dev-sqld');
+  const sqld = await startSqld({ dir });
+  const stopAll = async (code: number) => {
+    await sqld.stop();
+    process.exit(code);
+  };
+
+  let config;
+  try {
+    config = loadConfig({ ...process.env, PORT: port, HOP_DATABASE_URL: sqld.url, HOP_DATABASE_SYNC_URL: undefined });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return stopAll(1);
+    }
+    throw err;
+  }
+  const db = await openDatabase(config);
+  try {
+    await migrateDatabase(db);
+    const created = await createServices(db.orm, config).workspaces.bootstrapDefaultWorkspace(new Date());
+    if (created) announceKey(config, created);
+  } finally {
+    db.close();
+  }
+  console.log(`dev: sqld ${sqld.url} (data in ${dir}); starting wrangler dev on http://localhost:${port}`);
+
+  // Only what differs from wrangler.toml's [vars] is passed; secrets a developer exported (HOP_ADMIN_TOKEN) too.
+  const vars = [`HOP_DATABASE_URL:${sqld.url}`, `HOP_BASE_URL:${config.baseUrl}`];
+  for (const name of ['HOP_ADMIN_TOKEN', 'HOP_LOG_LEVEL', 'HOP_DATABASE_TIMEOUT_MS']) {
+    if (process.env[name]) vars.push(`${name}:${process.env[name]}`);
+  }
+  const wrangler = spawn(
+    process.execPath,
+    [wranglerBin(), 'dev', '--ip', '127.0.0.1', '--port', port, '--env', '', ...vars.flatMap((v) => ['--var', v])],
+    {
+      stdio: 'inherit',
+      // Offline: no request.cf lookups and no telemetry.
+      env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
+    },
+  );
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => wrangler.kill(signal));
+  }
+  wrangler.once('exit', (code, signal) => void stopAll(code ?? (signal ? 0 : 1)));
+}
+
+await main();
