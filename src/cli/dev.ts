@@ -64,9 +64,14 @@ async function main() {
       env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
     },
   );
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => wrangler.kill(signal));
   }
+  // Whatever ends this process, neither child outlives it.
+  process.once('exit', () => {
+    wrangler.kill('SIGKILL');
+    sqld.signal('SIGKILL');
+  });
   wrangler.once('exit', (code, signal) => void stopAll(code ?? (signal ? 0 : 1)));
 }
 
