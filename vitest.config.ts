@@ -1,12 +1,33 @@
-// vitest: unit and integration tests run in parallel forks; the end-to-end suite starts real hop processes.
+// vitest: two projects. "node": unit, integration, end-to-end and black-box tests in parallel forks (the latter two
+// start real hop processes). "workerd": Worker-only behaviour (bindings, configuration errors) inside workerd
+// through @cloudflare/vitest-plugin, configured from wrangler.toml.
+import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
-    pool: 'forks',
-    testTimeout: 20_000,
-    hookTimeout: 30_000,
     allowOnly: false,
+    projects: [
+      {
+        test: {
+          name: 'node',
+          include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
+          exclude: ['test/workers/**', '**/node_modules/**'],
+          pool: 'forks',
+          testTimeout: 20_000,
+          hookTimeout: 60_000,
+          allowOnly: false,
+        },
+      },
+      {
+        plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
+        test: {
+          name: 'workerd',
+          include: ['test/workers/**/*.test.ts'],
+          testTimeout: 20_000,
+          allowOnly: false,
+        },
+      },
+    ],
   },
 });

@@ -43,7 +43,10 @@ export async function openDatabase(config: DatabaseConfig, logger?: Logger): Pro
   const timeoutMs = config.databaseTimeoutMs;
   const authToken = config.databaseAuthToken;
   if (!isEmbedded(url)) {
-    const client = guardedClient(() => createClient({ url, authToken, fetch: deadlineFetch(timeoutMs) }), { timeoutMs });
+    const client = guardedClient(() => createClient({ url, authToken, fetch: deadlineFetch(timeoutMs) }), {
+      timeoutMs,
+      remote: true,
+    });
     return { ...createDatabase(client), mode: 'remote' };
   }
 
@@ -102,7 +105,7 @@ async function openReplica(config: DatabaseConfig, path: string, logger?: Logger
     const next = reuse ?? open();
     reuse = undefined;
     return next;
-  }, { timeoutMs });
+  }, { timeoutMs, remote: true });
   return { ...createDatabase(client), mode: 'replica' };
 }
 

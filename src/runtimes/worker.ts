@@ -53,7 +53,7 @@ export function buildWorkerApp(env: WorkerEnv): Built {
   const timeoutMs = config.databaseTimeoutMs;
   const client = guardedClient(
     () => createClient({ url: config.databaseUrl, authToken: config.databaseAuthToken, fetch: deadlineFetch(timeoutMs) }),
-    { timeoutMs },
+    { timeoutMs, remote: true },
   );
   const logger = createLogger({ level: config.logLevel });
   return { app: createApp({ config, db: createDatabase(client), logger }) };

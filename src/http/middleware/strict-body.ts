@@ -8,7 +8,7 @@ import type { MiddlewareHandler } from 'hono';
 import { AppError, invalidFields } from '../../errors.ts';
 import type { AppEnv } from '../env.ts';
 
-const strict = new TextDecoder('utf-8', { fatal: true });
+const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 const PROTO = '__proto__';
 
 class ProtoKey extends Error {}

@@ -41,6 +41,8 @@ export function createDatabase(client: Client): Database {
 export interface GuardOptions {
   /** The deadline of each call (execute, batch, a transaction's steps); past it the call rejects as unavailable. */
   timeoutMs: number;
+  /** A server reached over the network (sqld, Turso): its transport failures answer 503, not 500. */
+  remote?: boolean;
   /** Refuse writes with 503 (an embedded replica whose primary could not be reached). */
   readOnly?: boolean;
 }
@@ -53,23 +55,18 @@ const sqlOf = (stmt: InStatement): string => (typeof stmt === 'string' ? stmt : 
 const READ_ONLY_SQL = /^\s*(select|with|pragma|explain)\b/i;
 
 /**
- * True when a client's failure means the database could not be reached or did not answer (a refused or dropped
- * connection, a 5xx from sqld, our own deadline) rather than a refusal of the statement itself (SQLITE_*).
+ * True when a remote client's failure means the database could not be reached or did not answer: anything but a
+ * refusal of the statement itself, which libSQL reports with an SQLITE_* code (constraint, syntax, busy). What a
+ * lost connection looks like differs by runtime (Node: TypeError "fetch failed" with ECONNREFUSED; Bun: a
+ * ConnectionRefused TypeError; workerd: Error "Network connection lost"; sqld: a 5xx), so it is told apart by
+ * what it is not.
  */
 export function isUnreachable(err: unknown): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && code.startsWith('SQLITE_')) return false;
   }
-  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
-    const name = (e as { name?: unknown }).name;
-    const code = (e as { code?: unknown }).code;
-    if (name === 'TimeoutError' || name === 'AbortError' || name === 'TypeError') return true;
-    if (typeof code === 'string' && /^(SERVER_ERROR|HRANA_|HTTP_|STREAM_|ECONN|ETIMEDOUT|EPIPE|ConnectionRe)/.test(code)) {
-      return true;
-    }
-  }
-  return false;
+  return true;
 }
 
 /**
@@ -101,7 +98,7 @@ export function guardedClient(open: () => Client, options: GuardOptions): Client
         stale.close();
         throw err;
       }
-      if (isUnreachable(err)) throw unavailable('The database cannot be reached; retry shortly.', err);
+      if (options.remote && isUnreachable(err)) throw unavailable('The database cannot be reached; retry shortly.', err);
       throw err;
     });
     return Promise.race([call, deadline]).finally(() => clearTimeout(timer));
