@@ -30,6 +30,28 @@ const noServices = [
 ];
 const restrict = (...sets) => ['error', { patterns: sets.flat() }];
 
+const portableRules = {
+  'no-restricted-imports': restrict(nodeBuiltins),
+  'no-restricted-globals': [
+    'error',
+    { name: 'Buffer', message: 'The portable core uses Uint8Array and TextEncoder, not Buffer.' },
+    { name: 'process', message: 'Configuration reaches the core through createApp(deps), not process.env.' },
+  ],
+  'no-restricted-properties': [
+    'error',
+    ...['globalThis', 'self', 'global'].flatMap((object) => [
+      { object, property: 'process', message: 'Configuration reaches the core through createApp(deps), not process.env.' },
+      { object, property: 'Buffer', message: 'The portable core uses Uint8Array and TextEncoder, not Buffer.' },
+    ]),
+  ],
+  'no-restricted-syntax': [
+    'error',
+    { selector: `ImportExpression[source.value=/${builtinSource}/]`, message: coreMessage },
+  ],
+};
+
+// The Worker's entry and its zod alias live in src/runtimes/ but run in workerd: they are portable like the core.
+const workerEntry = ['src/runtimes/worker.ts', 'src/runtimes/worker-*.ts'];
 const core = { files: ['src/**/*.ts'], ignores: ['src/runtimes/**', 'src/cli/**'] };
 const lowerLayers = ['src/modules/**/*.service.ts', 'src/modules/**/*.schemas.ts', 'src/platform/**/*.ts', 'src/db/**/*.ts'];
 const repositories = ['src/modules/**/*.repository.ts'];
@@ -46,28 +68,8 @@ export default tseslint.config(
   },
   // Portable core (everything but runtimes/ and cli/): it runs on Workers too, so no Node built-in module,
   // no Buffer/process global, not even reached through globalThis/self/global or a dynamic import().
-  {
-    ...core,
-    rules: {
-      'no-restricted-imports': restrict(nodeBuiltins),
-      'no-restricted-globals': [
-        'error',
-        { name: 'Buffer', message: 'The portable core uses Uint8Array and TextEncoder, not Buffer.' },
-        { name: 'process', message: 'Configuration reaches the core through createApp(deps), not process.env.' },
-      ],
-      'no-restricted-properties': [
-        'error',
-        ...['globalThis', 'self', 'global'].flatMap((object) => [
-          { object, property: 'process', message: 'Configuration reaches the core through createApp(deps), not process.env.' },
-          { object, property: 'Buffer', message: 'The portable core uses Uint8Array and TextEncoder, not Buffer.' },
-        ]),
-      ],
-      'no-restricted-syntax': [
-        'error',
-        { selector: `ImportExpression[source.value=/${builtinSource}/]`, message: coreMessage },
-      ],
-    },
-  },
+  { ...core, rules: portableRules },
+  { files: workerEntry, rules: portableRules },
   // Routes and the HTTP layer call services; they never reach the database directly.
   { files: routes, ignores: core.ignores, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noDatabase) } },
   // Services, schemas, platform and db are below HTTP: no import of src/http/ or of a routes file.

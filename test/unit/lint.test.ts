@@ -56,6 +56,12 @@ describe('portable core', () => {
     }
   });
 
+  // The Worker's entry sits with the runtimes but runs in workerd.
+  it.each(nodeOnlyCode)('refuses %j in the Worker entry', async (code, rule) => {
+    expect(await ruleIds(code, 'src/runtimes/worker.ts')).toContain(rule);
+    expect(await ruleIds(code, 'src/runtimes/worker-zod.ts')).toContain(rule);
+  });
+
   it.each(nodeOnlyCode)('allows %j in src/runtimes and src/cli', async (code) => {
     expect(await ruleIds(code, 'src/runtimes/example.ts')).toEqual([]);
     expect(await ruleIds(code, 'src/cli/example.ts')).toEqual([]);
