@@ -1,0 +1,129 @@
+// The guarded database client: a deadline on every call, 503 for a server that cannot be reached, statement errors
+// passed through, the embedded client replaced after SQLITE_BUSY, and read-only refusal of writes.
+import type { Client, Transaction } from '@libsql/client';
+import { describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.ts';
+import { guardedClient, isUnreachable } from '../../src/platform/db/client.ts';
+
+/** A client whose every call runs `behave` (one module under test: the guard, not libSQL). */
+function fakeClient(behave: (sql: string) => Promise<unknown>) {
+  const opened: Array<{ closed: boolean }> = [];
+  const open = () => {
+    const state = { closed: false };
+    opened.push(state);
+    const run = (stmt: string | { sql: string }) => behave(typeof stmt === 'string' ? stmt : stmt.sql);
+    const tx = {
+      execute: run,
+      batch: async (stmts: string[]) => Promise.all(stmts.map(run)),
+      commit: async () => behave('commit'),
+      rollback: async () => behave('rollback'),
+      close() {},
+    } as unknown as Transaction;
+    return {
+      execute: run,
+      batch: async (stmts: string[]) => Promise.all(stmts.map(run)),
+      transaction: async () => tx,
+      close: () => void (state.closed = true),
+      closed: false,
+    } as unknown as Client;
+  };
+  return { open, opened };
+}
+
+const sqliteError = (code: string) => Object.assign(new Error(code), { code });
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('guardedClient', () => {
+  it('passes results through', async () => {
+    const { open } = fakeClient(async () => ({ rows: [1] }));
+    expect(await guardedClient(open, { timeoutMs: 100 }).execute('select 1')).toEqual({ rows: [1] });
+  });
+
+  it('rejects a call that outlives the deadline with 503 and Retry-After', async () => {
+    const { open } = fakeClient(() => new Promise(() => {}));
+    const started = Date.now();
+    const err = await rejection(guardedClient(open, { timeoutMs: 50, remote: true }).execute('select 1'));
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(err).toBeInstanceOf(AppError);
+    expect(err).toMatchObject({ code: 'unavailable', headers: { 'retry-after': '1' } });
+    expect((err as Error).message).toMatch(/did not answer within 50 ms/);
+  });
+
+  it('bounds every step of a transaction, not only its start', async () => {
+    const { open } = fakeClient((sql) => (sql === 'commit' ? new Promise(() => {}) : Promise.resolve({})));
+    const tx = await guardedClient(open, { timeoutMs: 50 }).transaction('write');
+    await tx.execute('insert into t values (1)');
+    expect(await rejection(tx.commit())).toMatchObject({ code: 'unavailable' });
+  });
+
+  it.each([
+    ['a refused connection (Node)', Object.assign(new TypeError('fetch failed'), { cause: sqliteLess('ECONNREFUSED') })],
+    ['a lost connection (workerd)', new Error('Network connection lost.')],
+    ['a 5xx from sqld', Object.assign(new Error('Server returned HTTP status 502'), { code: 'SERVER_ERROR' })],
+  ])('answers 503 for %s on a remote database', async (_, failure) => {
+    const { open } = fakeClient(() => Promise.reject(failure));
+    const err = await rejection(guardedClient(open, { timeoutMs: 1000, remote: true }).execute('select 1'));
+    expect(err).toMatchObject({ code: 'unavailable', cause: failure });
+  });
+
+  it('passes statement errors through unchanged, remote or not', async () => {
+    const failure = sqliteError('SQLITE_CONSTRAINT_UNIQUE');
+    const { open } = fakeClient(() => Promise.reject(failure));
+    expect(await rejection(guardedClient(open, { timeoutMs: 1000, remote: true }).execute('insert'))).toBe(failure);
+    expect(await rejection(guardedClient(open, { timeoutMs: 1000 }).execute('insert'))).toBe(failure);
+  });
+
+  it('leaves other failures of an embedded database as they are (a 500, not a 503)', async () => {
+    const failure = new TypeError('a bug');
+    const { open } = fakeClient(() => Promise.reject(failure));
+    expect(await rejection(guardedClient(open, { timeoutMs: 1000 }).execute('select 1'))).toBe(failure);
+  });
+
+  it('replaces the client after SQLITE_BUSY and closes the wedged one', async () => {
+    let busy = true;
+    const { open, opened } = fakeClient(() => (busy ? Promise.reject(sqliteError('SQLITE_BUSY')) : Promise.resolve({})));
+    const client = guardedClient(open, { timeoutMs: 1000 });
+    expect(await rejection(client.execute('insert'))).toMatchObject({ code: 'SQLITE_BUSY' });
+    expect(opened.map((o) => o.closed)).toEqual([true, false]);
+    busy = false;
+    await client.execute('insert');
+    expect(opened).toHaveLength(2);
+  });
+
+  it('refuses writes when read-only, and still reads', async () => {
+    const seen: string[] = [];
+    const { open } = fakeClient(async (sql) => void seen.push(sql));
+    const client = guardedClient(open, { timeoutMs: 1000, readOnly: true });
+    await client.execute('select 1');
+    await client.execute({ sql: '  WITH x AS (select 1) select * from x', args: [] });
+    for (const write of [
+      () => client.execute('insert into links values (1)'),
+      () => client.execute({ sql: 'update links set url = ?', args: ['x'] }),
+      () => client.batch(['select 1', 'delete from links']),
+      () => client.transaction('write'),
+    ]) {
+      expect(await rejection(write())).toMatchObject({ code: 'unavailable' });
+    }
+    expect(seen).toEqual(['select 1', '  WITH x AS (select 1) select * from x']);
+  });
+});
+
+describe('isUnreachable', () => {
+  it('is false for anything carrying an SQLITE_ code, at any depth', () => {
+    expect(isUnreachable(sqliteError('SQLITE_ERROR'))).toBe(false);
+    expect(isUnreachable(new Error('Failed query', { cause: sqliteError('SQLITE_BUSY') }))).toBe(false);
+    expect(isUnreachable(new Error('Network connection lost.'))).toBe(true);
+  });
+});
+
+function sqliteLess(code: string) {
+  return Object.assign(new Error(`connect ${code} 127.0.0.1:9`), { code });
+}
