@@ -1,5 +1,6 @@
-// End to end, the README's way: `npm start` as a child process on a free port, then the README's walkthrough
-// block run verbatim by bash with curl (only the port and the printed key are substituted).
+// End to end, the README's way: `npm start` (Node, embedded file) and `npm run dev` (a Worker in wrangler dev over a
+// local sqld) as child processes on a free port, then the README's walkthrough block run verbatim by bash with curl
+// against each (only the port and the printed key are substituted).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,12 @@ function walkthrough(): string {
   return block[1]!;
 }
 
-describe('README walkthrough against `npm start`', () => {
+const commands = [
+  { script: 'start', env: (dir: string) => ({ HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`, HOP_SHUTDOWN_DELAY_MS: '0' }) },
+  { script: 'dev', env: (dir: string) => ({ HOP_DEV_SQLD_DIR: join(dir, 'sqld') }) },
+];
+
+describe.each(commands)('README walkthrough against `npm run $script`', ({ script, env: envFor }) => {
   let dir: string;
   let port: number;
   let hop: Running;
@@ -27,8 +33,8 @@ describe('README walkthrough against `npm start`', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hop-e2e-'));
     port = await freePort();
-    env = { PORT: String(port), HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`, HOP_LOG_LEVEL: 'warn', HOP_SHUTDOWN_DELAY_MS: '0' };
-    hop = await startProcess('npm', ['start'], env, `http://127.0.0.1:${port}`);
+    env = { PORT: String(port), HOP_LOG_LEVEL: 'warn', ...envFor(dir) };
+    hop = await startProcess('npm', ['run', script], env, `http://127.0.0.1:${port}`, 40_000);
   });
 
   afterAll(async () => {
@@ -64,7 +70,7 @@ describe('README walkthrough against `npm start`', () => {
 
   it('never prints the key again on the next start', async () => {
     await hop.stop();
-    hop = await startProcess('npm', ['start'], env, `http://127.0.0.1:${port}`);
+    hop = await startProcess('npm', ['run', script], env, `http://127.0.0.1:${port}`, 40_000);
     expect(hop.output()).not.toMatch(/hop_[0-9A-Za-z]{43}/);
     const res = await fetch(`http://127.0.0.1:${port}/v1/workspace`);
     expect(res.status).toBe(401);
