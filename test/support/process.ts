@@ -19,6 +19,30 @@ export interface Running {
   stop: () => Promise<void>;
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True while any process of the group is left (zombies are reaped by init within moments). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Groups still running when this process exits (a test run cut short) are killed, so no server outlives it.
+const groups = new Set<number>();
+process.once('exit', () => {
+  for (const pgid of groups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
 /** Spawns `command` in its own process group (so npm's children stop with it) and waits for /readyz. */
 export async function startProcess(
   command: string,
@@ -31,34 +55,43 @@ export async function startProcess(
   let out = '';
   child.stdout!.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
   child.stderr!.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
+  const pgid = child.pid!;
+  groups.add(pgid);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const signalGroup = (signal: NodeJS.Signals) => {
     try {
-      process.kill(-child.pid!, signal);
+      process.kill(-pgid, signal);
     } catch {
       // the whole group is gone
     }
   };
+  const leaderRunning = () => child.exitCode === null && child.signalCode === null;
   // The group, not just the leader: even when npm itself has exited, a server it left behind must not outlive the test.
+  // The leader may exit before its children (wrangler's node exits before workerd), so the whole group is awaited.
   const stop = async () => {
-    const running = child.exitCode === null && child.signalCode === null;
     signalGroup('SIGTERM');
-    if (running) {
-      const timer = setTimeout(() => signalGroup('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
+    const deadline = Date.now() + 5000;
+    while ((leaderRunning() || groupAlive(pgid)) && Date.now() < deadline) await sleep(25);
+    if (leaderRunning() || groupAlive(pgid)) {
+      signalGroup('SIGKILL');
+      if (leaderRunning()) await exited;
+      while (groupAlive(pgid) && Date.now() < deadline + 5000) await sleep(25);
     }
+    groups.delete(pgid);
   };
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode}:\n${out}`);
+    if (!leaderRunning()) {
+      await stop();
+      throw new Error(`process exited with ${child.exitCode ?? child.signalCode}:\n${out}`);
+    }
     try {
-      const res = await fetch(`${baseUrl}/readyz`);
+      const res = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(5000) });
       if (res.status === 200) return { child, output: () => out, stop };
     } catch {
       // not listening yet
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   await stop();
   throw new Error(`not ready within ${timeoutMs} ms:\n${out}`);
