@@ -20,7 +20,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findSqld, startSqld, type Sqld } from '../src/cli/sqld.ts';
@@ -515,6 +515,8 @@ async function main(): Promise<number> {
     console.log('hop redirect benchmark');
     console.log(`  date        ${new Date().toISOString()}`);
     console.log(`  cpus        ${cpu.length} x ${cpu[0]?.model ?? 'unknown'}, ${Math.round(totalmem() / 2 ** 30)} GiB`);
+    // Anything else running shares the cores with the server and the generator.
+    console.log(`  load        ${loadavg().map((l) => l.toFixed(2)).join(' ')} (1, 5, 15 min) at start`);
     console.log(`  node        ${process.version} (${process.platform}-${process.arch})`);
     if (uses('hop-bun', 'bun-bare')) {
       console.log(`  bun         ${spawnSync(BUN, ['--version'], { encoding: 'utf8' }).stdout.trim()}`);
