@@ -1,0 +1,5 @@
+// The black-box suite (suite.ts) against hop on Node over an embedded libSQL file, started as a real process (targets.ts).
+import { blackBoxSuite } from './suite.ts';
+import { describeTarget } from './targets.ts';
+
+describeTarget({ runtime: 'node', storage: 'file' }, (target) => blackBoxSuite(target));
