@@ -57,12 +57,21 @@ export function createApp(deps: AppDeps) {
   // Browsers' default referrer policy, not no-referrer: destinations of a short link may see where clicks came from.
   const security = secureHeaders({ referrerPolicy: 'strict-origin-when-cross-origin' });
   for (const path of ['/v1/*', '/docs', '/openapi.json', '/livez', '/readyz']) app.use(path, security);
+  const tooLarge = () => new AppError('payload_too_large', `The request body exceeds ${config.bodyLimitBytes} bytes.`);
+  // A declared length is refused before anything touches the body: on Node, once the body stream has been opened,
+  // the unread rest of a refused body is never drained and the keep-alive connection dies with the next request
+  // on it. bodyLimit then counts the bytes of chunked bodies.
+  app.use('/v1/*', async (c, next) => {
+    const declared = c.req.header('content-length');
+    if (declared !== undefined && Number(declared) > config.bodyLimitBytes) throw tooLarge();
+    await next();
+  });
   app.use(
     '/v1/*',
     bodyLimit({
       maxSize: config.bodyLimitBytes,
       onError: () => {
-        throw new AppError('payload_too_large', `The request body exceeds ${config.bodyLimitBytes} bytes.`);
+        throw tooLarge();
       },
     }),
   );
