@@ -1,17 +1,7 @@
 /** Starting and stopping real hop processes for end-to-end tests: free ports, readiness, output capture. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../src/cli/sqld.ts';
 
 export interface Running {
   child: ChildProcess;
