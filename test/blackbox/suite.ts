@@ -4,12 +4,10 @@
  * (short-link) URL and its operator token; test/blackbox/*.test.ts apply it to each target of targets.ts.
  * It is the cross-runtime subset of test/integration and test/security, plus the README's walkthrough.
  */
-import { execFile } from 'node:child_process';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { runWalkthrough } from '../support/walkthrough.ts';
 
 export interface SuiteTarget {
   name: string;
@@ -56,7 +54,6 @@ export interface CallInit {
   headers?: Record<string, string>;
 }
 
-const run = promisify(execFile);
 
 /** A stack frame, SQL, or the database's own words: none may reach a client. */
 const LEAK = /\n\s+at\s|\bat\s+\S+\.(?:ts|js):\d+|node_modules|sqlite|\bselect\b.+\bfrom\b|\binsert\s+into\b|\bdelete\s+from\b|failed query/i;
@@ -207,12 +204,6 @@ function toResponse(raw: RawResponse): Response {
   return new Response(raw.body, { status: raw.status, headers });
 }
 
-function walkthrough(): string {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-  const block = /<!-- walkthrough:start -->\s*```sh\n([\s\S]*?)```\s*<!-- walkthrough:end -->/.exec(readme);
-  if (!block) throw new Error('README.md has no walkthrough block');
-  return block[1]!;
-}
 
 const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148';
 const ANDROID = 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36';
@@ -318,24 +309,8 @@ export function blackBoxSuite(target: () => SuiteTarget) {
   describe('the README walkthrough, run by bash and curl', () => {
     it('answers every command as the README says', async () => {
       const ws = await createWorkspace('readme');
-      const script = walkthrough()
-        .replace(/^export HOP_KEY=.*$/m, `export HOP_KEY=${ws.key}`)
-        .replaceAll('http://localhost:8787', t().baseUrl);
-      const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { timeout: 30_000 });
-
-      const shortUrl = `${t().publicUrl}/launch`.replaceAll('/', '\\/').replaceAll('.', '\\.');
+      const stdout = await runWalkthrough(t().baseUrl, ws.key, t().publicUrl);
       expect(stdout).toContain('"name":"readme"');
-      expect(stdout).toMatch(new RegExp(`"slug":"launch".*"shortUrl":"${shortUrl}"`));
-      expect(stdout).toMatch(/HTTP\/1\.1 302 Found[\s\S]*?location: https:\/\/example\.com\/launch\?utm_source=readme/i);
-      expect(stdout).toMatch(/"data":\[\{"id":"lnk_[0-9a-f]{32}"/);
-      expect(stdout).toMatch(/"url":"https:\/\/example\.org\/new-home","title":null[^\n]*"redirectStatus":301/);
-      expect(stdout).toMatch(/HTTP\/1\.1 301 Moved Permanently[\s\S]*?location: https:\/\/example\.org\/new-home/i);
-      expect(stdout).toMatch(/"name":"dashboard".*"scopes":\["links:read"\].*"key":"hop_[0-9A-Za-z]{43}"/);
-      expect(stdout).toContain('"type":"urn:hop:problem:validation"');
-      expect(stdout).toMatch(/"field":"url","message":"must use http or https".*"field":"slug","message":"is reserved"/);
-      // curl -s prints JSON without a trailing newline, so the status code follows the previous answer directly.
-      expect(stdout).toMatch(/(^|\})204$/m);
-      expect(stdout.trimEnd()).toMatch(/"status":404,"detail":"There is no short link at this address\.".*\}$/);
       expect(await listAll(ws)).toEqual([]);
     });
   });
