@@ -19,11 +19,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findSqld, startSqld, type Sqld } from '../src/cli/sqld.ts';
+import { findSqld, freePort, startSqld, type Sqld } from '../src/cli/sqld.ts';
 import { zipfSample } from './mix.ts';
 import { seedDatabase, slugOf, targetOf } from './seed.ts';
 
@@ -121,17 +120,6 @@ const pinning =
   spawnSync('sh', ['-c', 'command -v taskset'], { stdio: 'ignore' }).status === 0;
 const pinned = (cpu: number, command: string, args: string[]) =>
   pinning ? { command: 'taskset', args: ['-c', String(cpu), command, ...args] } : { command, args };
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const probe = createServer();
-    probe.once('error', fail);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => done(port));
-    });
-  });
-}
 
 function cleanEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
@@ -572,15 +560,16 @@ async function main(): Promise<number> {
 
     const bareResult = results.get(catalogue[0]!) as LoadResult;
     const rows = [['target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors/non-3xx', 'req/s vs bare']];
-    let invalid = 0;
+    let failed = 0;
+    let badAnswers = 0;
     for (const [{ name }, r] of results) {
       if (typeof r === 'string') {
-        invalid++;
+        failed++;
         rows.push([name, 'failed', '-', '-', '-', '-', '-']);
         continue;
       }
       const socketErrors = r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout;
-      invalid += socketErrors + r.non3xx;
+      badAnswers += socketErrors + r.non3xx;
       rows.push([
         name,
         Math.round(rpsOf(r)).toLocaleString('en-US'),
@@ -604,9 +593,9 @@ async function main(): Promise<number> {
       console.log(`  ${label} p99          = ${p99.toFixed(2)} ms  target < ${TARGET_P99_MS} ms at ${CONNECTIONS} connections  ${verdict(p99 < TARGET_P99_MS)}`);
     }
     if (profileDir) console.log(`  hop CPU profile written to ${profileDir} (summarise: node bench/cpu-profile.ts <file>)`);
-    if (invalid > 0) {
+    if (failed + badAnswers > 0) {
       // A run with failed or non-redirect answers measures something else than the redirect path.
-      console.error(`\nINVALID RUN: ${invalid} failed targets, socket errors or non-3xx answers (counted together) during measurement`);
+      console.error(`\nINVALID RUN: ${failed} targets failed; ${badAnswers} socket errors or non-3xx answers during measurement`);
       return 1;
     }
     return 0;
