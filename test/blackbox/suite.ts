@@ -847,6 +847,19 @@ export function blackBoxSuite(target: () => SuiteTarget) {
       expect((await visit('/cache-max')).headers.get('cache-control')).toBe('no-store');
     });
 
+    // More requests in flight than a database client's default limit (20): on workerd, one client serves the whole
+    // isolate, and a call queued behind another request's I/O used to hang the isolate for good.
+    it('serves 64 concurrent redirects and API reads, and answers normally afterwards', async () => {
+      await createLink(ws, { url: 'https://example.com/busy', slug: 'busy' });
+      const answers = await Promise.all(
+        Array.from({ length: 64 }, (_, i) =>
+          i % 2 ? visit('/busy') : api('/v1/links?limit=1', { key: ws.key }),
+        ),
+      );
+      expect(answers.map((r) => r.status).sort()).toEqual([...Array(32).fill(200), ...Array(32).fill(302)]);
+      await expectRedirect(await visit('/busy'), 302, 'https://example.com/busy');
+    });
+
     it('never lets the cache outlive the expiry', async () => {
       const expiresAt = new Date(Date.now() + 600_000).toISOString();
       await createLink(ws, { url: 'https://example.com/', slug: 'cache-expiry', cacheMaxAge: 3600, expiresAt });
