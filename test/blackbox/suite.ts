@@ -7,7 +7,10 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectProblem } from '../support/problem.ts';
 import { runWalkthrough } from '../support/walkthrough.ts';
+
+export { expectProblem };
 
 export interface SuiteTarget {
   name: string;
@@ -19,14 +22,6 @@ export interface SuiteTarget {
   adminToken: string;
 }
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  instance: string;
-  errors?: Array<{ in: string; field: string; message: string }>;
-}
 
 interface Link {
   id: string;
@@ -56,7 +51,6 @@ export interface CallInit {
 
 
 /** A stack frame, SQL, or the database's own words: none may reach a client. */
-const LEAK = /\n\s+at\s|\bat\s+\S+\.(?:ts|js):\d+|node_modules|sqlite|\bselect\b.+\bfrom\b|\binsert\s+into\b|\bdelete\s+from\b|failed query/i;
 
 export async function call(baseUrl: string, path: string, init: CallInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
@@ -75,22 +69,6 @@ export async function call(baseUrl: string, path: string, init: CallInit = {}): 
   });
 }
 
-/** Asserts the shape every error answer must have (RFC 9457, no internals), and returns the problem document. */
-export async function expectProblem(res: Response, status: number, type?: string): Promise<Problem> {
-  const text = await res.text();
-  if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${text}`);
-  const contentType = res.headers.get('content-type') ?? '';
-  if (!contentType.startsWith('application/problem+json')) {
-    throw new Error(`expected application/problem+json, got ${contentType}: ${text}`);
-  }
-  const body = JSON.parse(text) as Problem;
-  if (body.status !== status || !body.type?.startsWith('urn:hop:problem:') || !body.title || !body.instance) {
-    throw new Error(`malformed problem document: ${text}`);
-  }
-  if (type && body.type !== `urn:hop:problem:${type}`) throw new Error(`expected type ${type}, got ${body.type}: ${text}`);
-  if (LEAK.test(text)) throw new Error(`problem leaks internals: ${text}`);
-  return body;
-}
 
 /** A 400 validation problem naming each of `fields`. */
 async function expectInvalid(res: Response, fields: string[]) {

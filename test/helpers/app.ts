@@ -103,25 +103,4 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
   };
 }
 
-/** Asserts the shape every error answer must have, and returns the problem document. */
-export async function expectProblem(res: Response, status: number, type?: string) {
-  const text = await res.text();
-  if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${text}`);
-  if (!res.headers.get('content-type')?.startsWith('application/problem+json')) {
-    throw new Error(`expected problem+json, got ${res.headers.get('content-type')}: ${text}`);
-  }
-  const body = JSON.parse(text) as {
-    type: string;
-    title: string;
-    status: number;
-    detail: string;
-    instance: string;
-    errors?: Array<{ in: string; field: string; message: string }>;
-  };
-  if (body.status !== status || !body.type.startsWith('urn:hop:problem:') || !body.title || !body.instance) {
-    throw new Error(`malformed problem document: ${text}`);
-  }
-  if (type && body.type !== `urn:hop:problem:${type}`) throw new Error(`expected type ${type}, got ${body.type}`);
-  if (/at .*\.ts:\d+|SQLITE|stack/i.test(text)) throw new Error(`problem leaks internals: ${text}`);
-  return body;
-}
+export { expectProblem } from '../support/problem.ts';
