@@ -19,6 +19,8 @@ import type { RedirectLookup } from './modules/redirect/redirect.lookup.ts';
 import { operatorRoutes, workspaceRoutes } from './modules/workspaces/workspaces.routes.ts';
 import type { Database } from './platform/db/client.ts';
 import type { Logger } from './platform/logger.ts';
+import type { QueueProducer } from './platform/queue/queue.ts';
+import type { ClickEvent } from './modules/clicks/clicks.schemas.ts';
 import { createServices } from './services.ts';
 
 export interface AppDeps {
@@ -31,6 +33,8 @@ export interface AppDeps {
   draining?: () => boolean;
   /** A runtime's faster read for the redirect over the same database (see RedirectLookup). */
   redirectLookup?: RedirectLookup;
+  /** The click queue's producer (src/platform/queue/); none: clicks are not recorded. */
+  clickQueue?: QueueProducer<ClickEvent>;
 }
 
 export function createApp(deps: AppDeps) {
@@ -126,7 +130,7 @@ export function createApp(deps: AppDeps) {
   );
 
   app.openAPIRegistry.registerPath(redirectDocument);
-  app.route('/', redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping }));
+  app.route('/', redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, clicks: deps.clickQueue }));
 
   // The request context registered per method above is bookkeeping, not a handler that would allow the method.
   const allowedMethods = methodsByPath(app.routes.filter((r) => r.handler !== context));

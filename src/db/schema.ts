@@ -121,3 +121,78 @@ export type WorkspaceRow = typeof workspaces.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type DomainRow = typeof domains.$inferSelect;
 export type LinkRow = typeof links.$inferSelect;
+
+/**
+ * One row per click, written once: the queue delivers at least once, and `id` (made at the redirect) is the
+ * deduplication key (`on conflict (id) do nothing`). `batch` marks the rows one ingestion inserted, so the rollups
+ * and the link's count advance for exactly those rows in the same transaction. No foreign key: a click may arrive
+ * after its link was deleted, and must not be refused for it. No IP address is stored.
+ */
+export const clicks = sqliteTable(
+  'clicks',
+  {
+    id: text('id').primaryKey(),
+    workspaceId: text('workspace_id').notNull(),
+    linkId: text('link_id').notNull(),
+    at: integer('at', { mode: 'timestamp_ms' }).notNull(),
+    country: text('country'),
+    device: text('device').notNull(),
+    browser: text('browser').notNull(),
+    os: text('os').notNull(),
+    referrer: text('referrer'),
+    bot: integer('bot', { mode: 'boolean' }).notNull(),
+    batch: text('batch').notNull(),
+  },
+  (t) => [
+    index('clicks_link_at_idx').on(t.linkId, t.at, t.id),
+    index('clicks_workspace_at_idx').on(t.workspaceId, t.at, t.id),
+    index('clicks_batch_idx').on(t.batch),
+    index('clicks_at_idx').on(t.at),
+  ],
+);
+
+/**
+ * Clicks per link, per UTC hour, per dimension value, humans and bots apart: what statistics read. Dimensions:
+ * `all` (value ''), `country`, `device`, `browser`, `os`, `referrer`. Kept when raw clicks expire.
+ */
+export const clickRollups = sqliteTable(
+  'click_rollups',
+  {
+    workspaceId: text('workspace_id').notNull(),
+    linkId: text('link_id').notNull(),
+    dimension: text('dimension').notNull(),
+    hour: integer('hour').notNull(),
+    value: text('value').notNull(),
+    humans: integer('humans').notNull().default(0),
+    bots: integer('bots').notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ columns: [t.linkId, t.dimension, t.hour, t.value] }),
+    index('click_rollups_workspace_idx').on(t.workspaceId, t.dimension, t.hour),
+  ],
+);
+
+/** Requests for unknown slugs, raw (deduplicated like clicks, same retention) and rolled up per domain and hour. */
+export const orphanVisits = sqliteTable(
+  'orphan_visits',
+  {
+    id: text('id').primaryKey(),
+    domain: text('domain').notNull(),
+    slug: text('slug').notNull(),
+    at: integer('at', { mode: 'timestamp_ms' }).notNull(),
+    bot: integer('bot', { mode: 'boolean' }).notNull(),
+    batch: text('batch').notNull(),
+  },
+  (t) => [index('orphan_visits_batch_idx').on(t.batch), index('orphan_visits_domain_at_idx').on(t.domain, t.at)],
+);
+
+export const orphanRollups = sqliteTable(
+  'orphan_rollups',
+  {
+    domain: text('domain').notNull(),
+    hour: integer('hour').notNull(),
+    humans: integer('humans').notNull().default(0),
+    bots: integer('bots').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.domain, t.hour] })],
+);

@@ -9,25 +9,26 @@ import { links } from '../db/schema.ts';
 import { REDIRECT_COLUMNS, type RedirectLink, type RedirectLookup } from '../modules/redirect/redirect.lookup.ts';
 
 type Row = [
-  id: string, domain: string, url: string, expiresAt: number | null, maxClicks: number | null, clicks: number,
+  id: string, workspaceId: string, domain: string, url: string, expiresAt: number | null, maxClicks: number | null, clicks: number,
   fallbackUrl: string | null, redirectStatus: number, cacheMaxAge: number, forwardQuery: number,
   iosUrl: string | null, androidUrl: string | null, geo: string | null,
 ];
 
 const toLink = (r: Row): RedirectLink => ({
   id: r[0],
-  domain: r[1],
-  url: r[2],
-  expiresAt: r[3] === null ? null : new Date(r[3]),
-  maxClicks: r[4],
-  clicks: r[5],
-  fallbackUrl: r[6],
-  redirectStatus: r[7],
-  cacheMaxAge: r[8],
-  forwardQuery: r[9] !== 0,
-  iosUrl: r[10],
-  androidUrl: r[11],
-  geo: r[12] === null ? null : (JSON.parse(r[12]) as Record<string, string>),
+  workspaceId: r[1],
+  domain: r[2],
+  url: r[3],
+  expiresAt: r[4] === null ? null : new Date(r[4]),
+  maxClicks: r[5],
+  clicks: r[6],
+  fallbackUrl: r[7],
+  redirectStatus: r[8],
+  cacheMaxAge: r[9],
+  forwardQuery: r[10] !== 0,
+  iosUrl: r[11],
+  androidUrl: r[12],
+  geo: r[13] === null ? null : (JSON.parse(r[13]) as Record<string, string>),
 });
 
 export interface EmbeddedLookup extends RedirectLookup {

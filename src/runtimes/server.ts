@@ -6,6 +6,10 @@
 import { createApp } from '../app.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
+import { createMemoryQueue } from '../platform/queue/memory.ts';
+import type { ClickEvent } from '../modules/clicks/clicks.schemas.ts';
+import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
+import { createClicksService, type ClicksService } from '../modules/clicks/clicks.service.ts';
 import { createServices } from '../services.ts';
 import { DatabaseOpenError, embeddedPath, migrateDatabase, openDatabase, type OpenedDatabase } from './database.ts';
 import { createEmbeddedLookup } from './embedded-lookup.ts';
@@ -44,8 +48,8 @@ export interface Prepared {
   /** Turns /readyz to 503 (the drain's first step). */
   drain(): void;
   isDraining(): boolean;
-  /** Closes the database connections. */
-  close(): void;
+  /** Stores the buffered clicks, then closes the database connections. */
+  close(): Promise<void>;
 }
 
 export async function prepare(env: Record<string, string | undefined>, runtime: string): Promise<Prepared> {
@@ -61,8 +65,9 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
   // portable read through the client.
   const redirectLookup = db.mode === 'embedded' ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined;
   let draining = false;
-  const app = createApp({ config, db, logger, redirectLookup, draining: () => draining });
-  logger.log('debug', 'prepared', { runtime, database: db.mode });
+  const clicks = config.clicks ? startClickPipeline(config, logger, createClicksService(createClicksRepository(db.orm))) : undefined;
+  const app = createApp({ config, db, logger, redirectLookup, draining: () => draining, clickQueue: clicks?.queue });
+  logger.log('debug', 'prepared', { runtime, database: db.mode, queue: clicks ? config.queue : 'off' });
   return {
     config,
     logger,
@@ -70,7 +75,9 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
     app,
     drain: () => void (draining = true),
     isDraining: () => draining,
-    close() {
+    async close() {
+      // Clicks still buffered are stored before the database closes.
+      await clicks?.close();
       redirectLookup?.close();
       db.close();
     },
@@ -78,6 +85,32 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
 }
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
+const PURGE_EVERY_MS = 3_600_000;
+
+/**
+ * The in-process click pipeline: the memory queue, consumed by the clicks service in this process, and the hourly
+ * purge of raw clicks past their retention.
+ */
+function startClickPipeline(config: Config, logger: Logger, clicks: ClicksService) {
+  const queue = createMemoryQueue<ClickEvent>({ logger, handle: (batch) => clicks.ingest(batch) });
+  const purge = async () => {
+    try {
+      const removed = await clicks.purge(new Date(), config.clickRetentionDays);
+      if (removed) logger.log('info', 'raw clicks purged', { removed, retentionDays: config.clickRetentionDays });
+    } catch (err) {
+      logger.log('warn', 'click purge failed', { error: err instanceof Error ? err.message : String(err) });
+    }
+  };
+  const timer = setInterval(() => void purge(), PURGE_EVERY_MS);
+  timer.unref();
+  return {
+    queue,
+    async close() {
+      clearInterval(timer);
+      await queue.close();
+    },
+  };
+}
 
 export interface Stoppable {
   /** Stops accepting connections and resolves when in-flight requests have finished. */
@@ -106,7 +139,7 @@ export function drainOnSignals(prepared: Prepared, server: Stoppable) {
     (timer as { unref?: () => void }).unref?.();
     await server.stop();
     clearTimeout(timer);
-    prepared.close();
+    await prepared.close();
   }
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));

@@ -11,6 +11,8 @@ import { AppError } from '../errors.ts';
 import { problemResponse } from '../http/problem.ts';
 import { createDatabase, deadlineFetch, guardedClient } from '../platform/db/client.ts';
 import { createLogger } from '../platform/logger.ts';
+import type { QueueProducer } from '../platform/queue/queue.ts';
+import type { ClickEvent } from '../modules/clicks/clicks.schemas.ts';
 
 /** Bindings: plain-text vars and secrets (strings), plus, with later issues, KV namespaces, queues and limiters. */
 export type WorkerEnv = Record<string, unknown>;
@@ -66,7 +68,20 @@ export function buildWorkerApp(env: WorkerEnv): Built {
     { timeoutMs, remote: true },
   );
   const logger = createLogger({ level: config.logLevel });
-  return { app: createApp({ config, db: createDatabase(client), logger }) };
+  const db = createDatabase(client);
+  // Clicks go to the Cloudflare Queue bound as CLICKS; the consumer (user-agent parsing, storage) is not part of
+  // this Worker, which keeps the redirect's bundle small. Without the binding, clicks are not recorded.
+  const queue = env.CLICKS as { send(body: unknown): Promise<void> } | undefined;
+  const clickQueue: QueueProducer<ClickEvent> | undefined =
+    config.clicks && queue
+      ? {
+          send: (event) =>
+            queue.send(event).catch((err: unknown) =>
+              logger.log('error', 'click not queued', { error: err instanceof Error ? err.message : String(err) }),
+            ),
+        }
+      : undefined;
+  return { app: createApp({ config, db, logger, clickQueue }) };
 }
 
 // One app per isolate: the bindings object is the same for every request an isolate serves (a new deployment or

@@ -10,6 +10,8 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import type { Scope } from '../../src/http/env.ts';
 import type { Database } from '../../src/platform/db/client.ts';
 import { createLogger } from '../../src/platform/logger.ts';
+import type { QueueProducer } from '../../src/platform/queue/queue.ts';
+import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
 import { migrateDatabase, openDatabase } from '../../src/runtimes/database.ts';
 import { createEmbeddedLookup } from '../../src/runtimes/embedded-lookup.ts';
 import { createServices } from '../../src/services.ts';
@@ -38,6 +40,8 @@ export interface TestApp {
 export interface TestAppOptions {
   /** Which adapter serves the redirect's read: drizzle (any libSQL target) or the embedded prepared statement. */
   redirectLookup?: 'portable' | 'embedded';
+  /** Where the app sends click events; none: clicks are not recorded. */
+  clickQueue?: QueueProducer<ClickEvent>;
 }
 
 export async function createTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
@@ -54,7 +58,7 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
   const clock = { now: new Date() };
   const logger = createLogger({ level: config.logLevel, write: (line) => logs.push(line) });
   const lookup = options.redirectLookup === 'embedded' ? createEmbeddedLookup(join(dir, 'hop.db')) : undefined;
-  const app = createApp({ config, db, logger, now: () => new Date(clock.now), redirectLookup: lookup });
+  const app = createApp({ config, db, logger, now: () => new Date(clock.now), redirectLookup: lookup, clickQueue: options.clickQueue });
   const services = createServices(db.orm, config);
 
   async function request(path: string, init: RequestInit & { key?: string | null; json?: unknown } = {}) {

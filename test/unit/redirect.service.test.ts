@@ -194,6 +194,8 @@ describe('createRedirectService', () => {
       status: 301,
       location: 'https://example.com/target',
       cacheControl: 'public, max-age=120',
+      linkId: 'lnk_1',
+      workspaceId: 'ws_1',
     });
     expect(calls).toEqual([['localhost', 'localhost', 'launch']]);
   });
@@ -250,6 +252,8 @@ describe('createRedirectService', () => {
         status: 302,
         location: fallbackUrl,
         cacheControl: 'no-store',
+        linkId: 'lnk_1',
+        workspaceId: 'ws_1',
       });
     }
   });
@@ -282,6 +286,8 @@ describe('createRedirectService', () => {
       status: 302,
       location: 'https://apps.apple.com/app?x=1',
       cacheControl: 'private, max-age=60',
+      linkId: 'lnk_1',
+      workspaceId: 'ws_1',
     });
     expect(await redirect.resolve(request({ country: 'DE' }))).toMatchObject({ location: 'https://example.de/' });
     expect(await redirect.resolve(request({ country: 'US' }))).toMatchObject({ location: 'https://example.com/target' });

@@ -6,7 +6,7 @@ import type { LinkRow } from '../../db/schema.ts';
 
 /** The columns a redirect needs; reading only these keeps the hot query small. */
 export const REDIRECT_COLUMNS = [
-  'id', 'domain', 'url', 'expiresAt', 'maxClicks', 'clicks', 'fallbackUrl', 'redirectStatus', 'cacheMaxAge',
+  'id', 'workspaceId', 'domain', 'url', 'expiresAt', 'maxClicks', 'clicks', 'fallbackUrl', 'redirectStatus', 'cacheMaxAge',
   'forwardQuery', 'iosUrl', 'androidUrl', 'geo',
 ] as const satisfies ReadonlyArray<keyof LinkRow>;
 

@@ -11,6 +11,9 @@ import type { RequestBookkeeping } from '../../http/middleware/request-context.t
 import { problemResponse } from '../../http/problem.ts';
 import { ProblemSchema } from '../../http/router.ts';
 import { canonicalHost } from '../hosts.ts';
+import type { QueueProducer } from '../../platform/queue/queue.ts';
+import { linkClick, orphanVisit, type ClickFacts } from '../clicks/clicks.events.ts';
+import type { ClickEvent } from '../clicks/clicks.schemas.ts';
 import type { RedirectOutcome, RedirectService } from './redirect.service.ts';
 
 const page = (status: number, title: string, text: string) =>
@@ -75,9 +78,20 @@ export interface RedirectRouteOptions {
   now: () => Date;
   /** Request id and log, kept here rather than by middleware (see request-context.ts). */
   bookkeeping: RequestBookkeeping;
+  /** Where click events go (redirects served, and orphan visits to unknown slugs); none: clicks are not recorded. */
+  clicks?: QueueProducer<ClickEvent> | undefined;
 }
 
-export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping }: RedirectRouteOptions) {
+/** Lets a queue's pending send finish after the response where the platform needs telling (Workers). */
+function keepAlive(c: Context<AppEnv>, pending: Promise<void>) {
+  try {
+    c.executionCtx.waitUntil(pending);
+  } catch {
+    // No ExecutionContext (Node, Bun): the promise runs on by itself.
+  }
+}
+
+export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, clicks }: RedirectRouteOptions) {
   return new Hono<AppEnv>().get('/:slug', function redirect(c): Response | Promise<Response> {
     bookkeeping.begin(c);
     const req = c.req.raw;
@@ -88,16 +102,31 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
       return res;
     }
     const query = req.url.indexOf('?');
+    const slug = c.req.param('slug');
+    const userAgent = req.headers.get('user-agent');
+    const country = req.headers.get(geoHeader);
+    const at = now();
     const outcome = service.resolve({
       host,
-      slug: c.req.param('slug'),
+      slug,
       search: query === -1 ? '' : req.url.slice(query),
-      userAgent: req.headers.get('user-agent') ?? undefined,
-      country: req.headers.get(geoHeader) ?? undefined,
-      now: now(),
+      userAgent: userAgent ?? undefined,
+      country: country ?? undefined,
+      now: at,
     });
     const finish = (o: RedirectOutcome) => {
       const res = respond(c, o);
+      if (clicks && o.kind !== 'gone') {
+        const facts: ClickFacts = {
+          at: at.getTime(),
+          userAgent,
+          referer: req.headers.get('referer'),
+          country,
+          head: req.method === 'HEAD',
+        };
+        const pending = clicks.send(o.kind === 'redirect' ? linkClick(o.workspaceId, o.linkId, facts) : orphanVisit(host, slug, facts));
+        if (pending) keepAlive(c, pending);
+      }
       bookkeeping.finish(c, res.status);
       return res;
     };

@@ -17,7 +17,7 @@ export interface RedirectRequest {
 }
 
 export type RedirectOutcome =
-  | { kind: 'redirect'; status: number; location: string; cacheControl: string }
+  | { kind: 'redirect'; status: number; location: string; cacheControl: string; linkId: string; workspaceId: string }
   | { kind: 'gone' }
   | { kind: 'not_found' };
 
@@ -83,7 +83,14 @@ function decide(link: RedirectLink | undefined, req: RedirectRequest): RedirectO
   if (!link) return { kind: 'not_found' };
   if (isExhausted(link, req.now)) {
     if (!link.fallbackUrl) return { kind: 'gone' };
-    return { kind: 'redirect', status: 302, location: link.fallbackUrl, cacheControl: 'no-store' };
+    return {
+      kind: 'redirect',
+      status: 302,
+      location: link.fallbackUrl,
+      cacheControl: 'no-store',
+      linkId: link.id,
+      workspaceId: link.workspaceId,
+    };
   }
   const target = pickTarget(link, req.userAgent, req.country);
   return {
@@ -91,6 +98,8 @@ function decide(link: RedirectLink | undefined, req: RedirectRequest): RedirectO
     status: link.redirectStatus,
     location: link.forwardQuery ? mergeQuery(target, req.search) : target,
     cacheControl: cachePolicy(link, req.now),
+    linkId: link.id,
+    workspaceId: link.workspaceId,
   };
 }
 

@@ -1,0 +1,16 @@
+/**
+ * The queue port between the redirect (producer) and the click consumer. Adapters: the in-process batcher
+ * (memory.ts, the embedded default), Redis Streams (redis-streams.ts) and Cloudflare Queues (the Worker entry).
+ * Every adapter delivers at least once; the consumer makes storage exactly once.
+ */
+
+export interface QueueProducer<T> {
+  /**
+   * Hands one message over without making the caller wait for storage. Never throws. A returned promise is work
+   * the platform must let finish after the response (`waitUntil` on Workers); in-process adapters return nothing.
+   */
+  send(message: T): void | Promise<void>;
+}
+
+/** What a consumer does with a batch: which messages it refused for good (dead-letter), by index. */
+export type BatchHandler<T> = (messages: T[]) => Promise<{ rejected: Array<{ index: number; reason: string }> }>;

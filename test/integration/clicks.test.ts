@@ -1,0 +1,182 @@
+// Click recording over a real libSQL file: redirects make events, the consumer stores each exactly once (a
+// redelivered or repeated batch counts nothing), a poison message is refused while the rest of its batch is stored,
+// bots are told apart, rollups and the link's count advance in the same transaction, and orphan visits are kept.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createClicksRepository } from '../../src/modules/clicks/clicks.repository.ts';
+import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
+import { createClicksService, type ClicksService } from '../../src/modules/clicks/clicks.service.ts';
+import { createLogger } from '../../src/platform/logger.ts';
+import { createMemoryQueue } from '../../src/platform/queue/memory.ts';
+import { createTestApp, type TestApp } from '../helpers/app.ts';
+
+const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1';
+const DESKTOP = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36';
+const SLACK = 'Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)';
+
+let t: TestApp;
+let sent: ClickEvent[];
+let clicks: ClicksService;
+let linkId: string;
+
+beforeEach(async () => {
+  sent = [];
+  t = await createTestApp({}, { clickQueue: { send: (e) => void sent.push(e) } });
+  clicks = createClicksService(createClicksRepository(t.db.orm));
+  const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/a', slug: 'a', maxClicks: 1000 } });
+  linkId = ((await res.json()) as { id: string }).id;
+});
+afterEach(() => t.close());
+
+const visit = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
+  t.app.request(path, { method, headers: { host: 'localhost:8787', ...headers } });
+
+async function linkClicks() {
+  const res = await t.request(`/v1/links/${linkId}`);
+  return ((await res.json()) as { clicks: number }).clicks;
+}
+
+async function rollup(dimension: string) {
+  const rs = await t.db.client.execute({
+    sql: 'select value, sum(humans) as humans, sum(bots) as bots from click_rollups where link_id = ? and dimension = ? group by value order by value',
+    args: [linkId, dimension],
+  });
+  return rs.rows.map((r) => ({ value: r.value, humans: Number(r.humans), bots: Number(r.bots) }));
+}
+
+describe('click events at the redirect', () => {
+  it('makes one event per redirect with the facts statistics need, and none for a refused request', async () => {
+    await visit('/a?x=1', { 'user-agent': IPHONE, 'cf-ipcountry': 'de', referer: 'https://News.Example.org:443/p?q=secret' });
+    await visit('/a', { 'user-agent': DESKTOP }, 'HEAD');
+    await visit('/missing', { 'user-agent': DESKTOP });
+    expect(sent).toHaveLength(3);
+    const [click, head, orphan] = sent;
+    expect(click).toMatchObject({ kind: 'click', linkId, workspaceId: t.workspaceId, country: 'DE', referrer: 'news.example.org', head: false });
+    expect(click!.id).toMatch(/^clk_[0-9a-f]{32}$/);
+    expect(JSON.stringify(click)).not.toContain('secret');
+    expect(head).toMatchObject({ kind: 'click', head: true });
+    expect(orphan).toMatchObject({ kind: 'orphan', domain: 'localhost', slug: 'missing' });
+  });
+
+  it('records nothing for an exhausted link answered 410', async () => {
+    const expiresAt = new Date(t.clock.now.getTime() + 60_000).toISOString();
+    const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/b', slug: 'b', expiresAt } });
+    expect(res.status).toBe(201);
+    t.clock.now = new Date(t.clock.now.getTime() + 120_000);
+    expect((await visit('/b')).status).toBe(410);
+    expect(sent).toEqual([]);
+  });
+});
+
+describe('the consumer', () => {
+  it('stores N redirects as N clicks, counted once however often the batch is delivered', async () => {
+    for (let i = 0; i < 150; i++) await visit('/a', { 'user-agent': i % 3 ? IPHONE : DESKTOP, 'cf-ipcountry': i % 2 ? 'DE' : 'FR' });
+    const first = await clicks.ingest(sent);
+    expect(first).toEqual({ stored: 150, duplicates: 0, rejected: [] });
+    expect(await linkClicks()).toBe(150);
+
+    // The consumer crashed after committing and before acknowledging: the queue delivers the same batch again,
+    // also in pieces and interleaved with itself.
+    expect(await clicks.ingest(sent)).toEqual({ stored: 0, duplicates: 150, rejected: [] });
+    await Promise.all([clicks.ingest(sent.slice(0, 70)), clicks.ingest(sent.slice(50)), clicks.ingest([...sent, ...sent])]);
+    expect(await linkClicks()).toBe(150);
+    expect(await t.count('clicks')).toBe(150);
+    expect(await rollup('all')).toEqual([{ value: '', humans: 150, bots: 0 }]);
+    expect(await rollup('country')).toEqual([
+      { value: 'DE', humans: 75, bots: 0 },
+      { value: 'FR', humans: 75, bots: 0 },
+    ]);
+    expect(await rollup('device')).toEqual([
+      { value: 'desktop', humans: 50, bots: 0 },
+      { value: 'mobile', humans: 100, bots: 0 },
+    ]);
+  });
+
+  it('dead-letters a poison message and stores the rest of its batch', async () => {
+    await visit('/a', { 'user-agent': IPHONE });
+    await visit('/a', { 'user-agent': IPHONE });
+    const poison = [{ v: 1, kind: 'click', id: 'not-an-id' }, 'garbage', null, { ...sent[0], __proto__: null, extra: 1 }];
+    const result = await clicks.ingest([sent[0], ...poison, sent[1]]);
+    expect(result.stored).toBe(2);
+    expect(result.rejected.map((r) => r.index)).toEqual([1, 2, 3, 4]);
+    expect(await linkClicks()).toBe(2);
+  });
+
+  it('counts bots (HEAD, crawlers, link previews, no user agent) apart, and not against the link', async () => {
+    await visit('/a', { 'user-agent': IPHONE });
+    await visit('/a', { 'user-agent': IPHONE }, 'HEAD');
+    await visit('/a', { 'user-agent': SLACK });
+    await visit('/a');
+    await clicks.ingest(sent);
+    expect(await linkClicks()).toBe(1);
+    expect(await rollup('all')).toEqual([{ value: '', humans: 1, bots: 3 }]);
+  });
+
+  it('keeps orphan visits per domain and hour', async () => {
+    await visit('/nope', { 'user-agent': DESKTOP });
+    await visit('/nope-2', { 'user-agent': DESKTOP });
+    await clicks.ingest(sent);
+    await clicks.ingest(sent);
+    const rs = await t.db.client.execute('select domain, hour, humans, bots from orphan_rollups');
+    expect(rs.rows).toHaveLength(1);
+    expect(rs.rows[0]).toMatchObject({ domain: 'localhost', humans: 2, bots: 0 });
+    expect(Number(rs.rows[0]!.hour) % 3_600_000).toBe(0);
+  });
+
+  it('enforces maxClicks from the stored count', async () => {
+    const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/c', slug: 'c', maxClicks: 2 } });
+    expect(res.status).toBe(201);
+    for (let i = 0; i < 2; i++) expect((await visit('/c', { 'user-agent': IPHONE })).status).toBe(302);
+    await clicks.ingest(sent);
+    expect((await visit('/c', { 'user-agent': IPHONE })).status).toBe(410);
+  });
+
+  it('purges raw clicks past their retention and keeps the rollups', async () => {
+    await visit('/a', { 'user-agent': IPHONE });
+    await clicks.ingest(sent);
+    expect(await clicks.purge(new Date(Date.now() + 91 * 86_400_000), 90)).toBe(1);
+    expect(await t.count('clicks')).toBe(0);
+    expect(await rollup('all')).toEqual([{ value: '', humans: 1, bots: 0 }]);
+  });
+});
+
+describe('the in-process queue', () => {
+  const logger = createLogger({ level: 'silent' });
+
+  it('delivers in batches on size and on time, and everything on close', async () => {
+    const batches: number[] = [];
+    const q = createMemoryQueue<number>({ logger, maxBatch: 10, maxWaitMs: 50, handle: async (b) => (batches.push(b.length), { rejected: [] }) });
+    for (let i = 0; i < 25; i++) q.send(i);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(batches).toEqual([10, 10, 5]);
+    for (let i = 0; i < 3; i++) q.send(i);
+    await q.close();
+    expect(batches).toEqual([10, 10, 5, 3]);
+    expect(q.stats()).toMatchObject({ buffered: 0, delivered: 28 });
+  });
+
+  it('keeps a batch whose storage failed and delivers it once storage is back', async () => {
+    const stored: number[] = [];
+    let failing = 2;
+    const q = createMemoryQueue<number>({
+      logger,
+      maxBatch: 5,
+      maxWaitMs: 10,
+      handle: async (b) => {
+        if (failing-- > 0) throw new Error('database unavailable');
+        stored.push(...b);
+        return { rejected: [] };
+      },
+    });
+    for (let i = 0; i < 5; i++) q.send(i);
+    await q.close(3000);
+    expect(stored).toEqual([0, 1, 2, 3, 4]);
+    expect(q.stats()).toMatchObject({ failures: 2, delivered: 5, buffered: 0 });
+  });
+
+  it('drops what overflows its bound instead of growing without end, and counts it', async () => {
+    const q = createMemoryQueue<number>({ logger, maxBatch: 1000, maxWaitMs: 10_000, maxBuffered: 3, handle: async () => ({ rejected: [] }) });
+    for (let i = 0; i < 5; i++) q.send(i);
+    expect(q.stats()).toMatchObject({ buffered: 3, dropped: 2 });
+    await q.close();
+  });
+});
