@@ -56,9 +56,6 @@ export const configSchema = z.object({
   HOP_READY_TIMEOUT_MS: positiveInt(10, 60_000).default(1000),
   HOP_SHUTDOWN_DELAY_MS: positiveInt(0, 120_000).default(3000),
   HOP_CLICKS: z.enum(['on', 'off']).default('on'),
-  HOP_QUEUE: z.enum(['memory', 'redis']).default('memory'),
-  HOP_REDIS_URL: z.url({ protocol: /^https?$/ }).optional(),
-  HOP_REDIS_TOKEN: z.string().min(1).optional(),
   HOP_CLICK_RETENTION_DAYS: positiveInt(1, 36_500).default(90),
 });
 
@@ -91,11 +88,6 @@ export interface Config {
   shutdownDelayMs: number;
   /** Whether redirects record click events. */
   clicks: boolean;
-  /** The click queue on Node and Bun: in-process (`memory`) or Redis Streams over the Upstash REST protocol. */
-  queue: 'memory' | 'redis';
-  /** Upstash Redis REST URL and token (or any server speaking that protocol). */
-  redisUrl: string | undefined;
-  redisToken: string | undefined;
   /** How long raw clicks are kept; rollups (statistics) stay. */
   clickRetentionDays: number;
 }
@@ -117,9 +109,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const c = parsed.data;
-  if (c.HOP_QUEUE === 'redis' && (!c.HOP_REDIS_URL || !c.HOP_REDIS_TOKEN)) {
-    throw new ConfigError('Invalid configuration:\n  HOP_QUEUE: redis needs HOP_REDIS_URL and HOP_REDIS_TOKEN');
-  }
   if (c.HOP_DATABASE_SYNC_URL && !c.HOP_DATABASE_URL.startsWith('file:')) {
     throw new ConfigError(
       'Invalid configuration:\n  HOP_DATABASE_SYNC_URL: needs a file: HOP_DATABASE_URL (the local embedded replica of that primary)',
@@ -145,9 +134,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     readyTimeoutMs: c.HOP_READY_TIMEOUT_MS,
     shutdownDelayMs: c.HOP_SHUTDOWN_DELAY_MS,
     clicks: c.HOP_CLICKS === 'on',
-    queue: c.HOP_QUEUE,
-    redisUrl: c.HOP_REDIS_URL,
-    redisToken: c.HOP_REDIS_TOKEN,
     clickRetentionDays: c.HOP_CLICK_RETENTION_DAYS,
   };
 }

@@ -67,7 +67,7 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
   let draining = false;
   const clicks = config.clicks ? startClickPipeline(config, logger, createClicksService(createClicksRepository(db.orm))) : undefined;
   const app = createApp({ config, db, logger, redirectLookup, draining: () => draining, clickQueue: clicks?.queue });
-  logger.log('debug', 'prepared', { runtime, database: db.mode, queue: clicks ? config.queue : 'off' });
+  logger.log('debug', 'prepared', { runtime, database: db.mode, clicks: clicks ? 'in-process queue' : 'off' });
   return {
     config,
     logger,

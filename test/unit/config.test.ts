@@ -34,9 +34,6 @@ describe('loadConfig', () => {
       readyTimeoutMs: 1000,
       shutdownDelayMs: 3000,
       clicks: true,
-      queue: 'memory',
-      redisUrl: undefined,
-      redisToken: undefined,
       clickRetentionDays: 90,
     });
   });
@@ -105,17 +102,6 @@ describe('loadConfig', () => {
     ).toMatchObject({ databaseUrl: 'file:./replica.db', databaseSyncUrl: 'http://127.0.0.1:8080', databaseSyncIntervalS: 2 });
   });
 
-  it('needs the Redis REST URL and token for the redis queue', () => {
-    expect(configError({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'http://127.0.0.1:8079' }).message).toMatch(
-      /^ {2}HOP_QUEUE: redis needs HOP_REDIS_URL and HOP_REDIS_TOKEN/m,
-    );
-    expect(loadConfig({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'http://127.0.0.1:8079', HOP_REDIS_TOKEN: 't' })).toMatchObject({
-      queue: 'redis',
-      redisUrl: 'http://127.0.0.1:8079',
-      redisToken: 't',
-    });
-  });
-
   it('refuses a sync URL for a database that is not a local file', () => {
     const err = configError({ HOP_DATABASE_URL: 'http://127.0.0.1:8080', HOP_DATABASE_SYNC_URL: 'http://127.0.0.1:8081' });
     expect(err.message).toMatch(/^ {2}HOP_DATABASE_SYNC_URL: needs a file: HOP_DATABASE_URL/m);
@@ -147,8 +133,6 @@ describe('loadConfig', () => {
     ['HOP_DATABASE_SYNC_URL', 'file:./primary.db'],
     ['HOP_DATABASE_SYNC_INTERVAL_S', '0'],
     ['HOP_CLICKS', 'yes'],
-    ['HOP_QUEUE', 'kafka'],
-    ['HOP_REDIS_URL', 'redis://127.0.0.1:6379'],
     ['HOP_CLICK_RETENTION_DAYS', '0'],
   ])('stops with a ConfigError naming %s=%j', (name, value) => {
     const err = configError({ [name]: value });
