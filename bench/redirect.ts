@@ -50,10 +50,10 @@ const WRANGLER_ENV = { CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRI
 
 /** Selectable with BENCH_TARGETS besides the target ids themselves; `bare` runs whatever is selected. */
 const TARGET_GROUPS: Record<string, string[]> = {
-  node: ['hop', 'hono-302', 'hono-libsql'],
+  node: ['hop', 'hop-noclicks', 'hono-302', 'hono-libsql'],
   bun: ['hop-bun', 'bun-bare'],
   workerd: ['hop-workerd', 'workerd-bare', 'workerd-raw', 'hop-sqld'],
-  default: ['hop', 'hono-302', 'hono-libsql', 'hop-bun', 'bun-bare', 'hop-workerd', 'workerd-bare', 'workerd-raw', 'hop-sqld'],
+  default: ['hop', 'hop-noclicks', 'hono-302', 'hono-libsql', 'hop-bun', 'bun-bare', 'hop-workerd', 'workerd-bare', 'workerd-raw', 'hop-sqld'],
 };
 
 interface Launch {
@@ -449,6 +449,8 @@ async function main(): Promise<number> {
       ...seeded,
       launch: node('src/runtimes/node.ts', hopEnv(dbUrl), profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
     },
+    // The same server without click recording: with the row above, what recording (and storing, in-process) costs.
+    { id: 'hop-noclicks', name: 'hop node, clicks off', ...seeded, launch: node('src/runtimes/node.ts', { ...hopEnv(dbUrl), HOP_CLICKS: 'off' }) },
     { id: 'hono-302', name: 'hono-302 node (diag)', ...fixed, launch: node('bench/hono-302.ts') },
     {
       id: 'hono-libsql',

@@ -15,7 +15,23 @@ export interface Classified {
 
 const UNKNOWN = 'unknown';
 
+// Parsing a user agent costs tens of microseconds and real traffic repeats a few thousand of them: the answers are
+// kept, bounded (the map is emptied when full rather than tracking recency, which costs more than it saves here).
+const MEMO_SIZE = 2000;
+const memo = new Map<string, Classified>();
+
 export function classify(userAgent: string | null, head: boolean): Classified {
+  if (head || !userAgent) return parse(userAgent, head);
+  let known = memo.get(userAgent);
+  if (!known) {
+    if (memo.size >= MEMO_SIZE) memo.clear();
+    known = parse(userAgent, false);
+    memo.set(userAgent, known);
+  }
+  return known;
+}
+
+function parse(userAgent: string | null, head: boolean): Classified {
   const bot = head || !userAgent || isbot(userAgent);
   if (!userAgent) return { device: 'bot', browser: UNKNOWN, os: UNKNOWN, bot };
   const parsed = Bowser.parse(userAgent);
