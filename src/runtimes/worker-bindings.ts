@@ -1,0 +1,89 @@
+/**
+ * What both Workers do with their bindings before anything else: the redirect Worker (worker.ts) and the click
+ * consumer (worker-consumer.ts) read their configuration through the same zod schema plus the rules of a Worker
+ * (no file system, so a remote database), and open libSQL over HTTP with a deadline on every call. Nothing here
+ * may import the app or the clicks module: each Worker bundles only what it uses.
+ */
+import { createClient } from '@libsql/client/web';
+import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { createDatabase, deadlineFetch, guardedClient, type Database } from '../platform/db/client.ts';
+
+/** Bindings: plain-text vars and secrets (strings), queue producers and, with later issues, KV and limiters. */
+export type WorkerEnv = Record<string, unknown>;
+
+/** Configuration as strings: wrangler `vars` may be JSON numbers or booleans, which the schema reads as text. */
+export function configFromBindings(env: WorkerEnv): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (typeof value === 'string') out[key] = value;
+    else if (typeof value === 'number' || typeof value === 'boolean') out[key] = String(value);
+  }
+  return out;
+}
+
+/** The configuration of a Worker; throws ConfigError naming the variable, like loadConfig. */
+export function workerConfig(env: WorkerEnv): Config {
+  const vars = configFromBindings(env);
+  if (vars.HOP_DATABASE_URL === undefined || vars.HOP_DATABASE_URL === '') {
+    throw new ConfigError(
+      'Invalid configuration:\n  HOP_DATABASE_URL: is required on Workers (libsql:// for Turso, http(s):// for sqld)',
+    );
+  }
+  const config = loadConfig(vars);
+  if (config.databaseUrl.startsWith('file:') || config.databaseSyncUrl) {
+    throw new ConfigError(
+      'Invalid configuration:\n  HOP_DATABASE_URL: a Worker has no file system; use libsql:// (Turso) or http(s):// (sqld)',
+    );
+  }
+  return config;
+}
+
+/** workerConfig, with a configuration error logged once (the Worker's logs are where the operator finds it). */
+export function tryWorkerConfig(env: WorkerEnv): Config | ConfigError {
+  try {
+    return workerConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: err.message }));
+      return err;
+    }
+    throw err;
+  }
+}
+
+/** libSQL over HTTP (Turso `libsql://`, sqld `http(s)://`) for one isolate, every call under the deadline. */
+export function workerDatabase(config: Config): Database {
+  const timeoutMs = config.databaseTimeoutMs;
+  const client = guardedClient(
+    () =>
+      createClient({
+        url: config.databaseUrl,
+        authToken: config.databaseAuthToken,
+        fetch: deadlineFetch(timeoutMs),
+        // The client is shared by every request of the isolate, and its default limit of 20 calls in flight queues
+        // the 21st behind another request's fetch; workerd does not carry I/O across requests, so that call never
+        // ran and the isolate stopped answering (docs/benchmarks.md). Each call has its deadline instead. (0 does
+        // not lift the limit: the client reads it as "use the default".)
+        concurrency: Number.MAX_SAFE_INTEGER,
+      }),
+    { timeoutMs, remote: true },
+  );
+  return createDatabase(client);
+}
+
+/**
+ * One value per set of bindings: the bindings object is the same for every request and batch an isolate serves
+ * (a new deployment or a changed secret starts new isolates), so keying by it builds once and still follows a
+ * change.
+ */
+export function perBindings<T extends object>(build: (env: WorkerEnv) => T): (env: WorkerEnv) => T {
+  const built = new WeakMap<WorkerEnv, T>();
+  return (env) => {
+    let entry = built.get(env);
+    if (!entry) {
+      entry = build(env);
+      built.set(env, entry);
+    }
+    return entry;
+  };
+}
