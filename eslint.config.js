@@ -50,7 +50,8 @@ const portableRules = {
   ],
 };
 
-// The Worker's entry and its zod alias live in src/runtimes/ but run in workerd: they are portable like the core.
+// The Workers' entries (worker.ts, the click consumer worker-consumer.ts), their shared worker-bindings.ts and the
+// zod alias live in src/runtimes/ but run in workerd: they are portable like the core.
 const workerEntry = ['src/runtimes/worker.ts', 'src/runtimes/worker-*.ts'];
 const core = { files: ['src/**/*.ts'], ignores: ['src/runtimes/**', 'src/cli/**'] };
 const lowerLayers = ['src/modules/**/*.service.ts', 'src/modules/**/*.schemas.ts', 'src/platform/**/*.ts', 'src/db/**/*.ts'];

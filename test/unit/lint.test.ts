@@ -56,10 +56,11 @@ describe('portable core', () => {
     }
   });
 
-  // The Worker's entry sits with the runtimes but runs in workerd.
-  it.each(nodeOnlyCode)('refuses %j in the Worker entry', async (code, rule) => {
-    expect(await ruleIds(code, 'src/runtimes/worker.ts')).toContain(rule);
-    expect(await ruleIds(code, 'src/runtimes/worker-zod.ts')).toContain(rule);
+  // The Workers' entries (the redirect's and the click consumer's) sit with the runtimes but run in workerd.
+  it.each(nodeOnlyCode)('refuses %j in the Worker entries', async (code, rule) => {
+    for (const file of ['worker.ts', 'worker-consumer.ts', 'worker-bindings.ts', 'worker-zod.ts']) {
+      expect(await ruleIds(code, `src/runtimes/${file}`)).toContain(rule);
+    }
   });
 
   it.each(nodeOnlyCode)('allows %j in src/runtimes and src/cli', async (code) => {
