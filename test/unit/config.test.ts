@@ -35,6 +35,10 @@ describe('loadConfig', () => {
       shutdownDelayMs: 3000,
       clicks: true,
       clickRetentionDays: 90,
+      queue: 'memory',
+      redis: undefined,
+      clickConsumer: true,
+      clickStream: { key: 'hop:clicks', group: 'hop-clicks', deadLetterKey: 'hop:clicks:dead', maxDeliveries: 5, claimIdleMs: 60_000 },
     });
   });
 
@@ -134,12 +138,59 @@ describe('loadConfig', () => {
     ['HOP_DATABASE_SYNC_INTERVAL_S', '0'],
     ['HOP_CLICKS', 'yes'],
     ['HOP_CLICK_RETENTION_DAYS', '0'],
+    ['HOP_QUEUE', 'kafka'],
+    ['HOP_QUEUE_STREAM', 'has space'],
+    ['HOP_QUEUE_GROUP', ''.padEnd(201, 'g')],
+    ['HOP_QUEUE_MAX_DELIVERIES', '0'],
+    ['HOP_QUEUE_CLAIM_IDLE_MS', '999'],
+    ['HOP_CLICK_CONSUMER', 'no'],
   ])('stops with a ConfigError naming %s=%j', (name, value) => {
     const err = configError({ [name]: value });
     expect(err.name).toBe('ConfigError');
     expect(err.message).toMatch(new RegExp(`^  ${name}: `, 'm'));
     const named = [...err.message.matchAll(/^ {2}([A-Z_]+):/gm)].map((m) => m[1]);
     expect(new Set(named)).toEqual(new Set([name]));
+  });
+
+  it('reads the Redis Streams queue settings', () => {
+    const config = loadConfig({
+      HOP_QUEUE: 'redis',
+      HOP_REDIS_URL: 'https://eu1-example.upstash.io',
+      HOP_REDIS_TOKEN: 'secret-token',
+      HOP_CLICK_CONSUMER: 'off',
+      HOP_QUEUE_STREAM: 'q:clicks',
+      HOP_QUEUE_GROUP: 'ingest',
+      HOP_QUEUE_DEAD_LETTER: 'q:clicks:dlq',
+      HOP_QUEUE_MAX_DELIVERIES: '3',
+      HOP_QUEUE_CLAIM_IDLE_MS: '5000',
+    });
+    expect(config).toMatchObject({
+      queue: 'redis',
+      redis: { url: 'https://eu1-example.upstash.io', token: 'secret-token' },
+      clickConsumer: false,
+      clickStream: { key: 'q:clicks', group: 'ingest', deadLetterKey: 'q:clicks:dlq', maxDeliveries: 3, claimIdleMs: 5000 },
+    });
+  });
+
+  it('needs the Redis URL and token for HOP_QUEUE=redis, naming each missing one', () => {
+    const both = configError({ HOP_QUEUE: 'redis' });
+    expect(both.message).toMatch(/^ {2}HOP_REDIS_URL: missing \(HOP_QUEUE=redis needs it\)/m);
+    expect(both.message).toMatch(/^ {2}HOP_REDIS_TOKEN: missing \(HOP_QUEUE=redis needs it\)/m);
+    const token = configError({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'https://x.upstash.io' });
+    expect([...token.message.matchAll(/^ {2}([A-Z_]+):/gm)].map((m) => m[1])).toEqual(['HOP_REDIS_TOKEN']);
+    expect(configError({ HOP_REDIS_TOKEN: 't' }).message).toMatch(/^ {2}HOP_REDIS_URL: missing \(HOP_REDIS_URL and HOP_REDIS_TOKEN go together\)/m);
+  });
+
+  it('refuses a redis:// URL (the queue speaks the REST protocol), a consumer switched off without Redis, and a dead-letter stream that is the stream', () => {
+    const url = configError({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'redis://127.0.0.1:6379', HOP_REDIS_TOKEN: 't' });
+    expect(url.message).toMatch(/^ {2}HOP_REDIS_URL: must be the REST URL/m);
+    expect(configError({ HOP_CLICK_CONSUMER: 'off' }).message).toMatch(/^ {2}HOP_CLICK_CONSUMER: off needs HOP_QUEUE=redis/m);
+    expect(configError({ HOP_QUEUE_STREAM: 'x', HOP_QUEUE_DEAD_LETTER: 'x' }).message).toMatch(/^ {2}HOP_QUEUE_DEAD_LETTER: must differ/m);
+  });
+
+  it('does not echo the Redis token', () => {
+    const err = configError({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'nope', HOP_REDIS_TOKEN: 'tiny-secret-value' });
+    expect(err.message).not.toContain('tiny-secret-value');
   });
 
   it('names every bad variable at once', () => {
