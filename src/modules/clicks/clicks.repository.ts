@@ -1,95 +1,192 @@
 /**
- * Click storage: one transaction per ingested batch inserts the raw rows once (`on conflict (id) do nothing`) and
- * advances the rollups and the links' counts for exactly the rows it inserted, marked by the batch's token.
- * A redelivered batch inserts nothing, so it counts nothing. Also the retention purge.
+ * Click storage, exactly once although the queue delivers at least once. Per ingested batch: one read finds which
+ * event ids are stored already; then one atomic batch inserts the new rows (a plain insert: a row stored meanwhile
+ * by another consumer fails the whole batch, which is then retried from the read) and advances the rollups, the
+ * workspace rollups and the links' counts by exactly those rows. A redelivered batch finds every id stored and
+ * writes nothing. Also the retention purge.
+ *
+ * Why not an interactive transaction: the embedded driver is synchronous, so a write from another request between
+ * two awaited steps would wait on the transaction's lock while blocking the very event loop that must finish it.
+ * A batch runs in one go (embedded) or one round trip (sqld, Turso). Plain SQL over the libSQL client: this is
+ * the hottest write path, and building hundred-row statements through the query builder cost more than storing.
  */
-import { sql } from 'drizzle-orm';
-import { clicks, orphanVisits } from '../../db/schema.ts';
-import type { Orm } from '../../platform/db/client.ts';
+import type { InArgs, InStatement } from '@libsql/client';
+import { isUniqueViolation, type Orm } from '../../platform/db/client.ts';
 
-export type ClickRow = typeof clicks.$inferInsert;
-export type OrphanRow = typeof orphanVisits.$inferInsert;
+export interface ClickRow {
+  id: string;
+  workspaceId: string;
+  linkId: string;
+  /** Epoch milliseconds. */
+  at: number;
+  country: string | null;
+  device: string;
+  browser: string;
+  os: string;
+  referrer: string | null;
+  bot: boolean;
+}
+
+export interface OrphanRow {
+  id: string;
+  domain: string;
+  slug: string;
+  at: number;
+  bot: boolean;
+}
 
 const HOUR_MS = 3_600_000;
-// A literal, not a bound parameter: a JavaScript number is bound as a real, and `at / ?` would stop being an
-// integer division.
-const hourOf = (column: string) => sql.raw(`(${column} - ${column} % ${HOUR_MS})`);
-/** SQLite caps bound parameters per statement; rows are inserted in chunks below it. */
-const ROWS_PER_INSERT = 80;
+const hourOf = (ms: number) => ms - (ms % HOUR_MS);
 
-function chunks<T>(rows: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < rows.length; i += size) out.push(rows.slice(i, i + size));
+/** The dimensions every click is rolled up by; `all` (value '') is the total. */
+const ROLLUP_DIMENSIONS = ['all', 'country', 'device', 'browser', 'os', 'referrer'] as const;
+const dimensionValue = (row: ClickRow, dimension: (typeof ROLLUP_DIMENSIONS)[number]): string => {
+  switch (dimension) {
+    case 'all':
+      return '';
+    case 'country':
+      return row.country ?? '';
+    case 'referrer':
+      return row.referrer ?? '';
+    default:
+      return row[dimension];
+  }
+};
+
+// Bound parameters per statement: SQLite allows 32,766 (sqld and Turso alike); staying far below keeps each
+// statement small.
+const MAX_PARAMS = 5000;
+
+/** `(?, ?, ?), (?, ?, ?)`: placeholders for `rows` rows of `columns` values. */
+const placeholders = (rows: number, columns: number) => {
+  const row = `(${new Array(columns).fill('?').join(', ')})`;
+  return new Array(rows).fill(row).join(', ');
+};
+
+interface Counter {
+  key: readonly (string | number)[];
+  humans: number;
+  bots: number;
+}
+
+/** Sums humans and bots per key; keys are joined with a separator no value contains. */
+class Tally {
+  readonly counters = new Map<string, Counter>();
+  add(key: readonly (string | number)[], bot: boolean) {
+    const id = key.join('\u0000');
+    let c = this.counters.get(id);
+    if (!c) this.counters.set(id, (c = { key, humans: 0, bots: 0 }));
+    if (bot) c.bots++;
+    else c.humans++;
+  }
+}
+
+/** Inserts (`rows` as value lists) in statements below the parameter cap. */
+function inserts(table: string, columns: string[], rows: unknown[][], suffix = ''): InStatement[] {
+  const out: InStatement[] = [];
+  const perStatement = Math.floor(MAX_PARAMS / columns.length);
+  for (let i = 0; i < rows.length; i += perStatement) {
+    const part = rows.slice(i, i + perStatement);
+    out.push({
+      sql: `insert into ${table} (${columns.join(', ')}) values ${placeholders(part.length, columns.length)}${suffix}`,
+      args: part.flat() as InArgs,
+    });
+  }
   return out;
 }
 
+/** Adds counters to a rollup table: its `columns`, then humans and bots, merged on conflict of its primary key. */
+const addToRollup = (table: string, columns: string[], primaryKey: string[], tally: Tally) =>
+  inserts(
+    table,
+    [...columns, 'humans', 'bots'],
+    [...tally.counters.values()].map((c) => [...c.key, c.humans, c.bots]),
+    ` on conflict (${primaryKey.join(', ')}) do update set humans = humans + excluded.humans, bots = bots + excluded.bots`,
+  );
+
+/** Which of `ids` are stored in `table` already. */
+async function storedIds(client: Orm['$client'], table: string, ids: string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (let i = 0; i < ids.length; i += MAX_PARAMS) {
+    const part = ids.slice(i, i + MAX_PARAMS);
+    const rs = await client.execute({ sql: `select id from ${table} where id in (${part.map(() => '?').join(', ')})`, args: part });
+    for (const r of rs.rows) found.add(r[0] as string);
+  }
+  return found;
+}
+
+/** How often a batch is retried when another consumer stored some of its rows between the read and the write. */
+const MAX_ATTEMPTS = 5;
+
+const CLICK_COLUMNS = ['id', 'workspace_id', 'link_id', 'at', 'country', 'device', 'browser', 'os', 'referrer', 'bot'];
+const ORPHAN_COLUMNS = ['id', 'domain', 'slug', 'at', 'bot'];
+const LINK_KEY = ['link_id', 'dimension', 'hour', 'value'];
+const WORKSPACE_KEY = ['workspace_id', 'dimension', 'hour', 'value'];
+
+/** The writes for rows known to be new: the rows, then the rollups, workspace rollups and link counts they add. */
+function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): InStatement[] {
+  const links = new Tally();
+  const workspaces = new Tally();
+  const humansPerLink = new Map<string, number>();
+  for (const row of newClicks) {
+    const hour = hourOf(row.at);
+    for (const dimension of ROLLUP_DIMENSIONS) {
+      const value = dimensionValue(row, dimension);
+      links.add([row.workspaceId, row.linkId, dimension, hour, value], row.bot);
+      workspaces.add([row.workspaceId, dimension, hour, value], row.bot);
+    }
+    // The link's count is of humans: link previews and crawlers must not use up a link's maxClicks.
+    if (!row.bot) humansPerLink.set(row.linkId, (humansPerLink.get(row.linkId) ?? 0) + 1);
+  }
+  const domains = new Tally();
+  for (const row of newOrphans) domains.add([row.domain, hourOf(row.at)], row.bot);
+  return [
+    // No `on conflict`: a row stored since the read must fail the batch, or it would be counted twice.
+    ...inserts('clicks', CLICK_COLUMNS, newClicks.map((r) => [r.id, r.workspaceId, r.linkId, r.at, r.country, r.device, r.browser, r.os, r.referrer, r.bot ? 1 : 0])),
+    ...addToRollup('click_rollups', ['workspace_id', ...LINK_KEY], LINK_KEY, links),
+    ...addToRollup('workspace_rollups', WORKSPACE_KEY, WORKSPACE_KEY, workspaces),
+    ...[...humansPerLink].map(([linkId, humans]) => ({ sql: 'update links set clicks = clicks + ? where id = ?', args: [humans, linkId] })),
+    ...inserts('orphan_visits', ORPHAN_COLUMNS, newOrphans.map((r) => [r.id, r.domain, r.slug, r.at, r.bot ? 1 : 0])),
+    ...addToRollup('orphan_rollups', ['domain', 'hour'], ['domain', 'hour'], domains),
+  ];
+}
+
 export function createClicksRepository(orm: Orm) {
+  const client = orm.$client;
   return {
-    /**
-     * Stores one batch atomically; `batch` must be unique to this call. Returns how many clicks and orphan visits
-     * were new (the rest had been stored by an earlier delivery).
-     */
-    async ingest(batch: string, clickRows: ClickRow[], orphanRows: OrphanRow[]): Promise<{ clicks: number; orphans: number }> {
-      const statements = [];
-      for (const part of chunks(clickRows, ROWS_PER_INSERT)) {
-        statements.push(orm.insert(clicks).values(part).onConflictDoNothing());
+    /** Stores one batch atomically. Returns how many clicks and orphan visits were new (not stored before). */
+    async ingest(clickRows: ClickRow[], orphanRows: OrphanRow[]): Promise<{ clicks: number; orphans: number }> {
+      for (let attempt = 1; ; attempt++) {
+        const [storedClicks, storedOrphans] = await Promise.all([
+          storedIds(client, 'clicks', clickRows.map((r) => r.id)),
+          storedIds(client, 'orphan_visits', orphanRows.map((r) => r.id)),
+        ]);
+        const newClicks = clickRows.filter((r) => !storedClicks.has(r.id));
+        const newOrphans = orphanRows.filter((r) => !storedOrphans.has(r.id));
+        if (!newClicks.length && !newOrphans.length) return { clicks: 0, orphans: 0 };
+        try {
+          await client.batch(statementsFor(newClicks, newOrphans), 'write');
+          return { clicks: newClicks.length, orphans: newOrphans.length };
+        } catch (err) {
+          if (!isUniqueViolation(err) || attempt === MAX_ATTEMPTS) throw err;
+        }
       }
-      for (const part of chunks(orphanRows, ROWS_PER_INSERT)) {
-        statements.push(orm.insert(orphanVisits).values(part).onConflictDoNothing());
-      }
-      if (clickRows.length) {
-        statements.push(
-          orm.run(sql`
-            insert into click_rollups (workspace_id, link_id, dimension, hour, value, humans, bots)
-            select c.workspace_id, c.link_id, d.dimension, ${hourOf('c.at')},
-              case d.dimension
-                when 'country' then coalesce(c.country, '')
-                when 'device' then c.device
-                when 'browser' then c.browser
-                when 'os' then c.os
-                when 'referrer' then coalesce(c.referrer, '')
-                else '' end,
-              sum(c.bot = 0), sum(c.bot)
-            from clicks c
-            cross join (select 'all' as dimension union all select 'country' union all select 'device'
-              union all select 'browser' union all select 'os' union all select 'referrer') d
-            where c.batch = ${batch}
-            group by 1, 2, 3, 4, 5
-            on conflict (link_id, dimension, hour, value)
-            do update set humans = humans + excluded.humans, bots = bots + excluded.bots`),
-          // The link's count is of humans: link previews and crawlers must not use up a link's maxClicks.
-          orm.run(sql`
-            update links set clicks = clicks + n.humans
-            from (select link_id, sum(bot = 0) as humans from clicks where batch = ${batch} group by link_id) n
-            where links.id = n.link_id and n.humans > 0`),
-        );
-      }
-      if (orphanRows.length) {
-        statements.push(
-          orm.run(sql`
-            insert into orphan_rollups (domain, hour, humans, bots)
-            select domain, ${hourOf('at')}, sum(bot = 0), sum(bot)
-            from orphan_visits where batch = ${batch}
-            group by 1, 2
-            on conflict (domain, hour) do update set humans = humans + excluded.humans, bots = bots + excluded.bots`),
-        );
-      }
-      const counted = orm.all<{ clicks: number; orphans: number }>(sql`
-        select (select count(*) from clicks where batch = ${batch}) as clicks,
-               (select count(*) from orphan_visits where batch = ${batch}) as orphans`);
-      const results = await orm.batch([...statements, counted] as unknown as Parameters<Orm['batch']>[0]);
-      const [row] = results[results.length - 1] as Array<{ clicks: number; orphans: number }>;
-      return { clicks: Number(row?.clicks ?? 0), orphans: Number(row?.orphans ?? 0) };
     },
 
-    /** Deletes raw clicks and orphan visits older than `before`, at most `limit` of each; rollups stay. */
+    /**
+     * Deletes raw clicks and orphan visits older than `before`, at most `limit` of each; rollups stay. Ids are
+     * UUIDv7 made with the event, so "older than" is a range of the primary key: no index on the time is paid for.
+     */
     async purge(before: Date, limit: number): Promise<number> {
-      const ms = before.getTime();
-      const [a, b] = await orm.batch([
-        orm.run(sql`delete from clicks where id in (select id from clicks where at < ${ms} limit ${limit})`),
-        orm.run(sql`delete from orphan_visits where id in (select id from orphan_visits where at < ${ms} limit ${limit})`),
-      ]);
-      return Number(a.rowsAffected) + Number(b.rowsAffected);
+      const bound = `clk_${before.getTime().toString(16).padStart(12, '0')}`;
+      const [a, b] = await client.batch(
+        [
+          { sql: 'delete from clicks where id in (select id from clicks where id < ? limit ?)', args: [bound, limit] },
+          { sql: 'delete from orphan_visits where id in (select id from orphan_visits where id < ? limit ?)', args: [bound, limit] },
+        ],
+        'write',
+      );
+      return Number(a!.rowsAffected) + Number(b!.rowsAffected);
     },
   };
 }

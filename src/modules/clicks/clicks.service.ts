@@ -3,7 +3,6 @@
  * the rest of its batch still stored), classify the user agent, and store the batch once (see the repository).
  * Every queue adapter hands its batches here.
  */
-import { newId } from '../../platform/crypto.ts';
 import { classify } from './clicks.classify.ts';
 import { ClickEventSchema, type ClickEvent } from './clicks.schemas.ts';
 import type { ClickRow, ClicksRepository, OrphanRow } from './clicks.repository.ts';
@@ -20,7 +19,6 @@ export interface IngestResult {
 export function createClicksService(repository: ClicksRepository) {
   return {
     async ingest(messages: readonly unknown[]): Promise<IngestResult> {
-      const batch = newId('bat');
       const clickRows: ClickRow[] = [];
       const orphanRows: OrphanRow[] = [];
       const rejected: IngestResult['rejected'] = [];
@@ -35,11 +33,11 @@ export function createClicksService(repository: ClicksRepository) {
         // The same message twice in one batch (a redelivery that caught up) is one row.
         if (seen.has(event.id)) return;
         seen.add(event.id);
-        toRow(event, batch, clickRows, orphanRows);
+        toRow(event, clickRows, orphanRows);
       });
       const valid = clickRows.length + orphanRows.length;
       if (!valid) return { stored: 0, duplicates: 0, rejected };
-      const stored = await repository.ingest(batch, clickRows, orphanRows);
+      const stored = await repository.ingest(clickRows, orphanRows);
       const count = stored.clicks + stored.orphans;
       return { stored: count, duplicates: messages.length - rejected.length - count, rejected };
     },
@@ -51,9 +49,9 @@ export function createClicksService(repository: ClicksRepository) {
   };
 }
 
-function toRow(event: ClickEvent, batch: string, clickRows: ClickRow[], orphanRows: OrphanRow[]) {
+function toRow(event: ClickEvent, clickRows: ClickRow[], orphanRows: OrphanRow[]) {
   const c = classify(event.userAgent, event.head);
-  const at = new Date(event.at);
+  const at = event.at;
   if (event.kind === 'click') {
     clickRows.push({
       id: event.id,
@@ -66,10 +64,9 @@ function toRow(event: ClickEvent, batch: string, clickRows: ClickRow[], orphanRo
       os: c.os,
       referrer: event.referrer,
       bot: c.bot,
-      batch,
     });
   } else {
-    orphanRows.push({ id: event.id, domain: event.domain, slug: event.slug, at, bot: c.bot, batch });
+    orphanRows.push({ id: event.id, domain: event.domain, slug: event.slug, at, bot: c.bot });
   }
 }
 

@@ -7,7 +7,7 @@ import { drizzle, type LibSQLDatabase } from 'drizzle-orm/libsql';
 import * as schema from '../../db/schema.ts';
 import { AppError, isBusy } from '../../errors.ts';
 
-export type Orm = LibSQLDatabase<typeof schema>;
+export type Orm = LibSQLDatabase<typeof schema> & { $client: Client };
 
 export interface Database {
   orm: Orm;

@@ -1,0 +1,133 @@
+/**
+ * `npm run bench` (second part): click ingestion, events per second from the queue to committed rollups. Seeds
+ * 1,000 links, makes 100,000 click events like the redirect does (Zipf over the links, a mix of user agents with
+ * bots, countries, referrers, spread over a day), pushes them through the in-process queue (batches of 100) into
+ * the clicks service, and waits until every batch is committed; then checks that the database counts exactly the
+ * events sent. Runs on the embedded libSQL file and on a local sqld. The baseline of each row's ratio is a bare
+ * multi-row insert of the same events, 100 per statement, into a table without indexes, on the same database.
+ *
+ * Environment: BENCH_INGEST_EVENTS (default 100000), BENCH_INGEST_BATCH (default 100).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findSqld, startSqld } from '../src/cli/sqld.ts';
+import { loadConfig } from '../src/config.ts';
+import { createClicksRepository } from '../src/modules/clicks/clicks.repository.ts';
+import type { ClickEvent } from '../src/modules/clicks/clicks.schemas.ts';
+import { createClicksService } from '../src/modules/clicks/clicks.service.ts';
+import { newId } from '../src/platform/crypto.ts';
+import { createLogger } from '../src/platform/logger.ts';
+import { createMemoryQueue } from '../src/platform/queue/memory.ts';
+import { openDatabase } from '../src/runtimes/database.ts';
+import { zipfSample } from './mix.ts';
+import { seedDatabase } from './seed.ts';
+
+const EVENTS = Number(process.env.BENCH_INGEST_EVENTS ?? 100_000);
+const BATCH = Number(process.env.BENCH_INGEST_BATCH ?? 100);
+const LINKS = 1_000;
+const TARGET_EVENTS_PER_S = 20_000;
+
+const AGENTS = [
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1',
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36',
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15',
+  'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36',
+  'Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0',
+  'Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1',
+  'Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)',
+  'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
+];
+const COUNTRIES = ['US', 'DE', 'FR', 'GB', 'IN', 'BR', 'JP', 'CA', 'ES', 'IT', 'NL', 'SE', 'PL', 'MX', 'AU', null];
+const REFERRERS = ['news.ycombinator.com', 'twitter.com', 't.co', 'www.google.com', 'www.reddit.com', 'mail.example.org', null, null];
+
+function makeEvents(workspaceId: string, linkIds: string[]): ClickEvent[] {
+  const { draws } = zipfSample(linkIds.length, 1.1, EVENTS);
+  const start = Date.now() - 86_400_000;
+  return draws.map((n, i) => ({
+    v: 1,
+    kind: 'click',
+    id: newId('clk'),
+    at: start + Math.floor((i / EVENTS) * 86_400_000),
+    workspaceId,
+    linkId: linkIds[n - 1]!,
+    country: COUNTRIES[i % COUNTRIES.length]!,
+    userAgent: AGENTS[(i * 7) % AGENTS.length]!,
+    referrer: REFERRERS[(i * 3) % REFERRERS.length]!,
+    head: false,
+  }));
+}
+
+interface Row {
+  target: string;
+  eventsPerS: number;
+  baselinePerS: number;
+  usPerEvent: number;
+}
+
+async function measure(target: string, databaseUrl: string): Promise<Row> {
+  const { workspaceId } = await seedDatabase(databaseUrl, LINKS);
+  const config = loadConfig({ HOP_DATABASE_URL: databaseUrl, HOP_LOG_LEVEL: 'silent' });
+  const db = await openDatabase(config);
+  try {
+    const linkIds = (await db.client.execute('select id from links order by slug')).rows.map((r) => r[0] as string);
+    const events = makeEvents(workspaceId, linkIds);
+
+    // Baseline: the same rows, bare, in the same batch size.
+    await db.client.execute('create table bench_bare (id text, workspace_id text, link_id text, at integer, country text, user_agent text, referrer text)');
+    const bareStart = performance.now();
+    for (let i = 0; i < events.length; i += BATCH) {
+      const part = events.slice(i, i + BATCH) as Extract<ClickEvent, { kind: 'click' }>[];
+      await db.client.execute({
+        sql: `insert into bench_bare values ${part.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        args: part.flatMap((e) => [e.id, e.workspaceId, e.linkId, e.at, e.country, e.userAgent, e.referrer]),
+      });
+    }
+    const bareS = (performance.now() - bareStart) / 1000;
+
+    const clicks = createClicksService(createClicksRepository(db.orm));
+    const queue = createMemoryQueue<ClickEvent>({ logger: createLogger({ level: 'silent' }), maxBatch: BATCH, maxBuffered: EVENTS, handle: (b) => clicks.ingest(b) });
+    const start = performance.now();
+    for (const e of events) queue.send(e);
+    await queue.flush();
+    const seconds = (performance.now() - start) / 1000;
+    const s = queue.stats();
+    if (s.buffered || s.dropped || s.failures) throw new Error(`${target}: queue ended with ${JSON.stringify(s)}`);
+
+    const rs = await db.client.execute(
+      "select (select count(*) from clicks) as raw, (select sum(humans) + sum(bots) from click_rollups where dimension = 'all') as rolled",
+    );
+    const { raw, rolled } = rs.rows[0] as unknown as { raw: number; rolled: number };
+    if (Number(raw) !== EVENTS || Number(rolled) !== EVENTS) throw new Error(`${target}: stored ${raw} clicks, rolled up ${rolled}, sent ${EVENTS}`);
+    return { target, eventsPerS: EVENTS / seconds, baselinePerS: EVENTS / bareS, usPerEvent: (seconds * 1e6) / EVENTS };
+  } finally {
+    db.close();
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'hop-bench-ingest-'));
+const rows: Row[] = [];
+try {
+  rows.push(await measure('embedded file', `file:${join(dir, 'hop.db')}`));
+  if (findSqld()) {
+    const sqld = await startSqld({ dir: join(dir, 'sqld') });
+    try {
+      rows.push(await measure('sqld (HTTP)', sqld.url));
+    } finally {
+      await sqld.stop();
+    }
+  } else {
+    console.log('sqld not installed: skipping its row');
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+console.log(`\nclick ingestion: ${fmt(EVENTS)} events over ${fmt(LINKS)} links, batches of ${BATCH}, queue → committed rollups`);
+console.log('| database | events/s | µs/event | bare insert events/s | vs bare | target ≥ 20,000/s (embedded) |');
+console.log('|---|---|---|---|---|---|');
+for (const r of rows) {
+  const verdict = r.target === 'embedded file' ? (r.eventsPerS >= TARGET_EVENTS_PER_S ? 'met' : 'missed') : 'n/a';
+  console.log(`| ${r.target} | ${fmt(r.eventsPerS)} | ${r.usPerEvent.toFixed(1)} | ${fmt(r.baselinePerS)} | ${((r.eventsPerS / r.baselinePerS) * 100).toFixed(1)}% | ${verdict} |`);
+}
