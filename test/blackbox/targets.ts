@@ -1,8 +1,8 @@
 /**
  * The real processes the black-box suites run against: hop on Node or Bun over an embedded file or a local sqld,
- * and hop as a Worker in workerd (`wrangler dev`) over sqld. Each target gets its own temp dir and free ports,
- * starts in beforeAll and is stopped by process group in afterAll. A missing runtime (sqld, bun) skips its
- * target with the install hint, except under CI=true, where it fails.
+ * and hop as Workers in workerd (one `wrangler dev` with the redirect Worker and the click consumer) over sqld.
+ * Each target gets its own temp dir and free ports, starts in beforeAll and is stopped by process group in
+ * afterAll. A missing runtime (sqld, bun) skips its target with the install hint, except under CI=true, where it fails.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -77,7 +77,8 @@ async function startTrackedSqld(options: Parameters<typeof startSqld>[0]): Promi
   return s;
 }
 
-async function sqldHandle(dir: string): Promise<SqldHandle> {
+/** A local sqld on `dir` that can be killed and started again on the same ports (SqldHandle.restart). */
+export async function sqldHandle(dir: string): Promise<SqldHandle> {
   const httpPort = await freePort();
   const grpcPort = await freePort();
   let current = await startTrackedSqld({ dir, httpPort, grpcPort });
@@ -162,11 +163,27 @@ async function startServer(spec: TargetSpec, dir: string, databaseUrl: string, a
   };
   if (spec.runtime === 'workerd') {
     const inspector = await freePort();
-    const args = [WRANGLER, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector)];
+    // Both Workers in one session, as `npm run dev` runs them: the redirect (first, it serves the port) and the click
+    // consumer, which share the session's local queue, so clicks are really consumed and stored.
+    const args = [WRANGLER, 'dev', '-c', join(ROOT, 'wrangler.toml'), '-c', join(ROOT, 'wrangler.consumer.toml')];
+    args.push('--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector));
     // Its own persistence dir, so that parallel runs share no .wrangler state.
     args.push('--env', '', '--persist-to', join(dir, 'wrangler'));
     for (const [name, value] of Object.entries(vars)) args.push('--var', `${name}:${value}`);
-    const env = { CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' };
+    if (existsSync(join(ROOT, '.dev.vars'))) {
+      throw new Error('.dev.vars exists: the click consumer would read it instead of the test database; move it away to run the workerd target');
+    }
+    const env = {
+      CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+      WRANGLER_SEND_METRICS: 'false',
+      // `--var` reaches only the session's first Worker; the consumer takes its database (a required secret of
+      // wrangler.consumer.toml) and its vars from the environment.
+      ...vars,
+      // A dev registry of its own: a queue without a local consumer (the dead-letter queue) is otherwise forwarded
+      // to whichever other `wrangler dev` on this machine consumes one of that name, and this session's consumer
+      // would receive other sessions' clicks.
+      WRANGLER_REGISTRY_PATH: join(dir, 'wrangler-registry'),
+    };
     return { port, hop: await startProcess(process.execPath, args, env, baseUrl, 45_000) };
   }
   const env = { ...vars, PORT: String(port), HOST: '127.0.0.1', HOP_SHUTDOWN_DELAY_MS: '0' };
