@@ -1,11 +1,15 @@
 /**
- * `npm run dev`: hop as a Worker on http://localhost:8787, offline. Starts a local sqld (data in data/dev-sqld),
+ * `npm run dev`: hop as Workers on http://localhost:8787, offline. Starts a local sqld (data in data/dev-sqld),
  * applies the migrations, creates the default workspace on first run (its admin key printed once, as `npm start`
- * does), then runs `wrangler dev` against that sqld. Ctrl-C stops both.
+ * does), then runs one `wrangler dev` with both Workers against that sqld: the redirect and API Worker
+ * (wrangler.toml, serving the port) and the click consumer (wrangler.consumer.toml), which share the session's local
+ * queue, so clicks are stored as in production. Ctrl-C stops everything.
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../config.ts';
 import { createServices } from '../services.ts';
 import { migrateDatabase, openDatabase } from '../runtimes/database.ts';
@@ -48,20 +52,35 @@ async function main() {
   } finally {
     db.close();
   }
-  console.log(`dev: sqld ${sqld.url} (data in ${dir}); starting wrangler dev on http://localhost:${port}`);
+  console.log(
+    `dev: sqld ${sqld.url} (data in ${dir}); starting wrangler dev on http://localhost:${port} ` +
+      '(redirect Worker, and the click consumer beside it; its hourly purge is not triggered locally)',
+  );
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  if (existsSync(join(root, '.dev.vars'))) {
+    console.warn('dev: .dev.vars exists, so the click consumer reads HOP_DATABASE_URL from it, not this sqld\'s URL');
+  }
 
   // Only what differs from wrangler.toml's [vars] is passed; secrets a developer exported (HOP_ADMIN_TOKEN) too.
   const vars = [`HOP_DATABASE_URL:${sqld.url}`, `HOP_BASE_URL:${config.baseUrl}`];
   for (const name of ['HOP_ADMIN_TOKEN', 'HOP_LOG_LEVEL', 'HOP_DATABASE_TIMEOUT_MS']) {
     if (process.env[name]) vars.push(`${name}:${process.env[name]}`);
   }
+  const configs = ['wrangler.toml', 'wrangler.consumer.toml'].flatMap((file) => ['-c', join(root, file)]);
   const wrangler = spawn(
     process.execPath,
-    [wranglerBin(), 'dev', '--ip', '127.0.0.1', '--port', port, '--env', '', ...vars.flatMap((v) => ['--var', v])],
+    [wranglerBin(), 'dev', ...configs, '--ip', '127.0.0.1', '--port', port, '--env', '', ...vars.flatMap((v) => ['--var', v])],
     {
       stdio: 'inherit',
-      // Offline: no request.cf lookups and no telemetry.
-      env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
+      env: {
+        ...process.env,
+        // `--var` reaches only the first Worker of the session; the consumer reads its database (a required secret
+        // in wrangler.consumer.toml) and its vars (HOP_LOG_LEVEL...) from the environment.
+        HOP_DATABASE_URL: sqld.url,
+        // Offline: no request.cf lookups and no telemetry.
+        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+        WRANGLER_SEND_METRICS: 'false',
+      },
     },
   );
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
