@@ -7,6 +7,7 @@ import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
 import { createClicksService, type ClicksService } from '../../src/modules/clicks/clicks.service.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createMemoryQueue } from '../../src/platform/queue/memory.ts';
+import { createThreadedClicks } from '../../src/runtimes/click-thread.ts';
 import { createTestApp, type TestApp } from '../helpers/app.ts';
 
 const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1';
@@ -138,6 +139,31 @@ describe('the consumer', () => {
     expect(await clicks.purge(new Date(Date.now() + 91 * 86_400_000), 90)).toBe(1);
     expect(await t.count('clicks')).toBe(0);
     expect(await rollup('all')).toEqual([{ value: '', humans: 1, bots: 0 }]);
+  });
+});
+
+describe('the consumer in a worker thread (embedded database on Node and Bun)', () => {
+  it('stores through its own connection, exactly once, and closes', async () => {
+    for (let i = 0; i < 120; i++) await visit('/a', { 'user-agent': i % 4 ? IPHONE : SLACK });
+    const threaded = createThreadedClicks({ HOP_DATABASE_URL: `file:${t.dbPath}`, HOP_LOG_LEVEL: 'silent' }, createLogger({ level: 'silent' }));
+    try {
+      const [first, second] = await Promise.all([threaded.ingest(sent.slice(0, 100)), threaded.ingest(sent)]);
+      expect(first).toEqual({ stored: 100, duplicates: 0, rejected: [] });
+      expect(second).toEqual({ stored: 20, duplicates: 100, rejected: [] });
+      expect(await threaded.ingest([{ kind: 'click' }, ...sent])).toMatchObject({ stored: 0, duplicates: 120, rejected: [{ index: 0 }] });
+      expect(await linkClicks()).toBe(90);
+      expect(await rollup('all')).toEqual([{ value: '', humans: 90, bots: 30 }]);
+      expect(await threaded.purge(new Date(Date.now() + 91 * 86_400_000), 90)).toBe(120);
+    } finally {
+      await threaded.close();
+    }
+  });
+
+  it('fails its calls with the reason when the thread cannot store, so the queue keeps the batch', async () => {
+    await visit('/a', { 'user-agent': IPHONE });
+    const threaded = createThreadedClicks({ HOP_DATABASE_URL: `file:${t.dbPath}.not-migrated`, HOP_LOG_LEVEL: 'silent' }, createLogger({ level: 'silent' }));
+    await expect(threaded.ingest(sent)).rejects.toThrow(/no such table: clicks/);
+    await threaded.close();
   });
 });
 

@@ -1,0 +1,68 @@
+/**
+ * The click consumer in a worker thread, for an embedded database on Node and Bun. The embedded driver is
+ * synchronous: storing a batch on the main thread would stall every redirect behind it, and ingestion could never
+ * use a second core. Here the main thread only hands batches over (structured clone) and the thread stores them
+ * through its own connection to the same file (WAL: one writer at a time, readers never wait). Same interface as
+ * the clicks service, so the queue cannot tell the difference. A thread that dies fails its pending batches (the
+ * queue keeps and retries them) and is replaced on the next call.
+ */
+import { Worker } from 'node:worker_threads';
+import type { IngestResult } from '../modules/clicks/clicks.service.ts';
+import type { Logger } from '../platform/logger.ts';
+
+export type ThreadRequest =
+  | { id: number; op: 'ingest'; messages: unknown[] }
+  | { id: number; op: 'purge'; now: number; retentionDays: number }
+  | { id: number; op: 'close' };
+export type ThreadReply = { id: number; ok: unknown } | { id: number; error: string };
+
+const ENTRY = new URL('./click-thread.worker.ts', import.meta.url);
+
+export function createThreadedClicks(env: Record<string, string | undefined>, logger: Logger) {
+  let worker: Worker | undefined;
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  function start(): Worker {
+    const w = new Worker(ENTRY, { workerData: { env } });
+    w.unref();
+    w.on('message', (reply: ThreadReply) => {
+      const call = pending.get(reply.id);
+      if (!call) return;
+      pending.delete(reply.id);
+      if ('error' in reply) call.reject(new Error(reply.error));
+      else call.resolve(reply.ok);
+    });
+    w.on('error', (err) => logger.log('error', 'click thread failed', { error: err.message }));
+    w.on('exit', (code) => {
+      if (worker === w) worker = undefined;
+      for (const [id, call] of pending) {
+        pending.delete(id);
+        call.reject(new Error(`click thread exited with code ${code}`));
+      }
+    });
+    return w;
+  }
+
+  function call<T>(request: Omit<ThreadRequest, 'id'>): Promise<T> {
+    worker ??= start();
+    const id = nextId++;
+    return new Promise<T>((resolve, reject) => {
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      worker!.postMessage({ ...request, id });
+    });
+  }
+
+  return {
+    ingest: (messages: readonly unknown[]) => call<IngestResult>({ op: 'ingest', messages: [...messages] }),
+    purge: (now: Date, retentionDays: number) => call<number>({ op: 'purge', now: now.getTime(), retentionDays }),
+    /** Closes the thread's database and ends the thread; call after the queue has flushed. */
+    async close() {
+      if (!worker) return;
+      const w = worker;
+      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+      await call({ op: 'close' }).catch(() => undefined);
+      await exited;
+    },
+  };
+}
