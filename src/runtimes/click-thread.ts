@@ -25,11 +25,13 @@ export function createThreadedClicks(env: Record<string, string | undefined>, lo
 
   function start(): Worker {
     const w = new Worker(ENTRY, { workerData: { env } });
+    // An idle thread must not keep the process alive, but one with work in flight must (a shutdown's last flush).
     w.unref();
     w.on('message', (reply: ThreadReply) => {
       const call = pending.get(reply.id);
       if (!call) return;
       pending.delete(reply.id);
+      if (!pending.size) w.unref();
       if ('error' in reply) call.reject(new Error(reply.error));
       else call.resolve(reply.ok);
     });
@@ -49,6 +51,7 @@ export function createThreadedClicks(env: Record<string, string | undefined>, lo
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      worker!.ref();
       worker!.postMessage({ ...request, id });
     });
   }
@@ -62,6 +65,7 @@ export function createThreadedClicks(env: Record<string, string | undefined>, lo
       const w = worker;
       const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
       await call({ op: 'close' }).catch(() => undefined);
+      w.ref();
       await exited;
     },
   };
