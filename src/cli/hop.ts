@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `hop` command: serve, migrate, init, and operator tasks on workspaces and API keys. Configuration comes from
+ * The `hop` command: serve, consume, migrate, init, and operator tasks on workspaces and API keys. Configuration comes from
  * the same environment variables as the server (see README), validated by the same schema.
  */
 import { Command, InvalidArgumentError } from 'commander';
@@ -9,7 +9,11 @@ import { loadConfig, ConfigError, type Config } from '../config.ts';
 import { AppError, errorCodes, isBusy } from '../errors.ts';
 import { scopes as allScopes, type Scope, type ServiceContext } from '../modules/context.ts';
 import { CreateApiKeySchema, CreateWorkspaceSchema } from '../modules/workspaces/workspaces.schemas.ts';
+import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
+import { createClicksService } from '../modules/clicks/clicks.service.ts';
+import { createLogger } from '../platform/logger.ts';
 import { createServices } from '../services.ts';
+import { startClickPipeline } from '../runtimes/click-pipeline.ts';
 import { migrateDatabase, openDatabase } from '../runtimes/database.ts';
 import { announceKey, main as serveNode } from '../runtimes/node.ts';
 
@@ -54,6 +58,32 @@ program
   .command('serve')
   .description('serve the API on PORT (default 8787); migrates and bootstraps an embedded database')
   .action(() => serveNode(process.env));
+
+program
+  .command('consume')
+  .description('consume the Redis Streams click queue (HOP_QUEUE=redis) without serving HTTP; SIGTERM finishes the batch in hand')
+  .action(async () => {
+    const config = loadConfig(process.env);
+    if (config.queue !== 'redis') {
+      throw new ConfigError('Invalid configuration:\n  HOP_QUEUE: hop consume needs HOP_QUEUE=redis (the in-process queue is consumed by the server)');
+    }
+    const logger = createLogger({ level: config.logLevel });
+    const db = await openDatabase(config, logger);
+    try {
+      if (db.mode === 'embedded') await migrateDatabase(db);
+      const clicks = createClicksService(createClicksRepository(db.orm));
+      const pipeline = await startClickPipeline(config, logger, clicks, { produce: false, consume: true });
+      logger.log('info', 'consuming', { clicks: pipeline.description, stream: config.clickStream.key });
+      const signal = await new Promise<string>((resolve) => {
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+        process.once('SIGINT', () => resolve('SIGINT'));
+      });
+      logger.log('info', 'shutting down', { signal });
+      await pipeline.close();
+    } finally {
+      db.close();
+    }
+  });
 
 program
   .command('migrate')

@@ -6,11 +6,10 @@
 import { createApp } from '../app.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
-import { createMemoryQueue } from '../platform/queue/memory.ts';
-import type { ClickEvent } from '../modules/clicks/clicks.schemas.ts';
 import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
-import { createClicksService, type ClicksService } from '../modules/clicks/clicks.service.ts';
+import { createClicksService } from '../modules/clicks/clicks.service.ts';
 import { createServices } from '../services.ts';
+import { startClickPipeline } from './click-pipeline.ts';
 import { DatabaseOpenError, embeddedPath, migrateDatabase, openDatabase, type OpenedDatabase } from './database.ts';
 import { createEmbeddedLookup } from './embedded-lookup.ts';
 
@@ -65,9 +64,14 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
   // portable read through the client.
   const redirectLookup = db.mode === 'embedded' ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined;
   let draining = false;
-  const clicks = config.clicks ? startClickPipeline(config, logger, createClicksService(createClicksRepository(db.orm))) : undefined;
+  const clicks = config.clicks
+    ? await startClickPipeline(config, logger, createClicksService(createClicksRepository(db.orm)), {
+        produce: true,
+        consume: config.clickConsumer,
+      })
+    : undefined;
   const app = createApp({ config, db, logger, redirectLookup, draining: () => draining, clickQueue: clicks?.queue });
-  logger.log('debug', 'prepared', { runtime, database: db.mode, clicks: clicks ? 'in-process queue' : 'off' });
+  logger.log('debug', 'prepared', { runtime, database: db.mode, clicks: clicks?.description ?? 'off' });
   return {
     config,
     logger,
@@ -85,33 +89,6 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
 }
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
-const PURGE_EVERY_MS = 3_600_000;
-
-/**
- * The in-process click pipeline: the memory queue, consumed by the clicks service in this process, and the hourly
- * purge of raw clicks past their retention.
- */
-function startClickPipeline(config: Config, logger: Logger, clicks: ClicksService) {
-  const queue = createMemoryQueue<ClickEvent>({ logger, handle: (batch) => clicks.ingest(batch) });
-  const purge = async () => {
-    try {
-      const removed = await clicks.purge(new Date(), config.clickRetentionDays);
-      if (removed) logger.log('info', 'raw clicks purged', { removed, retentionDays: config.clickRetentionDays });
-    } catch (err) {
-      logger.log('warn', 'click purge failed', { error: err instanceof Error ? err.message : String(err) });
-    }
-  };
-  const timer = setInterval(() => void purge(), PURGE_EVERY_MS);
-  timer.unref();
-  return {
-    queue,
-    async close() {
-      clearInterval(timer);
-      await queue.close();
-    },
-  };
-}
-
 export interface Stoppable {
   /** Stops accepting connections and resolves when in-flight requests have finished. */
   stop(): Promise<void>;

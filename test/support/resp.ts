@@ -74,7 +74,7 @@ function encodeCommand(args: ReadonlyArray<string | Uint8Array>): Buffer {
 
 export class RespConnection {
   #socket: Socket;
-  #buffer = Buffer.alloc(0);
+  #buffer: Buffer = Buffer.alloc(0);
   #waiting: Array<{ resolve: (r: RespReply) => void; reject: (e: Error) => void }> = [];
   #open = true;
 

@@ -1,0 +1,370 @@
+/**
+ * The queue on Redis Streams, spoken over the Upstash REST protocol (@upstash/redis: fetch only, so the same code
+ * on Node, Bun and Workers; a local redis-server needs a REST front such as Upstash's SRH).
+ *
+ * Producer: messages gather in memory (the in-process queue as a bounded buffer, with its batching, backoff and
+ * flush on close) and go to the stream as pipelined XADDs, one JSON message per entry; `send` never waits.
+ *
+ * Consumer: one consumer (a unique name per process) of a consumer group shared by every process, so N processes
+ * share the work. It reads up to `batchSize` new entries (XREADGROUP ... BLOCK), hands them to the handler, and only
+ * once the handler has resolved (the batch is committed) acknowledges and deletes them (XACK + XDEL in one
+ * MULTI/EXEC): delivery is at least once, and the handler makes storage exactly once. A message the handler
+ * refuses, one that is not JSON, and one delivered more than `maxDeliveries` times go to the dead-letter stream
+ * with the reason, in the same transaction as their acknowledgement. When the handler fails (database down) nothing
+ * is acknowledged: the consumer reads nothing new and retries its own pending entries with backoff, the whole batch
+ * once, then one entry at a time, so one entry that always fails is dead-lettered alone and its batch-mates are
+ * stored. Entries left pending by a consumer that died are taken over by the others (XAUTOCLAIM) once idle for
+ * `claimIdleMs`. The stream belongs to this one group: acknowledged entries are deleted, not left for other groups.
+ */
+import { Redis } from '@upstash/redis';
+import type { Logger } from '../logger.ts';
+import { createMemoryQueue, type MemoryQueue } from './memory.ts';
+import type { BatchHandler } from './queue.ts';
+
+/** The entry field that holds the JSON message. */
+const FIELD = 'm';
+
+export interface RedisRestConnection {
+  /** Upstash REST URL (or any server speaking that protocol) and its token. */
+  url: string;
+  token: string;
+  /** Deadline of each HTTP request; must exceed the consumer's blocking read. */
+  timeoutMs?: number;
+}
+
+/** A client for the queue: raw replies (no JSON guessing), no telemetry headers, a deadline on every request. */
+export function createRedisRestClient({ url, token, timeoutMs = 5000 }: RedisRestConnection): Redis {
+  return new Redis({
+    url,
+    token,
+    automaticDeserialization: false,
+    enableTelemetry: false,
+    // Network errors only (an HTTP error answer is never retried by the client); the queue retries on top.
+    retry: { retries: 2, backoff: (n) => 50 * 2 ** n },
+    signal: () => AbortSignal.timeout(timeoutMs),
+  });
+}
+
+export interface RedisStreamsProducerOptions {
+  redis: Redis;
+  stream: string;
+  logger: Logger;
+  /** Entries per pipelined XADD request. */
+  maxBatch?: number;
+  /** How long the first buffered message waits for others before its batch is sent. */
+  maxWaitMs?: number;
+  /** Messages held at most while Redis is unreachable; beyond it new ones are dropped and counted. */
+  maxBuffered?: number;
+}
+
+/** The producer: `send` buffers, batches go out as pipelined XADDs, failures are retried with backoff. */
+export function createRedisStreamsProducer<T>(options: RedisStreamsProducerOptions): MemoryQueue<T> {
+  const { redis, stream } = options;
+  return createMemoryQueue<T>({
+    logger: options.logger,
+    maxBatch: options.maxBatch ?? 100,
+    maxWaitMs: options.maxWaitMs ?? 250,
+    maxBuffered: options.maxBuffered ?? 100_000,
+    async handle(batch) {
+      const pipeline = redis.pipeline();
+      for (const message of batch) pipeline.xadd(stream, '*', { [FIELD]: JSON.stringify(message) });
+      // Any failed XADD fails the batch and it is sent again whole: a duplicate entry is harmless downstream.
+      await pipeline.exec();
+      return { rejected: [] };
+    },
+  });
+}
+
+export interface RedisStreamsConsumerOptions {
+  redis: Redis;
+  stream: string;
+  group: string;
+  /** The dead-letter stream: fields `m` (the message as it was), `id` (its entry), `reason`, `deliveries`. */
+  deadLetter: string;
+  handle: BatchHandler<unknown>;
+  logger: Logger;
+  /** Unique per process; a random one by default. */
+  consumer?: string;
+  batchSize?: number;
+  /** How long a read waits for new entries (XREADGROUP BLOCK). */
+  blockMs?: number;
+  /** Deliveries after which an entry that was never stored goes to the dead-letter stream. */
+  maxDeliveries?: number;
+  /** How long an entry stays pending with a silent consumer before another takes it over. */
+  claimIdleMs?: number;
+  /** First and longest wait after a failure (doubling in between). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+}
+
+export interface ConsumerStats {
+  /** Entries acknowledged after the handler stored them (duplicates included). */
+  acked: number;
+  deadLettered: number;
+  /** Entries taken over from silent consumers. */
+  claimed: number;
+  /** Handler failures (nothing acknowledged) and Redis failures. */
+  handlerFailures: number;
+  redisFailures: number;
+  /** True while this consumer is retrying its own pending entries. */
+  retrying: boolean;
+}
+
+export interface RedisStreamsConsumer {
+  readonly name: string;
+  /** Starts the read loop (idempotent). */
+  start(): void;
+  /**
+   * Stops: the batch in hand is finished and acknowledged, no new one is read. Resolves once the loop has ended or
+   * the deadline has passed (what is left pending is taken over by another consumer later).
+   */
+  stop(deadlineMs?: number): Promise<void>;
+  stats(): ConsumerStats;
+}
+
+interface Entry {
+  id: string;
+  /** The raw message; undefined when the entry has no message field, null when the entry was deleted. */
+  raw: string | undefined | null;
+}
+
+interface DeadLetter {
+  id: string;
+  raw: string | undefined;
+  reason: string;
+  deliveries: number;
+}
+
+/** `[[stream, [[id, [field, value, ...] | null], ...]]]` (or null) to entries. */
+function readEntries(reply: unknown): Entry[] {
+  if (!Array.isArray(reply) || !reply.length) return [];
+  const entries = (reply[0] as [string, Array<[string, string[] | null]>])[1] ?? [];
+  return entries.map(([id, fields]) => {
+    if (!fields) return { id, raw: null };
+    const at = fields.findIndex((f, i) => i % 2 === 0 && f === FIELD);
+    return { id, raw: at === -1 ? undefined : fields[at + 1] };
+  });
+}
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export function createRedisStreamsConsumer(options: RedisStreamsConsumerOptions): RedisStreamsConsumer {
+  const { redis, stream, group, deadLetter, handle, logger } = options;
+  const name = options.consumer ?? `hop-${crypto.randomUUID().slice(0, 8)}`;
+  const batchSize = options.batchSize ?? 100;
+  const blockMs = options.blockMs ?? 1000;
+  const maxDeliveries = options.maxDeliveries ?? 5;
+  const claimIdleMs = options.claimIdleMs ?? 60_000;
+  const claimEveryMs = Math.max(250, Math.min(claimIdleMs / 2, 30_000));
+  const retryBaseMs = options.retryBaseMs ?? 500;
+  const retryMaxMs = options.retryMaxMs ?? 30_000;
+
+  const counts = { acked: 0, deadLettered: 0, claimed: 0, handlerFailures: 0, redisFailures: 0 };
+  let groupReady = false;
+  let nextClaimAt = 0;
+  let claimCursor = '0-0';
+  // Retrying own pending entries: read from after `cursor`, one at a time once `isolate` is set.
+  let retrying = true; // a consumer that reuses a name first finishes what that name left pending
+  let cursor = '0';
+  let isolate = false;
+  let backoffMs = 0;
+  let stopping = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+
+  const nextBackoff = () => (backoffMs = Math.min(backoffMs ? backoffMs * 2 : retryBaseMs, retryMaxMs));
+
+  async function ensureGroup() {
+    try {
+      // From the start of the stream, not `$`: after Redis lost the group (a restart without persistence),
+      // entries added before it was made again are still read.
+      await redis.xgroup(stream, { type: 'CREATE', group, id: '0', options: { MKSTREAM: true } });
+    } catch (err) {
+      if (!message(err).includes('BUSYGROUP')) throw err;
+    }
+    groupReady = true;
+  }
+
+  /** Takes over entries idle longer than claimIdleMs; JUSTID: counted as a delivery when read, not twice. */
+  async function claim() {
+    const reply = (await redis.xautoclaim(stream, group, name, claimIdleMs, claimCursor, {
+      count: batchSize,
+      justId: true,
+    })) as [string, string[]];
+    claimCursor = reply[0];
+    nextClaimAt = claimCursor === '0-0' ? Date.now() + claimEveryMs : 0;
+    if (reply[1].length) {
+      counts.claimed += reply[1].length;
+      logger.log('info', 'queue entries taken over from a silent consumer', { stream, consumer: name, count: reply[1].length });
+      if (!retrying) cursor = '0';
+      retrying = true;
+    }
+  }
+
+  /** This consumer's pending entries after `cursor`, with how often each has been delivered (this read included). */
+  async function readPending(count: number): Promise<{ entries: Entry[]; deliveries: Map<string, number> }> {
+    const [read, pending] = (await redis
+      .pipeline()
+      .xreadgroup(group, name, stream, cursor, { count })
+      .xpending(stream, group, cursor === '0' ? '-' : `(${cursor}`, '+', count, { consumer: name })
+      .exec()) as [unknown, Array<[string, string, number, number]>];
+    return { entries: readEntries(read), deliveries: new Map(pending.map(([id, , , n]) => [id, n])) };
+  }
+
+  /** Dead letters and acknowledgements in one transaction: an entry is either both or neither. */
+  async function commit(done: string[], dead: DeadLetter[]) {
+    const ids = [...done, ...dead.map((d) => d.id)];
+    if (!ids.length) return;
+    const tx = redis.multi();
+    for (const d of dead) {
+      tx.xadd(deadLetter, '*', { [FIELD]: d.raw ?? '', id: d.id, reason: d.reason, deliveries: d.deliveries, stream });
+    }
+    tx.xack(stream, group, ids);
+    tx.xdel(stream, ids);
+    await tx.exec();
+    counts.acked += done.length;
+    counts.deadLettered += dead.length;
+    for (const d of dead) logger.log('warn', 'queue entry dead-lettered', { stream, deadLetter, id: d.id, reason: d.reason });
+  }
+
+  /** Handles one read; returns whether the handler stored it (false: left pending for a retry). */
+  async function deliver(entries: Entry[], deliveries: Map<string, number>): Promise<boolean> {
+    const done: string[] = [];
+    const dead: DeadLetter[] = [];
+    const batch: Array<{ entry: Entry; message: unknown }> = [];
+    for (const entry of entries) {
+      const n = deliveries.get(entry.id) ?? 1;
+      // Deleted from the stream while pending: nothing left to deliver.
+      if (entry.raw === null) done.push(entry.id);
+      else if (entry.raw === undefined) dead.push({ id: entry.id, raw: undefined, reason: `no "${FIELD}" field`, deliveries: n });
+      else if (n > maxDeliveries) {
+        dead.push({ id: entry.id, raw: entry.raw, reason: `not stored after ${n - 1} deliveries`, deliveries: n });
+      } else {
+        try {
+          batch.push({ entry, message: JSON.parse(entry.raw) });
+        } catch {
+          dead.push({ id: entry.id, raw: entry.raw, reason: 'not JSON', deliveries: n });
+        }
+      }
+    }
+    let stored = true;
+    if (batch.length) {
+      try {
+        const { rejected } = await handle(batch.map((b) => b.message));
+        const refused = new Map(rejected.map((r) => [r.index, r.reason]));
+        batch.forEach(({ entry }, i) => {
+          const reason = refused.get(i);
+          if (reason === undefined) done.push(entry.id);
+          else dead.push({ id: entry.id, raw: entry.raw!, reason, deliveries: deliveries.get(entry.id) ?? 1 });
+        });
+        backoffMs = 0;
+      } catch (err) {
+        stored = false;
+        counts.handlerFailures += 1;
+        logger.log('warn', 'queue batch not stored; will retry', {
+          stream,
+          consumer: name,
+          size: batch.length,
+          retryInMs: nextBackoff(),
+          error: message(err),
+        });
+      }
+    }
+    await commit(done, dead);
+    return stored;
+  }
+
+  /** One step of the loop; resolves with how long to wait before the next. */
+  async function step(): Promise<number> {
+    if (!groupReady) await ensureGroup();
+    if (Date.now() >= nextClaimAt) await claim();
+    if (retrying) {
+      const from = cursor;
+      const { entries, deliveries } = await readPending(isolate ? 1 : batchSize);
+      if (!entries.length) {
+        // Past the last pending entry: start over from the first, or, when there is none left, read new ones.
+        if (from === '0') retrying = isolate = false;
+        cursor = '0';
+        return 0;
+      }
+      cursor = entries[entries.length - 1]!.id;
+      if (await deliver(entries, deliveries)) return 0;
+      if (!isolate && entries.length > 1) {
+        // Failed twice as a batch: try its entries one by one, so one that always fails is dead-lettered alone.
+        isolate = true;
+        cursor = from;
+      }
+      return backoffMs;
+    }
+    const read = await redis.xreadgroup(group, name, stream, '>', { count: batchSize, blockMS: blockMs });
+    const entries = readEntries(read);
+    if (!entries.length) return 0;
+    if (await deliver(entries, new Map())) return 0;
+    // Nothing new is read while the handler fails: the backlog waits in the stream, not in this consumer.
+    retrying = true;
+    cursor = '0';
+    isolate = false;
+    return backoffMs;
+  }
+
+  async function run() {
+    while (!stopping) {
+      let waitMs: number;
+      try {
+        waitMs = await step();
+      } catch (err) {
+        counts.redisFailures += 1;
+        if (message(err).includes('NOGROUP')) groupReady = false;
+        // A batch may have been stored without its acknowledgement getting through: read it again first.
+        if (!retrying) {
+          retrying = true;
+          cursor = '0';
+          isolate = false;
+        }
+        waitMs = nextBackoff();
+        logger.log('warn', 'queue unreachable; will retry', { stream, consumer: name, retryInMs: waitMs, error: message(err) });
+      }
+      if (waitMs > 0 && !stopping) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, waitMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+      }
+    }
+  }
+
+  /** Leaves the group's consumer list tidy: only when nothing is pending (deleting a consumer drops its entries). */
+  async function leaveGroup() {
+    try {
+      const pending = (await redis.xpending(stream, group, '-', '+', 1, { consumer: name })) as unknown[];
+      if (!pending.length) await redis.xgroup(stream, { type: 'DELCONSUMER', group, consumer: name });
+    } catch {
+      // Redis unreachable: the name stays in the group, harmless.
+    }
+  }
+
+  return {
+    name,
+    start() {
+      loop ??= run();
+    },
+    async stop(deadlineMs = 10_000) {
+      stopping = true;
+      wake?.();
+      if (!loop) return;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finished = await Promise.race([
+        loop.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), deadlineMs))),
+      ]);
+      clearTimeout(timer);
+      if (finished) await leaveGroup();
+      else logger.log('warn', 'queue consumer stopped before its batch was finished', { stream, consumer: name });
+    },
+    stats: () => ({ ...counts, retrying }),
+  };
+}

@@ -1,0 +1,357 @@
+// The Redis Streams click queue with real parts: redis-server, the Upstash REST stand-in, @upstash/redis, and the
+// clicks service over a libSQL file. Redirects go through the producer to the stream; consumers of one group store
+// them. Counts must be exact through redeliveries, a crash between commit and acknowledgement, poison messages, an
+// entry that always fails, a database outage and a Redis crash; what a Redis crash without persistence loses is
+// shown, and that an append-only file keeps it.
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createClicksRepository } from '../../src/modules/clicks/clicks.repository.ts';
+import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
+import { createClicksService, type ClicksService } from '../../src/modules/clicks/clicks.service.ts';
+import { createLogger } from '../../src/platform/logger.ts';
+import type { MemoryQueue } from '../../src/platform/queue/memory.ts';
+import type { BatchHandler } from '../../src/platform/queue/queue.ts';
+import {
+  createRedisRestClient,
+  createRedisStreamsConsumer,
+  createRedisStreamsProducer,
+  type RedisStreamsConsumer,
+  type RedisStreamsConsumerOptions,
+} from '../../src/platform/queue/redis-streams.ts';
+import { startClickPipeline } from '../../src/runtimes/click-pipeline.ts';
+import { createTestApp, type TestApp } from '../helpers/app.ts';
+import { redisAvailable, startRedis, type RedisServer } from '../support/redis.ts';
+import { startUpstashRest, type UpstashRest } from '../support/upstash-rest.ts';
+
+const BROWSER = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15';
+const logs: string[] = [];
+const logger = createLogger({ level: 'warn', write: (line) => logs.push(line) });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(25);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
+  let server: RedisServer;
+  let rest: UpstashRest;
+  let redis: ReturnType<typeof createRedisRestClient>;
+  let t: TestApp;
+  let clicks: ClicksService;
+  let producer: MemoryQueue<ClickEvent>;
+  let consumers: RedisStreamsConsumer[];
+  let names: { stream: string; group: string; deadLetter: string };
+  let testNumber = 0;
+
+  beforeAll(async () => {
+    server = await startRedis();
+    rest = await startUpstashRest({ redisPort: server.port });
+    redis = createRedisRestClient({ url: rest.url, token: rest.token, timeoutMs: 3000 });
+  });
+  afterAll(async () => {
+    await rest?.close();
+    await server?.stop();
+  });
+
+  beforeEach(async () => {
+    testNumber += 1;
+    names = { stream: `t${testNumber}:clicks`, group: 'hop-clicks', deadLetter: `t${testNumber}:clicks:dead` };
+    consumers = [];
+    producer = createRedisStreamsProducer<ClickEvent>({ redis, stream: names.stream, logger, maxWaitMs: 20 });
+    t = await createTestApp({}, { clickQueue: producer });
+    clicks = createClicksService(createClicksRepository(t.db.orm));
+    const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'n' } });
+    linkId = ((await res.json()) as { id: string }).id;
+  });
+  afterEach(async () => {
+    await Promise.all(consumers.map((c) => c.stop(500)));
+    await producer.close(1000);
+    t.close();
+  });
+
+  let linkId: string;
+  const visit = () => t.app.request('/n', { headers: { host: 'localhost:8787', 'user-agent': BROWSER } });
+  async function redirects(n: number) {
+    for (let i = 0; i < n; i++) expect((await visit()).status).toBe(302);
+  }
+  async function linkClicks() {
+    const res = await t.request(`/v1/links/${linkId}`);
+    return ((await res.json()) as { clicks: number }).clicks;
+  }
+  const stored = () => t.count('clicks');
+
+  function consumer(options: Partial<RedisStreamsConsumerOptions> = {}) {
+    const c = createRedisStreamsConsumer({
+      redis,
+      ...names,
+      logger,
+      handle: (batch) => clicks.ingest(batch),
+      blockMs: 100,
+      retryBaseMs: 20,
+      retryMaxMs: 200,
+      ...options,
+    });
+    consumers.push(c);
+    c.start();
+    return c;
+  }
+
+  const streamLength = async () => Number(await redis.xlen(names.stream));
+  async function pending() {
+    const summary = (await redis.exec(['XPENDING', names.stream, names.group])) as [number, ...unknown[]];
+    return Number(summary[0]);
+  }
+  async function deadLetters() {
+    const entries = (await redis.exec(['XRANGE', names.deadLetter, '-', '+'])) as Array<[string, string[]]>;
+    return entries.map(([, list]) => {
+      const fields = Object.fromEntries(list.flatMap((v, i) => (i % 2 ? [] : [[v, list[i + 1]!]])));
+      return { m: fields.m!, reason: fields.reason!, deliveries: Number(fields.deliveries) };
+    });
+  }
+  /** Everything sent so far is in the stream (so a consumer started now reads it as one batch). */
+  async function inStream(n: number) {
+    await producer.flush();
+    expect(await streamLength()).toBe(n);
+  }
+  /** The stream is empty and nothing is pending: every entry was stored (or dead-lettered) and acknowledged. */
+  async function drained() {
+    return (await streamLength()) === 0 && (await pending()) === 0;
+  }
+
+  it('stores N redirects exactly once across two consumers of the group, and leaves the stream empty', async () => {
+    const a = consumer();
+    const b = consumer();
+    await redirects(250);
+    await waitFor('250 stored', async () => (await stored()) === 250 && (await drained()));
+    expect(await linkClicks()).toBe(250);
+    expect(a.stats().acked + b.stats().acked).toBe(250);
+    expect(producer.stats()).toMatchObject({ delivered: 250, buffered: 0, dropped: 0 });
+    expect(await deadLetters()).toEqual([]);
+  });
+
+  it('counts an entry once however often it is in the stream (a producer retry after a lost answer)', async () => {
+    const sent: ClickEvent[] = [];
+    const twice = { send: (e: ClickEvent) => (sent.push(e), producer.send(e), producer.send(e)) };
+    t.close();
+    t = await createTestApp({}, { clickQueue: twice });
+    clicks = createClicksService(createClicksRepository(t.db.orm));
+    const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'n' } });
+    linkId = ((await res.json()) as { id: string }).id;
+    const c = consumer();
+    await redirects(60);
+    await waitFor('120 entries acknowledged', async () => c.stats().acked === 120 && (await drained()));
+    expect(await stored()).toBe(60);
+    expect(await linkClicks()).toBe(60);
+  });
+
+  it('a consumer that dies between its commit and its acknowledgement: another takes the entries over, counts unchanged', async () => {
+    let committed = 0;
+    // Stores the batch, then never answers: the process froze or died after COMMIT and before XACK.
+    const crashing: BatchHandler<unknown> = async (batch) => {
+      const result = await clicks.ingest(batch);
+      committed += result.stored;
+      return new Promise(() => {});
+    };
+    await redirects(40);
+    await inStream(40);
+    consumer({ handle: crashing, claimIdleMs: 60_000 });
+    await waitFor('the batch committed by the first consumer', () => committed === 40);
+    expect(await pending()).toBe(40);
+    expect(await linkClicks()).toBe(40);
+
+    const survivor = consumer({ claimIdleMs: 300 });
+    await waitFor('the survivor to take over and acknowledge', async () => survivor.stats().acked === 40 && (await drained()));
+    expect(survivor.stats().claimed).toBe(40);
+    expect(await stored()).toBe(40);
+    expect(await linkClicks()).toBe(40);
+    expect(await deadLetters()).toEqual([]);
+  });
+
+  it('a handler that commits and then fails is retried by the same consumer without counting twice', async () => {
+    let failures = 1;
+    const c = consumer({
+      handle: async (batch) => {
+        const result = await clicks.ingest(batch);
+        if (failures-- > 0) throw new Error('connection reset after COMMIT');
+        return result;
+      },
+    });
+    await redirects(30);
+    await waitFor('acknowledged after the retry', async () => c.stats().acked === 30 && (await drained()));
+    expect(c.stats().handlerFailures).toBe(1);
+    expect(await linkClicks()).toBe(30);
+  });
+
+  it('dead-letters poison messages with their reason and stores the rest of their batch', async () => {
+    await redis.xgroup(names.stream, { type: 'CREATE', group: names.group, id: '0', options: { MKSTREAM: true } });
+    await redirects(3);
+    await producer.flush();
+    await redis.xadd(names.stream, '*', { m: 'not json {' });
+    await redis.xadd(names.stream, '*', { m: JSON.stringify({ v: 1, kind: 'click', id: 'nope' }) });
+    await redis.xadd(names.stream, '*', { other: 'field' });
+    await redirects(2);
+    await producer.flush();
+    const c = consumer();
+    await waitFor('the batch handled', async () => c.stats().acked + c.stats().deadLettered === 8 && (await drained()));
+    expect(await stored()).toBe(5);
+    const dead = await deadLetters();
+    expect(dead).toHaveLength(3);
+    expect(dead).toEqual(
+      expect.arrayContaining([
+        { m: 'not json {', reason: 'not JSON', deliveries: 1 },
+        { m: '', reason: 'no "m" field', deliveries: 1 },
+        { m: expect.stringContaining('"nope"'), reason: expect.stringMatching(/^id: Invalid string/), deliveries: 1 },
+      ]),
+    );
+    expect(c.stats()).toMatchObject({ deadLettered: 3, acked: 5 });
+  });
+
+  it('dead-letters an entry that always fails after N deliveries, alone: its batch-mates are stored', async () => {
+    const sent: ClickEvent[] = [];
+    const spy = { send: (e: ClickEvent) => (sent.push(e), producer.send(e)) };
+    t.close();
+    t = await createTestApp({}, { clickQueue: spy });
+    clicks = createClicksService(createClicksRepository(t.db.orm));
+    const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'n' } });
+    linkId = ((await res.json()) as { id: string }).id;
+    await redirects(10);
+    await inStream(10);
+    const bad = sent[4]!.id;
+    let attemptsWithBad = 0;
+    const c = consumer({
+      maxDeliveries: 3,
+      handle: async (batch) => {
+        if (batch.some((m) => (m as ClickEvent).id === bad)) {
+          attemptsWithBad += 1;
+          throw new Error('this entry breaks the database');
+        }
+        return clicks.ingest(batch);
+      },
+    });
+    await waitFor('the bad entry dead-lettered', async () => c.stats().deadLettered === 1 && (await drained()));
+    expect(await stored()).toBe(9);
+    expect(await linkClicks()).toBe(9);
+    expect(attemptsWithBad).toBe(3);
+    const [dead] = await deadLetters();
+    expect(dead).toMatchObject({ reason: 'not stored after 3 deliveries', deliveries: 4 });
+    expect(JSON.parse(dead!.m)).toMatchObject({ id: bad });
+  });
+
+  it('while the database is down nothing is acknowledged; once it is back everything is stored once', async () => {
+    let down = true;
+    const c = consumer({
+      maxDeliveries: 50,
+      handle: async (batch) => {
+        if (down) throw new Error('SQLITE_BUSY: database is locked');
+        return clicks.ingest(batch);
+      },
+    });
+    await redirects(50);
+    await waitFor('failures', () => c.stats().handlerFailures >= 3);
+    expect(await stored()).toBe(0);
+    // Nothing acknowledged; what the consumer had not read yet waits in the stream, not in the consumer.
+    expect(await streamLength()).toBe(50);
+    expect(await pending()).toBeGreaterThan(0);
+    down = false;
+    await waitFor('50 stored', async () => (await stored()) === 50 && (await drained()));
+    expect(await linkClicks()).toBe(50);
+    expect(await deadLetters()).toEqual([]);
+  });
+
+  it('stops cleanly: the batch in hand is stored and acknowledged before stop resolves', async () => {
+    let started = false;
+    await redirects(20);
+    await inStream(20);
+    const c = consumer({
+      handle: async (batch) => {
+        started = true;
+        await sleep(300);
+        return clicks.ingest(batch);
+      },
+    });
+    await waitFor('the handler to start', () => started);
+    await c.stop(5000);
+    expect(await stored()).toBe(20);
+    expect(await pending()).toBe(0);
+    const groups = (await redis.exec(['XINFO', 'CONSUMERS', names.stream, names.group])) as unknown[];
+    expect(groups).toEqual([]); // it left the group, having nothing pending
+  });
+
+  it('rides out a Redis crash: the producer keeps what Redis refused and sends it after the restart', async () => {
+    const c = consumer();
+    await redirects(100);
+    await waitFor('100 stored', async () => (await stored()) === 100);
+
+    await server.kill();
+    await redirects(100); // the redirect never waits: these stay in the producer's buffer
+    await waitFor('the producer to fail', () => producer.stats().failures >= 1);
+    await waitFor('the consumer to fail', () => c.stats().redisFailures >= 1);
+    expect(producer.stats().buffered).toBe(100);
+
+    await server.restart();
+    // The restarted Redis is empty (no persistence): the consumer makes the group again, the producer resends.
+    await waitFor('200 stored', async () => (await stored()) === 200 && (await drained()), 20_000);
+    expect(await linkClicks()).toBe(200);
+    expect(producer.stats()).toMatchObject({ buffered: 0, dropped: 0, delivered: 200 });
+  });
+
+  it('a Redis crash without persistence loses what was in the stream and not yet stored; an append-only file keeps it', async () => {
+    for (const persistence of ['none', 'aof'] as const) {
+      const own = await startRedis({ persistence });
+      const ownRest = await startUpstashRest({ redisPort: own.port });
+      const client = createRedisRestClient({ url: ownRest.url, token: ownRest.token });
+      const ownProducer = createRedisStreamsProducer<ClickEvent>({ redis: client, stream: names.stream, logger, maxWaitMs: 20 });
+      const app = await createTestApp({}, { clickQueue: ownProducer });
+      try {
+        const service = createClicksService(createClicksRepository(app.db.orm));
+        const res = await app.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'p' } });
+        expect(res.status).toBe(201);
+        for (let i = 0; i < 50; i++) await app.app.request('/p', { headers: { host: 'localhost:8787', 'user-agent': BROWSER } });
+        await ownProducer.flush();
+        expect(Number(await client.xlen(names.stream))).toBe(50); // accepted by Redis, no consumer yet
+
+        await own.kill('SIGKILL');
+        await own.restart();
+        const c = createRedisStreamsConsumer({ redis: client, ...names, logger, handle: (b) => service.ingest(b), blockMs: 100 });
+        c.start();
+        await sleep(1500);
+        await c.stop();
+        expect(await app.count('clicks')).toBe(persistence === 'aof' ? 50 : 0);
+      } finally {
+        await ownProducer.close(500);
+        app.close();
+        await ownRest.close();
+        await own.stop();
+      }
+    }
+  });
+
+  it('refuses a wrong token at start, naming HOP_REDIS_TOKEN; starts with Redis down and sends once it is up', async () => {
+    const env = (token: string): Config =>
+      loadConfig({ HOP_QUEUE: 'redis', HOP_REDIS_URL: rest.url, HOP_REDIS_TOKEN: token, HOP_QUEUE_STREAM: names.stream });
+    await expect(startClickPipeline(env('wrong-token'), logger, clicks)).rejects.toThrow(
+      /HOP_REDIS_TOKEN: refused by http:\/\/127\.0\.0\.1:\d+ \(unauthorized\)/,
+    );
+
+    await server.kill();
+    const pipeline = await startClickPipeline(env(rest.token), logger, clicks);
+    try {
+      expect(pipeline.description).toMatch(/^redis streams \(producer, consumer .+\)$/);
+      expect(logs.some((l) => l.includes('click queue unreachable at start'))).toBe(true);
+      await server.restart();
+      const app = await createTestApp({}, { clickQueue: pipeline.queue });
+      // A link in this app's database would not be seen by `clicks` (another file): count orphan visits instead.
+      await app.app.request('/nowhere', { headers: { host: 'localhost:8787', 'user-agent': BROWSER } });
+      app.close();
+      await waitFor('the visit stored', async () => (await t.count('orphan_visits')) === 1, 15_000);
+    } finally {
+      await pipeline.close();
+    }
+  });
+});
