@@ -49,6 +49,26 @@ async function startConsumer(command: string, args: string[], env: Record<string
   };
 }
 
+describe('hop consume', () => {
+  const run = (env: Record<string, string>) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn('node', ['src/cli/hop.ts', 'consume'], { env: { ...process.env, HOP_DATABASE_URL: 'file:/nonexistent/x.db', ...env } });
+      let out = '';
+      child.stderr.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
+      child.stdout.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
+      child.once('exit', (code) => resolve({ code, out }));
+    });
+
+  it('refuses to start without the Redis queue, naming the variable', async () => {
+    const memory = await run({});
+    expect(memory.code).toBe(1);
+    expect(memory.out).toContain('HOP_QUEUE: hop consume needs HOP_QUEUE=redis');
+    const noUrl = await run({ HOP_QUEUE: 'redis', HOP_REDIS_TOKEN: 't' });
+    expect(noUrl.code).toBe(1);
+    expect(noUrl.out).toMatch(/HOP_REDIS_URL: missing \(HOP_QUEUE=redis needs it\)/);
+  });
+});
+
 describe.runIf(redisAvailable()).each(runtimes)('clicks through Redis Streams on $name', ({ name, command, server, hop }) => {
   let redis: RedisServer;
   let rest: UpstashRest;
