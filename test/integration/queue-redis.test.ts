@@ -173,6 +173,18 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     expect(await deadLetters()).toEqual([]);
   });
 
+  it('removes the name of a consumer that died once it holds nothing and has been silent long enough', async () => {
+    await redis.xgroup(names.stream, { type: 'CREATE', group: names.group, id: '0', options: { MKSTREAM: true } });
+    await redis.xgroup(names.stream, { type: 'CREATECONSUMER', group: names.group, consumer: 'died-long-ago' });
+    const consumerNames = async () =>
+      ((await redis.xinfo(names.stream, { type: 'CONSUMERS', group: names.group })) as unknown[][]).map((c) => c[1]);
+    const c = consumer({ claimIdleMs: 1000, forgetAfterMs: 300 });
+    await waitFor('the dead name removed', async () => {
+      const list = await consumerNames();
+      return !list.includes('died-long-ago') && list.includes(c.name);
+    });
+  });
+
   it('a handler that commits and then fails is retried by the same consumer without counting twice', async () => {
     let failures = 1;
     const c = consumer({

@@ -14,7 +14,8 @@
  * is acknowledged: the consumer reads nothing new and retries its own pending entries with backoff, the whole batch
  * once, then one entry at a time, so one entry that always fails is dead-lettered alone and its batch-mates are
  * stored. Entries left pending by a consumer that died are taken over by the others (XAUTOCLAIM) once idle for
- * `claimIdleMs`. The stream belongs to this one group: acknowledged entries are deleted, not left for other groups.
+ * `claimIdleMs`, and its name leaves the group once it holds nothing and has been silent for `forgetAfterMs`.
+ * The stream belongs to this one group: acknowledged entries are deleted, not left for other groups.
  */
 import { Redis } from '@upstash/redis';
 import type { Logger } from '../logger.ts';
@@ -95,6 +96,8 @@ export interface RedisStreamsConsumerOptions {
   /** First and longest wait after a failure (doubling in between). */
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /** Other consumers silent this long with nothing pending (processes that died) are removed from the group. */
+  forgetAfterMs?: number;
 }
 
 export interface ConsumerStats {
@@ -158,6 +161,7 @@ export function createRedisStreamsConsumer(options: RedisStreamsConsumerOptions)
   const claimEveryMs = Math.max(250, Math.min(claimIdleMs / 2, 30_000));
   const retryBaseMs = options.retryBaseMs ?? 500;
   const retryMaxMs = options.retryMaxMs ?? 30_000;
+  const forgetAfterMs = options.forgetAfterMs ?? 3_600_000;
 
   const counts = { acked: 0, deadLettered: 0, claimed: 0, handlerFailures: 0, redisFailures: 0 };
   let groupReady = false;
@@ -193,12 +197,27 @@ export function createRedisStreamsConsumer(options: RedisStreamsConsumerOptions)
     })) as [string, string[]];
     claimCursor = reply[0];
     nextClaimAt = claimCursor === '0-0' ? Date.now() + claimEveryMs : 0;
+    if (claimCursor === '0-0') await forgetSilentConsumers();
     if (reply[1].length) {
       counts.claimed += reply[1].length;
       logger.log('info', 'queue entries taken over from a silent consumer', { stream, consumer: name, count: reply[1].length });
       if (!retrying) cursor = '0';
       retrying = true;
     }
+  }
+
+  /** Removes the names of consumers that died with nothing pending (after a claim round took their entries). */
+  async function forgetSilentConsumers() {
+    const consumers = (await redis.xinfo(stream, { type: 'CONSUMERS', group })) as unknown[][];
+    const silent = consumers
+      .map((fields) => Object.fromEntries(fields.flatMap((v, i) => (i % 2 ? [] : [[String(v), fields[i + 1]]]))))
+      .filter((c) => c.name !== name && Number(c.pending) === 0 && Number(c.idle) > forgetAfterMs)
+      .map((c) => String(c.name));
+    if (!silent.length) return;
+    const pipeline = redis.pipeline();
+    for (const consumer of silent) pipeline.xgroup(stream, { type: 'DELCONSUMER', group, consumer });
+    await pipeline.exec();
+    logger.log('info', 'silent queue consumers removed from the group', { stream, consumers: silent });
   }
 
   /** This consumer's pending entries after `cursor`, with how often each has been delivered (this read included). */
