@@ -15,6 +15,7 @@ import { createRouter } from './http/router.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { linksRoutes } from './modules/links/links.routes.ts';
 import { redirectDocument, redirectRoutes } from './modules/redirect/redirect.routes.ts';
+import { statsOperatorRoutes, statsRoutes } from './modules/stats/stats.routes.ts';
 import type { RedirectLookup } from './modules/redirect/redirect.lookup.ts';
 import { operatorRoutes, workspaceRoutes } from './modules/workspaces/workspaces.routes.ts';
 import type { Database } from './platform/db/client.ts';
@@ -41,7 +42,7 @@ export function createApp(deps: AppDeps) {
   const { config, db, logger } = deps;
   const now = deps.now ?? (() => new Date());
 
-  const { workspaces, links, redirect, idempotency } = createServices(db.orm, config, {
+  const { workspaces, links, redirect, idempotency, stats } = createServices(db.orm, config, {
     redirectLookup: deps.redirectLookup,
   });
 
@@ -101,9 +102,11 @@ export function createApp(deps: AppDeps) {
   });
 
   app.route('/', operatorRoutes(workspaces, config.adminToken, now));
+  app.route('/', statsOperatorRoutes(stats, config.adminToken, now));
   app.use('/v1/*', apiKeyAuth((token) => workspaces.authenticate(token)));
   app.route('/', workspaceRoutes(workspaces, now));
   app.route('/', linksRoutes(links, idempotency, now));
+  app.route('/', statsRoutes(stats, now));
 
   let document: unknown;
   app.get('/openapi.json', (c) => {

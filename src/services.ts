@@ -6,6 +6,8 @@ import { createLinksRepository } from './modules/links/links.repository.ts';
 import { createLinksService } from './modules/links/links.service.ts';
 import type { RedirectLookup } from './modules/redirect/redirect.lookup.ts';
 import { createRedirectService } from './modules/redirect/redirect.service.ts';
+import { createStatsRepository } from './modules/stats/stats.repository.ts';
+import { createStatsService } from './modules/stats/stats.service.ts';
 import { createWorkspacesRepository } from './modules/workspaces/workspaces.repository.ts';
 import { createWorkspacesService } from './modules/workspaces/workspaces.service.ts';
 import type { Orm } from './platform/db/client.ts';
@@ -19,6 +21,7 @@ export function createServices(orm: Orm, config: Config, adapters: { redirectLoo
     links: createLinksService(linksRepository, workspaces, config),
     redirect: createRedirectService(adapters.redirectLookup ?? linksRepository, config.defaultDomain),
     idempotency: createIdempotencyService(createIdempotencyRepository(orm)),
+    stats: createStatsService(createStatsRepository(orm), workspaces, config),
   };
 }
 

@@ -1,0 +1,141 @@
+/**
+ * HTTP routes of statistics: a link's (`/v1/links/{id}/stats`) and the workspace's (`/v1/stats`), the raw click
+ * export (`/v1/links/{id}/clicks`, streamed), orphan visits of the workspace's domains (`/v1/orphans`) and, for
+ * the operator, of any host (`/v1/operator/orphans`). All need `analytics:read` but the operator's.
+ */
+import { createRoute } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import type { AppEnv } from '../../http/env.ts';
+import { serviceContext } from '../../http/context.ts';
+import { operatorAuth, requireScope } from '../../http/middleware/auth.ts';
+import { bearerSecurity, commonErrors, createRouter, IdParams, jsonResponse } from '../../http/router.ts';
+import type { ServiceContext } from '../context.ts';
+import { EXPORT_CONTENT_TYPES, exportStream, formatFromAccept } from './stats.export.ts';
+import { ExportedClickSchema, ExportQuery, OrphanStatsSchema, OrphansQuery, StatsQuery, StatsSchema } from './stats.schemas.ts';
+import type { StatsService } from './stats.service.ts';
+
+const TAGS = ['Statistics'];
+
+const STATS_DESCRIPTION =
+  'Totals (humans and bots apart), a zero-filled series per hour or day in the time zone `tz`, and the top values ' +
+  'of each dimension, all answered from hourly rollups that are kept when raw clicks expire. New clicks appear ' +
+  'once the click queue has delivered them (usually within a second).';
+
+const orphansRoute = (path: string, security: Array<Record<string, string[]>>, description: string) => ({
+  method: 'get' as const,
+  path,
+  tags: TAGS,
+  description:
+    `${description} Totals and series come from hourly rollups; the top slugs from raw visits, which are kept ` +
+    'for HOP_CLICK_RETENTION_DAYS.',
+  security,
+  request: { query: OrphansQuery },
+  responses: { 200: jsonResponse(OrphanStatsSchema, 'Orphan visits of the domain.'), ...commonErrors },
+});
+
+export function statsRoutes(service: StatsService, now: () => Date) {
+  const linkStats = createRoute({
+    method: 'get',
+    path: '/v1/links/{id}/stats',
+    tags: TAGS,
+    summary: "A link's clicks: totals, series and top values",
+    description: STATS_DESCRIPTION,
+    security: bearerSecurity,
+    middleware: [requireScope('analytics:read')] as const,
+    request: { params: IdParams, query: StatsQuery },
+    responses: { 200: jsonResponse(StatsSchema, 'Statistics of the link.'), ...commonErrors },
+  });
+
+  const workspaceStats = createRoute({
+    method: 'get',
+    path: '/v1/stats',
+    tags: TAGS,
+    summary: "The workspace's clicks over all its links: totals, series and top values",
+    description: `${STATS_DESCRIPTION} Clicks of deleted links still count here.`,
+    security: bearerSecurity,
+    middleware: [requireScope('analytics:read')] as const,
+    request: { query: StatsQuery },
+    responses: { 200: jsonResponse(StatsSchema, 'Statistics of the workspace.'), ...commonErrors },
+  });
+
+  const exportClicks = createRoute({
+    method: 'get',
+    path: '/v1/links/{id}/clicks',
+    tags: TAGS,
+    summary: "Stream a link's raw clicks as NDJSON or CSV",
+    description:
+      'Every kept click of the link in time order (`at`, then `id`), streamed as it is read. Raw clicks are kept ' +
+      'for HOP_CLICK_RETENTION_DAYS (default 90): older ones are gone from the export, though still counted in ' +
+      'statistics. CSV follows RFC 4180 with a header line; cells that a spreadsheet would run as a formula are ' +
+      'prefixed with an apostrophe. Empty cells / null: unknown country or no referrer.',
+    security: bearerSecurity,
+    middleware: [requireScope('analytics:read')] as const,
+    request: { params: IdParams, query: ExportQuery },
+    responses: {
+      200: {
+        description: 'The clicks, as an attachment.',
+        headers: { 'content-disposition': { schema: { type: 'string' }, description: 'attachment; filename="clicks-<id>.<format>"' } },
+        content: {
+          'application/x-ndjson': { schema: ExportedClickSchema },
+          'text/csv': { schema: { type: 'string', example: 'id,at,country,device,browser,os,referrer,bot\r\n' } },
+        },
+      },
+      ...commonErrors,
+    },
+  });
+
+  const orphans = createRoute({
+    ...orphansRoute('/v1/orphans', bearerSecurity, 'Requests for unknown slugs on a domain the workspace registered.'),
+    summary: 'Visits to unknown slugs of one of your domains',
+    middleware: [requireScope('analytics:read')] as const,
+  });
+
+  return createRouter()
+    .openapi(linkStats, async (c) => {
+      const stats = await service.linkStats(serviceContext(c, now), c.req.valid('param').id, c.req.valid('query'));
+      return c.json(stats, 200);
+    })
+    .openapi(workspaceStats, async (c) => c.json(await service.workspaceStats(serviceContext(c, now), c.req.valid('query')), 200))
+    .openapi(exportClicks, async (c) => {
+      const id = c.req.valid('param').id;
+      const query = c.req.valid('query');
+      const format = query.format ?? formatFromAccept(c.req.header('accept'));
+      const pages = await service.exportClicks(serviceContext(c, now), id, query);
+      // The first page is read before answering: a database failure is still a problem+json, not a cut stream.
+      const first = await pages.next();
+      return new Response(exportStream(format, first.done ? undefined : first.value, pages), {
+        status: 200,
+        headers: {
+          'content-type': EXPORT_CONTENT_TYPES[format],
+          'content-disposition': `attachment; filename="clicks-${id}.${format}"`,
+          'cache-control': 'no-store',
+          vary: 'Accept',
+          // A Response of its own: the request context's header is not copied onto it.
+          'x-request-id': c.get('requestId'),
+        },
+      });
+    })
+    .openapi(orphans, async (c) => c.json(await service.orphanStats(serviceContext(c, now), c.req.valid('query')), 200));
+}
+
+/** `GET /v1/operator/orphans`: the operator token, any host (the default domain's orphans are the operator's alone). */
+export function statsOperatorRoutes(service: StatsService, adminToken: string | undefined, now: () => Date) {
+  const operatorOrphans = createRoute({
+    ...orphansRoute(
+      '/v1/operator/orphans',
+      [{ operatorToken: [] }],
+      'Requests for unknown slugs on any host, the shared default domain included (operator token).',
+    ),
+    summary: 'Visits to unknown slugs of any host (operator token)',
+    middleware: [operatorAuth(adminToken)] as const,
+  });
+  const operatorContext = (c: Context<AppEnv>): ServiceContext => ({
+    workspaceId: '',
+    actor: { type: 'operator' },
+    requestId: c.get('requestId'),
+    now,
+  });
+  return createRouter().openapi(operatorOrphans, async (c) =>
+    c.json(await service.orphanStats(operatorContext(c), c.req.valid('query')), 200),
+  );
+}

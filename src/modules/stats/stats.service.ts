@@ -1,0 +1,177 @@
+/**
+ * Statistics of a link, a workspace and a domain's orphan visits, answered from the hourly rollups: the range is
+ * resolved (defaults from the clock, bounds), cut into buckets in the caller's time zone (stats.time.ts), and the
+ * hourly rows are summed into them; top lists are summed by the database. Also the raw click export, as pages.
+ */
+import type { Config } from '../../config.ts';
+import { AppError, invalidFields, type FieldError } from '../../errors.ts';
+import type { ServiceContext } from '../context.ts';
+import type { WorkspacesService } from '../workspaces/workspaces.service.ts';
+import type { HourCount, RawClick, StatsRepository, StatsTarget, ValueCount } from './stats.repository.ts';
+import {
+  DEFAULT_RANGE_DAYS,
+  DIMENSIONS,
+  HOURLY_UP_TO_DAYS,
+  MAX_RANGE_DAYS,
+  type ExportedClick,
+  type ExportInput,
+  type OrphansInput,
+  type OrphanStats,
+  type Stats,
+  type StatsInput,
+  type TopEntry,
+  type Totals,
+} from './stats.schemas.ts';
+import { bucketize, DAY_MS, type Bucket, type Buckets, type Interval } from './stats.time.ts';
+
+/** Raw clicks per database read of an export: bounded memory whatever the link's size. */
+export const EXPORT_PAGE_SIZE = 1000;
+
+interface RangeInput {
+  from?: Date | undefined;
+  to?: Date | undefined;
+  interval?: Interval | undefined;
+  tz: string;
+}
+
+const queryError = (field: string, message: string): FieldError => ({ in: 'query', field, message });
+
+/** The range a request asks for, with the defaults filled in and the bounds checked, cut into buckets. */
+export function resolveRange(input: RangeInput, now: Date): Buckets & { interval: Interval; tz: string } {
+  const to = input.to?.getTime() ?? now.getTime();
+  const from = input.from?.getTime() ?? to - DEFAULT_RANGE_DAYS * DAY_MS;
+  if (from >= to) {
+    // Name the field the caller sent: with only `from`, `to` is the current time.
+    throw invalidFields([
+      input.to ? queryError('to', 'must be later than from') : queryError('from', 'must be earlier than to (default: now)'),
+    ]);
+  }
+  const interval = input.interval ?? (to - from <= HOURLY_UP_TO_DAYS * DAY_MS ? 'hour' : 'day');
+  const maxDays = MAX_RANGE_DAYS[interval];
+  if (to - from > maxDays * DAY_MS) {
+    const hint = interval === 'hour' ? '; ask for interval=day for longer ranges' : '';
+    throw invalidFields([queryError('from', `must be at most ${maxDays} days before to with interval=${interval}${hint}`)]);
+  }
+  return { ...bucketize(from, to, interval, input.tz), interval, tz: input.tz };
+}
+
+/** Sums hourly rows (oldest first) into consecutive buckets; hours outside every bucket are not counted. */
+export function fillSeries(buckets: Bucket[], rows: HourCount[]): { totals: Totals; series: Stats['series'] } {
+  const totals = { humans: 0, bots: 0 };
+  const series = buckets.map((b) => ({ start: b.label, humans: 0, bots: 0 }));
+  let i = 0;
+  for (const row of rows) {
+    while (i < buckets.length && row.hour >= buckets[i]!.end) i++;
+    if (i === buckets.length) break;
+    if (row.hour < buckets[i]!.start) continue;
+    series[i]!.humans += row.humans;
+    series[i]!.bots += row.bots;
+    totals.humans += row.humans;
+    totals.bots += row.bots;
+  }
+  return { totals, series };
+}
+
+const toTopEntry = (row: ValueCount): TopEntry => ({ value: row.value === '' ? null : row.value, humans: row.humans, bots: row.bots });
+
+const toExported = (row: RawClick): ExportedClick => ({
+  id: row.id,
+  at: row.at.toISOString(),
+  country: row.country,
+  device: row.device,
+  browser: row.browser,
+  os: row.os,
+  referrer: row.referrer,
+  bot: row.bot,
+});
+
+export function createStatsService(repo: StatsRepository, workspaces: WorkspacesService, config: Config) {
+  async function stats(target: StatsTarget, input: StatsInput, range: ReturnType<typeof resolveRange>): Promise<Stats> {
+    const dimensions = input.dimensions ?? DIMENSIONS;
+    // Independent reads: over a remote database they overlap; embedded, they run one after another anyway.
+    const [rows, ...tops] = await Promise.all([
+      repo.series(target, range.start, range.end),
+      ...dimensions.map((d) => (input.top > 0 ? repo.top(target, d, range.start, range.end, input.top) : Promise.resolve([]))),
+    ]);
+    return {
+      from: range.startLabel,
+      to: range.endLabel,
+      interval: range.interval,
+      tz: range.tz,
+      ...fillSeries(range.buckets, rows),
+      top: Object.fromEntries(dimensions.map((d, i) => [d, tops[i]!.map(toTopEntry)])),
+    };
+  }
+
+  const noSuchLink = () => new AppError('not_found', 'No such link.');
+
+  return {
+    async linkStats(ctx: ServiceContext, linkId: string, input: StatsInput): Promise<Stats> {
+      // Validated before the link is looked up, so a bad query answers 400 whoever's link it names.
+      const range = resolveRange(input, ctx.now());
+      if (!(await repo.linkExists(ctx.workspaceId, linkId))) throw noSuchLink();
+      return stats({ workspaceId: ctx.workspaceId, linkId }, input, range);
+    },
+
+    async workspaceStats(ctx: ServiceContext, input: StatsInput): Promise<Stats> {
+      return stats({ workspaceId: ctx.workspaceId }, input, resolveRange(input, ctx.now()));
+    },
+
+    /**
+     * Visits to unknown slugs of one domain. A workspace sees those of the domains it registered; the default
+     * domain is shared by every workspace (and unregistered hosts fall back to it), so its visits, and those of
+     * any host no workspace registered, are the operator's alone (`actor.type === 'operator'`).
+     */
+    async orphanStats(ctx: ServiceContext, input: OrphansInput): Promise<OrphanStats> {
+      const range = resolveRange(input, ctx.now());
+      if (ctx.actor.type !== 'operator') {
+        if (input.domain === config.defaultDomain) {
+          throw invalidFields([
+            queryError('domain', 'is the default domain, shared by every workspace: only the operator sees its orphan visits'),
+          ]);
+        }
+        const own = await workspaces.listDomains(ctx);
+        if (!own.some((d) => d.hostname === input.domain)) {
+          throw invalidFields([queryError('domain', 'is not a domain of this workspace (add it with POST /v1/domains)')]);
+        }
+      }
+      const [rows, slugs] = await Promise.all([
+        repo.orphanSeries(input.domain, range.start, range.end),
+        input.top > 0 ? repo.orphanTopSlugs(input.domain, range.start, range.end, input.top) : Promise.resolve([]),
+      ]);
+      return {
+        domain: input.domain,
+        from: range.startLabel,
+        to: range.endLabel,
+        interval: range.interval,
+        tz: range.tz,
+        ...fillSeries(range.buckets, rows),
+        top: { slug: slugs.map((s) => ({ value: s.value, humans: s.humans, bots: s.bots })) },
+      };
+    },
+
+    /**
+     * A link's raw clicks in time order, as pages of at most EXPORT_PAGE_SIZE read one after another while the
+     * caller consumes them. Clicks older than the retention (`HOP_CLICK_RETENTION_DAYS`) are gone.
+     */
+    async exportClicks(ctx: ServiceContext, linkId: string, input: ExportInput): Promise<AsyncGenerator<ExportedClick[], void>> {
+      if (input.from && input.to && input.from.getTime() >= input.to.getTime()) {
+        throw invalidFields([queryError('to', 'must be later than from')]);
+      }
+      if (!(await repo.linkExists(ctx.workspaceId, linkId))) throw noSuchLink();
+      const { workspaceId } = ctx;
+      return (async function* pages() {
+        let after: { at: Date; id: string } | undefined;
+        for (;;) {
+          const rows = await repo.clicksPage(workspaceId, linkId, { from: input.from, to: input.to, after, limit: EXPORT_PAGE_SIZE });
+          if (rows.length) yield rows.map(toExported);
+          if (rows.length < EXPORT_PAGE_SIZE) return;
+          const last = rows.at(-1)!;
+          after = { at: last.at, id: last.id };
+        }
+      })();
+    },
+  };
+}
+
+export type StatsService = ReturnType<typeof createStatsService>;
