@@ -170,7 +170,7 @@ describe.skipIf(!sqldAvailable())('the click consumer on Cloudflare Queues (work
     const fresh = event(link);
     await send([...events, fresh, fresh]);
     expect(await waitFor(() => counts(link), (c) => c.raw >= 61)).toEqual({ clicks: 61, raw: 61 });
-    const batches = consumerLogs('click batch stored').filter((l) => l.size === 62);
+    const batches = await waitFor(async () => consumerLogs('click batch stored').filter((l) => l.size === 62), (l) => l.length > 0);
     expect(batches).toEqual([expect.objectContaining({ stored: 1, duplicates: 61, rejected: 0 })]);
     await sleep(2500);
     expect(await counts(link)).toEqual({ clicks: 61, raw: 61 });
@@ -180,10 +180,12 @@ describe.skipIf(!sqldAvailable())('the click consumer on Cloudflare Queues (work
     const link = await newLink();
     const valid = Array.from({ length: 10 }, () => event(link));
     const badId = { ...event(link), id: 'not-a-click-id' };
+    const deadBefore = (await deadLetterBodies()).length;
+    const loggedBefore = consumerLogs('click event dead-lettered').length;
     await send([...valid.slice(0, 5), badId, 'just a string', ...valid.slice(5)]);
 
-    const dead = await waitFor(deadLetterBodies, (d) => d.length >= 2);
-    expect(dead).toHaveLength(2);
+    const dead = await waitFor(deadLetterBodies, (d) => d.length >= deadBefore + 2);
+    expect(dead).toHaveLength(deadBefore + 2);
     const byBody = new Map(dead.map((d) => [JSON.stringify(d.body.body), d]));
     const first = byBody.get(JSON.stringify(badId))!;
     expect(first.queue).toBe('hop-clicks-dead');
@@ -194,8 +196,8 @@ describe.skipIf(!sqldAvailable())('the click consumer on Cloudflare Queues (work
 
     // Acknowledged, not retried: past the first retry delay (2 s) nothing came back.
     await sleep(3000);
-    expect(await deadLetterBodies()).toHaveLength(2);
-    expect(consumerLogs('click event dead-lettered')).toHaveLength(2);
+    expect(await deadLetterBodies()).toHaveLength(deadBefore + 2);
+    expect(consumerLogs('click event dead-lettered')).toHaveLength(loggedBefore + 2);
     expect(consumerLogs('click batch stored').filter((l) => l.rejected === 2)).toHaveLength(1);
     expect(await counts(link)).toEqual({ clicks: 10, raw: 10 });
   }, 30_000);
@@ -203,6 +205,7 @@ describe.skipIf(!sqldAvailable())('the click consumer on Cloudflare Queues (work
   it('keeps retrying a batch while sqld is down and stores it exactly once when sqld is back', async () => {
     const link = await newLink();
     const failuresBefore = consumerLogs('click batch not stored; Queues will deliver it again').length;
+    const deadBefore = (await deadLetterBodies()).length;
     sqld.current.signal('SIGKILL');
     await new Promise((r) => sqld.current.child.once('exit', r));
     const events = Array.from({ length: 40 }, () => event(link));
@@ -217,14 +220,19 @@ describe.skipIf(!sqldAvailable())('the click consumer on Cloudflare Queues (work
       expect.objectContaining({ size: 40, attempts: 1, retryInS: 2 }),
       expect.objectContaining({ size: 40, attempts: 2, retryInS: 4 }),
     ]);
+    // The broker waited the delay the consumer asked for before the second delivery.
+    const gapMs = Date.parse(failures[1]!.time as string) - Date.parse(failures[0]!.time as string);
+    expect(gapMs).toBeGreaterThanOrEqual(1900);
+    expect(gapMs).toBeLessThan(3500);
     await sqld.restart();
     expect(await waitFor(() => counts(link), (c) => c.clicks >= 40)).toEqual({ clicks: 40, raw: 40 });
-    const stored = consumerLogs('click batch stored').filter((l) => l.size === 40);
+    // The logs reach the harness a moment after the rows reach sqld.
+    const stored = await waitFor(async () => consumerLogs('click batch stored').filter((l) => l.size === 40), (l) => l.length > 0);
     expect(stored).toEqual([expect.objectContaining({ stored: 40, duplicates: 0 })]);
     expect(stored[0]!.attempts).toBeGreaterThanOrEqual(3);
     await sleep(2500);
     expect(await counts(link)).toEqual({ clicks: 40, raw: 40 });
-    expect(await deadLetterBodies()).toHaveLength(2); // the poison test's two, nothing more
+    expect(await deadLetterBodies()).toHaveLength(deadBefore);
   }, 45_000);
 
   it('purges raw clicks past HOP_CLICK_RETENTION_DAYS on its cron and keeps the counts', async () => {
@@ -238,14 +246,16 @@ describe.skipIf(!sqldAvailable())('the click consumer on Cloudflare Queues (work
     expect(await consumer.scheduled({ cron: '17 * * * *', scheduledTime: new Date() })).toMatchObject({ outcome: 'ok' });
     // The raw rows past 90 days are gone; the link's count (and the rollups behind the statistics) stay.
     expect(await counts(link)).toEqual({ clicks: 8, raw: 3 });
-    expect(consumerLogs('raw clicks purged').at(-1)).toMatchObject({ removed: 5, retentionDays: 90 });
+    expect(await waitFor(async () => consumerLogs('raw clicks purged'), (l) => l.length > 0)).toEqual([
+      expect.objectContaining({ removed: 5, retentionDays: 90 }),
+    ]);
 
     // With the database down the run fails (Cron Events show it), and the next run catches up.
     sqld.current.signal('SIGKILL');
     await new Promise((r) => sqld.current.child.once('exit', r));
     try {
       expect(await consumer.scheduled({ cron: '17 * * * *', scheduledTime: new Date() })).toMatchObject({ outcome: 'exception' });
-      expect(consumerLogs('click purge failed')).toHaveLength(1);
+      expect(await waitFor(async () => consumerLogs('click purge failed'), (l) => l.length > 0)).toHaveLength(1);
     } finally {
       await sqld.restart();
     }
