@@ -33,13 +33,18 @@ export interface RedisRestConnection {
   timeoutMs?: number;
 }
 
-/** A client for the queue: raw replies (no JSON guessing), no telemetry headers, a deadline on every request. */
+/**
+ * A client for the queue: raw replies (no JSON guessing), one request per command, no telemetry headers, a deadline
+ * on every request.
+ */
 export function createRedisRestClient({ url, token, timeoutMs = 5000 }: RedisRestConnection): Redis {
   return new Redis({
     url,
     token,
     automaticDeserialization: false,
     enableTelemetry: false,
+    // Its default batches commands issued in the same tick into one request: a blocking read would hold the others.
+    enableAutoPipelining: false,
     // Network errors only (an HTTP error answer is never retried by the client); the queue retries on top.
     retry: { retries: 2, backoff: (n) => 50 * 2 ** n },
     signal: () => AbortSignal.timeout(timeoutMs),
@@ -206,18 +211,25 @@ export function createRedisStreamsConsumer(options: RedisStreamsConsumerOptions)
     }
   }
 
-  /** Removes the names of consumers that died with nothing pending (after a claim round took their entries). */
+  /**
+   * Removes the names of consumers that died with nothing pending (after a claim round took their entries).
+   * Housekeeping only: a failure here never holds up the work.
+   */
   async function forgetSilentConsumers() {
-    const consumers = (await redis.xinfo(stream, { type: 'CONSUMERS', group })) as unknown[][];
-    const silent = consumers
-      .map((fields) => Object.fromEntries(fields.flatMap((v, i) => (i % 2 ? [] : [[String(v), fields[i + 1]]]))))
-      .filter((c) => c.name !== name && Number(c.pending) === 0 && Number(c.idle) > forgetAfterMs)
-      .map((c) => String(c.name));
-    if (!silent.length) return;
-    const pipeline = redis.pipeline();
-    for (const consumer of silent) pipeline.xgroup(stream, { type: 'DELCONSUMER', group, consumer });
-    await pipeline.exec();
-    logger.log('info', 'silent queue consumers removed from the group', { stream, consumers: silent });
+    try {
+      const consumers = (await redis.xinfo(stream, { type: 'CONSUMERS', group })) as unknown[][];
+      const silent = consumers
+        .map((fields) => Object.fromEntries(fields.flatMap((v, i) => (i % 2 ? [] : [[String(v), fields[i + 1]]]))))
+        .filter((c) => c.name !== name && Number(c.pending) === 0 && Number(c.idle) > forgetAfterMs)
+        .map((c) => String(c.name));
+      if (!silent.length) return;
+      const pipeline = redis.pipeline();
+      for (const consumer of silent) pipeline.xgroup(stream, { type: 'DELCONSUMER', group, consumer });
+      await pipeline.exec();
+      logger.log('info', 'silent queue consumers removed from the group', { stream, consumers: silent });
+    } catch (err) {
+      logger.log('debug', 'could not tidy the queue consumer list', { stream, error: message(err) });
+    }
   }
 
   /** This consumer's pending entries after `cursor`, with how often each has been delivered (this read included). */
@@ -317,7 +329,10 @@ export function createRedisStreamsConsumer(options: RedisStreamsConsumerOptions)
     }
     const read = await redis.xreadgroup(group, name, stream, '>', { count: batchSize, blockMS: blockMs });
     const entries = readEntries(read);
-    if (!entries.length) return 0;
+    if (!entries.length) {
+      backoffMs = 0; // Redis answers and nothing is left to retry: a later failure starts from the first wait
+      return 0;
+    }
     if (await deliver(entries, new Map())) return 0;
     // Nothing new is read while the handler fails: the backlog waits in the stream, not in this consumer.
     retrying = true;
