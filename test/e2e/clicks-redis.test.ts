@@ -201,4 +201,65 @@ describe.runIf(redisAvailable()).each(runtimes)('clicks through Redis Streams on
     }
     expect(total).toBe(350);
   });
+  it('a server that also consumes (the default) hands what it holds at SIGTERM to the stream; the next start stores it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hop-clicks-redis-'));
+    dirs.push(dir);
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const stream = `e2e:${name}:inprocess`;
+    const env = {
+      PORT: String(port),
+      HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`,
+      HOP_ADMIN_TOKEN: ADMIN,
+      HOP_LOG_LEVEL: 'warn',
+      HOP_SHUTDOWN_DELAY_MS: '0',
+      HOP_QUEUE: 'redis',
+      HOP_REDIS_URL: rest.url,
+      HOP_REDIS_TOKEN: rest.token,
+      HOP_QUEUE_STREAM: stream,
+      HOP_QUEUE_DEAD_LETTER: `${stream}:dead`,
+    };
+    let hopServer = await startProcess(command, server, env, base);
+    let auth: Record<string, string> = {};
+    let id = '';
+    try {
+      const ws = await fetch(`${base}/v1/workspaces`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'clicks' }),
+      });
+      auth = { authorization: `Bearer ${((await ws.json()) as { apiKey: { key: string } }).apiKey.key}`, 'content-type': 'application/json' };
+      const link = await fetch(`${base}/v1/links`, { method: 'POST', headers: auth, body: JSON.stringify({ url: 'https://example.com/', slug: 'i' }) });
+      id = ((await link.json()) as { id: string }).id;
+      const visit = () => fetch(`${base}/i`, { redirect: 'manual', headers: { 'user-agent': BROWSER } }).then((r) => r.status);
+      expect(await Promise.all(Array.from({ length: 100 }, visit))).toEqual(Array(100).fill(302));
+    } finally {
+      await hopServer.stop(); // SIGTERM at once: some clicks are still in the producer's buffer
+    }
+    const count = () => {
+      const db = new Database(join(dir, 'hop.db'), { readonly: true });
+      try {
+        return (db.prepare('select count(*) as n from clicks').get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    const storedAtExit = count();
+    expect(storedAtExit + Number(await redisCall('XLEN', stream))).toBe(100);
+
+    hopServer = await startProcess(command, server, env, base);
+    try {
+      const deadline = Date.now() + 15_000;
+      let clicks = -1;
+      while (Date.now() < deadline && clicks !== 100) {
+        clicks = ((await (await fetch(`${base}/v1/links/${id}`, { headers: auth })).json()) as { clicks: number }).clicks;
+        if (clicks !== 100) await sleep(100);
+      }
+      expect(clicks).toBe(100);
+    } finally {
+      await hopServer.stop();
+    }
+    expect(count()).toBe(100);
+    expect(await redisCall('XLEN', stream)).toBe(0);
+  });
 });
