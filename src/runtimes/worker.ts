@@ -5,6 +5,9 @@
  * consumer is its own Worker (worker-consumer.ts).
  */
 import type { ExecutionContext } from 'hono';
+// Imported before the app so that esbuild puts the libSQL client's modules first in the bundle: the same code
+// compresses about 0.6 KiB smaller there than after the app's (the size budget, test/e2e/bundle.test.ts).
+import { perBindings, tryWorkerConfig, workerDatabase, type WorkerEnv } from './worker-bindings.ts';
 import { createApp } from '../app.ts';
 import type { ConfigError } from '../config.ts';
 import { AppError } from '../errors.ts';
@@ -12,7 +15,6 @@ import { problemResponse } from '../http/problem.ts';
 import { createLogger } from '../platform/logger.ts';
 import type { QueueProducer } from '../platform/queue/queue.ts';
 import type { ClickEvent } from '../modules/clicks/clicks.schemas.ts';
-import { perBindings, tryWorkerConfig, workerDatabase, type WorkerEnv } from './worker-bindings.ts';
 
 export { configFromBindings, type WorkerEnv } from './worker-bindings.ts';
 
