@@ -14,6 +14,7 @@ export type ThreadRequest =
   | { id: number; op: 'ingest'; messages: unknown[] }
   | { id: number; op: 'purge'; now: number; retentionDays: number }
   | { id: number; op: 'close' };
+type Call = ThreadRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
 export type ThreadReply = { id: number; ok: unknown } | { id: number; error: string };
 
 const ENTRY = new URL('./click-thread.worker.ts', import.meta.url);
@@ -46,7 +47,7 @@ export function createThreadedClicks(env: Record<string, string | undefined>, lo
     return w;
   }
 
-  function call<T>(request: Omit<ThreadRequest, 'id'>): Promise<T> {
+  function call<T>(request: Call): Promise<T> {
     worker ??= start();
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {

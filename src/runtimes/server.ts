@@ -10,6 +10,7 @@ import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
 import { createClicksService } from '../modules/clicks/clicks.service.ts';
 import { createServices } from '../services.ts';
 import { startClickPipeline } from './click-pipeline.ts';
+import { createThreadedClicks } from './click-thread.ts';
 import { DatabaseOpenError, embeddedPath, migrateDatabase, openDatabase, type OpenedDatabase } from './database.ts';
 import { createEmbeddedLookup } from './embedded-lookup.ts';
 
@@ -64,8 +65,11 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
   // portable read through the client.
   const redirectLookup = db.mode === 'embedded' ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined;
   let draining = false;
-  const clicks = config.clicks
-    ? await startClickPipeline(config, logger, createClicksService(createClicksRepository(db.orm)), {
+  // An embedded file is written synchronously: its consumer runs in a worker thread, off the redirects' event loop.
+  const thread = config.clicks && db.mode === 'embedded' ? createThreadedClicks(env, logger) : undefined;
+  const store = thread ?? (config.clicks ? createClicksService(createClicksRepository(db.orm)) : undefined);
+  const clicks = store
+    ? await startClickPipeline(config, logger, store, {
         produce: true,
         consume: config.clickConsumer,
       })
@@ -82,6 +86,7 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
     async close() {
       // Clicks still buffered are stored before the database closes.
       await clicks?.close();
+      await thread?.close();
       redirectLookup?.close();
       db.close();
     },
