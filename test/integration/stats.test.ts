@@ -225,6 +225,51 @@ describe('GET /v1/links/{id}/stats', () => {
     expect(none.totals).toEqual({ humans: 12, bots: 0 });
   });
 
+  it('sums top lists over many days from per-day sums and ragged edges, cached once a day is closed', async () => {
+    // 60 clicks over 6 days, every 2h24m, on 4 referrers in turn; the range cuts into the first and last day.
+    const start = Date.parse('2026-03-01T00:00:00Z');
+    const made: Array<{ at: number; host: string }> = [];
+    for (let i = 0; i < 60; i++) {
+      const at = start + i * 8_640_000;
+      const host = `r${(i * 7) % 4}.example`;
+      made.push({ at, host });
+      await visit(new Date(at).toISOString(), 'a', { referer: `https://${host}/`, 'cf-ipcountry': i % 3 ? 'DE' : 'FR' });
+    }
+    await consume();
+    t.clock.now = new Date('2026-03-10T00:00:00Z');
+    const from = Date.parse('2026-03-01T05:00:00Z');
+    const to = Date.parse('2026-03-05T17:00:00Z');
+    const expected = new Map<string, number>();
+    for (const m of made) if (m.at >= from && m.at < to) expected.set(m.host, (expected.get(m.host) ?? 0) + 1);
+    const want = [...expected].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([value, humans]) => ({ value, humans, bots: 0 }));
+    const path = `/v1/links/${linkId}/stats?${q({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), interval: 'hour', top: '100' })}`;
+    const first = await getStats(path);
+    expect(first.top.referrer).toEqual(want);
+    expect(first.totals.humans).toBe(want.reduce((n, w) => n + w.humans, 0));
+    expect(await getStats(path)).toEqual(first);
+
+    // A click for a closed day that arrives late: totals and series see it at once, the cached top lists within
+    // ten minutes.
+    await visit('2026-03-03T12:00:00Z', 'a', { referer: 'https://late.example/' });
+    await consume();
+    t.clock.now = new Date('2026-03-10T00:00:00Z');
+    const stale = await getStats(path);
+    expect(stale.totals.humans).toBe(first.totals.humans + 1);
+    expect(stale.top.referrer).toEqual(want);
+    t.clock.now = new Date('2026-03-10T00:11:00Z');
+    const fresh = await getStats(path);
+    expect(fresh.top.referrer).toContainEqual({ value: 'late.example', humans: 1, bots: 0 });
+
+    // In a zone, the same days: Paris midnights are 23:00 UTC, so every edge is a ragged one.
+    const paris = await getStats(`/v1/links/${linkId}/stats?${q({ from: '2026-03-01T00:00:00+01:00', to: '2026-03-06T00:00:00+01:00', interval: 'day', tz: 'Europe/Paris', top: '100' })}`);
+    const parisFrom = Date.parse('2026-02-28T23:00:00Z');
+    const parisTo = Date.parse('2026-03-05T23:00:00Z');
+    const inParis = made.filter((m) => m.at >= parisFrom && m.at < parisTo);
+    expect(paris.totals.humans).toBe(inParis.length + 1);
+    expect(paris.top.country!.reduce((n, e) => n + e.humans, 0)).toBe(inParis.length + 1);
+    expect(paris.top.referrer!.find((e) => e.value === 'r1.example')?.humans).toBe(inParis.filter((m) => m.host === 'r1.example').length);
+  });
+
   it('keeps counting clicks whose raw rows were purged past retention', async () => {
     await visit('2026-01-10T10:00:00Z');
     await consume();

@@ -4,7 +4,7 @@
  * raw rows are read only to export a link's clicks (keyset pages on the (link_id, at, id) index) and for the top
  * slugs of orphan visits. Every read of a workspace's data is bound to that workspace.
  */
-import { and, asc, eq, gte, lt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gte, lt, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import { clickRollups, clicks, links, orphanRollups, orphanVisits, workspaceRollups } from '../../db/schema.ts';
 import type { Orm } from '../../platform/db/client.ts';
 import type { Dimension } from './stats.schemas.ts';
@@ -45,6 +45,9 @@ export interface ClickPage {
   limit: number;
 }
 
+/** `sum(column)` as a number (SQLite answers null for no rows; GROUP BY never makes an empty group). */
+const sum = (column: SQLWrapper) => sql<number>`sum(${column})`.mapWith(Number);
+
 /** Rows are tiny and the series at most a few thousand: summing happens in SQL, bucketing in the service. */
 function rollupSource(target: StatsTarget) {
   if (target.linkId !== undefined) {
@@ -80,15 +83,34 @@ export function createStatsRepository(orm: Orm) {
     /** The `limit` values of a dimension with the most clicks (humans + bots) over [start, end); ties by value, unknown last. */
     async top(target: StatsTarget, dimension: Dimension, start: number, end: number, limit: number): Promise<ValueCount[]> {
       const { t, where } = rollupSource(target);
-      const humans = sql<number>`sum(${t.humans})`.mapWith(Number);
-      const bots = sql<number>`sum(${t.bots})`.mapWith(Number);
       return orm
-        .select({ value: t.value, humans, bots })
+        .select({ value: t.value, humans: sum(t.humans), bots: sum(t.bots) })
         .from(t)
         .where(and(...where, eq(t.dimension, dimension), gte(t.hour, start), lt(t.hour, end)))
         .groupBy(t.value)
         .orderBy(sql`sum(${t.humans}) + sum(${t.bots}) desc`, sql`${t.value} = ''`, asc(t.value))
         .limit(limit);
+    },
+
+    /** Every value of a dimension with its clicks over [start, end), in no order. */
+    async sums(target: StatsTarget, dimension: Dimension, start: number, end: number): Promise<ValueCount[]> {
+      const { t, where } = rollupSource(target);
+      return orm
+        .select({ value: t.value, humans: sum(t.humans), bots: sum(t.bots) })
+        .from(t)
+        .where(and(...where, eq(t.dimension, dimension), gte(t.hour, start), lt(t.hour, end)))
+        .groupBy(t.value);
+    },
+
+    /** The same per UTC day (`day`: epoch ms of its midnight) over whole days [start, end). */
+    async sumsByDay(target: StatsTarget, dimension: Dimension, start: number, end: number): Promise<Array<ValueCount & { day: number }>> {
+      const { t, where } = rollupSource(target);
+      const day = sql<number>`${t.hour} / 86400000 * 86400000`.mapWith(Number);
+      return orm
+        .select({ day, value: t.value, humans: sum(t.humans), bots: sum(t.bots) })
+        .from(t)
+        .where(and(...where, eq(t.dimension, dimension), gte(t.hour, start), lt(t.hour, end)))
+        .groupBy(day, t.value);
     },
 
     /** Hourly orphan visits of a domain over [start, end), oldest first. */

@@ -19,7 +19,8 @@ const TAGS = ['Statistics'];
 const STATS_DESCRIPTION =
   'Totals (humans and bots apart), a zero-filled series per hour or day in the time zone `tz`, and the top values ' +
   'of each dimension, all answered from hourly rollups that are kept when raw clicks expire. New clicks appear ' +
-  'once the click queue has delivered them (usually within a second).';
+  'once the click queue has delivered them (usually within a second). The top lists of UTC days that ended over an ' +
+  'hour ago are kept in memory for up to 10 minutes, so a click that arrives that late joins them within 10 minutes.';
 
 const orphansRoute = (path: string, security: Array<Record<string, string[]>>, description: string) => ({
   method: 'get' as const,

@@ -22,6 +22,7 @@ import {
   type TopEntry,
   type Totals,
 } from './stats.schemas.ts';
+import { createTopLists } from './stats.top.ts';
 import { bucketize, DAY_MS, type Bucket, type Buckets, type Interval } from './stats.time.ts';
 
 /** Raw clicks per database read of an export: bounded memory whatever the link's size. */
@@ -86,12 +87,14 @@ const toExported = (row: RawClick): ExportedClick => ({
 });
 
 export function createStatsService(repo: StatsRepository, workspaces: WorkspacesService, config: Config) {
-  async function stats(target: StatsTarget, input: StatsInput, range: ReturnType<typeof resolveRange>): Promise<Stats> {
+  const topLists = createTopLists(repo);
+
+  async function stats(target: StatsTarget, input: StatsInput, range: ReturnType<typeof resolveRange>, now: number): Promise<Stats> {
     const dimensions = input.dimensions ?? DIMENSIONS;
     // Independent reads: over a remote database they overlap; embedded, they run one after another anyway.
     const [rows, ...tops] = await Promise.all([
       repo.series(target, range.start, range.end),
-      ...dimensions.map((d) => (input.top > 0 ? repo.top(target, d, range.start, range.end, input.top) : Promise.resolve([]))),
+      ...dimensions.map((d) => (input.top > 0 ? topLists.top(target, d, range.start, range.end, input.top, now) : Promise.resolve([]))),
     ]);
     return {
       from: range.startLabel,
@@ -108,13 +111,15 @@ export function createStatsService(repo: StatsRepository, workspaces: Workspaces
   return {
     async linkStats(ctx: ServiceContext, linkId: string, input: StatsInput): Promise<Stats> {
       // Validated before the link is looked up, so a bad query answers 400 whoever's link it names.
-      const range = resolveRange(input, ctx.now());
+      const now = ctx.now();
+      const range = resolveRange(input, now);
       if (!(await repo.linkExists(ctx.workspaceId, linkId))) throw noSuchLink();
-      return stats({ workspaceId: ctx.workspaceId, linkId }, input, range);
+      return stats({ workspaceId: ctx.workspaceId, linkId }, input, range, now.getTime());
     },
 
     async workspaceStats(ctx: ServiceContext, input: StatsInput): Promise<Stats> {
-      return stats({ workspaceId: ctx.workspaceId }, input, resolveRange(input, ctx.now()));
+      const now = ctx.now();
+      return stats({ workspaceId: ctx.workspaceId }, input, resolveRange(input, now), now.getTime());
     },
 
     /**
