@@ -285,7 +285,9 @@ async function wranglerDev(
   args.push('--config', options.config, '--env', '', '--ip', '127.0.0.1', '--port', String(port));
   args.push('--inspector-port', String(await freePort()), '--persist-to', join(dir, 'wrangler-state'), '--log-level', 'warn');
   for (const [name, value] of Object.entries(options.vars)) args.push('--var', `${name}:${value}`);
-  return { command: process.execPath, args, env: WRANGLER_ENV };
+  // A private registry: the Worker's click queue has no consumer here, and must not reach another wrangler dev
+  // session's on this machine.
+  return { command: process.execPath, args, env: { ...WRANGLER_ENV, WRANGLER_REGISTRY_PATH: join(dir, 'wrangler-registry') } };
 }
 
 /**
