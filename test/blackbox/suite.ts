@@ -948,6 +948,118 @@ export function blackBoxSuite(target: () => SuiteTarget) {
     });
   });
 
+  describe('statistics and raw export', () => {
+    let ws: Workspace;
+    let link: Link;
+    beforeAll(async () => {
+      ws = await createWorkspace('stats');
+      link = await createLink(ws, { url: 'https://example.com/stats', slug: 'bb-stats' });
+    });
+
+    interface Stats {
+      from: string;
+      to: string;
+      interval: string;
+      tz: string;
+      totals: { humans: number; bots: number };
+      series: Array<{ start: string; humans: number; bots: number }>;
+      top: Record<string, Array<{ value: string | null; humans: number; bots: number }>>;
+    }
+
+    const stats = async (path: string): Promise<Stats> => {
+      const res = await api(path, { key: ws.key });
+      expect(res.status, await res.clone().text()).toBe(200);
+      return (await res.json()) as Stats;
+    };
+
+    it.each<[string, string, string]>([
+      ['an unknown time zone', 'tz=Mars/Olympus_Mons', 'tz'],
+      ['an unknown interval', 'interval=week', 'interval'],
+      ['from after to', 'from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z', 'to'],
+      ['an hourly range over 31 days', 'from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z&interval=hour', 'from'],
+      ['top over 100', 'top=101', 'top'],
+      ['a date without an offset', 'from=2026-03-01T00:00:00', 'from'],
+      ['an unknown parameter', 'limit=5', 'limit'],
+    ])('refuses %s with 400 naming the field', async (_, query, field) => {
+      for (const path of [`/v1/links/${link.id}/stats`, '/v1/stats']) {
+        await expectInvalid(await api(`${path}?${query}`, { key: ws.key }), [field]);
+      }
+    });
+
+    it('refuses a bad export query, a key without analytics:read, and a link of another workspace', async () => {
+      await expectInvalid(await api(`/v1/links/${link.id}/clicks?format=xml`, { key: ws.key }), ['format']);
+      const reader = await createKey(ws, ['links:read']);
+      for (const path of [`/v1/links/${link.id}/stats`, '/v1/stats', `/v1/links/${link.id}/clicks`]) {
+        await expectProblem(await api(path, { key: reader.key }), 403, 'forbidden');
+      }
+      const other = await createWorkspace('stats-other');
+      await expectProblem(await api(`/v1/links/${link.id}/stats`, { key: other.key }), 404, 'not-found');
+      await expectProblem(await api(`/v1/links/${link.id}/clicks`, { key: other.key }), 404, 'not-found');
+    });
+
+    it('answers days in a DST zone, zero-filled, for a range without clicks', async () => {
+      const s = await stats(
+        `/v1/links/${link.id}/stats?from=2026-03-28T00:00:00%2B01:00&to=2026-03-31T00:00:00%2B02:00&interval=day&tz=Europe/Paris`,
+      );
+      expect(s).toMatchObject({ from: '2026-03-28T00:00:00+01:00', to: '2026-03-31T00:00:00+02:00', interval: 'day', tz: 'Europe/Paris' });
+      expect(s.series).toEqual([
+        { start: '2026-03-28T00:00:00+01:00', humans: 0, bots: 0 },
+        { start: '2026-03-29T00:00:00+01:00', humans: 0, bots: 0 },
+        { start: '2026-03-30T00:00:00+02:00', humans: 0, bots: 0 },
+      ]);
+      expect(s.totals).toEqual({ humans: 0, bots: 0 });
+      expect(s.top).toEqual({ country: [], device: [], browser: [], os: [], referrer: [] });
+    });
+
+    it('counts redirects once the queue has delivered them, and streams them as NDJSON and CSV', async () => {
+      for (const ua of [IPHONE, IPHONE, ANDROID]) {
+        expect((await visit('/bb-stats', { headers: { 'user-agent': ua, referer: 'https://news.example.org/x' } })).status).toBe(302);
+      }
+      expect((await visit('/bb-stats', { method: 'HEAD', headers: { 'user-agent': DESKTOP } })).status).toBe(302);
+      // Clicks reach the database through the queue: on Node and Bun the in-process one (a batch a second), on
+      // workerd the click consumer Worker.
+      const deadline = Date.now() + 20_000;
+      let s = await stats(`/v1/links/${link.id}/stats`);
+      while (s.totals.humans + s.totals.bots < 4 && Date.now() < deadline) {
+        await sleep(250);
+        s = await stats(`/v1/links/${link.id}/stats`);
+      }
+      expect(s.totals).toEqual({ humans: 3, bots: 1 });
+      expect(s.interval).toBe('hour');
+      expect(s.series.reduce((n, p) => n + p.humans, 0)).toBe(3);
+      expect(s.top.device).toEqual([
+        { value: 'mobile', humans: 3, bots: 0 },
+        { value: 'bot', humans: 0, bots: 1 },
+      ]);
+      expect(s.top.referrer).toEqual([
+        { value: 'news.example.org', humans: 3, bots: 0 },
+        { value: null, humans: 0, bots: 1 },
+      ]);
+      expect((await stats('/v1/stats')).totals).toEqual({ humans: 3, bots: 1 });
+
+      const ndjson = await api(`/v1/links/${link.id}/clicks`, { key: ws.key });
+      expect(ndjson.status).toBe(200);
+      expect(ndjson.headers.get('content-type')).toBe('application/x-ndjson');
+      expect(ndjson.headers.get('content-disposition')).toMatch(/^attachment; filename=/);
+      const rows = (await ndjson.text()).trim().split('\n').map((l) => JSON.parse(l) as { at: string; bot: boolean; referrer: string | null });
+      expect(rows).toHaveLength(4);
+      expect(rows.map((r) => r.at)).toEqual(rows.map((r) => r.at).sort());
+      expect(rows.filter((r) => r.bot)).toHaveLength(1);
+      const csv = await api(`/v1/links/${link.id}/clicks`, { key: ws.key, headers: { accept: 'text/csv' } });
+      expect(csv.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+      const lines = (await csv.text()).split('\r\n');
+      expect(lines[0]).toBe('id,at,country,device,browser,os,referrer,bot');
+      expect(lines.slice(1).filter(Boolean)).toHaveLength(4);
+    });
+
+    it('documents the statistics routes in the OpenAPI document', async () => {
+      const doc = (await (await api('/openapi.json')).json()) as { paths: Record<string, unknown> };
+      expect(Object.keys(doc.paths)).toEqual(
+        expect.arrayContaining(['/v1/links/{id}/stats', '/v1/stats', '/v1/links/{id}/clicks', '/v1/orphans', '/v1/operator/orphans']),
+      );
+    });
+  });
+
   describe('pagination', () => {
     let ws: Workspace;
     const created: Link[] = [];
