@@ -21,9 +21,6 @@ const baseUrl = z
   }, 'must be an http(s) origin without path, query or credentials')
   .transform((value) => new URL(value).origin);
 
-/** A Redis key or group name: printable, no spaces (they would be easy to get wrong in an environment file). */
-const streamKey = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1-200 printable characters without spaces');
-
 export const configSchema = z.object({
   PORT: positiveInt(1, 65535).default(8787),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -60,17 +57,6 @@ export const configSchema = z.object({
   HOP_SHUTDOWN_DELAY_MS: positiveInt(0, 120_000).default(3000),
   HOP_CLICKS: z.enum(['on', 'off']).default('on'),
   HOP_CLICK_RETENTION_DAYS: positiveInt(1, 36_500).default(90),
-  HOP_QUEUE: z.enum(['memory', 'redis']).default('memory'),
-  HOP_REDIS_URL: z
-    .url({ protocol: /^https?$/, error: 'must be the REST URL (https://...), not a redis:// address' })
-    .optional(),
-  HOP_REDIS_TOKEN: z.string().min(1).optional(),
-  HOP_CLICK_CONSUMER: z.enum(['on', 'off']).default('on'),
-  HOP_QUEUE_STREAM: streamKey.default('hop:clicks'),
-  HOP_QUEUE_GROUP: streamKey.default('hop-clicks'),
-  HOP_QUEUE_DEAD_LETTER: streamKey.default('hop:clicks:dead'),
-  HOP_QUEUE_MAX_DELIVERIES: positiveInt(1, 1000).default(5),
-  HOP_QUEUE_CLAIM_IDLE_MS: positiveInt(1000, 86_400_000).default(60_000),
 });
 
 export type Env = z.input<typeof configSchema>;
@@ -104,14 +90,6 @@ export interface Config {
   clicks: boolean;
   /** How long raw clicks are kept; rollups (statistics) stay. */
   clickRetentionDays: number;
-  /** The click queue on Node and Bun: in-process (`memory`) or Redis Streams (`redis`, over the Upstash REST protocol). */
-  queue: 'memory' | 'redis';
-  /** Upstash Redis REST URL and token (or any server speaking that protocol); both or neither. */
-  redis: { url: string; token: string } | undefined;
-  /** With the Redis queue: whether this server process also consumes it (`hop consume` runs a consumer alone). */
-  clickConsumer: boolean;
-  /** The Redis Streams queue: stream, consumer group, dead-letter stream, and when an entry is given up or taken over. */
-  clickStream: { key: string; group: string; deadLetterKey: string; maxDeliveries: number; claimIdleMs: number };
 }
 
 export class ConfigError extends Error {
@@ -131,19 +109,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const c = parsed.data;
-  const problems: string[] = [];
-  if (c.HOP_QUEUE === 'redis' || c.HOP_REDIS_URL || c.HOP_REDIS_TOKEN) {
-    const why = c.HOP_QUEUE === 'redis' ? 'HOP_QUEUE=redis needs it' : 'HOP_REDIS_URL and HOP_REDIS_TOKEN go together';
-    if (!c.HOP_REDIS_URL) problems.push(`  HOP_REDIS_URL: missing (${why}): the Upstash Redis REST URL, https://...`);
-    if (!c.HOP_REDIS_TOKEN) problems.push(`  HOP_REDIS_TOKEN: missing (${why}): the Upstash Redis REST token`);
-  }
-  if (c.HOP_CLICK_CONSUMER === 'off' && c.HOP_QUEUE !== 'redis') {
-    problems.push('  HOP_CLICK_CONSUMER: off needs HOP_QUEUE=redis (the in-process queue has no other consumer)');
-  }
-  if (c.HOP_QUEUE_DEAD_LETTER === c.HOP_QUEUE_STREAM) {
-    problems.push('  HOP_QUEUE_DEAD_LETTER: must differ from HOP_QUEUE_STREAM');
-  }
-  if (problems.length) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
   if (c.HOP_DATABASE_SYNC_URL && !c.HOP_DATABASE_URL.startsWith('file:')) {
     throw new ConfigError(
       'Invalid configuration:\n  HOP_DATABASE_SYNC_URL: needs a file: HOP_DATABASE_URL (the local embedded replica of that primary)',
@@ -170,6 +135,68 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shutdownDelayMs: c.HOP_SHUTDOWN_DELAY_MS,
     clicks: c.HOP_CLICKS === 'on',
     clickRetentionDays: c.HOP_CLICK_RETENTION_DAYS,
+  };
+}
+
+/**
+ * Settings only Node and Bun read: the click queue (a Worker has its Queues binding instead). Built on demand and
+ * kept out of configSchema, so the Worker's bundle does not carry them.
+ */
+const serverSchema = () => {
+  const key = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1-200 printable characters without spaces');
+  return z.object({
+    HOP_QUEUE: z.enum(['memory', 'redis']).default('memory'),
+    HOP_REDIS_URL: z.url({ protocol: /^https?$/, error: 'must be the REST URL (https://...), not a redis:// address' }).optional(),
+    HOP_REDIS_TOKEN: z.string().min(1).optional(),
+    HOP_CLICK_CONSUMER: z.enum(['on', 'off']).default('on'),
+    HOP_QUEUE_STREAM: key.default('hop:clicks'),
+    HOP_QUEUE_GROUP: key.default('hop-clicks'),
+    HOP_QUEUE_DEAD_LETTER: key.default('hop:clicks:dead'),
+    HOP_QUEUE_MAX_DELIVERIES: positiveInt(1, 1000).default(5),
+    HOP_QUEUE_CLAIM_IDLE_MS: positiveInt(1000, 86_400_000).default(60_000),
+  });
+};
+
+export interface ServerConfig extends Config {
+  /** The click queue: in-process (`memory`) or Redis Streams (`redis`, over the Upstash REST protocol). */
+  queue: 'memory' | 'redis';
+  /** Upstash Redis REST URL and token (or any server speaking that protocol); both or neither. */
+  redis: { url: string; token: string } | undefined;
+  /** With the Redis queue: whether a server process also consumes it (`hop consume` runs a consumer alone). */
+  clickConsumer: boolean;
+  /** The Redis Streams queue: stream, consumer group, dead-letter stream, and when an entry is given up or taken over. */
+  clickStream: { key: string; group: string; deadLetterKey: string; maxDeliveries: number; claimIdleMs: number };
+}
+
+/** loadConfig plus the Node and Bun settings; one ConfigError naming every bad variable of both. */
+export function loadServerConfig(env: Record<string, string | undefined>): ServerConfig {
+  const problems: string[] = [];
+  let base: Config | undefined;
+  try {
+    base = loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.message.split('\n').slice(1));
+  }
+  const schema = serverSchema();
+  const picked = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
+  const parsed = schema.safeParse(picked);
+  if (!parsed.success) {
+    problems.push(...parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`));
+    throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  }
+  const c = parsed.data;
+  if (c.HOP_QUEUE === 'redis' || c.HOP_REDIS_URL || c.HOP_REDIS_TOKEN) {
+    const why = c.HOP_QUEUE === 'redis' ? 'HOP_QUEUE=redis needs it' : 'HOP_REDIS_URL and HOP_REDIS_TOKEN go together';
+    for (const name of ['HOP_REDIS_URL', 'HOP_REDIS_TOKEN'] as const) if (!c[name]) problems.push(`  ${name}: missing (${why})`);
+  }
+  if (c.HOP_CLICK_CONSUMER === 'off' && c.HOP_QUEUE !== 'redis') {
+    problems.push('  HOP_CLICK_CONSUMER: off needs HOP_QUEUE=redis (the in-process queue has no other consumer)');
+  }
+  if (c.HOP_QUEUE_DEAD_LETTER === c.HOP_QUEUE_STREAM) problems.push('  HOP_QUEUE_DEAD_LETTER: must differ from HOP_QUEUE_STREAM');
+  if (problems.length || !base) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  return {
+    ...base,
     queue: c.HOP_QUEUE,
     redis: c.HOP_REDIS_URL && c.HOP_REDIS_TOKEN ? { url: c.HOP_REDIS_URL, token: c.HOP_REDIS_TOKEN } : undefined,
     clickConsumer: c.HOP_CLICK_CONSUMER === 'on',

@@ -5,7 +5,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { prettifyError, ZodError } from 'zod';
-import { loadConfig, ConfigError, type Config } from '../config.ts';
+import { loadConfig, loadServerConfig, ConfigError, type Config } from '../config.ts';
 import { AppError, errorCodes, isBusy } from '../errors.ts';
 import { scopes as allScopes, type Scope, type ServiceContext } from '../modules/context.ts';
 import { CreateApiKeySchema, CreateWorkspaceSchema } from '../modules/workspaces/workspaces.schemas.ts';
@@ -63,7 +63,7 @@ program
   .command('consume')
   .description('consume the Redis Streams click queue (HOP_QUEUE=redis) without serving HTTP; SIGTERM finishes the batch in hand')
   .action(async () => {
-    const config = loadConfig(process.env);
+    const config = loadServerConfig(process.env);
     if (config.queue !== 'redis') {
       throw new ConfigError('Invalid configuration:\n  HOP_QUEUE: hop consume needs HOP_QUEUE=redis (the in-process queue is consumed by the server)');
     }

@@ -5,7 +5,7 @@
  * `hop consume` runs the consuming half alone.
  */
 import { hostname } from 'node:os';
-import { ConfigError, type Config } from '../config.ts';
+import { ConfigError, type ServerConfig } from '../config.ts';
 import type { ClickEvent } from '../modules/clicks/clicks.schemas.ts';
 import type { ClicksService } from '../modules/clicks/clicks.service.ts';
 import type { Logger } from '../platform/logger.ts';
@@ -38,7 +38,7 @@ export interface PipelineRoles {
 export type ClickStore = Pick<ClicksService, 'ingest' | 'purge'>;
 
 export async function startClickPipeline(
-  config: Config,
+  config: ServerConfig,
   logger: Logger,
   clicks: ClickStore,
   roles: PipelineRoles = { produce: true, consume: true },
@@ -93,7 +93,7 @@ export async function startClickPipeline(
  * A refused token is a configuration error and stops the start; an unreachable Redis does not (the producer
  * buffers and the consumer retries, so the process serves redirects meanwhile).
  */
-async function checkRedis(redis: ReturnType<typeof createRedisRestClient>, config: Config, logger: Logger) {
+async function checkRedis(redis: ReturnType<typeof createRedisRestClient>, config: ServerConfig, logger: Logger) {
   try {
     await redis.ping();
   } catch (err) {
@@ -108,7 +108,7 @@ async function checkRedis(redis: ReturnType<typeof createRedisRestClient>, confi
   }
 }
 
-function startPurge(config: Config, logger: Logger, clicks: ClickStore) {
+function startPurge(config: ServerConfig, logger: Logger, clicks: ClickStore) {
   const purge = async () => {
     try {
       const removed = await clicks.purge(new Date(), config.clickRetentionDays);

@@ -4,7 +4,7 @@
  * SIGTERM/SIGINT. Each entry adds only its own HTTP server.
  */
 import { createApp } from '../app.ts';
-import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { ConfigError, loadServerConfig, type Config, type ServerConfig } from '../config.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
 import { createClicksService } from '../modules/clicks/clicks.service.ts';
@@ -41,7 +41,7 @@ export class StartError extends Error {
 }
 
 export interface Prepared {
-  config: Config;
+  config: ServerConfig;
   logger: Logger;
   db: OpenedDatabase;
   app: ReturnType<typeof createApp>;
@@ -53,7 +53,7 @@ export interface Prepared {
 }
 
 export async function prepare(env: Record<string, string | undefined>, runtime: string): Promise<Prepared> {
-  const config = loadConfig(env);
+  const config = loadServerConfig(env);
   const logger = createLogger({ level: config.logLevel });
   const db = await openDatabase(config, logger);
   if (db.mode === 'embedded') {

@@ -4,8 +4,7 @@
 // entry that always fails, a database outage and a Redis crash; what a Redis crash without persistence loses is
 // shown, and that an append-only file keeps it.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config.ts';
-import { loadConfig } from '../../src/config.ts';
+import { loadServerConfig, type ServerConfig } from '../../src/config.ts';
 import { createClicksRepository } from '../../src/modules/clicks/clicks.repository.ts';
 import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
 import { createClicksService, type ClicksService } from '../../src/modules/clicks/clicks.service.ts';
@@ -354,8 +353,8 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
   });
 
   it('refuses a wrong token at start, naming HOP_REDIS_TOKEN; starts with Redis down and sends once it is up', async () => {
-    const env = (token: string): Config =>
-      loadConfig({ HOP_QUEUE: 'redis', HOP_REDIS_URL: rest.url, HOP_REDIS_TOKEN: token, HOP_QUEUE_STREAM: names.stream });
+    const env = (token: string): ServerConfig =>
+      loadServerConfig({ HOP_QUEUE: 'redis', HOP_REDIS_URL: rest.url, HOP_REDIS_TOKEN: token, HOP_QUEUE_STREAM: names.stream });
     await expect(startClickPipeline(env('wrong-token'), logger, clicks)).rejects.toThrow(
       /HOP_REDIS_TOKEN: refused by http:\/\/127\.0\.0\.1:\d+ \(unauthorized\)/,
     );

@@ -1,11 +1,11 @@
 // loadConfig: defaults, one ConfigError naming each bad variable, and empty strings read as unset.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, loadConfig, loadServerConfig } from '../../src/config.ts';
 
 /** The ConfigError thrown for `env`; fails the test when none is thrown. */
-function configError(env: Record<string, string | undefined>): ConfigError {
+function configError(env: Record<string, string | undefined>, load: (env: Record<string, string | undefined>) => unknown = loadConfig): ConfigError {
   try {
-    loadConfig(env);
+    load(env);
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
     return err as ConfigError;
@@ -35,10 +35,6 @@ describe('loadConfig', () => {
       shutdownDelayMs: 3000,
       clicks: true,
       clickRetentionDays: 90,
-      queue: 'memory',
-      redis: undefined,
-      clickConsumer: true,
-      clickStream: { key: 'hop:clicks', group: 'hop-clicks', deadLetterKey: 'hop:clicks:dead', maxDeliveries: 5, claimIdleMs: 60_000 },
     });
   });
 
@@ -145,15 +141,26 @@ describe('loadConfig', () => {
     ['HOP_QUEUE_CLAIM_IDLE_MS', '999'],
     ['HOP_CLICK_CONSUMER', 'no'],
   ])('stops with a ConfigError naming %s=%j', (name, value) => {
-    const err = configError({ [name]: value });
+    const err = configError({ [name]: value }, loadServerConfig);
     expect(err.name).toBe('ConfigError');
     expect(err.message).toMatch(new RegExp(`^  ${name}: `, 'm'));
     const named = [...err.message.matchAll(/^ {2}([A-Z_]+):/gm)].map((m) => m[1]);
     expect(new Set(named)).toEqual(new Set([name]));
   });
 
+  it('has the in-process queue by default on Node and Bun, and the Worker does not read the queue settings', () => {
+    expect(loadServerConfig({})).toEqual({
+      ...loadConfig({}),
+      queue: 'memory',
+      redis: undefined,
+      clickConsumer: true,
+      clickStream: { key: 'hop:clicks', group: 'hop-clicks', deadLetterKey: 'hop:clicks:dead', maxDeliveries: 5, claimIdleMs: 60_000 },
+    });
+    expect(loadConfig({ HOP_QUEUE: 'kafka' })).not.toHaveProperty('queue');
+  });
+
   it('reads the Redis Streams queue settings', () => {
-    const config = loadConfig({
+    const config = loadServerConfig({
       HOP_QUEUE: 'redis',
       HOP_REDIS_URL: 'https://eu1-example.upstash.io',
       HOP_REDIS_TOKEN: 'secret-token',
@@ -173,24 +180,32 @@ describe('loadConfig', () => {
   });
 
   it('needs the Redis URL and token for HOP_QUEUE=redis, naming each missing one', () => {
-    const both = configError({ HOP_QUEUE: 'redis' });
+    const both = configError({ HOP_QUEUE: 'redis' }, loadServerConfig);
     expect(both.message).toMatch(/^ {2}HOP_REDIS_URL: missing \(HOP_QUEUE=redis needs it\)/m);
     expect(both.message).toMatch(/^ {2}HOP_REDIS_TOKEN: missing \(HOP_QUEUE=redis needs it\)/m);
-    const token = configError({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'https://x.upstash.io' });
+    const token = configError({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'https://x.upstash.io' }, loadServerConfig);
     expect([...token.message.matchAll(/^ {2}([A-Z_]+):/gm)].map((m) => m[1])).toEqual(['HOP_REDIS_TOKEN']);
-    expect(configError({ HOP_REDIS_TOKEN: 't' }).message).toMatch(/^ {2}HOP_REDIS_URL: missing \(HOP_REDIS_URL and HOP_REDIS_TOKEN go together\)/m);
+    expect(configError({ HOP_REDIS_TOKEN: 't' }, loadServerConfig).message).toMatch(/^ {2}HOP_REDIS_URL: missing \(HOP_REDIS_URL and HOP_REDIS_TOKEN go together\)/m);
   });
 
   it('refuses a redis:// URL (the queue speaks the REST protocol), a consumer switched off without Redis, and a dead-letter stream that is the stream', () => {
-    const url = configError({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'redis://127.0.0.1:6379', HOP_REDIS_TOKEN: 't' });
+    const url = configError({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'redis://127.0.0.1:6379', HOP_REDIS_TOKEN: 't' }, loadServerConfig);
     expect(url.message).toMatch(/^ {2}HOP_REDIS_URL: must be the REST URL/m);
-    expect(configError({ HOP_CLICK_CONSUMER: 'off' }).message).toMatch(/^ {2}HOP_CLICK_CONSUMER: off needs HOP_QUEUE=redis/m);
-    expect(configError({ HOP_QUEUE_STREAM: 'x', HOP_QUEUE_DEAD_LETTER: 'x' }).message).toMatch(/^ {2}HOP_QUEUE_DEAD_LETTER: must differ/m);
+    expect(configError({ HOP_CLICK_CONSUMER: 'off' }, loadServerConfig).message).toMatch(/^ {2}HOP_CLICK_CONSUMER: off needs HOP_QUEUE=redis/m);
+    expect(configError({ HOP_QUEUE_STREAM: 'x', HOP_QUEUE_DEAD_LETTER: 'x' }, loadServerConfig).message).toMatch(/^ {2}HOP_QUEUE_DEAD_LETTER: must differ/m);
   });
 
   it('does not echo the Redis token', () => {
-    const err = configError({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'nope', HOP_REDIS_TOKEN: 'tiny-secret-value' });
+    const err = configError({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'nope', HOP_REDIS_TOKEN: 'tiny-secret-value' }, loadServerConfig);
     expect(err.message).not.toContain('tiny-secret-value');
+  });
+
+  it('names the bad variables of both the shared and the Node/Bun settings at once', () => {
+    const err = configError({ PORT: 'abc', HOP_QUEUE: 'redis', HOP_QUEUE_MAX_DELIVERIES: '0' }, loadServerConfig);
+    const named = [...err.message.matchAll(/^ {2}([A-Z_]+):/gm)].map((m) => m[1]);
+    expect(named).toEqual(['PORT', 'HOP_QUEUE_MAX_DELIVERIES']);
+    const missing = configError({ PORT: 'abc', HOP_QUEUE: 'redis' }, loadServerConfig);
+    expect([...missing.message.matchAll(/^ {2}([A-Z_]+):/gm)].map((m) => m[1])).toEqual(['PORT', 'HOP_REDIS_URL', 'HOP_REDIS_TOKEN']);
   });
 
   it('names every bad variable at once', () => {
