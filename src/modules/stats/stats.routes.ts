@@ -17,18 +17,14 @@ import type { StatsService } from './stats.service.ts';
 const TAGS = ['Statistics'];
 
 const STATS_DESCRIPTION =
-  'Totals (humans and bots apart), a zero-filled series per hour or day in the time zone `tz`, and the top values ' +
-  'of each dimension, all answered from hourly rollups that are kept when raw clicks expire. New clicks appear ' +
-  'once the click queue has delivered them (usually within a second). The top lists of UTC days that ended over an ' +
-  'hour ago are kept in memory for up to 10 minutes, so a click that arrives that late joins them within 10 minutes.';
+  'From hourly rollups, kept when raw clicks expire. Clicks count once the queue delivers them (about a second); ' +
+  'top lists of UTC days closed over an hour ago are cached for up to 10 minutes.';
 
 const orphansRoute = (path: string, security: Array<Record<string, string[]>>, description: string) => ({
   method: 'get' as const,
   path,
   tags: TAGS,
-  description:
-    `${description} Totals and series come from hourly rollups; the top slugs from raw visits, which are kept ` +
-    'for HOP_CLICK_RETENTION_DAYS.',
+  description,
   security,
   request: { query: OrphansQuery },
   responses: { 200: jsonResponse(OrphanStatsSchema, 'Orphan visits of the domain.'), ...commonErrors },
@@ -65,17 +61,14 @@ export function statsRoutes(service: StatsService, now: () => Date) {
     tags: TAGS,
     summary: "Stream a link's raw clicks as NDJSON or CSV",
     description:
-      'Every kept click of the link in time order (`at`, then `id`), streamed as it is read. Raw clicks are kept ' +
-      'for HOP_CLICK_RETENTION_DAYS (default 90): older ones are gone from the export, though still counted in ' +
-      'statistics. CSV follows RFC 4180 with a header line; cells that a spreadsheet would run as a formula are ' +
-      'prefixed with an apostrophe. Empty cells / null: unknown country or no referrer.',
+      'In time order, streamed. Raw clicks are kept HOP_CLICK_RETENTION_DAYS (default 90); older ones are gone ' +
+      'here but still counted in statistics. CSV: RFC 4180 with a header; formula-like cells get a leading apostrophe.',
     security: bearerSecurity,
     middleware: [requireScope('analytics:read')] as const,
     request: { params: IdParams, query: ExportQuery },
     responses: {
       200: {
-        description: 'The clicks, as an attachment.',
-        headers: { 'content-disposition': { schema: { type: 'string' }, description: 'attachment; filename="clicks-<id>.<format>"' } },
+        description: 'An attachment.',
         content: {
           'application/x-ndjson': { schema: ExportedClickSchema },
           'text/csv': { schema: { type: 'string', example: 'id,at,country,device,browser,os,referrer,bot\r\n' } },
@@ -86,7 +79,7 @@ export function statsRoutes(service: StatsService, now: () => Date) {
   });
 
   const orphans = createRoute({
-    ...orphansRoute('/v1/orphans', bearerSecurity, 'Requests for unknown slugs on a domain the workspace registered.'),
+    ...orphansRoute('/v1/orphans', bearerSecurity, 'On a domain the workspace registered (not the shared default one).'),
     summary: 'Visits to unknown slugs of one of your domains',
     middleware: [requireScope('analytics:read')] as const,
   });
@@ -125,7 +118,7 @@ export function statsOperatorRoutes(service: StatsService, adminToken: string | 
     ...orphansRoute(
       '/v1/operator/orphans',
       [{ operatorToken: [] }],
-      'Requests for unknown slugs on any host, the shared default domain included (operator token).',
+      'On any host, the shared default domain included.',
     ),
     summary: 'Visits to unknown slugs of any host (operator token)',
     middleware: [operatorAuth(adminToken)] as const,

@@ -49,26 +49,23 @@ const Dimensions = z
   .openapi({
     type: 'string',
     example: 'country,referrer',
-    description: `Which top lists to answer, comma-separated: ${DIMENSIONS.join(', ')} (default: all).`,
+    description: 'Comma-separated top lists to answer (default: all).',
   });
 
 const rangeFields = {
   from: RangeTime.optional().openapi({
-    description: `Start of the range (ISO-8601 with an offset). Default: ${DEFAULT_RANGE_DAYS} days before \`to\`. Rounded down to the start of its bucket.`,
+    description: `Range start, rounded down to its bucket. Default: ${DEFAULT_RANGE_DAYS} days before \`to\`.`,
   }),
-  to: RangeTime.optional().openapi({
-    description: 'End of the range, exclusive (ISO-8601 with an offset). Default: now. Rounded up to the end of its bucket.',
-  }),
+  to: RangeTime.optional().openapi({ description: 'Range end (exclusive), rounded up to its bucket. Default: now.' }),
   interval: Interval.optional().openapi({
     description:
-      `Bucket size of the series. Default: \`hour\` for ranges up to ${HOURLY_UP_TO_DAYS} days, \`day\` beyond. ` +
-      `At most ${MAX_RANGE_DAYS.hour} days with \`hour\`, ${MAX_RANGE_DAYS.day} days with \`day\`.`,
+      `Default: hour up to ${HOURLY_UP_TO_DAYS} days, day beyond. ` +
+      `At most ${MAX_RANGE_DAYS.hour} days hourly, ${MAX_RANGE_DAYS.day} days daily.`,
   }),
   tz: TimeZoneSchema.default('UTC').openapi({
     description:
-      'IANA time zone of the buckets and of every time in the answer (default UTC). Days follow its DST changes (23 or ' +
-      '25 hours). Statistics are kept per UTC hour, so in zones whose offset is not whole hours (e.g. Asia/Kolkata) ' +
-      'a day bucket starts at the first whole UTC hour of the local day (00:30 there), as its `start` shows.',
+      'IANA zone of the buckets and times (default UTC); days follow DST. Counts are kept per UTC hour: where the ' +
+      'offset is not whole hours (Asia/Kolkata), a day starts at the first whole UTC hour of the local day (00:30).',
   }),
 };
 
@@ -76,7 +73,7 @@ export const StatsQuery = z.strictObject({
   ...rangeFields,
   top: QueryInt(0, MAX_TOP)
     .default(DEFAULT_TOP)
-    .openapi({ description: `Entries per top list (0 leaves the lists empty). Default ${DEFAULT_TOP}, at most ${MAX_TOP}.` }),
+    .openapi({ description: `Entries per top list, 0-${MAX_TOP} (default ${DEFAULT_TOP}).` }),
   dimensions: Dimensions.optional(),
 });
 
@@ -88,26 +85,26 @@ const OrphanDomain = z
   .max(253)
   .regex(/^[a-z0-9.:[\]-]+$/, 'must be a hostname such as go.example.com')
   .transform(canonicalHost)
-  .openapi({ description: 'The short-link host whose unknown slugs were requested.', example: 'go.example.com' });
+  .openapi({ example: 'go.example.com' });
 
 export const OrphansQuery = z.strictObject({
   domain: OrphanDomain,
   ...rangeFields,
   top: QueryInt(0, MAX_TOP)
     .default(DEFAULT_TOP)
-    .openapi({ description: `Entries in the top list of slugs. Default ${DEFAULT_TOP}, at most ${MAX_TOP}.` }),
+    .openapi({ description: `Entries in the top list of slugs, 0-${MAX_TOP} (default ${DEFAULT_TOP}).` }),
 });
 
 export const ExportFormats = ['ndjson', 'csv'] as const;
 export type ExportFormat = (typeof ExportFormats)[number];
 
 export const ExportQuery = z.strictObject({
-  format: z.enum(ExportFormats, { error: 'must be ndjson or csv' }).optional().openapi({
-    description:
-      'ndjson (default) or csv. Without it, an Accept header of text/csv or application/x-ndjson chooses; the parameter wins.',
-  }),
-  from: RangeTime.optional().openapi({ description: 'Only clicks at or after this time (default: the oldest kept).' }),
-  to: RangeTime.optional().openapi({ description: 'Only clicks before this time (default: the newest).' }),
+  format: z
+    .enum(ExportFormats, { error: 'must be ndjson or csv' })
+    .optional()
+    .openapi({ description: 'Default: by Accept (text/csv or application/x-ndjson), else ndjson.' }),
+  from: RangeTime.optional().openapi({ description: 'Clicks at or after (default: the oldest kept).' }),
+  to: RangeTime.optional().openapi({ description: 'Clicks before (default: the newest).' }),
 });
 
 const Counts = { humans: z.number().int(), bots: z.number().int() };
@@ -123,24 +120,21 @@ const SeriesPoint = z
 
 const TopEntry = z
   .object({
-    value: z.string().nullable().openapi({ description: 'The dimension value; null when unknown or absent (no referrer, no country).' }),
+    value: z.string().nullable().openapi({ description: 'null: unknown or none (no referrer).' }),
     ...Counts,
   })
   .openapi('StatsTopEntry');
 
-const TopList = z.array(TopEntry).openapi({ description: 'Ordered by humans + bots, most first; ties by value, unknown (null) last.' });
+const TopList = z.array(TopEntry).openapi({ description: 'By humans + bots, most first; ties by value, null last.' });
 
 const rangeEcho = {
-  from: z.string().openapi({
-    format: 'date-time',
-    description: 'The range actually counted: `from` rounded down to its bucket, as local time with the zone offset.',
-  }),
-  to: z.string().openapi({ format: 'date-time', description: 'The end of the range actually counted (exclusive).' }),
+  from: z.string().openapi({ format: 'date-time', description: 'The range counted, in local time with the offset.' }),
+  to: z.string().openapi({ format: 'date-time' }),
   interval: Interval,
   tz: z.string(),
   totals: TotalsSchema,
   series: z.array(SeriesPoint).openapi({
-    description: 'One point per bucket of the range, in order, zero-filled; `start` is local time with the offset then in force.',
+    description: 'Every bucket in order, zero-filled; `start` in local time with its offset.',
   }),
 };
 
@@ -149,7 +143,7 @@ export const StatsSchema = z
     ...rangeEcho,
     top: z
       .object(Object.fromEntries(DIMENSIONS.map((d) => [d, TopList.optional()])) as Record<Dimension, z.ZodOptional<typeof TopList>>)
-      .openapi({ description: 'Top values per dimension (those asked for with `dimensions`), over the whole range.' }),
+      .openapi({ description: 'Per dimension asked for, over the whole range.' }),
   })
   .openapi('Stats');
 
@@ -158,11 +152,7 @@ export const OrphanStatsSchema = z
     domain: z.string(),
     ...rangeEcho,
     top: z.object({
-      slug: z.array(TopEntry).openapi({
-        description:
-          'The most requested unknown slugs, ordered by humans + bots. Counted from raw visits, which are kept for ' +
-          'the click retention (HOP_CLICK_RETENTION_DAYS): older visits count in totals and series only.',
-      }),
+      slug: z.array(TopEntry).openapi({ description: 'From raw visits: only those within the click retention.' }),
     }),
   })
   .openapi('OrphanStats');
