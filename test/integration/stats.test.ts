@@ -382,6 +382,20 @@ describe('validation', () => {
     }
   });
 
+  it.each([
+    ['tz=UTC&tz=UTC', 'tz'],
+    ['top=', 'top'],
+    ['from=', 'from'],
+    ['interval=', 'interval'],
+    ['tz=%00', 'tz'],
+    ['tz=..%2F..%2Fetc', 'tz'],
+    ['dimensions=country,,os', 'dimensions'],
+    ['from=2026-03-01T00:00:00Z&from=2026-03-02T00:00:00Z', 'from'],
+  ])('refuses the raw query %s with 400 naming %s, never a 500', async (query, field) => {
+    const problem = await expectProblem(await t.request(`/v1/stats?${query}`), 400, 'validation');
+    expect(problem.errors?.map((e) => e.field)).toContain(field);
+  });
+
   it('accepts the longest ranges: 31 days hourly, 731 days daily', async () => {
     const hourly = await getStats(`/v1/stats?${q({ from: '2026-01-01T00:00:00Z', to: '2026-02-01T00:00:00Z', interval: 'hour' })}`);
     expect(hourly.series).toHaveLength(744);
@@ -480,6 +494,15 @@ describe('GET /v1/links/{id}/clicks', () => {
     expect(rows).toHaveLength(5000);
     const sorted = [...events].sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : 1));
     expect(rows.map((r) => r.id)).toEqual(sorted.map((e) => e.id));
+
+    // A client that goes away after the first chunk: reading stops, and the next export is whole.
+    const early = (await t.request(`/v1/links/${linkId}/clicks`)).body!.getReader();
+    expect((await early.read()).done).toBe(false);
+    await early.cancel();
+    const head = await t.request(`/v1/links/${linkId}/clicks?format=csv`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    expect(await head.text()).toBe('');
 
     const from = new Date(base + 1000 * 1000).toISOString();
     const to = new Date(base + 1500 * 1000).toISOString();
