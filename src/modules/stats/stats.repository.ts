@@ -102,15 +102,30 @@ export function createStatsRepository(orm: Orm) {
         .groupBy(t.value);
     },
 
-    /** The same per UTC day (`day`: epoch ms of its midnight) over whole days [start, end). */
-    async sumsByDay(target: StatsTarget, dimension: Dimension, start: number, end: number): Promise<Array<ValueCount & { day: number }>> {
+    /**
+     * The same per UTC day (`day`: epoch ms of its midnight) over whole days [start, end), each day's values as one
+     * JSON array: a day has up to a few hundred values, and one row per day reads ~10x faster than one per value.
+     */
+    async sumsByDay(target: StatsTarget, dimension: Dimension, start: number, end: number): Promise<Array<{ day: number; values: ValueCount[] }>> {
       const { t, where } = rollupSource(target);
-      const day = sql<number>`${t.hour} / 86400000 * 86400000`.mapWith(Number);
-      return orm
-        .select({ day, value: t.value, humans: sum(t.humans), bots: sum(t.bots) })
+      const day = sql<number>`${t.hour} / 86400000 * 86400000`;
+      const perValue = orm
+        .select({ day: day.as('day'), value: t.value, humans: sum(t.humans).as('humans'), bots: sum(t.bots).as('bots') })
         .from(t)
         .where(and(...where, eq(t.dimension, dimension), gte(t.hour, start), lt(t.hour, end)))
-        .groupBy(day, t.value);
+        .groupBy(day, t.value)
+        .as('per_value');
+      const rows = await orm
+        .select({
+          day: sql<number>`${perValue.day}`.mapWith(Number),
+          values: sql<string>`json_group_array(json_array(${perValue.value}, ${perValue.humans}, ${perValue.bots}))`,
+        })
+        .from(perValue)
+        .groupBy(sql`${perValue.day}`);
+      return rows.map((r) => ({
+        day: r.day,
+        values: (JSON.parse(r.values) as Array<[string, number, number]>).map(([value, humans, bots]) => ({ value, humans, bots })),
+      }));
     },
 
     /** Hourly orphan visits of a domain over [start, end), oldest first. */

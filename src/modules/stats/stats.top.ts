@@ -69,13 +69,7 @@ export function createTopLists(repo: StatsRepository) {
     let missingFrom: number | undefined;
     const fetchMissing = async (until: number) => {
       if (missingFrom === undefined) return;
-      const rows = await repo.sumsByDay(target, dimension, missingFrom, until);
-      const byDay = new Map<number, ValueCount[]>();
-      for (const r of rows) {
-        let list = byDay.get(r.day);
-        if (!list) byDay.set(r.day, (list = []));
-        list.push({ value: r.value, humans: r.humans, bots: r.bots });
-      }
+      const byDay = new Map((await repo.sumsByDay(target, dimension, missingFrom, until)).map((d) => [d.day, d.values]));
       for (let day = missingFrom; day < until; day += DAY_MS) {
         const values = byDay.get(day) ?? [];
         remember(keyOf(target, dimension, day), values, now);
