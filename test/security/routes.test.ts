@@ -62,6 +62,10 @@ const routes: RouteCase[] = [
     body: () => ({ title: 'changed' }),
   },
   { name: 'DELETE /v1/links/{id}', method: 'DELETE', path: (f) => `/v1/links/${f.linkId}`, scope: 'links:write' },
+  { name: 'GET /v1/links/{id}/stats', method: 'GET', path: (f) => `/v1/links/${f.linkId}/stats`, scope: 'analytics:read' },
+  { name: 'GET /v1/links/{id}/clicks', method: 'GET', path: (f) => `/v1/links/${f.linkId}/clicks`, scope: 'analytics:read' },
+  { name: 'GET /v1/stats', method: 'GET', path: () => '/v1/stats', scope: 'analytics:read' },
+  { name: 'GET /v1/orphans', method: 'GET', path: () => '/v1/orphans?domain=fixture.example.net', scope: 'analytics:read' },
 ];
 
 let t: TestApp;
@@ -161,11 +165,11 @@ describe.each(routes)('$name', (route) => {
     });
   }
 
-  if (route.name.endsWith('{id}')) {
+  if (route.name.includes('{id}')) {
     it("answers another workspace's object exactly like a missing one, and changes nothing", async () => {
       const before = await snapshot();
       const foreign = await call(route, other.adminKey);
-      const missingPath = route.path(fixture).replace(/[a-z]+_[0-9a-f]{32}$/, (id) => `${id.split('_')[0]}_${'0'.repeat(32)}`);
+      const missingPath = route.path(fixture).replace(/[a-z]+_[0-9a-f]{32}/, (id) => `${id.split('_')[0]}_${'0'.repeat(32)}`);
       const body = route.body?.();
       const missing = await t.request(missingPath, {
         method: route.method,
