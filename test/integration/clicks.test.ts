@@ -9,10 +9,8 @@ import { createLogger } from '../../src/platform/logger.ts';
 import { createMemoryQueue } from '../../src/platform/queue/memory.ts';
 import { createThreadedClicks } from '../../src/runtimes/click-thread.ts';
 import { createTestApp, type TestApp } from '../helpers/app.ts';
+import { DESKTOP, IPHONE, SLACK } from '../support/agents.ts';
 
-const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1';
-const DESKTOP = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36';
-const SLACK = 'Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)';
 
 let t: TestApp;
 let sent: ClickEvent[];
