@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startProcess } from '../support/process.ts';
 import { redisAvailable, startRedis, type RedisServer } from '../support/redis.ts';
 import { startUpstashRest, type UpstashRest } from '../support/upstash-rest.ts';
+import { createClickLink, type ClickLink } from '../support/click-link.ts';
 
 const ADMIN = 'r'.repeat(40);
 const BROWSER = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15';
@@ -114,19 +115,10 @@ describe.runIf(redisAvailable()).each(runtimes)('clicks through Redis Streams on
     let second: Awaited<ReturnType<typeof startConsumer>> | undefined;
     let total = 0;
     try {
-      const ws = await fetch(`${base}/v1/workspaces`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'clicks' }),
-      });
-      const key = ((await ws.json()) as { apiKey: { key: string } }).apiKey.key;
-      const auth = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
-      const link = await fetch(`${base}/v1/links`, { method: 'POST', headers: auth, body: JSON.stringify({ url: 'https://example.com/', slug: 'r' }) });
-      const { id } = (await link.json()) as { id: string };
-      const clicks = async () => ((await (await fetch(`${base}/v1/links/${id}`, { headers: auth })).json()) as { clicks: number }).clicks;
-      const visit = () => fetch(`${base}/r`, { redirect: 'manual', headers: { 'user-agent': BROWSER } }).then((r) => r.status);
+      const link = await createClickLink(base, ADMIN, 'r', BROWSER);
+      const clicks = link.clicks;
       async function redirects(n: number) {
-        expect(await Promise.all(Array.from({ length: n }, visit))).toEqual(Array(n).fill(302));
+        expect(await link.visit(n)).toEqual(Array(n).fill(302));
         total += n;
       }
       async function waitForClicks(n: number, timeoutMs = 20_000) {
@@ -220,19 +212,10 @@ describe.runIf(redisAvailable()).each(runtimes)('clicks through Redis Streams on
       HOP_QUEUE_DEAD_LETTER: `${stream}:dead`,
     };
     let hopServer = await startProcess(command, server, env, base);
-    let auth: Record<string, string> = {};
-    let id = '';
+    let link: ClickLink | undefined;
     try {
-      const ws = await fetch(`${base}/v1/workspaces`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'clicks' }),
-      });
-      auth = { authorization: `Bearer ${((await ws.json()) as { apiKey: { key: string } }).apiKey.key}`, 'content-type': 'application/json' };
-      const link = await fetch(`${base}/v1/links`, { method: 'POST', headers: auth, body: JSON.stringify({ url: 'https://example.com/', slug: 'i' }) });
-      id = ((await link.json()) as { id: string }).id;
-      const visit = () => fetch(`${base}/i`, { redirect: 'manual', headers: { 'user-agent': BROWSER } }).then((r) => r.status);
-      expect(await Promise.all(Array.from({ length: 100 }, visit))).toEqual(Array(100).fill(302));
+      link = await createClickLink(base, ADMIN, 'i', BROWSER);
+      expect(await link.visit(100)).toEqual(Array(100).fill(302));
     } finally {
       await hopServer.stop(); // SIGTERM at once: some clicks are still in the producer's buffer
     }
@@ -252,7 +235,7 @@ describe.runIf(redisAvailable()).each(runtimes)('clicks through Redis Streams on
       const deadline = Date.now() + 15_000;
       let clicks = -1;
       while (Date.now() < deadline && clicks !== 100) {
-        clicks = ((await (await fetch(`${base}/v1/links/${id}`, { headers: auth })).json()) as { clicks: number }).clicks;
+        clicks = await link!.clicks();
         if (clicks !== 100) await sleep(100);
       }
       expect(clicks).toBe(100);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, startProcess } from '../support/process.ts';
+import { createClickLink } from '../support/click-link.ts';
 
 const ADMIN = 'c'.repeat(40);
 const BROWSER = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15';
@@ -26,27 +27,17 @@ describe.each(runtimes)('clicks on $name', ({ command, args }) => {
     const env = { PORT: String(port), HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`, HOP_ADMIN_TOKEN: ADMIN, HOP_LOG_LEVEL: 'warn', HOP_SHUTDOWN_DELAY_MS: '0' };
     const hop = await startProcess(command, args, env, base);
     try {
-      const ws = await fetch(`${base}/v1/workspaces`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'clicks' }),
-      });
-      const key = ((await ws.json()) as { apiKey: { key: string } }).apiKey.key;
-      const auth = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
-      const link = await fetch(`${base}/v1/links`, { method: 'POST', headers: auth, body: JSON.stringify({ url: 'https://example.com/', slug: 'n' }) });
-      const { id } = (await link.json()) as { id: string };
+      const link = await createClickLink(base, ADMIN, 'n', BROWSER);
 
-      const visit = () => fetch(`${base}/n`, { redirect: 'manual', headers: { 'user-agent': BROWSER } }).then((r) => r.status);
       for (let round = 0; round < 5; round++) {
-        expect(await Promise.all(Array.from({ length: 50 }, visit))).toEqual(Array(50).fill(302));
+        expect(await link.visit(50)).toEqual(Array(50).fill(302));
       }
       // The in-process queue flushes within a second.
       await new Promise((r) => setTimeout(r, 1500));
-      const read = await fetch(`${base}/v1/links/${id}`, { headers: auth });
-      expect(((await read.json()) as { clicks: number }).clicks).toBe(250);
+      expect(await link.clicks()).toBe(250);
 
       // 50 more, then stop at once: those are still buffered and must be stored before the process exits.
-      expect(await Promise.all(Array.from({ length: 50 }, visit))).toEqual(Array(50).fill(302));
+      expect(await link.visit(50)).toEqual(Array(50).fill(302));
     } finally {
       await hop.stop();
     }
