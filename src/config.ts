@@ -57,6 +57,16 @@ export const configSchema = z.object({
   HOP_SHUTDOWN_DELAY_MS: positiveInt(0, 120_000).default(3000),
   HOP_CLICKS: z.enum(['on', 'off']).default('on'),
   HOP_CLICK_RETENTION_DAYS: positiveInt(1, 36_500).default(90),
+  // Upstash Redis over REST (or any server speaking that protocol): the shared cache tier, rate limits, the queue.
+  HOP_REDIS_URL: z.url({ protocol: /^https?$/, error: 'must be the REST URL (https://...), not a redis:// address' }).optional(),
+  HOP_REDIS_TOKEN: z.string().min(1).optional(),
+  HOP_CACHE: z.enum(['memory', 'redis', 'kv', 'off']).default('memory'),
+  HOP_CACHE_MAX_ENTRIES: positiveInt(1, 10_000_000).default(100_000),
+  HOP_CACHE_MAX_BYTES: positiveInt(1024, 4 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  HOP_CACHE_TTL_S: positiveInt(1, 86_400).default(10),
+  HOP_CACHE_SHARED_TTL_S: positiveInt(60, 30 * 86_400).default(3600),
+  HOP_CACHE_NEGATIVE_TTL_S: positiveInt(1, 3600).default(5),
+  HOP_CACHE_TIMEOUT_MS: positiveInt(1, 10_000).default(50),
 });
 
 export type Env = z.input<typeof configSchema>;
@@ -90,6 +100,28 @@ export interface Config {
   clicks: boolean;
   /** How long raw clicks are kept; rollups (statistics) stay. */
   clickRetentionDays: number;
+  /** Upstash Redis REST URL and token (or any server speaking that protocol); both or neither. */
+  redis: { url: string; token: string } | undefined;
+  cache: CacheConfig;
+}
+
+export interface CacheConfig {
+  /**
+   * The link cache's tiers: `memory` (in-process only), `redis` (in-process, then Upstash Redis shared by every
+   * process), `kv` (in-process, then Workers KV; Workers only), `off` (every redirect reads the database).
+   */
+  mode: 'memory' | 'redis' | 'kv' | 'off';
+  /** Bounds of the in-process tier. */
+  maxEntries: number;
+  maxBytes: number;
+  /** Lifetime of an in-process entry: how long another process may serve a link changed elsewhere. */
+  ttlS: number;
+  /** Lifetime of a shared-tier entry (changes delete it; this only bounds what a lost delete leaves behind). */
+  sharedTtlS: number;
+  /** Lifetime of a "no such link" entry (in process and in Redis; never in KV). */
+  negativeTtlS: number;
+  /** Deadline of each shared-tier call; past it the redirect reads the database instead. */
+  timeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -114,6 +146,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       'Invalid configuration:\n  HOP_DATABASE_SYNC_URL: needs a file: HOP_DATABASE_URL (the local embedded replica of that primary)',
     );
   }
+  const problems: string[] = [];
+  if (c.HOP_REDIS_URL || c.HOP_REDIS_TOKEN || c.HOP_CACHE === 'redis') {
+    const why = c.HOP_CACHE === 'redis' ? 'HOP_CACHE=redis needs it' : 'HOP_REDIS_URL and HOP_REDIS_TOKEN go together';
+    for (const name of ['HOP_REDIS_URL', 'HOP_REDIS_TOKEN'] as const) if (!c[name]) problems.push(`  ${name}: missing (${why})`);
+  }
+  if (problems.length) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
   const baseUrlValue = c.HOP_BASE_URL ?? `http://localhost:${c.PORT}`;
   return {
     port: c.PORT,
@@ -135,6 +173,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shutdownDelayMs: c.HOP_SHUTDOWN_DELAY_MS,
     clicks: c.HOP_CLICKS === 'on',
     clickRetentionDays: c.HOP_CLICK_RETENTION_DAYS,
+    redis: c.HOP_REDIS_URL && c.HOP_REDIS_TOKEN ? { url: c.HOP_REDIS_URL, token: c.HOP_REDIS_TOKEN } : undefined,
+    cache: {
+      mode: c.HOP_CACHE,
+      maxEntries: c.HOP_CACHE_MAX_ENTRIES,
+      maxBytes: c.HOP_CACHE_MAX_BYTES,
+      ttlS: c.HOP_CACHE_TTL_S,
+      sharedTtlS: c.HOP_CACHE_SHARED_TTL_S,
+      negativeTtlS: c.HOP_CACHE_NEGATIVE_TTL_S,
+      timeoutMs: c.HOP_CACHE_TIMEOUT_MS,
+    },
   };
 }
 
@@ -146,8 +194,6 @@ const serverSchema = () => {
   const key = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1-200 printable characters without spaces');
   return z.object({
     HOP_QUEUE: z.enum(['memory', 'redis']).default('memory'),
-    HOP_REDIS_URL: z.url({ protocol: /^https?$/, error: 'must be the REST URL (https://...), not a redis:// address' }).optional(),
-    HOP_REDIS_TOKEN: z.string().min(1).optional(),
     HOP_CLICK_CONSUMER: z.enum(['on', 'off']).default('on'),
     HOP_QUEUE_STREAM: key.default('hop:clicks'),
     HOP_QUEUE_GROUP: key.default('hop-clicks'),
@@ -160,8 +206,6 @@ const serverSchema = () => {
 export interface ServerConfig extends Config {
   /** The click queue: in-process (`memory`) or Redis Streams (`redis`, over the Upstash REST protocol). */
   queue: 'memory' | 'redis';
-  /** Upstash Redis REST URL and token (or any server speaking that protocol); both or neither. */
-  redis: { url: string; token: string } | undefined;
   /** With the Redis queue: whether a server process also consumes it (`hop consume` runs a consumer alone). */
   clickConsumer: boolean;
   /** The Redis Streams queue: stream, consumer group, dead-letter stream, and when an entry is given up or taken over. */
@@ -186,9 +230,10 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
   }
   const c = parsed.data;
-  if (c.HOP_QUEUE === 'redis' || c.HOP_REDIS_URL || c.HOP_REDIS_TOKEN) {
-    const why = c.HOP_QUEUE === 'redis' ? 'HOP_QUEUE=redis needs it' : 'HOP_REDIS_URL and HOP_REDIS_TOKEN go together';
-    for (const name of ['HOP_REDIS_URL', 'HOP_REDIS_TOKEN'] as const) if (!c[name]) problems.push(`  ${name}: missing (${why})`);
+  if (c.HOP_QUEUE === 'redis' && !problems.some((p) => /HOP_REDIS_(URL|TOKEN): missing/.test(p))) {
+    for (const name of ['HOP_REDIS_URL', 'HOP_REDIS_TOKEN'] as const) {
+      if (!env[name]) problems.push(`  ${name}: missing (HOP_QUEUE=redis needs it)`);
+    }
   }
   if (c.HOP_CLICK_CONSUMER === 'off' && c.HOP_QUEUE !== 'redis') {
     problems.push('  HOP_CLICK_CONSUMER: off needs HOP_QUEUE=redis (the in-process queue has no other consumer)');
@@ -198,7 +243,6 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
   return {
     ...base,
     queue: c.HOP_QUEUE,
-    redis: c.HOP_REDIS_URL && c.HOP_REDIS_TOKEN ? { url: c.HOP_REDIS_URL, token: c.HOP_REDIS_TOKEN } : undefined,
     clickConsumer: c.HOP_CLICK_CONSUMER === 'on',
     clickStream: {
       key: c.HOP_QUEUE_STREAM,

@@ -6,13 +6,13 @@
  */
 import { hostname } from 'node:os';
 import { ConfigError, type ServerConfig } from '../config.ts';
+import { createRedisRestClient } from '../platform/redis.ts';
 import type { ClickEvent } from '../modules/clicks/clicks.schemas.ts';
 import type { ClicksService } from '../modules/clicks/clicks.service.ts';
 import type { Logger } from '../platform/logger.ts';
 import { createMemoryQueue } from '../platform/queue/memory.ts';
 import type { QueueProducer } from '../platform/queue/queue.ts';
 import {
-  createRedisRestClient,
   createRedisStreamsConsumer,
   createRedisStreamsProducer,
   type RedisStreamsConsumer,

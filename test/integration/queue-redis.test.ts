@@ -12,12 +12,12 @@ import { createLogger } from '../../src/platform/logger.ts';
 import type { MemoryQueue } from '../../src/platform/queue/memory.ts';
 import type { BatchHandler } from '../../src/platform/queue/queue.ts';
 import {
-  createRedisRestClient,
   createRedisStreamsConsumer,
   createRedisStreamsProducer,
   type RedisStreamsConsumer,
   type RedisStreamsConsumerOptions,
 } from '../../src/platform/queue/redis-streams.ts';
+import { createRedisRestClient } from '../../src/platform/redis.ts';
 import { startClickPipeline } from '../../src/runtimes/click-pipeline.ts';
 import { createTestApp, type TestApp } from '../helpers/app.ts';
 import { redisAvailable, startRedis, type RedisServer } from '../support/redis.ts';

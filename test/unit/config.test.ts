@@ -35,6 +35,8 @@ describe('loadConfig', () => {
       shutdownDelayMs: 3000,
       clicks: true,
       clickRetentionDays: 90,
+      redis: undefined,
+      cache: { mode: 'memory', maxEntries: 100_000, maxBytes: 64 * 1024 * 1024, ttlS: 10, sharedTtlS: 3600, negativeTtlS: 5, timeoutMs: 50 },
     });
   });
 

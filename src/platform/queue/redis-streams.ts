@@ -1,6 +1,5 @@
 /**
- * The queue on Redis Streams, spoken over the Upstash REST protocol (@upstash/redis: fetch only, so the same code
- * on Node, Bun and Workers; a local redis-server needs a REST front such as Upstash's SRH).
+ * The queue on Redis Streams, spoken over the Upstash REST protocol (a client from src/platform/redis.ts).
  *
  * Producer: messages gather in memory (the in-process queue as a bounded buffer, with its batching, backoff and
  * flush on close) and go to the stream as pipelined XADDs, one JSON message per entry; `send` never waits.
@@ -17,39 +16,13 @@
  * `claimIdleMs`, and its name leaves the group once it holds nothing and has been silent for `forgetAfterMs`.
  * The stream belongs to this one group: acknowledged entries are deleted, not left for other groups.
  */
-import { Redis } from '@upstash/redis';
+import type { Redis } from '@upstash/redis';
 import type { Logger } from '../logger.ts';
 import { createMemoryQueue, type MemoryQueue } from './memory.ts';
 import type { BatchHandler } from './queue.ts';
 
 /** The entry field that holds the JSON message. */
 const FIELD = 'm';
-
-export interface RedisRestConnection {
-  /** Upstash REST URL (or any server speaking that protocol) and its token. */
-  url: string;
-  token: string;
-  /** Deadline of each HTTP request; must exceed the consumer's blocking read. */
-  timeoutMs?: number;
-}
-
-/**
- * A client for the queue: raw replies (no JSON guessing), one request per command, no telemetry headers, a deadline
- * on every request.
- */
-export function createRedisRestClient({ url, token, timeoutMs = 5000 }: RedisRestConnection): Redis {
-  return new Redis({
-    url,
-    token,
-    automaticDeserialization: false,
-    enableTelemetry: false,
-    // Its default batches commands issued in the same tick into one request: a blocking read would hold the others.
-    enableAutoPipelining: false,
-    // Network errors only (an HTTP error answer is never retried by the client); the queue retries on top.
-    retry: { retries: 2, backoff: (n) => 50 * 2 ** n },
-    signal: () => AbortSignal.timeout(timeoutMs),
-  });
-}
 
 export interface RedisStreamsProducerOptions {
   redis: Redis;
