@@ -20,6 +20,7 @@ import type { RedirectLookup } from './modules/redirect/redirect.lookup.ts';
 import { operatorRoutes, workspaceRoutes } from './modules/workspaces/workspaces.routes.ts';
 import type { Database } from './platform/db/client.ts';
 import type { Logger } from './platform/logger.ts';
+import { createMetrics, type Metrics } from './platform/metrics.ts';
 import type { QueueProducer } from './platform/queue/queue.ts';
 import type { ClickEvent } from './modules/clicks/clicks.schemas.ts';
 import { createServices } from './services.ts';
@@ -36,11 +37,14 @@ export interface AppDeps {
   redirectLookup?: RedirectLookup;
   /** The click queue's producer (src/platform/queue/); none: clicks are not recorded. */
   clickQueue?: QueueProducer<ClickEvent>;
+  /** This process's counters, served at /metrics; a fresh registry when not given. */
+  metrics?: Metrics;
 }
 
 export function createApp(deps: AppDeps) {
   const { config, db, logger } = deps;
   const now = deps.now ?? (() => new Date());
+  const metrics = deps.metrics ?? createMetrics();
 
   const { workspaces, links, redirect, idempotency, stats } = createServices(db.orm, config, {
     redirectLookup: deps.redirectLookup,
@@ -53,7 +57,7 @@ export function createApp(deps: AppDeps) {
   // still get them, for their 405.
   const bookkeeping = requestBookkeeping(logger, config.logSampleRate);
   const context = requestContext(bookkeeping);
-  for (const path of ['/', '/v1', '/docs', '/openapi.json', '/livez', '/readyz', '/:first/:second/*']) {
+  for (const path of ['/', '/v1', '/docs', '/openapi.json', '/livez', '/readyz', '/metrics', '/:first/:second/*']) {
     app.use(path, context);
   }
   app.on(['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], '/:slug', context);
@@ -61,7 +65,7 @@ export function createApp(deps: AppDeps) {
   // they do nothing for, and eleven headers on every click cost measurable throughput (docs/benchmarks.md).
   // Browsers' default referrer policy, not no-referrer: destinations of a short link may see where clicks came from.
   const security = secureHeaders({ referrerPolicy: 'strict-origin-when-cross-origin' });
-  for (const path of ['/v1/*', '/docs', '/openapi.json', '/livez', '/readyz']) app.use(path, security);
+  for (const path of ['/v1/*', '/docs', '/openapi.json', '/livez', '/readyz', '/metrics']) app.use(path, security);
   const tooLarge = () => new AppError('payload_too_large', `The request body exceeds ${config.bodyLimitBytes} bytes.`);
   // A declared length is refused before anything touches the body: on Node, once the body stream has been opened,
   // the unread rest of a refused body is never drained and the keep-alive connection dies with the next request
@@ -87,6 +91,7 @@ export function createApp(deps: AppDeps) {
     healthRoutes({
       checks: { database: () => db.ping(config.readyTimeoutMs) },
       draining: deps.draining ?? (() => false),
+      metrics,
     }),
   );
 

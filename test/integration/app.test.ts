@@ -49,7 +49,7 @@ describe('OpenAPI and docs', () => {
       [
         'POST /v1/workspaces', 'GET /v1/workspace', 'POST /v1/keys', 'GET /v1/keys', 'DELETE /v1/keys/{id}',
         'POST /v1/domains', 'GET /v1/domains', 'DELETE /v1/domains/{id}', 'POST /v1/links', 'GET /v1/links',
-        'GET /v1/links/{id}', 'PATCH /v1/links/{id}', 'DELETE /v1/links/{id}', 'GET /livez', 'GET /readyz',
+        'GET /v1/links/{id}', 'PATCH /v1/links/{id}', 'DELETE /v1/links/{id}', 'GET /livez', 'GET /readyz', 'GET /metrics',
         'GET /{slug}', 'GET /v1/links/{id}/stats', 'GET /v1/stats', 'GET /v1/links/{id}/clicks', 'GET /v1/orphans',
         'GET /v1/operator/orphans',
       ].sort(),

@@ -1,13 +1,18 @@
-/** Health probes: `/livez` (the process answers) and `/readyz` (the database answers within a deadline, not draining). */
+/**
+ * Operations: `/livez` (the process answers), `/readyz` (the database answers within a deadline, not draining) and
+ * `/metrics` (this process's counters in the Prometheus text format).
+ */
 import { createRoute } from '@hono/zod-openapi';
 import * as z from '../../platform/zod.ts';
 import { AppError } from '../../errors.ts';
 import { createRouter, jsonResponse, ProblemSchema } from '../../http/router.ts';
+import type { Metrics } from '../../platform/metrics.ts';
 
 export interface Readiness {
   /** Rejects when the dependency does not answer in time. */
   checks: Record<string, () => Promise<void>>;
   draining: () => boolean;
+  metrics: Metrics;
 }
 
 const LiveSchema = z.object({ status: z.literal('ok') }).openapi('Live');
@@ -34,6 +39,14 @@ const ready = createRoute({
   },
 });
 
+const metrics = createRoute({
+  method: 'get',
+  path: '/metrics',
+  tags: ['Operations'],
+  summary: "This process's counters (cache hits and misses, degraded cache and rate limiting), Prometheus text format",
+  responses: { 200: { description: 'Prometheus text exposition format 0.0.4.', content: { 'text/plain': { schema: z.string() } } } },
+});
+
 export function healthRoutes(readiness: Readiness) {
   return createRouter()
     .openapi(live, (c) => c.json({ status: 'ok' as const }, 200, { 'cache-control': 'no-store' }))
@@ -47,5 +60,11 @@ export function healthRoutes(readiness: Readiness) {
       return c.json({ status: 'ready' as const, checks }, 200, {
         'cache-control': 'no-store',
       });
-    });
+    })
+    .openapi(metrics, (c) =>
+      c.text(readiness.metrics.render(), 200, {
+        'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+        'cache-control': 'no-store',
+      }),
+    );
 }

@@ -1,0 +1,64 @@
+/**
+ * Process-local counters and gauges in the Prometheus text format (served at `/metrics`). Each process (or Worker
+ * isolate) counts its own; the scraper sums them. A counter bump is a Map lookup, cheap enough for the redirect.
+ */
+
+export type Labels = Record<string, string>;
+
+interface Family {
+  help: string;
+  type: 'counter' | 'gauge';
+  series: Map<string, number>;
+}
+
+export interface Metrics {
+  /** Adds `by` (default 1) to a counter; its name must end in `_total`. */
+  increment(name: string, help: string, labels?: Labels, by?: number): void;
+  /** Sets a gauge. */
+  set(name: string, help: string, labels: Labels, value: number): void;
+  /** The current value of one series (tests, health checks). */
+  value(name: string, labels?: Labels): number;
+  /** Every family in the Prometheus text exposition format 0.0.4. */
+  render(): string;
+}
+
+const escapeLabel = (v: string) => v.replaceAll('\\', '\\\\').replaceAll('\n', '\\n').replaceAll('"', '\\"');
+
+function seriesKey(labels: Labels | undefined): string {
+  if (!labels) return '';
+  const names = Object.keys(labels).sort();
+  return names.map((n) => `${n}="${escapeLabel(labels[n]!)}"`).join(',');
+}
+
+export function createMetrics(): Metrics {
+  const families = new Map<string, Family>();
+  const family = (name: string, help: string, type: Family['type']) => {
+    let f = families.get(name);
+    if (!f) {
+      f = { help, type, series: new Map() };
+      families.set(name, f);
+    }
+    return f;
+  };
+  return {
+    increment(name, help, labels, by = 1) {
+      const series = family(name, help, 'counter').series;
+      const key = seriesKey(labels);
+      series.set(key, (series.get(key) ?? 0) + by);
+    },
+    set(name, help, labels, value) {
+      family(name, help, 'gauge').series.set(seriesKey(labels), value);
+    },
+    value(name, labels) {
+      return families.get(name)?.series.get(seriesKey(labels)) ?? 0;
+    },
+    render() {
+      const lines: string[] = [];
+      for (const [name, f] of families) {
+        lines.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
+        for (const [key, value] of f.series) lines.push(`${name}${key ? `{${key}}` : ''} ${value}`);
+      }
+      return lines.join('\n') + '\n';
+    },
+  };
+}
