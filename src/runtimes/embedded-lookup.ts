@@ -42,19 +42,14 @@ export function createEmbeddedLookup(path: string): EmbeddedLookup {
   // get() rather than all(): libsql's all() iterates in JavaScript and cost more than the query itself. Two
   // probes in code rather than one `domain in (?, ?) order by ...`, whose sort built a temporary B-tree per click.
   const onDomain = db.prepare(`select ${columns} from "links" where "slug" = ? and "domain" = ?`).raw(true);
-  const onFallback = db
-    .prepare(
-      `select ${columns} from "links" where "slug" = ? and "domain" = ? ` +
-        `and not exists (select 1 from "domains" where "hostname" = ?)`,
-    )
-    .raw(true);
+  const domainExists = db.prepare(`select 1 from "domains" where "hostname" = ?`).raw(true);
   return {
-    // Same rule as the portable adapter (RedirectLookup): this host, then the default domain for unknown hosts.
-    findForRedirect(host, fallback, slug) {
-      let row = onDomain.get(slug, host) as Row | undefined;
-      if (!row && host !== fallback) row = onFallback.get(slug, fallback, host) as Row | undefined;
+    findLink(domain, slug) {
+      // get() rather than all(): libsql's all() iterates in JavaScript and cost more than the query itself.
+      const row = onDomain.get(slug, domain) as Row | undefined;
       return row && toLink(row);
     },
+    isDomain: (host) => domainExists.get(host) !== undefined,
     close: () => db.close(),
   };
 }

@@ -159,16 +159,19 @@ describe('isExhausted', () => {
 });
 
 describe('createRedirectService', () => {
-  /** A fake repository over an array, answering findForRedirect like the real one (host first, then default). */
+  /** A fake repository over an array with one registered domain, recording each read. */
   function fakeRepository(rows: LinkRow[]) {
-    const calls: Array<[string, string, string]> = [];
+    const calls: string[][] = [];
     const repo = {
-      async findForRedirect(host: string, fallback: string, slug: string) {
-        calls.push([host, fallback, slug]);
-        const found = rows.filter((r) => r.slug === slug && (r.domain === host || r.domain === fallback));
-        return found.find((r) => r.domain === host) ?? found[0];
+      async findLink(domain: string, slug: string) {
+        calls.push(['findLink', domain, slug]);
+        return rows.find((r) => r.slug === slug && r.domain === domain);
       },
-    } satisfies Pick<LinksRepository, 'findForRedirect'>;
+      async isDomain(host: string) {
+        calls.push(['isDomain', host]);
+        return host === 'go.example.com';
+      },
+    } satisfies Pick<LinksRepository, 'findLink' | 'isDomain'>;
     return { repo: repo as unknown as LinksRepository, calls };
   }
 
@@ -197,7 +200,7 @@ describe('createRedirectService', () => {
       linkId: 'lnk_1',
       workspaceId: 'ws_1',
     });
-    expect(calls).toEqual([['localhost', 'localhost', 'launch']]);
+    expect(calls).toEqual([['findLink', 'localhost', 'launch']]);
   });
 
   it.each([301, 302, 307, 308])('answers with redirectStatus %i', async (status) => {
@@ -220,14 +223,22 @@ describe('createRedirectService', () => {
     expect(calls).toHaveLength(1);
   });
 
-  it('looks the slug up on the request host with the default domain as fallback', async () => {
+  it('looks the slug up on a registered host, and on the default domain for any other host', async () => {
     const { redirect, calls } = service([
       link({ domain: 'go.example.com', url: 'https://custom.example/' }),
       link({ id: 'lnk_2', url: 'https://default.example/' }),
+      link({ id: 'lnk_3', slug: 'only-default', url: 'https://default.example/only' }),
     ]);
     expect(await redirect.resolve(request({ host: 'go.example.com' }))).toMatchObject({ location: 'https://custom.example/' });
     expect(await redirect.resolve(request({ host: 'unknown.example' }))).toMatchObject({ location: 'https://default.example/' });
-    expect(calls[0]).toEqual(['go.example.com', 'localhost', 'launch']);
+    // A registered domain never serves the default domain's links.
+    expect(await redirect.resolve(request({ host: 'go.example.com', slug: 'only-default' }))).toEqual({ kind: 'not_found' });
+    expect(calls.slice(0, 4)).toEqual([
+      ['isDomain', 'go.example.com'],
+      ['findLink', 'go.example.com', 'launch'],
+      ['isDomain', 'unknown.example'],
+      ['findLink', 'localhost', 'launch'],
+    ]);
   });
 
   it('answers gone for an expired link without fallbackUrl', async () => {

@@ -1,5 +1,5 @@
 /** drizzle queries for links and their tags. Every management query is bound to the caller's workspace. */
-import { and, desc, eq, gt, inArray, lt, notExists, or, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
 import { domains, linkTags, links, type LinkRow } from '../../db/schema.ts';
 import type { Orm } from '../../platform/db/client.ts';
 import { REDIRECT_COLUMNS, type RedirectLink } from '../redirect/redirect.lookup.ts';
@@ -30,16 +30,10 @@ export function createLinksRepository(orm: Orm) {
     .from(links)
     .where(and(eq(links.slug, sql.placeholder('slug')), eq(links.domain, sql.placeholder('domain'))))
     .prepare();
-  const onFallback = orm
-    .select(redirectColumns)
-    .from(links)
-    .where(
-      and(
-        eq(links.slug, sql.placeholder('slug')),
-        eq(links.domain, sql.placeholder('fallback')),
-        notExists(orm.select({ one: sql`1` }).from(domains).where(eq(domains.hostname, sql.placeholder('host')))),
-      ),
-    )
+  const domainExists = orm
+    .select({ one: sql`1` })
+    .from(domains)
+    .where(eq(domains.hostname, sql.placeholder('host')))
     .prepare();
 
   return {
@@ -121,12 +115,14 @@ export function createLinksRepository(orm: Orm) {
       return deleted.length > 0;
     },
 
-    /** See RedirectLookup: this host first, then the default domain unless the host is a registered domain. */
-    async findForRedirect(host: string, fallback: string, slug: string): Promise<RedirectLink | undefined> {
-      const [own] = await onDomain.all({ slug, domain: host });
-      if (own || host === fallback) return own;
-      const [byDefault] = await onFallback.all({ slug, fallback, host });
-      return byDefault;
+    /** See RedirectLookup. */
+    async findLink(domain: string, slug: string): Promise<RedirectLink | undefined> {
+      const [link] = await onDomain.all({ slug, domain });
+      return link;
+    },
+
+    async isDomain(host: string): Promise<boolean> {
+      return (await domainExists.all({ host })).length > 0;
     },
   };
 }

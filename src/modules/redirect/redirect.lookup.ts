@@ -1,6 +1,6 @@
 /**
- * The redirect's read port: which columns a redirect needs and the interface its adapters implement
- * (the links repository, portable; src/runtimes/embedded-lookup.ts, a prepared statement for `file:` databases).
+ * The redirect's read port: which columns a redirect needs and the interface its adapters implement (the links
+ * repository, portable; src/runtimes/embedded-lookup.ts, prepared statements for `file:` databases; the link cache).
  */
 import type { LinkRow } from '../../db/schema.ts';
 
@@ -13,16 +13,15 @@ export const REDIRECT_COLUMNS = [
 export type RedirectLink = Pick<LinkRow, (typeof REDIRECT_COLUMNS)[number]>;
 
 /**
- * The link for (host, slug). When `host` has no such link and is not a registered domain, the default domain
- * `fallback` is tried: unknown hosts (a load balancer's address, a CNAME not yet registered) serve default links,
- * but a workspace's own domain never serves another workspace's default-domain links.
+ * The redirect's reads. A request's host is resolved first: a registered domain serves its own links; any other
+ * host (a load balancer's address, a CNAME not yet registered) serves the default domain's, but a workspace's own
+ * domain never serves another workspace's default-domain links. Then one exact (domain, slug) read, which is also
+ * what the link cache keys on (src/modules/redirect/redirect.cache.ts).
+ *
+ * Either read may answer synchronously (an embedded statement, a cache hit), sparing the redirect a promise.
  */
 export interface RedirectLookup {
-  /** May answer synchronously (an embedded statement), sparing the redirect a promise per click. */
-  findForRedirect(
-    host: string,
-    fallback: string,
-    slug: string,
-  ): RedirectLink | undefined | Promise<RedirectLink | undefined>;
+  findLink(domain: string, slug: string): RedirectLink | undefined | Promise<RedirectLink | undefined>;
+  /** Whether `host` is a workspace's registered short-link domain. */
+  isDomain(host: string): boolean | Promise<boolean>;
 }
-

@@ -1,5 +1,5 @@
 /**
- * The redirect decision: (host, slug) → one indexed read → expiry, max clicks, device and geo targeting,
+ * The redirect decision: (host, slug) → the host's domain → one indexed read → expiry, max clicks, device and geo targeting,
  * query forwarding and cache policy. Pure apart from that read, so it stays cheap and easy to test.
  */
 import { SLUG_PATTERN } from '../links/links.schemas.ts';
@@ -108,8 +108,13 @@ export function createRedirectService(links: RedirectLookup, defaultDomain: stri
     /** Synchronous when the lookup is (see RedirectLookup); a promise otherwise. */
     resolve(req: RedirectRequest): RedirectOutcome | Promise<RedirectOutcome> {
       if (!SLUG_PATTERN.test(req.slug)) return { kind: 'not_found' };
-      const found = links.findForRedirect(req.host, defaultDomain, req.slug);
-      return found instanceof Promise ? found.then((link) => decide(link, req)) : decide(found, req);
+      const find = (domain: string) => {
+        const found = links.findLink(domain, req.slug);
+        return found instanceof Promise ? found.then((link) => decide(link, req)) : decide(found, req);
+      };
+      if (req.host === defaultDomain) return find(defaultDomain);
+      const own = links.isDomain(req.host);
+      return own instanceof Promise ? own.then((yes) => find(yes ? req.host : defaultDomain)) : find(own ? req.host : defaultDomain);
     },
   };
 }
