@@ -4,7 +4,9 @@
  * (no file system, so a remote database), and open libSQL over HTTP with a deadline on every call. Nothing here
  * may import the app or the clicks module: each Worker bundles only what it uses.
  */
-import { createClient } from '@libsql/client/web';
+// The HTTP client alone: the config accepts only libsql:// (HTTP on the web client too) and http(s):// on a Worker,
+// so @libsql/client/web's WebSocket client (ws://, wss://) was dead weight in both Workers' bundles.
+import { createClient } from '@libsql/client/http';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { createDatabase, deadlineFetch, guardedClient, type Database } from '../platform/db/client.ts';
 

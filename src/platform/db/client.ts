@@ -3,7 +3,12 @@
  * The client itself is created by the runtime entry (file, sqld or Turso) and handed in here.
  */
 import type { Client, InStatement, ResultSet, Transaction, TransactionMode } from '@libsql/client';
-import { drizzle, type LibSQLDatabase } from 'drizzle-orm/libsql';
+import type { LibSQLDatabase } from 'drizzle-orm/libsql';
+// drizzle() from the HTTP entry: the same driver over the client handed in. The default entry can also open a
+// client from a URL, so it imports @libsql/client, whose Workers build carries the WebSocket client; hop always
+// hands a client in (the runtime entries create it), and on a Worker that client is @libsql/client/http.
+// eslint-disable-next-line no-restricted-imports -- drizzle's HTTP driver, not src/http/ (the rule's `**/http`)
+import { drizzle } from 'drizzle-orm/libsql/http';
 import * as schema from '../../db/schema.ts';
 import { AppError, isBusy } from '../../errors.ts';
 
