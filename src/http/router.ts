@@ -1,14 +1,91 @@
 /**
- * The router factory every module uses, so all of them share the validation hook, and the OpenAPI pieces
- * (problem schema, error responses, bearer security) that route definitions reuse.
+ * The router factory every module uses, so all of them share the validation hook and conditional GET, and the
+ * OpenAPI pieces (problem schema, error responses, bearer security) that route definitions reuse.
  */
-import { OpenAPIHono } from '@hono/zod-openapi';
+import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi';
 import * as z from '../platform/zod.ts';
 import type { AppEnv } from './env.ts';
+import { conditionalGet, REVALIDATE } from './middleware/conditional-get.ts';
 import { validationHook } from './problem.ts';
 
 export function createRouter() {
-  return new OpenAPIHono<AppEnv>({ defaultHook: (result) => validationHook(result) });
+  const router = new OpenAPIHono<AppEnv>({ defaultHook: (result) => validationHook(result) });
+  const register = router.openapi as unknown as (route: RouteConfig, ...rest: unknown[]) => typeof router;
+  let revalidation: ReturnType<typeof conditionalGet> | undefined;
+  const wrapped = (route: RouteConfig, ...rest: unknown[]) => {
+    if (!answersJsonToGet(route)) return register(route, ...rest);
+    if (!revalidation) {
+      revalidation = conditionalGet();
+      registerConditionalGetComponents(router);
+    }
+    return register(withConditionalGet(route, revalidation), ...rest);
+  };
+  router.openapi = wrapped as unknown as typeof router.openapi;
+  return router;
+}
+
+/**
+ * A GET of the management API whose 200 is JSON, and JSON only: it gets conditional GET and its documentation.
+ * Streamed answers (NDJSON, CSV) declare other media types and are left alone.
+ */
+function answersJsonToGet(route: RouteConfig): boolean {
+  const ok = route.responses[200];
+  if (route.method !== 'get' || !route.path.startsWith('/v1/') || !ok || '$ref' in ok) return false;
+  const types = Object.keys(ok.content ?? {});
+  return types.length === 1 && types[0] === 'application/json';
+}
+
+function withConditionalGet(route: RouteConfig, revalidation: ReturnType<typeof conditionalGet>): RouteConfig {
+  const ok = route.responses[200] as Exclude<RouteConfig['responses'][string], { $ref: string }>;
+  const own = route.middleware === undefined ? [] : Array.isArray(route.middleware) ? route.middleware : [route.middleware];
+  return {
+    ...route,
+    // First, so that what the route's own middleware and validators throw (403, 400) reaches it as an error answer,
+    // which it leaves alone.
+    middleware: [revalidation, ...own],
+    parameters: [...(route.parameters ?? []), { $ref: '#/components/parameters/IfNoneMatch' }] as RouteConfig['parameters'],
+    responses: {
+      ...route.responses,
+      200: { ...ok, headers: { ...ok.headers, ...REVALIDATION_HEADERS } },
+      304: { $ref: '#/components/responses/NotModified' },
+    },
+  };
+}
+
+const REVALIDATION_HEADERS = {
+  ETag: { $ref: '#/components/headers/ETag' },
+  'Cache-Control': { $ref: '#/components/headers/CacheControl' },
+  Vary: { $ref: '#/components/headers/Vary' },
+};
+
+/** Each router that has such a route registers them; app.route() copies them into the app's document. */
+function registerConditionalGetComponents(router: OpenAPIHono<AppEnv>) {
+  const registry = router.openAPIRegistry;
+  registry.registerComponent('headers', 'ETag', {
+    description: 'The version of this answer; send it back in `If-None-Match` to get 304 while it is unchanged.',
+    schema: { type: 'string', example: '"3f786850e387550fdab836ed7e6dc881de23001b"' },
+  });
+  registry.registerComponent('headers', 'CacheControl', {
+    description: 'A client may keep the answer but must revalidate it (with `If-None-Match`) before each reuse.',
+    schema: { type: 'string', const: REVALIDATE },
+  });
+  registry.registerComponent('headers', 'Vary', {
+    description: 'The answer depends on the API key.',
+    schema: { type: 'string', example: 'Authorization' },
+  });
+  registry.registerComponent('parameters', 'IfNoneMatch', {
+    name: 'If-None-Match',
+    in: 'header',
+    required: false,
+    description:
+      'ETags of answers the client holds (RFC 9110 §13.1.2: a list, `W/` compared weakly, or `*`). When one matches ' +
+      'the current answer: 304 without a body. Only quoted tags count; a malformed value matches nothing and is no error.',
+    schema: { type: 'string', example: '"3f786850e387550fdab836ed7e6dc881de23001b"' },
+  });
+  registry.registerComponent('responses', 'NotModified', {
+    description: 'Not Modified: the answer is the one whose ETag was sent in `If-None-Match`; no body.',
+    headers: REVALIDATION_HEADERS,
+  });
 }
 
 export const ProblemSchema = z

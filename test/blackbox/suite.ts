@@ -1107,6 +1107,76 @@ export function blackBoxSuite(target: () => SuiteTarget) {
     });
   });
 
+  describe('conditional GET (ETag, If-None-Match)', () => {
+    let ws: Workspace;
+    let link: Link;
+    beforeAll(async () => {
+      ws = await createWorkspace('etag');
+      link = await createLink(ws, { url: 'https://example.com/etag', slug: 'bb-etag' });
+    });
+
+    const get = (path: string, ifNoneMatch?: string, init: CallInit = {}) =>
+      api(path, { key: ws.key, ...init, headers: ifNoneMatch === undefined ? {} : { 'if-none-match': ifNoneMatch } });
+
+    async function expectNotModified(res: Response, etag: string) {
+      expect(res.status).toBe(304);
+      expect(await res.text()).toBe('');
+      expect(res.headers.get('etag')).toBe(etag);
+      expect(res.headers.get('cache-control')).toBe('private, no-cache');
+      expect(res.headers.get('vary')).toBe('Authorization');
+    }
+
+    it('answers a JSON GET with an ETag, and 304 to it, weak or in a list, on GET and HEAD', async () => {
+      const res = await get(`/v1/links/${link.id}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('private, no-cache');
+      expect(res.headers.get('vary')).toBe('Authorization');
+      const etag = res.headers.get('etag')!;
+      expect(etag).toMatch(/^"[0-9a-f]{40}"$/);
+      expect(await res.json()).toMatchObject({ id: link.id });
+      for (const header of [etag, `W/${etag}`, `"0000", ${etag}`, '*']) {
+        await expectNotModified(await get(`/v1/links/${link.id}`, header), etag);
+      }
+      await expectNotModified(await get(`/v1/links/${link.id}`, etag, { method: 'HEAD' }), etag);
+      // The connection that carried the bodiless 304s still serves the next request whole.
+      expect(await (await get(`/v1/links/${link.id}`)).json()).toMatchObject({ id: link.id });
+    });
+
+    it('answers 200 to a malformed or stale If-None-Match, with the new ETag after a change', async () => {
+      const etag = (await get(`/v1/links/${link.id}`)).headers.get('etag')!;
+      for (const header of ['garbage', etag.slice(1, -1), '"', 'W/', '"0000"']) {
+        const res = await get(`/v1/links/${link.id}`, header);
+        expect(res.status, header).toBe(200);
+        expect(res.headers.get('etag')).toBe(etag);
+        await res.body?.cancel();
+      }
+      const patch = await api(`/v1/links/${link.id}`, { method: 'PATCH', key: ws.key, json: { title: 'changed' } });
+      expect(patch.status).toBe(200);
+      const changed = await get(`/v1/links/${link.id}`, etag);
+      expect(changed.status).toBe(200);
+      expect(await changed.json()).toMatchObject({ title: 'changed' });
+      expect(changed.headers.get('etag')).not.toBe(etag);
+      await expectNotModified(await get(`/v1/links/${link.id}`, changed.headers.get('etag')!), changed.headers.get('etag')!);
+    });
+
+    it("gives no 304 to another workspace's key, no ETag to errors, and none to the streamed click export", async () => {
+      const etag = (await get(`/v1/links/${link.id}`)).headers.get('etag')!;
+      const other = await createWorkspace('etag-other');
+      const theirs = await get(`/v1/links/${link.id}`, etag, { key: other.key });
+      expect(theirs.headers.get('etag')).toBeNull();
+      await expectProblem(theirs, 404, 'not-found');
+      const unauthenticated = await get('/v1/links', '*', { key: null });
+      expect(unauthenticated.headers.get('etag')).toBeNull();
+      await expectProblem(unauthenticated, 401, 'unauthorized');
+      const clicks = await get(`/v1/links/${link.id}/clicks`, '*');
+      expect(clicks.status).toBe(200);
+      expect(clicks.headers.get('content-type')).toBe('application/x-ndjson');
+      expect(clicks.headers.get('etag')).toBeNull();
+      expect(clicks.headers.get('cache-control')).toBe('no-store');
+      await clicks.body?.cancel();
+    });
+  });
+
   describe('Idempotency-Key', () => {
     let ws: Workspace;
     beforeAll(async () => {
