@@ -18,12 +18,13 @@ import { redirectDocument, redirectRoutes } from './modules/redirect/redirect.ro
 import { statsOperatorRoutes, statsRoutes } from './modules/stats/stats.routes.ts';
 import type { RedirectLookup } from './modules/redirect/redirect.lookup.ts';
 import { operatorRoutes, workspaceRoutes } from './modules/workspaces/workspaces.routes.ts';
+import type { SharedStore } from './platform/cache/shared.ts';
 import type { Database } from './platform/db/client.ts';
 import type { Logger } from './platform/logger.ts';
 import { createMetrics, type Metrics } from './platform/metrics.ts';
 import type { QueueProducer } from './platform/queue/queue.ts';
 import type { ClickEvent } from './modules/clicks/clicks.schemas.ts';
-import { createServices } from './services.ts';
+import { createServices, type Services } from './services.ts';
 
 export interface AppDeps {
   config: Config;
@@ -39,6 +40,15 @@ export interface AppDeps {
   clickQueue?: QueueProducer<ClickEvent>;
   /** This process's counters, served at /metrics; a fresh registry when not given. */
   metrics?: Metrics;
+  /** The shared cache tier a runtime provides (Workers KV); Redis is built from the configuration. */
+  sharedCache?: SharedStore;
+  /** Whether concurrent cache misses share one read (off on Workers). Default on. */
+  singleFlight?: boolean;
+  /**
+   * Services built by the caller (src/services.ts), when it needs the same instances: a runtime whose click consumer
+   * invalidates this process's link cache. The adapter options above are then the caller's business.
+   */
+  services?: Services;
 }
 
 export function createApp(deps: AppDeps) {
@@ -46,9 +56,15 @@ export function createApp(deps: AppDeps) {
   const now = deps.now ?? (() => new Date());
   const metrics = deps.metrics ?? createMetrics();
 
-  const { workspaces, links, redirect, idempotency, stats } = createServices(db.orm, config, {
-    redirectLookup: deps.redirectLookup,
-  });
+  const { workspaces, links, redirect, idempotency, stats } =
+    deps.services ??
+    createServices(db.orm, config, {
+      redirectLookup: deps.redirectLookup,
+      sharedCache: deps.sharedCache,
+      singleFlight: deps.singleFlight,
+      logger,
+      metrics,
+    });
 
   const app = createRouter();
 

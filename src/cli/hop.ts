@@ -13,7 +13,7 @@ import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
 import { createClicksService } from '../modules/clicks/clicks.service.ts';
 import { createLogger } from '../platform/logger.ts';
 import { createServices } from '../services.ts';
-import { startClickPipeline } from '../runtimes/click-pipeline.ts';
+import { invalidatingStore, startClickPipeline } from '../runtimes/click-pipeline.ts';
 import { migrateDatabase, openDatabase } from '../runtimes/database.ts';
 import { announceKey, main as serveNode } from '../runtimes/node.ts';
 
@@ -71,7 +71,11 @@ program
     const db = await openDatabase(config, logger);
     try {
       if (db.mode === 'embedded') await migrateDatabase(db);
-      const clicks = createClicksService(createClicksRepository(db.orm));
+      const clicks = invalidatingStore(
+        createClicksService(createClicksRepository(db.orm)),
+        // The servers' memory tiers expire on their own (HOP_CACHE_TTL_S, 1 s for links with maxClicks); the shared one is told.
+        createServices(db.orm, config, { logger }).invalidation.links,
+      );
       const pipeline = await startClickPipeline(config, logger, clicks, { produce: false, consume: true });
       logger.log('info', 'consuming', { clicks: pipeline.description, stream: config.clickStream.key });
       const signal = await new Promise<string>((resolve) => {

@@ -18,6 +18,11 @@ export interface Metrics {
   set(name: string, help: string, labels: Labels, value: number): void;
   /** The current value of one series (tests, health checks). */
   value(name: string, labels?: Labels): number;
+  /**
+   * Series read only when rendered: for counts kept as plain numbers by code on the redirect path, where even a
+   * Map lookup per request would show.
+   */
+  collect(name: string, help: string, type: 'counter' | 'gauge', read: () => Array<[Labels, number]>): void;
   /** Every family in the Prometheus text exposition format 0.0.4. */
   render(): string;
 }
@@ -32,6 +37,7 @@ function seriesKey(labels: Labels | undefined): string {
 
 export function createMetrics(): Metrics {
   const families = new Map<string, Family>();
+  const collectors: Array<{ name: string; help: string; type: Family['type']; read: () => Array<[Labels, number]> }> = [];
   const family = (name: string, help: string, type: Family['type']) => {
     let f = families.get(name);
     if (!f) {
@@ -52,7 +58,14 @@ export function createMetrics(): Metrics {
     value(name, labels) {
       return families.get(name)?.series.get(seriesKey(labels)) ?? 0;
     },
+    collect(name, help, type, read) {
+      collectors.push({ name, help, type, read });
+    },
     render() {
+      for (const c of collectors) {
+        const series = family(c.name, c.help, c.type).series;
+        for (const [labels, value] of c.read()) series.set(seriesKey(labels), value);
+      }
       const lines: string[] = [];
       for (const [name, f] of families) {
         lines.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);

@@ -37,6 +37,21 @@ export interface PipelineRoles {
 /** Where batches are stored: the clicks service, or anything with its `ingest` and `purge` (a worker thread's). */
 export type ClickStore = Pick<ClicksService, 'ingest' | 'purge'>;
 
+/**
+ * A store that, once a batch is committed, drops from the link cache the links with a maxClicks whose count moved:
+ * cached copies hold the old count, and an exhausted link must stop redirecting (src/services.ts `invalidation`).
+ */
+export function invalidatingStore(store: ClickStore, invalidate: (links: Array<{ domain: string; slug: string }>) => Promise<void>): ClickStore {
+  return {
+    purge: (now, days, limit) => store.purge(now, days, limit),
+    async ingest(messages) {
+      const result = await store.ingest(messages);
+      if (result.limited.length) await invalidate(result.limited);
+      return result;
+    },
+  };
+}
+
 export async function startClickPipeline(
   config: ServerConfig,
   logger: Logger,

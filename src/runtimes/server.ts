@@ -9,7 +9,8 @@ import { createLogger, type Logger } from '../platform/logger.ts';
 import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
 import { createClicksService } from '../modules/clicks/clicks.service.ts';
 import { createServices } from '../services.ts';
-import { startClickPipeline } from './click-pipeline.ts';
+import { createMetrics } from '../platform/metrics.ts';
+import { invalidatingStore, startClickPipeline } from './click-pipeline.ts';
 import { createThreadedClicks } from './click-thread.ts';
 import { DatabaseOpenError, embeddedPath, migrateDatabase, openDatabase, type OpenedDatabase } from './database.ts';
 import { createEmbeddedLookup } from './embedded-lookup.ts';
@@ -67,15 +68,18 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
   let draining = false;
   // An embedded file is written synchronously: its consumer runs in a worker thread, off the redirects' event loop.
   const thread = config.clicks && db.mode === 'embedded' ? createThreadedClicks(env, logger) : undefined;
-  const store = thread ?? (config.clicks ? createClicksService(createClicksRepository(db.orm)) : undefined);
+  const metrics = createMetrics();
+  const services = createServices(db.orm, config, { redirectLookup, logger, metrics });
+  const stored = thread ?? (config.clicks ? createClicksService(createClicksRepository(db.orm)) : undefined);
+  const store = stored && invalidatingStore(stored, services.invalidation.links);
   const clicks = store
     ? await startClickPipeline(config, logger, store, {
         produce: true,
         consume: config.clickConsumer,
       })
     : undefined;
-  const app = createApp({ config, db, logger, redirectLookup, draining: () => draining, clickQueue: clicks?.queue });
-  logger.log('debug', 'prepared', { runtime, database: db.mode, clicks: clicks?.description ?? 'off' });
+  const app = createApp({ config, db, logger, metrics, services, draining: () => draining, clickQueue: clicks?.queue });
+  logger.log('debug', 'prepared', { runtime, database: db.mode, clicks: clicks?.description ?? 'off', cache: config.cache.mode });
   return {
     config,
     logger,

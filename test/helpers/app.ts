@@ -14,12 +14,17 @@ import type { QueueProducer } from '../../src/platform/queue/queue.ts';
 import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
 import { migrateDatabase, openDatabase } from '../../src/runtimes/database.ts';
 import { createEmbeddedLookup } from '../../src/runtimes/embedded-lookup.ts';
-import { createServices } from '../../src/services.ts';
+import { createServices, type Services } from '../../src/services.ts';
+import { createMetrics, type Metrics } from '../../src/platform/metrics.ts';
+import type { SharedStore } from '../../src/platform/cache/shared.ts';
 
 export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdef';
 
 export interface TestApp {
   app: ReturnType<typeof createApp>;
+  /** The app's own services (its link cache included). */
+  services: Services;
+  metrics: Metrics;
   db: Database;
   config: Config;
   /** The database file. */
@@ -42,6 +47,8 @@ export interface TestAppOptions {
   redirectLookup?: 'portable' | 'embedded';
   /** Where the app sends click events; none: clicks are not recorded. */
   clickQueue?: QueueProducer<ClickEvent>;
+  /** A shared cache tier given directly (KV-like stores in tests); Redis comes from HOP_CACHE=redis. */
+  sharedCache?: SharedStore;
 }
 
 export async function createTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
@@ -58,8 +65,10 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
   const clock = { now: new Date() };
   const logger = createLogger({ level: config.logLevel, write: (line) => logs.push(line) });
   const lookup = options.redirectLookup === 'embedded' ? createEmbeddedLookup(join(dir, 'hop.db')) : undefined;
-  const app = createApp({ config, db, logger, now: () => new Date(clock.now), redirectLookup: lookup, clickQueue: options.clickQueue });
-  const services = createServices(db.orm, config);
+  const metrics = createMetrics();
+  // Built here rather than by createApp so tests reach the same instances (the link cache's invalidation).
+  const services = createServices(db.orm, config, { redirectLookup: lookup, logger, metrics, sharedCache: options.sharedCache });
+  const app = createApp({ config, db, logger, metrics, services, now: () => new Date(clock.now), clickQueue: options.clickQueue });
 
   async function request(path: string, init: RequestInit & { key?: string | null; json?: unknown } = {}) {
     const { key, json, ...rest } = init;
@@ -77,6 +86,8 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
 
   return {
     app,
+    services,
+    metrics,
     db,
     config,
     dbPath: join(dir, 'hop.db'),

@@ -4,7 +4,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createClicksRepository } from '../../src/modules/clicks/clicks.repository.ts';
 import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
-import { createClicksService, type ClicksService } from '../../src/modules/clicks/clicks.service.ts';
+import { createClicksService } from '../../src/modules/clicks/clicks.service.ts';
+import { invalidatingStore, type ClickStore } from '../../src/runtimes/click-pipeline.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createMemoryQueue } from '../../src/platform/queue/memory.ts';
 import { createThreadedClicks } from '../../src/runtimes/click-thread.ts';
@@ -14,13 +15,14 @@ import { DESKTOP, IPHONE, SLACK } from '../support/agents.ts';
 
 let t: TestApp;
 let sent: ClickEvent[];
-let clicks: ClicksService;
+let clicks: ClickStore;
 let linkId: string;
 
 beforeEach(async () => {
   sent = [];
   t = await createTestApp({}, { clickQueue: { send: (e) => void sent.push(e) } });
-  clicks = createClicksService(createClicksRepository(t.db.orm));
+  // As the servers wire it (src/runtimes/server.ts): a committed batch drops links whose maxClicks count moved.
+  clicks = invalidatingStore(createClicksService(createClicksRepository(t.db.orm)), t.services.invalidation.links);
   const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/a', slug: 'a', maxClicks: 1000 } });
   linkId = ((await res.json()) as { id: string }).id;
 });
@@ -70,12 +72,12 @@ describe('the consumer', () => {
   it('stores N redirects as N clicks, counted once however often the batch is delivered', async () => {
     for (let i = 0; i < 150; i++) await visit('/a', { 'user-agent': i % 3 ? IPHONE : DESKTOP, 'cf-ipcountry': i % 2 ? 'DE' : 'FR' });
     const first = await clicks.ingest(sent);
-    expect(first).toEqual({ stored: 150, duplicates: 0, rejected: [] });
+    expect(first).toEqual({ stored: 150, duplicates: 0, rejected: [], limited: [{ domain: 'localhost', slug: 'a' }] });
     expect(await linkClicks()).toBe(150);
 
     // The consumer crashed after committing and before acknowledging: the queue delivers the same batch again,
     // also in pieces and interleaved with itself.
-    expect(await clicks.ingest(sent)).toEqual({ stored: 0, duplicates: 150, rejected: [] });
+    expect(await clicks.ingest(sent)).toEqual({ stored: 0, duplicates: 150, rejected: [], limited: [] });
     await Promise.all([clicks.ingest(sent.slice(0, 70)), clicks.ingest(sent.slice(50)), clicks.ingest([...sent, ...sent])]);
     expect(await linkClicks()).toBe(150);
     expect(await t.count('clicks')).toBe(150);
@@ -125,7 +127,8 @@ describe('the consumer', () => {
     const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/c', slug: 'c', maxClicks: 2 } });
     expect(res.status).toBe(201);
     for (let i = 0; i < 2; i++) expect((await visit('/c', { 'user-agent': IPHONE })).status).toBe(302);
-    await clicks.ingest(sent);
+    // The link (with its count of 0) is in the link cache now; the committed batch must drop it.
+    expect(await clicks.ingest(sent)).toMatchObject({ stored: 2, limited: [{ domain: 'localhost', slug: 'c' }] });
     expect((await visit('/c', { 'user-agent': IPHONE })).status).toBe(410);
   });
 
@@ -146,8 +149,8 @@ describe('the consumer in a worker thread (embedded database on Node and Bun)', 
     const threaded = createThreadedClicks({ HOP_DATABASE_URL: `file:${t.dbPath}`, HOP_LOG_LEVEL: 'silent' }, createLogger({ level: 'silent' }));
     try {
       const [first, second] = await Promise.all([threaded.ingest(sent.slice(0, 100)), threaded.ingest(sent)]);
-      expect(first).toEqual({ stored: 100, duplicates: 0, rejected: [] });
-      expect(second).toEqual({ stored: 20, duplicates: 100, rejected: [] });
+      expect(first).toEqual({ stored: 100, duplicates: 0, rejected: [], limited: [{ domain: 'localhost', slug: 'a' }] });
+      expect(second).toEqual({ stored: 20, duplicates: 100, rejected: [], limited: [{ domain: 'localhost', slug: 'a' }] });
       expect(await threaded.ingest([{ kind: 'click' }, ...sent])).toMatchObject({ stored: 0, duplicates: 120, rejected: [{ index: 0 }] });
       expect(await linkClicks()).toBe(90);
       expect(await rollup('all')).toEqual([{ value: '', humans: 90, bots: 30 }]);

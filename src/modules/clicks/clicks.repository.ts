@@ -123,8 +123,11 @@ const ORPHAN_COLUMNS = ['id', 'domain', 'slug', 'at', 'bot'];
 const LINK_KEY = ['link_id', 'dimension', 'hour', 'value'];
 const WORKSPACE_KEY = ['workspace_id', 'dimension', 'hour', 'value'];
 
-/** The writes for rows known to be new: the rows, then the rollups, workspace rollups and link counts they add. */
-function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): InStatement[] {
+/**
+ * The writes for rows known to be new: the rows, then the rollups, workspace rollups and link counts they add.
+ * `counts` is where the link count updates start; each returns its link when the link has a maxClicks.
+ */
+function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): { statements: InStatement[]; counts: [number, number] } {
   const links = new Tally();
   const workspaces = new Tally();
   const humansPerLink = new Map<string, number>();
@@ -140,22 +143,37 @@ function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): InStatem
   }
   const domains = new Tally();
   for (const row of newOrphans) domains.add([row.domain, hourOf(row.at)], row.bot);
-  return [
+  const before = [
     // No `on conflict`: a row stored since the read must fail the batch, or it would be counted twice.
     ...inserts('clicks', CLICK_COLUMNS, newClicks.map((r) => [r.id, r.workspaceId, r.linkId, r.at, r.country, r.device, r.browser, r.os, r.referrer, r.bot ? 1 : 0])),
     ...addToRollup('click_rollups', ['workspace_id', ...LINK_KEY], LINK_KEY, links),
     ...addToRollup('workspace_rollups', WORKSPACE_KEY, WORKSPACE_KEY, workspaces),
-    ...[...humansPerLink].map(([linkId, humans]) => ({ sql: 'update links set clicks = clicks + ? where id = ?', args: [humans, linkId] })),
+  ];
+  const counts = [...humansPerLink].map(([linkId, humans]) => ({
+    sql: 'update links set clicks = clicks + ? where id = ? returning domain, slug, max_clicks',
+    args: [humans, linkId],
+  }));
+  const statements = [
+    ...before,
+    ...counts,
     ...inserts('orphan_visits', ORPHAN_COLUMNS, newOrphans.map((r) => [r.id, r.domain, r.slug, r.at, r.bot ? 1 : 0])),
     ...addToRollup('orphan_rollups', ['domain', 'hour'], ['domain', 'hour'], domains),
   ];
+  return { statements, counts: [before.length, before.length + counts.length] };
+}
+
+export interface IngestStored {
+  clicks: number;
+  orphans: number;
+  /** Links with a maxClicks whose count this batch moved: cached copies hold an old count (redirect.cache.ts). */
+  limited: Array<{ domain: string; slug: string }>;
 }
 
 export function createClicksRepository(orm: Orm) {
   const client = orm.$client;
   return {
     /** Stores one batch atomically. Returns how many clicks and orphan visits were new (not stored before). */
-    async ingest(clickRows: ClickRow[], orphanRows: OrphanRow[]): Promise<{ clicks: number; orphans: number }> {
+    async ingest(clickRows: ClickRow[], orphanRows: OrphanRow[]): Promise<IngestStored> {
       for (let attempt = 1; ; attempt++) {
         const [storedClicks, storedOrphans] = await Promise.all([
           storedIds(client, 'clicks', clickRows.map((r) => r.id)),
@@ -163,10 +181,16 @@ export function createClicksRepository(orm: Orm) {
         ]);
         const newClicks = clickRows.filter((r) => !storedClicks.has(r.id));
         const newOrphans = orphanRows.filter((r) => !storedOrphans.has(r.id));
-        if (!newClicks.length && !newOrphans.length) return { clicks: 0, orphans: 0 };
+        if (!newClicks.length && !newOrphans.length) return { clicks: 0, orphans: 0, limited: [] };
+        const { statements, counts } = statementsFor(newClicks, newOrphans);
         try {
-          await client.batch(statementsFor(newClicks, newOrphans), 'write');
-          return { clicks: newClicks.length, orphans: newOrphans.length };
+          const results = await client.batch(statements, 'write');
+          const limited = results
+            .slice(...counts)
+            .flatMap((r) => r.rows)
+            .filter((row) => row.max_clicks !== null)
+            .map((row) => ({ domain: String(row.domain), slug: String(row.slug) }));
+          return { clicks: newClicks.length, orphans: newOrphans.length, limited };
         } catch (err) {
           if (!isUniqueViolation(err) || attempt === MAX_ATTEMPTS) throw err;
         }

@@ -14,6 +14,8 @@ export interface IngestResult {
   duplicates: number;
   /** Indexes of the messages that are not click events, with why: for the dead-letter queue. */
   rejected: Array<{ index: number; reason: string }>;
+  /** Links with a maxClicks whose count moved: the link cache must drop them (see the repository). */
+  limited: Array<{ domain: string; slug: string }>;
 }
 
 export function createClicksService(repository: ClicksRepository) {
@@ -36,10 +38,10 @@ export function createClicksService(repository: ClicksRepository) {
         toRow(event, clickRows, orphanRows);
       });
       const valid = clickRows.length + orphanRows.length;
-      if (!valid) return { stored: 0, duplicates: 0, rejected };
+      if (!valid) return { stored: 0, duplicates: 0, rejected, limited: [] };
       const stored = await repository.ingest(clickRows, orphanRows);
       const count = stored.clicks + stored.orphans;
-      return { stored: count, duplicates: messages.length - rejected.length - count, rejected };
+      return { stored: count, duplicates: messages.length - rejected.length - count, rejected, limited: stored.limited };
     },
 
     /** Deletes raw clicks older than `retentionDays`; rollups (and so statistics) stay. */

@@ -104,15 +104,16 @@ export function createLinksRepository(orm: Orm) {
       return results[0].length > 0;
     },
 
-    async delete(workspaceId: string, id: string): Promise<boolean> {
+    /** The deleted link's address, or undefined when there was no such link. */
+    async delete(workspaceId: string, id: string): Promise<Pick<LinkRow, 'domain' | 'slug'> | undefined> {
       const [, deleted] = await orm.batch([
         orm.delete(linkTags).where(and(eq(linkTags.linkId, id), eq(linkTags.workspaceId, workspaceId))),
         orm
           .delete(links)
           .where(and(eq(links.id, id), eq(links.workspaceId, workspaceId)))
-          .returning({ id: links.id }),
+          .returning({ domain: links.domain, slug: links.slug }),
       ]);
-      return deleted.length > 0;
+      return deleted[0];
     },
 
     /** See RedirectLookup. */

@@ -67,7 +67,17 @@ export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   return { createdAt: new Date(Number(match[1])), id: match[2]! };
 }
 
-export function createLinksService(repo: LinksRepository, workspaces: WorkspacesService, config: Config) {
+/** What the link cache must hear about (src/modules/redirect/redirect.cache.ts); resolves once the shared tier knows. */
+export interface LinkInvalidation {
+  links(refs: Array<Pick<LinkRow, 'domain' | 'slug'>>): Promise<void>;
+}
+
+export function createLinksService(
+  repo: LinksRepository,
+  workspaces: WorkspacesService,
+  config: Config,
+  invalidation: LinkInvalidation,
+) {
   const shortUrl = (row: Pick<LinkRow, 'domain' | 'slug'>) =>
     row.domain === config.defaultDomain ? `${config.baseUrl}/${row.slug}` : `https://${row.domain}/${row.slug}`;
 
@@ -147,6 +157,8 @@ export function createLinksService(repo: LinksRepository, workspaces: Workspaces
           if (isUniqueViolation(err)) throw slugTaken(row);
           throw err;
         }
+        // A "no such link" answer may be cached for this slug.
+        await invalidation.links([row]);
         return toLink(row);
       }
       for (let attempt = 0; attempt < SLUG_ATTEMPTS; attempt++) {
@@ -154,6 +166,7 @@ export function createLinksService(repo: LinksRepository, workspaces: Workspaces
         if (isReservedSlug(row.slug)) continue;
         try {
           await repo.insert(row);
+          await invalidation.links([row]);
           return toLink(row);
         } catch (err) {
           if (!isUniqueViolation(err)) throw err;
@@ -211,11 +224,15 @@ export function createLinksService(repo: LinksRepository, workspaces: Workspaces
         if (isUniqueViolation(err)) throw slugTaken(next);
         throw err;
       }
+      // The old address (it may now be free) and the new one (it may hold a cached "no such link").
+      await invalidation.links(current.domain === next.domain && current.slug === next.slug ? [next] : [current, next]);
       return toLink(next);
     },
 
     async delete(ctx: ServiceContext, id: string): Promise<void> {
-      if (!(await repo.delete(ctx.workspaceId, id))) throw new AppError('not_found', 'No such link.');
+      const deleted = await repo.delete(ctx.workspaceId, id);
+      if (!deleted) throw new AppError('not_found', 'No such link.');
+      await invalidation.links([deleted]);
     },
   };
 }

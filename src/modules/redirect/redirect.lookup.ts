@@ -21,7 +21,12 @@ export type RedirectLink = Pick<LinkRow, (typeof REDIRECT_COLUMNS)[number]>;
  * Either read may answer synchronously (an embedded statement, a cache hit), sparing the redirect a promise.
  */
 export interface RedirectLookup {
-  findLink(domain: string, slug: string): RedirectLink | undefined | Promise<RedirectLink | undefined>;
+  /** `defer` keeps background work (a cache fill) alive past the response where the platform needs it. */
+  findLink(
+    domain: string,
+    slug: string,
+    defer?: (work: Promise<unknown>) => void,
+  ): RedirectLink | undefined | Promise<RedirectLink | undefined>;
   /** Whether `host` is a workspace's registered short-link domain. */
   isDomain(host: string): boolean | Promise<boolean>;
 }

@@ -83,7 +83,7 @@ export interface RedirectRouteOptions {
 }
 
 /** Lets a queue's pending send finish after the response where the platform needs telling (Workers). */
-function keepAlive(c: Context<AppEnv>, pending: Promise<void>) {
+function keepAlive(c: Context<AppEnv>, pending: Promise<unknown>) {
   try {
     c.executionCtx.waitUntil(pending);
   } catch {
@@ -113,6 +113,7 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
       userAgent: userAgent ?? undefined,
       country: country ?? undefined,
       now: at,
+      defer: (work) => keepAlive(c, work),
     });
     const finish = (o: RedirectOutcome) => {
       const res = respond(c, o);

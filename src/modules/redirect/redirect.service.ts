@@ -14,6 +14,8 @@ export interface RedirectRequest {
   /** ISO alpha-2 country from the trusted geo header, if any. */
   country: string | undefined;
   now: Date;
+  /** Keeps background work (a cache fill) alive past the response (waitUntil on Workers). */
+  defer?: (work: Promise<unknown>) => void;
 }
 
 export type RedirectOutcome =
@@ -109,7 +111,7 @@ export function createRedirectService(links: RedirectLookup, defaultDomain: stri
     resolve(req: RedirectRequest): RedirectOutcome | Promise<RedirectOutcome> {
       if (!SLUG_PATTERN.test(req.slug)) return { kind: 'not_found' };
       const find = (domain: string) => {
-        const found = links.findLink(domain, req.slug);
+        const found = links.findLink(domain, req.slug, req.defer);
         return found instanceof Promise ? found.then((link) => decide(link, req)) : decide(found, req);
       };
       if (req.host === defaultDomain) return find(defaultDomain);

@@ -52,7 +52,12 @@ async function newWorkspace(name: string, now: Date) {
   return { workspace, keyRow: row, result: { ...toWorkspace(workspace), apiKey: created } };
 }
 
-export function createWorkspacesService(repo: WorkspacesRepository, config: Config) {
+/** What the link cache must hear about when a hostname starts or stops being a registered domain. */
+export interface HostInvalidation {
+  host(hostname: string): void;
+}
+
+export function createWorkspacesService(repo: WorkspacesRepository, config: Config, invalidation: HostInvalidation) {
   return {
     /** Creates a workspace and its first key with the `workspace:admin` scope. */
     async createWorkspace(input: CreateWorkspaceInput, now: Date) {
@@ -123,6 +128,7 @@ export function createWorkspacesService(repo: WorkspacesRepository, config: Conf
         if (isUniqueViolation(err)) throw new AppError('conflict', `The hostname ${input.hostname} is already registered.`);
         throw err;
       }
+      invalidation.host(row.hostname);
       return toDomain(row);
     },
 
@@ -138,6 +144,7 @@ export function createWorkspacesService(repo: WorkspacesRepository, config: Conf
         throw new AppError('conflict', `${inUse} link(s) still use ${domain.hostname}; delete or move them first.`);
       }
       await repo.deleteDomain(ctx.workspaceId, id);
+      invalidation.host(domain.hostname);
     },
 
     /**

@@ -1,0 +1,181 @@
+/**
+ * A read-through cache over two tiers: the in-process LRU (lru.ts), then the shared store (shared.ts), then the
+ * loader (the database). A first-tier hit answers synchronously; concurrent misses of one key share one trip to the
+ * shared tier and the loader (single flight). "Not found" is cached too, briefly, so unknown keys cannot hammer the
+ * database. Values read from the shared tier are validated by `decode`: a poisoned or foreign entry is deleted and
+ * the loader answers instead; it is never served.
+ */
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Lru } from './lru.ts';
+import { TOMBSTONE, type GuardedStore } from './shared.ts';
+
+/** How a value travels through the shared tier; `decode` answers undefined for anything it does not trust. */
+export interface Codec<V> {
+  encode(value: V): string;
+  decode(raw: string): V | undefined;
+  /** Approximate bytes in memory, for the first tier's byte bound. */
+  size(value: V): number;
+}
+
+export interface TieredCacheOptions<V> {
+  /** Names the cache in metrics and prefixes its shared keys. */
+  name: string;
+  l1: Lru<V | null>;
+  shared?: GuardedStore | undefined;
+  codec: Codec<V>;
+  /** First-tier lifetime of a value (may depend on it), and of "not found". */
+  ttlMs(value: V): number;
+  negativeTtlMs: number;
+  sharedTtlS: number;
+  negativeSharedTtlS: number;
+  /** How long an invalidated key refuses fills on the shared tier: longer than any database read can take. */
+  tombstoneTtlS: number;
+  /**
+   * Share one load between concurrent misses of a key. Off on Workers: workerd cancels a request's I/O when that
+   * request ends, so another request must not wait on it.
+   */
+  singleFlight: boolean;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** Keeps a background write alive past the response where the platform needs telling (waitUntil on Workers). */
+export type Defer = (work: Promise<unknown>) => void;
+
+export interface TieredCache<V> {
+  /** The value, null when the loader knows no such key; synchronous on a first-tier hit or a synchronous loader. */
+  get(key: string, load: () => V | undefined | Promise<V | undefined>, defer?: Defer): V | null | Promise<V | null>;
+  /**
+   * Drops the keys from this process's first tier at once, then from the shared tier; never rejects (a shared-tier
+   * failure is logged and retried by the guard).
+   */
+  invalidate(keys: string[]): Promise<void>;
+}
+
+const NEGATIVE = '-';
+const NEGATIVE_BYTES = 64;
+
+export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCache<V> {
+  const { name, l1, shared, codec, logger } = options;
+  const inflight = new Map<string, Promise<V | null>>();
+  // Bumped by every invalidation: a load that began before one may hold the old value, so it is answered but not kept.
+  let generation = 0;
+  const counts = { memoryHit: 0, sharedHit: 0, miss: 0, poisoned: 0 };
+  options.metrics.collect('hop_cache_requests_total', 'Cache lookups by tier and result.', 'counter', () => [
+    [{ cache: name, tier: 'memory', result: 'hit' }, counts.memoryHit],
+    [{ cache: name, tier: 'shared', result: 'hit' }, counts.sharedHit],
+    [{ cache: name, tier: 'all', result: 'miss' }, counts.miss],
+    [{ cache: name, tier: 'shared', result: 'poisoned' }, counts.poisoned],
+  ]);
+
+  const remember = (key: string, value: V | null) => {
+    if (value === null) l1.set(key, null, options.negativeTtlMs, NEGATIVE_BYTES);
+    else l1.set(key, value, options.ttlMs(value), codec.size(value));
+  };
+
+  const background = (work: Promise<unknown>, defer: Defer | undefined) => {
+    const quiet = work.catch(() => undefined);
+    defer?.(quiet);
+  };
+
+  /**
+   * The shared tier's answer: the value, null for a stored "not found", undefined for a miss or a failure, and
+   * TOMBSTONE for a key changed moments ago (a miss that must not be filled).
+   */
+  async function fromShared(key: string): Promise<V | null | undefined | typeof TOMBSTONE> {
+    let raw: string | null;
+    try {
+      raw = await shared!.get(key);
+    } catch {
+      return undefined; // Counted and logged by the guard; the loader answers.
+    }
+    if (raw === null) return undefined;
+    if (raw === TOMBSTONE) return TOMBSTONE;
+    if (raw === NEGATIVE) return shared!.negatives ? null : undefined;
+    const value = codec.decode(raw);
+    if (value === undefined) {
+      counts.poisoned += 1;
+      logger.log('warn', 'cache entry failed validation; dropped', { cache: name, key });
+      void shared!.invalidate([key], options.tombstoneTtlS).catch(() => undefined);
+    }
+    return value;
+  }
+
+  function store(key: string, value: V | null, defer: Defer | undefined) {
+    if (!shared || (value === null && !shared.negatives)) return;
+    const raw = value === null ? NEGATIVE : codec.encode(value);
+    background(shared.fill(key, raw, value === null ? options.negativeSharedTtlS : options.sharedTtlS), defer);
+  }
+
+  function afterLoad(key: string, loaded: V | undefined, since: number, fill: boolean, defer: Defer | undefined): V | null {
+    const value = loaded ?? null;
+    if (since === generation) {
+      remember(key, value);
+      if (fill) store(key, value, defer);
+    }
+    return value;
+  }
+
+  async function loadThroughShared(key: string, load: () => V | undefined | Promise<V | undefined>, defer: Defer | undefined) {
+    const since = generation;
+    const cached = await fromShared(key);
+    if (cached !== undefined && cached !== TOMBSTONE) {
+      counts.sharedHit += 1;
+      if (since === generation) remember(key, cached);
+      return cached;
+    }
+    counts.miss += 1;
+    return afterLoad(key, await load(), since, cached !== TOMBSTONE, defer);
+  }
+
+  return {
+    get(key, load, defer) {
+      const hit = l1.get(key);
+      if (hit !== undefined) {
+        counts.memoryHit += 1;
+        return hit;
+      }
+      if (options.singleFlight) {
+        const pending = inflight.get(key);
+        if (pending) return pending;
+      }
+      let result: V | null | Promise<V | null>;
+      if (shared) {
+        result = loadThroughShared(key, load, defer);
+      } else {
+        counts.miss += 1;
+        const since = generation;
+        const loaded = load();
+        if (!(loaded instanceof Promise)) return afterLoad(key, loaded, since, false, defer);
+        result = loaded.then((v) => afterLoad(key, v, since, false, defer));
+      }
+      if (options.singleFlight) {
+        inflight.set(key, result);
+        const done = () => inflight.delete(key);
+        result.then(done, done);
+      }
+      return result;
+    },
+    async invalidate(keys) {
+      if (!keys.length) return;
+      generation += 1;
+      for (const k of keys) {
+        l1.delete(k);
+        // A load in flight began before the change: later requests must not wait for its answer.
+        inflight.delete(k);
+      }
+      if (!shared) return;
+      try {
+        await shared.invalidate(keys, options.tombstoneTtlS);
+      } catch (err) {
+        // The guard keeps the keys and sends them again once the store answers; the change itself is committed.
+        logger.log('warn', 'shared cache invalidation deferred', {
+          cache: name,
+          keys: keys.length,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    },
+  };
+}
