@@ -15,7 +15,7 @@ import { guardShared, redisStore, type SharedStore } from './platform/cache/shar
 import type { Orm } from './platform/db/client.ts';
 import { createLogger, type Logger } from './platform/logger.ts';
 import { createMetrics, type Metrics } from './platform/metrics.ts';
-import { createRedisRestClient } from './platform/redis.ts';
+import { createRedisRest } from './platform/redis-rest.ts';
 
 export interface ServiceAdapters {
   /** A runtime's faster read for the redirect over the same database (see RedirectLookup). */
@@ -31,7 +31,7 @@ export interface ServiceAdapters {
 /** The shared tier the configuration asks for: Redis is built here (REST over fetch); KV only comes from a Worker. */
 function sharedTier(config: Config, given: SharedStore | undefined): SharedStore | undefined {
   if (config.cache.mode === 'redis' && !given) {
-    return redisStore(createRedisRestClient({ ...config.redis!, timeoutMs: config.cache.timeoutMs, retries: 0 }));
+    return redisStore(createRedisRest({ ...config.redis!, timeoutMs: config.cache.timeoutMs }));
   }
   return config.cache.mode === 'redis' || config.cache.mode === 'kv' ? given : undefined;
 }

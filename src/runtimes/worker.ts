@@ -1,15 +1,16 @@
 /**
  * The Cloudflare Workers entry of the redirect and the API: configuration from the Worker's bindings through the
  * same zod schema, libSQL over HTTP with a deadline on every call (worker-bindings.ts), and the app built once per
- * isolate and reused by every request it serves. Click events go to the Cloudflare Queue bound as CLICKS; the
- * consumer is its own Worker (worker-consumer.ts).
+ * isolate and reused by every request it serves, its link cache included (per isolate, then KV or Redis). Click
+ * events go to the Cloudflare Queue bound as CLICKS; the consumer is its own Worker (worker-consumer.ts).
  */
 import type { ExecutionContext } from 'hono';
 // Imported before the app so that esbuild puts the libSQL client's modules first in the bundle: the same code
 // compresses about 0.6 KiB smaller there than after the app's (the size budget, test/e2e/bundle.test.ts).
 import { perBindings, tryWorkerConfig, workerDatabase, type WorkerEnv } from './worker-bindings.ts';
 import { createApp } from '../app.ts';
-import type { ConfigError } from '../config.ts';
+import { ConfigError } from '../config.ts';
+import { kvStore, type KvNamespaceLike } from '../platform/cache/shared.ts';
 import { AppError } from '../errors.ts';
 import { problemResponse } from '../http/problem.ts';
 import { createLogger } from '../platform/logger.ts';
@@ -30,6 +31,14 @@ export function buildWorkerApp(env: WorkerEnv): Built {
   const config = tryWorkerConfig(env);
   if (config instanceof Error) return { error: config };
   const logger = createLogger({ level: config.logLevel });
+  // The link cache's shared tier: KV bound as CACHE with HOP_CACHE=kv, or Upstash Redis (HOP_CACHE=redis, built
+  // from HOP_REDIS_URL/TOKEN by the services).
+  const kv = env.CACHE as KvNamespaceLike | undefined;
+  if (config.cache.mode === 'kv' && !kv) {
+    const error = new ConfigError('Invalid configuration:\n  HOP_CACHE: kv needs a KV namespace bound as CACHE ([[kv_namespaces]] in wrangler.toml)');
+    console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: error.message }));
+    return { error };
+  }
   const db = workerDatabase(config);
   // Clicks go to the Cloudflare Queue bound as CLICKS; the consumer (user-agent parsing, storage) is not part of
   // this Worker, which keeps the redirect's bundle small. Without the binding, clicks are not recorded.
@@ -47,7 +56,17 @@ export function buildWorkerApp(env: WorkerEnv): Built {
             ),
         }
       : undefined;
-  return { app: createApp({ config, db, logger, clickQueue }) };
+  return {
+    app: createApp({
+      config,
+      db,
+      logger,
+      clickQueue,
+      sharedCache: config.cache.mode === 'kv' ? kvStore(kv!) : undefined,
+      // workerd cancels a request's I/O when it ends: one request must not wait on another's database read.
+      singleFlight: false,
+    }),
+  };
 }
 
 /** One app per isolate (see perBindings). */

@@ -11,9 +11,9 @@
  * one deadline, then nothing while the circuit is open. An invalidation that fails is kept and sent again once the
  * store answers, so a change made while Redis was away still reaches it.
  */
-import type { Redis } from '@upstash/redis';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
+import type { RedisRest } from '../redis-rest.ts';
 import { createCircuitBreaker, withDeadline, type CircuitBreaker } from '../resilience.ts';
 
 export interface SharedStore {
@@ -30,20 +30,18 @@ export interface SharedStore {
 /** What an invalidated key holds on Redis until its tombstone expires: readers treat it as a miss that must not be filled. */
 export const TOMBSTONE = '~';
 
-export function redisStore(redis: Redis, prefix = 'hop:'): SharedStore {
+export function redisStore(redis: RedisRest, prefix = 'hop:'): SharedStore {
   return {
     kind: 'redis',
     negatives: true,
-    get: (key) => redis.get<string>(prefix + key),
+    get: (key) => redis.command<string | null>(['GET', prefix + key]),
     async fill(key, value, ttlS) {
-      await redis.set(prefix + key, value, { ex: ttlS, nx: true });
+      await redis.command(['SET', prefix + key, value, 'EX', ttlS, 'NX']);
     },
     async invalidate(keys, tombstoneTtlS) {
       // Chunks keep each request small when an import invalidates many links.
       for (let i = 0; i < keys.length; i += 500) {
-        const pipeline = redis.pipeline();
-        for (const k of keys.slice(i, i + 500)) pipeline.set(prefix + k, TOMBSTONE, { ex: tombstoneTtlS });
-        await pipeline.exec();
+        await redis.pipeline(keys.slice(i, i + 500).map((k) => ['SET', prefix + k, TOMBSTONE, 'EX', tombstoneTtlS]));
       }
     },
   };
