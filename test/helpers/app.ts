@@ -15,6 +15,8 @@ import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
 import { migrateDatabase, openDatabase } from '../../src/runtimes/database.ts';
 import { createEmbeddedLookup } from '../../src/runtimes/embedded-lookup.ts';
 import { createServices, type Services } from '../../src/services.ts';
+import { createLinksRepository } from '../../src/modules/links/links.repository.ts';
+import type { RedirectLookup } from '../../src/modules/redirect/redirect.lookup.ts';
 import { createMetrics, type Metrics } from '../../src/platform/metrics.ts';
 import type { SharedStore } from '../../src/platform/cache/shared.ts';
 
@@ -43,8 +45,11 @@ export interface TestApp {
 }
 
 export interface TestAppOptions {
-  /** Which adapter serves the redirect's read: drizzle (any libSQL target) or the embedded prepared statement. */
-  redirectLookup?: 'portable' | 'embedded';
+  /**
+   * Which adapter serves the redirect's read: drizzle (any libSQL target), the embedded prepared statement, or a
+   * function wrapping the portable one (to count database reads).
+   */
+  redirectLookup?: 'portable' | 'embedded' | ((portable: RedirectLookup) => RedirectLookup);
   /** Where the app sends click events; none: clicks are not recorded. */
   clickQueue?: QueueProducer<ClickEvent>;
   /** A shared cache tier given directly (KV-like stores in tests); Redis comes from HOP_CACHE=redis. */
@@ -64,7 +69,9 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
   const logs: string[] = [];
   const clock = { now: new Date() };
   const logger = createLogger({ level: config.logLevel, write: (line) => logs.push(line) });
-  const lookup = options.redirectLookup === 'embedded' ? createEmbeddedLookup(join(dir, 'hop.db')) : undefined;
+  const embedded = options.redirectLookup === 'embedded' ? createEmbeddedLookup(join(dir, 'hop.db')) : undefined;
+  const lookup =
+    typeof options.redirectLookup === 'function' ? options.redirectLookup(createLinksRepository(db.orm)) : embedded;
   const metrics = createMetrics();
   // Built here rather than by createApp so tests reach the same instances (the link cache's invalidation).
   const services = createServices(db.orm, config, { redirectLookup: lookup, logger, metrics, sharedCache: options.sharedCache });
@@ -111,7 +118,7 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
       return Number(rs.rows[0]!.n);
     },
     close() {
-      lookup?.close();
+      embedded?.close();
       db.close();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -97,7 +97,7 @@ export function createCachedLookup(lookup: RedirectLookup, options: LinkCacheOpt
     negativeTtlMs: config.negativeTtlS * 1000,
     sharedTtlS: config.sharedTtlS,
     negativeSharedTtlS: config.negativeTtlS,
-    tombstoneTtlS: Math.max(10, Math.ceil((2 * options.databaseTimeoutMs) / 1000)),
+    tombstoneTtlS: Math.ceil((2 * options.databaseTimeoutMs) / 1000),
     singleFlight: options.singleFlight,
     logger: options.logger,
     metrics: options.metrics,

@@ -1,0 +1,262 @@
+import { describe, expect, it } from 'vitest';
+import { createLru } from '../../src/platform/cache/lru.ts';
+import { guardShared, TOMBSTONE, type SharedStore } from '../../src/platform/cache/shared.ts';
+import { createTieredCache, type Codec } from '../../src/platform/cache/tiered.ts';
+import { createLogger } from '../../src/platform/logger.ts';
+import { createMetrics } from '../../src/platform/metrics.ts';
+import { linkCodec } from '../../src/modules/redirect/redirect.cache.ts';
+import type { RedirectLink } from '../../src/modules/redirect/redirect.lookup.ts';
+
+describe('createLru', () => {
+  it('evicts the least recently used entry past maxEntries; a hit makes an entry recent', () => {
+    const lru = createLru<number>({ maxEntries: 2, maxBytes: 1000 });
+    lru.set('a', 1, 1000, 1);
+    lru.set('b', 2, 1000, 1);
+    expect(lru.get('a')).toBe(1);
+    lru.set('c', 3, 1000, 1);
+    expect(lru.get('b')).toBeUndefined();
+    expect([lru.get('a'), lru.get('c'), lru.size]).toEqual([1, 3, 2]);
+  });
+
+  it('holds at most maxBytes, refuses an entry larger than that, and accounts for replaced entries', () => {
+    const lru = createLru<string>({ maxEntries: 100, maxBytes: 100 });
+    lru.set('a', 'x', 1000, 60);
+    lru.set('b', 'y', 1000, 30);
+    lru.set('c', 'z', 1000, 30);
+    expect([lru.get('a'), lru.get('b'), lru.get('c'), lru.bytes]).toEqual([undefined, 'y', 'z', 60]);
+    lru.set('huge', 'h', 1000, 101);
+    expect([lru.get('huge'), lru.size]).toEqual([undefined, 2]);
+    lru.set('b', 'y2', 1000, 10);
+    expect(lru.bytes).toBe(40);
+    lru.delete('b');
+    lru.delete('missing');
+    expect([lru.bytes, lru.size]).toEqual([30, 1]);
+  });
+
+  it('drops an entry once its own lifetime has passed', () => {
+    let now = 0;
+    const lru = createLru<string>({ maxEntries: 10, maxBytes: 1000, now: () => now });
+    lru.set('short', 's', 100, 1);
+    lru.set('long', 'l', 1000, 1);
+    now = 100;
+    expect([lru.get('short'), lru.get('long'), lru.size, lru.bytes]).toEqual([undefined, 'l', 1, 1]);
+  });
+});
+
+const textCodec: Codec<string> = {
+  encode: (v) => JSON.stringify({ v }),
+  decode(raw) {
+    try {
+      const parsed = JSON.parse(raw) as { v?: unknown };
+      return typeof parsed.v === 'string' ? parsed.v : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+  size: (v) => v.length,
+};
+
+/** An in-memory SharedStore with Redis's semantics (NX fills, tombstones), recording calls; `down` makes it fail. */
+function memoryStore(negatives = true) {
+  const data = new Map<string, string>();
+  const calls: string[] = [];
+  const state = { down: false };
+  const fail = () => {
+    if (state.down) throw new Error('store down');
+  };
+  const store: SharedStore = {
+    kind: negatives ? 'redis' : 'kv',
+    negatives,
+    async get(key) {
+      calls.push(`get ${key}`);
+      fail();
+      return data.get(key) ?? null;
+    },
+    async fill(key, value) {
+      calls.push(`fill ${key}`);
+      fail();
+      if (!data.has(key)) data.set(key, value);
+    },
+    async invalidate(keys) {
+      calls.push(`invalidate ${keys.join(',')}`);
+      fail();
+      for (const k of keys) data.set(k, TOMBSTONE);
+    },
+  };
+  return { store, data, calls, state };
+}
+
+function tiered(options: { shared?: SharedStore; singleFlight?: boolean; now?: () => number } = {}) {
+  const logs: string[] = [];
+  const logger = createLogger({ level: 'info', write: (l) => logs.push(l) });
+  const metrics = createMetrics();
+  const cache = createTieredCache<string>({
+    name: 'test',
+    l1: createLru({ maxEntries: 100, maxBytes: 10_000, now: options.now }),
+    shared: options.shared && guardShared(options.shared, { timeoutMs: 50, logger, metrics, failureThreshold: 2, cooldownMs: 60_000 }),
+    codec: textCodec,
+    ttlMs: () => 1000,
+    negativeTtlMs: 100,
+    sharedTtlS: 60,
+    negativeSharedTtlS: 5,
+    tombstoneTtlS: 10,
+    singleFlight: options.singleFlight ?? true,
+    logger,
+    metrics,
+  });
+  return { cache, logs, metrics };
+}
+
+const count = (metrics: ReturnType<typeof createMetrics>, tier: string, result: string) => {
+  metrics.render();
+  return metrics.value('hop_cache_requests_total', { cache: 'test', tier, result });
+};
+
+describe('createTieredCache', () => {
+  it('answers a first-tier hit synchronously, and "not found" as null for its short lifetime', () => {
+    let now = 0;
+    let loads = 0;
+    const { cache, metrics } = tiered({ now: () => now });
+    const load = () => (loads++, loads === 1 ? undefined : 'now there');
+    expect(cache.get('k', load)).toBeNull();
+    expect(cache.get('k', load)).toBeNull();
+    expect(loads).toBe(1);
+    now = 100;
+    expect(cache.get('k', load)).toBe('now there');
+    expect(cache.get('k', load)).toBe('now there');
+    expect(loads).toBe(2);
+    expect([count(metrics, 'memory', 'hit'), count(metrics, 'all', 'miss')]).toEqual([2, 2]);
+  });
+
+  it('makes one load for many concurrent misses of one key (single flight)', async () => {
+    let loads = 0;
+    let release!: (v: string) => void;
+    const { cache } = tiered();
+    const load = () => {
+      loads++;
+      return new Promise<string>((resolve) => (release = resolve));
+    };
+    const answers = Array.from({ length: 1000 }, () => cache.get('hot', load));
+    release('value');
+    expect(await Promise.all(answers)).toEqual(Array(1000).fill('value'));
+    expect(loads).toBe(1);
+  });
+
+  it('without single flight (workerd), each concurrent miss loads', async () => {
+    let loads = 0;
+    const { cache } = tiered({ singleFlight: false });
+    await Promise.all(Array.from({ length: 5 }, () => cache.get('k', async () => (loads++, 'v'))));
+    expect(loads).toBe(5);
+  });
+
+  it('reads the shared tier before the loader, fills it after a load, and caches "not found" there too', async () => {
+    const { store, data, calls } = memoryStore();
+    const { cache, metrics } = tiered({ shared: store });
+    data.set('warm', textCodec.encode('from shared'));
+    expect(await cache.get('warm', () => 'from db')).toBe('from shared');
+    expect(await cache.get('cold', () => 'from db')).toBe('from db');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(data.get('cold')).toBe(textCodec.encode('from db'));
+    expect(await cache.get('none', () => undefined)).toBeNull();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(data.get('none')).toBe('-');
+    expect(calls.filter((c) => c.startsWith('fill'))).toEqual(['fill cold', 'fill none']);
+    expect([count(metrics, 'shared', 'hit'), count(metrics, 'all', 'miss')]).toEqual([1, 2]);
+  });
+
+  it('never stores "not found" in a store without negatives (KV), and reads a stray one as a miss', async () => {
+    const { store, data } = memoryStore(false);
+    const { cache } = tiered({ shared: store });
+    expect(await cache.get('none', () => undefined)).toBeNull();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(data.has('none')).toBe(false);
+    data.set('stray', '-');
+    expect(await cache.get('stray', () => 'real')).toBe('real');
+  });
+
+  it('drops a poisoned shared entry, serves the loader, logs and counts it', async () => {
+    const { store, data } = memoryStore();
+    const { cache, logs, metrics } = tiered({ shared: store });
+    data.set('bad', '{"v": 42}');
+    expect(await cache.get('bad', () => 'from db')).toBe('from db');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(logs.some((l) => l.includes('cache entry failed validation'))).toBe(true);
+    expect(count(metrics, 'shared', 'poisoned')).toBe(1);
+    // Invalidated with a tombstone rather than refilled with the value read in the same breath.
+    expect(data.get('bad')).toBe(TOMBSTONE);
+  });
+
+  it('invalidation drops the first tier at once and tombstones the shared tier, which refuses the next fill', async () => {
+    const { store, data } = memoryStore();
+    const { cache } = tiered({ shared: store });
+    expect(await cache.get('k', () => 'old')).toBe('old');
+    await cache.invalidate(['k']);
+    expect(data.get('k')).toBe(TOMBSTONE);
+    expect(await cache.get('k', () => 'new')).toBe('new');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(data.get('k')).toBe(TOMBSTONE);
+    expect(cache.get('k', () => 'unused')).toBe('new');
+  });
+
+  it('does not keep what a load read before an invalidation that happened during it', async () => {
+    const { cache } = tiered();
+    let release!: (v: string) => void;
+    const before = cache.get('k', () => new Promise<string>((resolve) => (release = resolve)));
+    await cache.invalidate(['k']);
+    release('read before the change');
+    expect(await before).toBe('read before the change');
+    expect(await cache.get('k', () => 'after the change')).toBe('after the change');
+  });
+
+  it('with the shared tier down: loads from the database, opens the circuit, and sends failed invalidations later', async () => {
+    const { store, data, calls, state } = memoryStore();
+    const { cache, logs, metrics } = tiered({ shared: store });
+    state.down = true;
+    expect(await cache.get('a', () => 'db a')).toBe('db a');
+    expect(await cache.get('b', () => 'db b')).toBe('db b');
+    expect(logs.some((l) => l.includes('shared cache circuit open'))).toBe(true);
+    const before = calls.length;
+    expect(await cache.get('c', () => 'db c')).toBe('db c');
+    expect(calls.length).toBe(before); // The open circuit spares the store (and the request its deadline).
+    await cache.invalidate(['a']);
+    expect(logs.some((l) => l.includes('shared cache invalidation deferred'))).toBe(true);
+    expect(metrics.render()).toContain('hop_cache_circuit_open{store="redis"} 1');
+    expect(data.get('a')).toBeUndefined();
+  });
+});
+
+describe('linkCodec', () => {
+  const link: RedirectLink = {
+    id: 'lnk_1',
+    workspaceId: 'ws_1',
+    domain: 'localhost',
+    url: 'https://example.com/a?b=c',
+    expiresAt: new Date('2030-01-01T00:00:00Z'),
+    maxClicks: null,
+    clicks: 3,
+    fallbackUrl: null,
+    redirectStatus: 302,
+    cacheMaxAge: 0,
+    forwardQuery: true,
+    iosUrl: null,
+    androidUrl: 'https://play.example.com/x',
+    geo: { DE: 'https://example.de/' },
+  };
+
+  it('round-trips a link', () => {
+    expect(linkCodec.decode(linkCodec.encode(link))).toEqual(link);
+  });
+
+  it.each([
+    ['not JSON', 'not json'],
+    ['a javascript: target', JSON.stringify({ ...link, expiresAt: null, url: 'javascript:alert(1)' })],
+    ['a data: geo target', JSON.stringify({ ...link, expiresAt: null, geo: { DE: 'data:text/html,x' } })],
+    ['credentials in a fallback', JSON.stringify({ ...link, expiresAt: null, fallbackUrl: 'https://u:p@example.com/' })],
+    ['an unknown field', JSON.stringify({ ...link, expiresAt: null, extra: 1 })],
+    ['a missing field', JSON.stringify({ ...link, expiresAt: null, url: undefined })],
+    ['a status hop never answers', JSON.stringify({ ...link, expiresAt: null, redirectStatus: 200 })],
+    ['a negative count', JSON.stringify({ ...link, expiresAt: null, clicks: -1 })],
+  ])('refuses %s', (_, raw) => {
+    expect(linkCodec.decode(raw)).toBeUndefined();
+  });
+});
