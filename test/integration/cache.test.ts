@@ -131,9 +131,8 @@ describe.runIf(redisAvailable())('with Redis as the shared tier', () => {
     await sleep(50); // the fill is written in the background
     expect(new Set(await stampede(second, 'stampede', 100))).toEqual(new Set(['302 https://example.com/stampede']));
     expect(other.reads.links).toBe(0);
-    await second.app.request('/metrics').then(async (r) => {
-      expect(await r.text()).toContain('hop_cache_requests_total{cache="links",result="hit",tier="shared"} 1');
-    });
+    const metrics = await (await second.app.request('/metrics')).text();
+    expect(metrics).toContain('hop_cache_requests_total{cache="links",result="hit",tier="shared"} 1');
   });
 
   it('a change through one app reaches the other once its memory entry expires, never later', async () => {
