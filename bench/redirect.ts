@@ -39,6 +39,9 @@ const HOP_LOG = { HOP_LOG_LEVEL: 'info', HOP_LOG_SAMPLE_RATE: '0.01' };
 const TARGET_RATIO = 0.5;
 const TARGET_P99_MS = 10;
 const TARGET_CLICKS_RATIO = 0.9;
+// The link cache: a first-tier hit on Node >= 85 % of bare with p99 < 5 ms; Bun at least as fast as Node.
+const TARGET_CACHE_RATIO = 0.85;
+const TARGET_CACHE_P99_MS = 5;
 const READY_TIMEOUT_MS = 20_000;
 // wrangler dev starts a Node process, esbuild and two workerd processes before the first answer.
 const WRANGLER_READY_TIMEOUT_MS = 60_000;
@@ -57,7 +60,12 @@ const TARGET_GROUPS: Record<string, string[]> = {
   clicks: ['hop', 'hop-noclicks', 'hop-redis'],
   bun: ['hop-bun', 'bun-bare'],
   workerd: ['hop-workerd', 'workerd-bare', 'workerd-raw', 'hop-sqld'],
-  default: ['hop', 'hop-noclicks', 'hop-redis', 'hono-302', 'hono-libsql', 'hop-bun', 'bun-bare', 'hop-workerd', 'workerd-bare', 'workerd-raw', 'hop-sqld'],
+  cache: ['hop-l1', 'hop-l2', 'hop-miss', 'hono-302', 'hop-bun-l1', 'hop-bun-l2', 'hop-bun-miss', 'bun-bare'],
+  default: [
+    'hop', 'hop-noclicks', 'hop-redis', 'hono-302', 'hono-libsql', 'hop-bun', 'bun-bare',
+    'hop-l1', 'hop-l2', 'hop-miss', 'hop-bun-l1', 'hop-bun-l2', 'hop-bun-miss',
+    'hop-workerd', 'workerd-bare', 'workerd-raw', 'hop-sqld',
+  ],
 };
 
 interface Launch {
@@ -439,6 +447,17 @@ async function main(): Promise<number> {
     rest ??= await startUpstashRest({ redisPort: redis.port });
     return { HOP_QUEUE: 'redis', HOP_REDIS_URL: rest.url, HOP_REDIS_TOKEN: rest.token };
   };
+  // The link cache's rows: clicks off, so they measure the lookup. First tier: memory only, entries that outlive the
+  // run. Second tier: Redis (outside the pinned CPU, as Upstash would be) behind a first tier of one entry, so almost
+  // every request misses memory and hits Redis. Miss: no cache, a database read per request (a miss with Redis adds
+  // a GET and a SET to that). /metrics after each run says how the requests were actually answered.
+  const cacheEnv = async (tier: 'l1' | 'l2' | 'miss'): Promise<Record<string, string>> => {
+    const base = { ...hopEnv(dbUrl), HOP_CLICKS: 'off' };
+    if (tier === 'miss') return { ...base, HOP_CACHE: 'off' };
+    if (tier === 'l1') return { ...base, HOP_CACHE: 'memory', HOP_CACHE_TTL_S: '3600' };
+    const { HOP_REDIS_URL, HOP_REDIS_TOKEN } = await redisQueue();
+    return { ...base, HOP_CACHE: 'redis', HOP_REDIS_URL, HOP_REDIS_TOKEN, HOP_CACHE_MAX_ENTRIES: '1', HOP_CACHE_SHARED_TTL_S: '3600' };
+  };
   // No shutdown delay: it only keeps /readyz at 503 for load balancers, and the harness stops each target in turn.
   const hopEnv = (databaseUrl: string) => ({ HOP_DATABASE_URL: databaseUrl, HOP_SHUTDOWN_DELAY_MS: '0', ...HOP_LOG });
   const node = (script: string, env: Record<string, string> = {}, nodeArgs: string[] = []) => async (): Promise<Launch> => ({
@@ -484,6 +503,13 @@ async function main(): Promise<number> {
       launch: node('bench/hono-libsql.ts', { HOP_DATABASE_URL: dbUrl }),
     },
     { id: 'hop-bun', name: 'hop bun', ...seeded, launch: bun('src/runtimes/bun.ts', hopEnv(dbUrl)) },
+    ...(['l1', 'l2', 'miss'] as const).flatMap((tier) => {
+      const what = { l1: 'first-tier hit', l2: 'second-tier hit (Redis)', miss: 'miss (no cache)' }[tier];
+      return [
+        { id: `hop-${tier}`, name: `hop node, ${what}`, ...seeded, launch: async () => node('src/runtimes/node.ts', await cacheEnv(tier))() },
+        { id: `hop-bun-${tier}`, name: `hop bun, ${what}`, ...seeded, launch: async () => bun('src/runtimes/bun.ts', await cacheEnv(tier))() },
+      ];
+    }),
     { id: 'bun-bare', name: 'bun bare (diag)', ...fixed, launch: bun('bench/bun-bare.ts') },
     { id: 'hop-workerd', name: 'hop workerd', ...seeded, ...workerd, launch: hopWorker('worker') },
     {
@@ -566,7 +592,7 @@ async function main(): Promise<number> {
         const result = await load(generator, target.url!, DURATION_S, pathsFile);
         results.set(target, result);
         const logNote = target.logs ? `, ${target.stdoutLines - logBefore} log lines` : '';
-        console.log(`${Math.round(rpsOf(result))} req/s${logNote}`);
+        console.log(`${Math.round(rpsOf(result))} req/s${logNote}${target.answers === 'seeded' ? await cacheNote(target.url!) : ''}`);
       } catch (err) {
         // Without the baseline no row means anything; any other target's failure is reported in its row.
         if (!(err instanceof HarnessError) || target.id === 'bare') throw err;
@@ -619,6 +645,23 @@ async function main(): Promise<number> {
       const ratio = rpsOf(r) / rpsOf(noClicks);
       console.log(`  ${target.name.padEnd(26)} req/s / clicks off = ${ratio.toFixed(3)}  target >= ${TARGET_CLICKS_RATIO}  ${verdict(ratio >= TARGET_CLICKS_RATIO)}`);
     }
+    // The link cache: first-tier hits against bare, and Bun against Node.
+    const byId = (id: string) => {
+      const target = targets.find((t) => t.id === id);
+      const r = target && results.get(target);
+      return r && typeof r !== 'string' ? r : undefined;
+    };
+    const l1 = byId('hop-l1');
+    if (l1) {
+      const ratio = rpsOf(l1) / rpsOf(bareResult);
+      console.log(`  hop node, first-tier hit req/s / bare = ${ratio.toFixed(3)}  target >= ${TARGET_CACHE_RATIO}  ${verdict(ratio >= TARGET_CACHE_RATIO)}`);
+      console.log(`  hop node, first-tier hit p99          = ${(l1.p99Us / 1000).toFixed(2)} ms  target < ${TARGET_CACHE_P99_MS} ms  ${verdict(l1.p99Us / 1000 < TARGET_CACHE_P99_MS)}`);
+    }
+    const bunL1 = byId('hop-bun-l1');
+    if (l1 && bunL1) {
+      const ratio = rpsOf(bunL1) / rpsOf(l1);
+      console.log(`  hop bun, first-tier hit req/s / node  = ${ratio.toFixed(3)}  target >= 1  ${verdict(ratio >= 1)}`);
+    }
     if (profileDir) console.log(`  hop CPU profile written to ${profileDir} (summarise: node bench/cpu-profile.ts <file>)`);
     if (failed + badAnswers > 0) {
       // A run with failed or non-redirect answers measures something else than the redirect path.
@@ -633,6 +676,20 @@ async function main(): Promise<number> {
 }
 
 const rpsOf = (r: LoadResult) => r.requests / (r.durationUs / 1e6);
+
+/** How hop answered since it started (warm-up, checks and the measured run), from its /metrics. */
+async function cacheNote(url: string): Promise<string> {
+  const text = await fetch(`${url}/metrics`).then((r) => r.text(), () => '');
+  const count = (tier: string, result: string) =>
+    Number(new RegExp(`hop_cache_requests_total\\{cache="links",result="${result}",tier="${tier}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  const memory = count('memory', 'hit');
+  const shared = count('shared', 'hit');
+  const miss = count('all', 'miss');
+  const total = memory + shared + miss;
+  if (!total) return '';
+  const pct = (n: number) => `${((n / total) * 100).toFixed(1)}%`;
+  return ` (cache: memory ${pct(memory)}, shared ${pct(shared)}, miss ${pct(miss)})`;
+}
 
 async function cleanup(dir: string): Promise<void> {
   await Promise.all([...children].map((c) => stopChild(c)));

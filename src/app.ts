@@ -154,7 +154,8 @@ export function createApp(deps: AppDeps) {
   );
 
   app.openAPIRegistry.registerPath(redirectDocument);
-  app.route('/', redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, clicks: deps.clickQueue }));
+  const redirects = redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, logger, clicks: deps.clickQueue });
+  app.route('/', redirects.routes);
 
   // The request context registered per method above is bookkeeping, not a handler that would allow the method.
   const allowedMethods = methodsByPath(app.routes.filter((r) => r.handler !== context));
@@ -170,6 +171,15 @@ export function createApp(deps: AppDeps) {
     return onError(error, c);
   });
   app.onError(onError);
+
+  // Redirects are answered before the router (see redirectRoutes); the one-segment paths of other routes are not
+  // redirects.
+  const reserved = new Set(app.routes.map((r) => r.path.slice(1)).filter((p) => p !== '' && !p.includes('/') && !p.includes(':')));
+  const routed = app.fetch;
+  app.fetch = (request, env, executionCtx) => {
+    const slug = redirects.match(request, reserved);
+    return slug === undefined ? routed(request, env, executionCtx) : redirects.handle(request, slug, executionCtx);
+  };
   return app;
 }
 

@@ -78,19 +78,24 @@ export function toAppError(err: unknown): AppError {
   return new AppError('internal', 'An unexpected error occurred. Quote the instance id when reporting it.');
 }
 
+/** The problem+json answer for anything thrown, logged as a server's fault or an expected refusal when 5xx. */
+export function errorResponse(logger: Logger, err: unknown, request: { requestId: string; method: string; path: string }): Response {
+  const { requestId, path } = request;
+  const appError = toAppError(err);
+  if (appError.code === 'internal' && !(err instanceof AppError)) {
+    logger.log('error', 'request failed', { requestId, path, ...describeError(err) });
+  } else if (appError.status >= 500) {
+    // Expected refusals (draining, a busy or unreachable database): a warning without a stack, not an error.
+    const cause = appError.cause instanceof Error ? `${appError.cause.name}: ${appError.cause.message}` : undefined;
+    logger.log('warn', 'request refused', { requestId, path, code: appError.code, detail: appError.message, cause });
+  }
+  return problemResponse(appError, requestId, request.method);
+}
+
 export function errorHandler(logger: Logger, bookkeeping: RequestBookkeeping) {
   return function onError(err: unknown, c: Context<AppEnv>): Response {
     if (c.get('requestId') === undefined) bookkeeping.begin(c);
-    const requestId = c.get('requestId');
-    const appError = toAppError(err);
-    if (appError.code === 'internal' && !(err instanceof AppError)) {
-      logger.log('error', 'request failed', { requestId, path: c.req.path, ...describeError(err) });
-    } else if (appError.status >= 500) {
-      // Expected refusals (draining, a busy or unreachable database): a warning without a stack, not an error.
-      const cause = appError.cause instanceof Error ? `${appError.cause.name}: ${appError.cause.message}` : undefined;
-      logger.log('warn', 'request refused', { requestId, path: c.req.path, code: appError.code, detail: appError.message, cause });
-    }
-    const res = problemResponse(appError, requestId, c.req.method);
+    const res = errorResponse(logger, err, { requestId: c.get('requestId'), method: c.req.method, path: c.req.path });
     if (!c.get('requestLoggedAfter')) bookkeeping.finish(c, res.status);
     return res;
   };

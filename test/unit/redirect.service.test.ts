@@ -175,12 +175,15 @@ describe('createRedirectService', () => {
     return { repo: repo as unknown as LinksRepository, calls };
   }
 
-  const request = (overrides: Partial<RedirectRequest> = {}): RedirectRequest => ({
+  const request = ({ userAgent = DESKTOP, country, ...overrides }: Partial<Omit<RedirectRequest, 'userAgent' | 'country'>> & {
+    userAgent?: string;
+    country?: string;
+  } = {}): RedirectRequest => ({
     host: 'localhost',
     slug: 'launch',
     search: '',
-    userAgent: DESKTOP,
-    country: undefined,
+    userAgent: () => userAgent,
+    country: () => country,
     now: NOW,
     ...overrides,
   });

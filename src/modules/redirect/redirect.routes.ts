@@ -8,7 +8,8 @@ import { Hono, type Context } from 'hono';
 import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../../http/env.ts';
 import type { RequestBookkeeping } from '../../http/middleware/request-context.ts';
-import { problemResponse } from '../../http/problem.ts';
+import { errorResponse, problemResponse } from '../../http/problem.ts';
+import type { Logger } from '../../platform/logger.ts';
 import { ProblemSchema } from '../../http/router.ts';
 import { canonicalHost } from '../hosts.ts';
 import type { QueueProducer } from '../../platform/queue/queue.ts';
@@ -41,7 +42,7 @@ export function requestHost(hostHeader: string | null, url: string): string | nu
   return canonicalHost(end > 0 ? host.slice(0, end) : host);
 }
 
-const prefersHtml = (accept: string | undefined) =>
+const prefersHtml = (accept: string | null) =>
   !!accept && accept.includes('text/html') && !accept.includes('application/json');
 
 /**
@@ -78,69 +79,118 @@ export interface RedirectRouteOptions {
   now: () => Date;
   /** Request id and log, kept here rather than by middleware (see request-context.ts). */
   bookkeeping: RequestBookkeeping;
+  logger: Logger;
   /** Where click events go (redirects served, and orphan visits to unknown slugs); none: clicks are not recorded. */
   clicks?: QueueProducer<ClickEvent> | undefined;
 }
 
-/** Lets a queue's pending send finish after the response where the platform needs telling (Workers). */
-function keepAlive(c: Context<AppEnv>, pending: Promise<unknown>) {
+/** The part of a Workers ExecutionContext the redirect uses; absent on Node and Bun. */
+interface Deferrer {
+  waitUntil(work: Promise<unknown>): void;
+}
+
+/** The single path segment of `url` when it is one (`/abc` → `abc`), else undefined. */
+function singleSegment(url: string): string | undefined {
+  const start = url.indexOf('/', url.indexOf('//') + 2);
+  if (start === -1) return undefined;
+  let end = url.indexOf('?', start);
+  if (end === -1) end = url.length;
+  const hash = url.indexOf('#', start);
+  if (hash !== -1 && hash < end) end = hash;
+  if (end - start < 2 || url.lastIndexOf('/', end - 1) !== start) return undefined;
+  const segment = url.slice(start + 1, end);
+  if (!segment.includes('%')) return segment;
   try {
-    c.executionCtx.waitUntil(pending);
+    return decodeURIComponent(segment);
   } catch {
-    // No ExecutionContext (Node, Bun): the promise runs on by itself.
+    return segment;
   }
 }
 
-export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, clicks }: RedirectRouteOptions) {
-  return new Hono<AppEnv>().get('/:slug', function redirect(c): Response | Promise<Response> {
-    bookkeeping.begin(c);
-    const req = c.req.raw;
-    const host = requestHost(req.headers.get('host'), req.url);
+/**
+ * The redirect as a function of the raw Request, answered before Hono's router (`match`, then `handle`): on the
+ * hottest path, routing, a Context and its request wrapper are a measurable share of a cached redirect's cost
+ * (docs/benchmarks.md). The same handler is registered as a route, for the OpenAPI document and `Allow`.
+ */
+export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, logger, clicks }: RedirectRouteOptions) {
+  function handle(req: Request, slug: string, ctx: Deferrer | undefined): Response | Promise<Response> {
+    const requestId = bookkeeping.requestId(req);
+    const startedAt = performance.now();
+    const method = req.method;
+    const url = req.url;
+    const host = requestHost(req.headers.get('host'), url);
     if (host === null) {
-      const res = problemResponse(new AppError('bad_request', 'The Host header must name one host.'), c.get('requestId'));
-      bookkeeping.finish(c, res.status);
+      const res = problemResponse(new AppError('bad_request', 'The Host header must name one host.'), requestId, method);
+      bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
       return res;
     }
-    const query = req.url.indexOf('?');
-    const slug = c.req.param('slug');
-    const userAgent = req.headers.get('user-agent');
-    const country = req.headers.get(geoHeader);
+    const query = url.indexOf('?');
     const at = now();
-    const outcome = service.resolve({
-      host,
-      slug,
-      search: query === -1 ? '' : req.url.slice(query),
-      userAgent: userAgent ?? undefined,
-      country: country ?? undefined,
-      now: at,
-      defer: (work) => keepAlive(c, work),
-    });
+    const defer = (work: Promise<unknown>) => ctx?.waitUntil(work);
     const finish = (o: RedirectOutcome) => {
-      const res = respond(c, o);
+      const res = respond(req, requestId, o);
       if (clicks && o.kind !== 'gone') {
         const facts: ClickFacts = {
           at: at.getTime(),
-          userAgent,
+          userAgent: req.headers.get('user-agent'),
           referer: req.headers.get('referer'),
-          country,
-          head: req.method === 'HEAD',
+          country: req.headers.get(geoHeader),
+          head: method === 'HEAD',
         };
         const pending = clicks.send(o.kind === 'redirect' ? linkClick(o.workspaceId, o.linkId, facts) : orphanVisit(host, slug, facts));
-        if (pending) keepAlive(c, pending);
+        if (pending) defer(pending);
       }
-      bookkeeping.finish(c, res.status);
+      bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
       return res;
     };
-    // No await when the lookup answered synchronously: a promise per click is measurable at this rate.
-    return outcome instanceof Promise ? outcome.then(finish) : finish(outcome);
-  });
+    const fail = (err: unknown) => {
+      const res = errorResponse(logger, err, { requestId, method, path: `/${slug}` });
+      bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
+      return res;
+    };
+    try {
+      const outcome = service.resolve({
+        host,
+        slug,
+        search: query === -1 ? '' : url.slice(query),
+        // Read only when the link needs them (device or geo targeting): most links do not.
+        userAgent: () => req.headers.get('user-agent') ?? undefined,
+        country: () => req.headers.get(geoHeader) ?? undefined,
+        now: at,
+        defer,
+      });
+      // No await when the lookup answered synchronously: a promise per click is measurable at this rate.
+      return outcome instanceof Promise ? outcome.then(finish, fail) : finish(outcome);
+    } catch (err) {
+      return fail(err);
+    }
+  }
+
+  const executionContext = (c: Context<AppEnv>): Deferrer | undefined => {
+    try {
+      return c.executionCtx;
+    } catch {
+      return undefined; // Node, Bun: no ExecutionContext.
+    }
+  };
+
+  return {
+    routes: new Hono<AppEnv>().get('/:slug', (c) => handle(c.req.raw, c.req.param('slug'), executionContext(c))),
+    /** The slug when `req` is a redirect (GET or HEAD of one path segment that is not in `reserved`). */
+    match(req: Request, reserved: ReadonlySet<string>): string | undefined {
+      const method = req.method;
+      if (method !== 'GET' && method !== 'HEAD') return undefined;
+      const slug = singleSegment(req.url);
+      return slug === undefined || reserved.has(slug) ? undefined : slug;
+    },
+    handle,
+  };
 }
 
-function respond(c: Context<AppEnv>, outcome: RedirectOutcome): Response {
-  const requestId = c.get('requestId');
+function respond(req: Request, requestId: string, outcome: RedirectOutcome): Response {
   if (outcome.kind === 'redirect') {
-    // A Response with a plain header object, not c.body(): Hono would build a Headers instance that the Node
-    // adapter then has to iterate, a measurable share of a redirect's cost.
+    // A Response with a plain header object: a Headers instance would have to be iterated by the Node adapter, a
+    // measurable share of a redirect's cost.
     return new Response(null, {
       status: outcome.status,
       headers: {
@@ -153,8 +203,8 @@ function respond(c: Context<AppEnv>, outcome: RedirectOutcome): Response {
     });
   }
   const p = pages[outcome.kind];
-  if (prefersHtml(c.req.header('accept'))) {
-    return new Response(c.req.method === 'HEAD' ? null : page(p.status, p.title, p.text), {
+  if (prefersHtml(req.headers.get('accept'))) {
+    return new Response(req.method === 'HEAD' ? null : page(p.status, p.title, p.text), {
       status: p.status,
       headers: {
         'content-type': 'text/html; charset=UTF-8',
@@ -167,5 +217,5 @@ function respond(c: Context<AppEnv>, outcome: RedirectOutcome): Response {
     });
   }
   const code = outcome.kind === 'gone' ? 'link_gone' : 'not_found';
-  return problemResponse(new AppError(code, p.text), requestId, c.req.method);
+  return problemResponse(new AppError(code, p.text), requestId, req.method);
 }

@@ -10,9 +10,10 @@ export interface RedirectRequest {
   slug: string;
   /** The click's query string, with its leading `?`, or ''. */
   search: string;
-  userAgent: string | undefined;
-  /** ISO alpha-2 country from the trusted geo header, if any. */
-  country: string | undefined;
+  /** Read only when a link targets devices: most do not, and a header read is not free at this rate. */
+  userAgent: () => string | undefined;
+  /** ISO alpha-2 country from the trusted geo header, if any; read only for links with geo targets. */
+  country: () => string | undefined;
   now: Date;
   /** Keeps background work (a cache fill) alive past the response (waitUntil on Workers). */
   defer?: (work: Promise<unknown>) => void;
@@ -94,7 +95,8 @@ function decide(link: RedirectLink | undefined, req: RedirectRequest): RedirectO
       workspaceId: link.workspaceId,
     };
   }
-  const target = pickTarget(link, req.userAgent, req.country);
+  const target =
+    link.iosUrl !== null || link.androidUrl !== null || link.geo !== null ? pickTarget(link, req.userAgent(), req.country()) : link.url;
   return {
     kind: 'redirect',
     status: link.redirectStatus,
