@@ -53,11 +53,15 @@ export function createServices(orm: Orm, config: Config, adapters: ServiceAdapte
           logger,
           metrics,
         });
+  const workspaces: ReturnType<typeof createWorkspacesService> = createWorkspacesService(createWorkspacesRepository(orm), config, {
+    host: (host) => linkCache?.invalidateHost(host),
+  });
+  const stats = createStatsService(createStatsRepository(orm), workspaces, config);
   const invalidation = {
     links: (refs: LinkRef[]) => linkCache?.invalidate(refs) ?? Promise.resolve(),
-    host: (host: string) => linkCache?.invalidateHost(host),
+    /** Clicks were stored by this process: kept statistics no longer hold. */
+    clicksStored: () => stats.clicksStored(),
   };
-  const workspaces = createWorkspacesService(createWorkspacesRepository(orm), config, invalidation);
   return {
     workspaces,
     links: createLinksService(linksRepository, workspaces, config, invalidation),
@@ -65,7 +69,7 @@ export function createServices(orm: Orm, config: Config, adapters: ServiceAdapte
     /** Drops changed links from the cache (the click consumer's maxClicks, a CLI change); a no-op without cache. */
     invalidation,
     idempotency: createIdempotencyService(createIdempotencyRepository(orm)),
-    stats: createStatsService(createStatsRepository(orm), workspaces, config),
+    stats,
   };
 }
 

@@ -74,7 +74,7 @@ program
       const clicks = invalidatingStore(
         createClicksService(createClicksRepository(db.orm)),
         // The servers' memory tiers expire on their own (HOP_CACHE_TTL_S, 1 s for links with maxClicks); the shared one is told.
-        createServices(db.orm, config, { logger }).invalidation.links,
+        createServices(db.orm, config, { logger }).invalidation,
       );
       const pipeline = await startClickPipeline(config, logger, clicks, { produce: false, consume: true });
       logger.log('info', 'consuming', { clicks: pipeline.description, stream: config.clickStream.key });

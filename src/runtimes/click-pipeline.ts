@@ -37,16 +37,23 @@ export interface PipelineRoles {
 /** Where batches are stored: the clicks service, or anything with its `ingest` and `purge` (a worker thread's). */
 export type ClickStore = Pick<ClicksService, 'ingest' | 'purge'>;
 
+/** What a committed batch makes stale (src/services.ts `invalidation`). */
+export interface ClickInvalidation {
+  links(links: Array<{ domain: string; slug: string }>): Promise<void>;
+  clicksStored(): void;
+}
+
 /**
- * A store that, once a batch is committed, drops from the link cache the links with a maxClicks whose count moved:
- * cached copies hold the old count, and an exhausted link must stop redirecting (src/services.ts `invalidation`).
+ * A store that, once a batch is committed, drops from the link cache the links with a maxClicks whose count moved
+ * (cached copies hold the old count, and an exhausted link must stop redirecting) and this process's kept statistics.
  */
-export function invalidatingStore(store: ClickStore, invalidate: (links: Array<{ domain: string; slug: string }>) => Promise<void>): ClickStore {
+export function invalidatingStore(store: ClickStore, invalidation: ClickInvalidation): ClickStore {
   return {
     purge: (now, days, limit) => store.purge(now, days, limit),
     async ingest(messages) {
       const result = await store.ingest(messages);
-      if (result.limited.length) await invalidate(result.limited);
+      if (result.stored) invalidation.clicksStored();
+      if (result.limited.length) await invalidation.links(result.limited);
       return result;
     },
   };

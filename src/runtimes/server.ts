@@ -71,7 +71,7 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
   const metrics = createMetrics();
   const services = createServices(db.orm, config, { redirectLookup, logger, metrics });
   const stored = thread ?? (config.clicks ? createClicksService(createClicksRepository(db.orm)) : undefined);
-  const store = stored && invalidatingStore(stored, services.invalidation.links);
+  const store = stored && invalidatingStore(stored, services.invalidation);
   const clicks = store
     ? await startClickPipeline(config, logger, store, {
         produce: true,

@@ -22,7 +22,7 @@ beforeEach(async () => {
   sent = [];
   t = await createTestApp({}, { clickQueue: { send: (e) => void sent.push(e) } });
   // As the servers wire it (src/runtimes/server.ts): a committed batch drops links whose maxClicks count moved.
-  clicks = invalidatingStore(createClicksService(createClicksRepository(t.db.orm)), t.services.invalidation.links);
+  clicks = invalidatingStore(createClicksService(createClicksRepository(t.db.orm)), t.services.invalidation);
   const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/a', slug: 'a', maxClicks: 1000 } });
   linkId = ((await res.json()) as { id: string }).id;
 });

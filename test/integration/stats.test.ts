@@ -5,7 +5,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createClicksRepository } from '../../src/modules/clicks/clicks.repository.ts';
 import type { ClickEvent, LinkClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
-import { createClicksService, type ClicksService } from '../../src/modules/clicks/clicks.service.ts';
+import { createClicksService } from '../../src/modules/clicks/clicks.service.ts';
+import { invalidatingStore, type ClickStore } from '../../src/runtimes/click-pipeline.ts';
 import { csvCell, formatFromAccept } from '../../src/modules/stats/stats.export.ts';
 import type { ExportedClick, OrphanStats, Stats } from '../../src/modules/stats/stats.schemas.ts';
 import { newId } from '../../src/platform/crypto.ts';
@@ -15,13 +16,14 @@ import { DESKTOP, IPHONE, SLACK } from '../support/agents.ts';
 
 let t: TestApp;
 let sent: ClickEvent[];
-let clicks: ClicksService;
+let clicks: ClickStore;
 let linkId: string;
 
 beforeEach(async () => {
   sent = [];
   t = await createTestApp({}, { clickQueue: { send: (e) => void sent.push(e) } });
-  clicks = createClicksService(createClicksRepository(t.db.orm));
+  // As the servers wire it: stored clicks drop this process's kept answers (and cached links with a maxClicks).
+  clicks = invalidatingStore(createClicksService(createClicksRepository(t.db.orm)), t.services.invalidation);
   linkId = await createLink('a');
 });
 afterEach(() => t.close());
@@ -60,6 +62,26 @@ const q = (params: Record<string, string>) => new URLSearchParams(params).toStri
 const counts = (s: Stats) => s.series.map((p) => [p.start, p.humans, p.bots]);
 
 describe('GET /v1/links/{id}/stats', () => {
+  it('keeps an answer for 5 s for clicks stored elsewhere, and drops it when this process stores clicks', async () => {
+    await visit('2026-03-10T10:15:00Z', 'a');
+    await consume();
+    t.clock.now = new Date('2026-03-10T14:00:00Z');
+    const path = `/v1/links/${linkId}/stats?${q({ from: '2026-03-10T09:00:00Z', to: '2026-03-10T13:00:00Z' })}`;
+    expect((await getStats(path)).totals.humans).toBe(1);
+    // Another process's consumer (a plain clicks service, not this process's): this process cannot know.
+    await visit('2026-03-10T10:20:00Z', 'a');
+    await createClicksService(createClicksRepository(t.db.orm)).ingest(sent.splice(0));
+    t.clock.now = new Date('2026-03-10T14:00:04.900Z');
+    expect((await getStats(path)).totals.humans).toBe(1);
+    t.clock.now = new Date('2026-03-10T14:00:05Z');
+    expect((await getStats(path)).totals.humans).toBe(2);
+    // This process's consumer: the next answer counts the new click at once.
+    await visit('2026-03-10T10:25:00Z', 'a');
+    await consume();
+    t.clock.now = new Date('2026-03-10T14:00:06Z');
+    expect((await getStats(path)).totals.humans).toBe(3);
+  });
+
   it('counts humans and bots apart, in a zero-filled hourly series, with top values per dimension', async () => {
     await visit('2026-03-10T10:15:00Z', 'a', { 'cf-ipcountry': 'DE', referer: 'https://news.example.org/p' });
     await visit('2026-03-10T10:45:00Z', 'a', { 'cf-ipcountry': 'FR', 'user-agent': DESKTOP });

@@ -22,6 +22,7 @@ import {
   type TopEntry,
   type Totals,
 } from './stats.schemas.ts';
+import { createLru } from '../../platform/cache/lru.ts';
 import { createTopLists } from './stats.top.ts';
 import { bucketize, DAY_MS, type Bucket, type Buckets, type Interval } from './stats.time.ts';
 
@@ -86,8 +87,34 @@ const toExported = (row: RawClick): ExportedClick => ({
   bot: row.bot,
 });
 
+/** How long a computed answer is reused for the same question, unless clicks are stored in this process meanwhile. */
+const ANSWER_TTL_MS = 5000;
+
 export function createStatsService(repo: StatsRepository, workspaces: WorkspacesService, config: Config) {
   const topLists = createTopLists(repo);
+  // Dashboards ask the same question over and over: the answer is kept briefly, per question as asked (an open
+  // range ends "now", so its answer may be up to ANSWER_TTL_MS old). Clicks stored by this process's consumer
+  // drop every kept answer (`clicksStored`); other processes' answers are at most ANSWER_TTL_MS behind.
+  // On the request's clock (ctx.now), like the ranges themselves.
+  const answers = createLru<{ stats: Stats; at: number }>({ maxEntries: 1000, maxBytes: 16 * 1024 * 1024 });
+  const cached = async (target: StatsTarget, input: StatsInput, now: number, compute: () => Promise<Stats>): Promise<Stats> => {
+    const key = JSON.stringify([
+      target.workspaceId,
+      target.linkId ?? null,
+      input.from?.getTime() ?? null,
+      input.to?.getTime() ?? null,
+      input.interval ?? null,
+      input.tz,
+      input.top,
+      input.dimensions ?? null,
+    ]);
+    const hit = answers.get(key);
+    if (hit && now >= hit.at && now - hit.at < ANSWER_TTL_MS) return hit.stats;
+    const stats = await compute();
+    // The entry's own lifetime only bounds memory; freshness is judged on the request's clock above.
+    answers.set(key, { stats, at: now }, 60_000, JSON.stringify(stats).length * 2);
+    return stats;
+  };
 
   async function stats(target: StatsTarget, input: StatsInput, range: ReturnType<typeof resolveRange>, now: number): Promise<Stats> {
     const dimensions = input.dimensions ?? DIMENSIONS;
@@ -114,12 +141,20 @@ export function createStatsService(repo: StatsRepository, workspaces: Workspaces
       const now = ctx.now();
       const range = resolveRange(input, now);
       if (!(await repo.linkExists(ctx.workspaceId, linkId))) throw noSuchLink();
-      return stats({ workspaceId: ctx.workspaceId, linkId }, input, range, now.getTime());
+      const target = { workspaceId: ctx.workspaceId, linkId };
+      return cached(target, input, now.getTime(), () => stats(target, input, range, now.getTime()));
     },
 
     async workspaceStats(ctx: ServiceContext, input: StatsInput): Promise<Stats> {
       const now = ctx.now();
-      return stats({ workspaceId: ctx.workspaceId }, input, resolveRange(input, now), now.getTime());
+      const range = resolveRange(input, now);
+      const target = { workspaceId: ctx.workspaceId };
+      return cached(target, input, now.getTime(), () => stats(target, input, range, now.getTime()));
+    },
+
+    /** This process stored clicks: kept answers no longer hold. */
+    clicksStored() {
+      answers.clear();
     },
 
     /**
