@@ -83,7 +83,11 @@ export interface CachedRedirectLookup extends RedirectLookup {
 }
 
 const MAX_CLICKS_TTL_MS = 1000;
-const keyOf = (domain: string, slug: string) => `link:${domain}/${slug}`;
+/** The cache key of a link; the shared tier prefixes it (`hop:link:{domain}/{slug}`). */
+export const linkCacheKey = (domain: string, slug: string) => `link:${domain}/${slug}`;
+/** How long an invalidated key refuses fills: twice the database deadline, longer than any read that began before. */
+export const tombstoneTtlS = (databaseTimeoutMs: number) => Math.ceil((2 * databaseTimeoutMs) / 1000);
+const keyOf = linkCacheKey;
 
 export function createCachedLookup(lookup: RedirectLookup, options: LinkCacheOptions): CachedRedirectLookup {
   const { config } = options;
@@ -97,7 +101,7 @@ export function createCachedLookup(lookup: RedirectLookup, options: LinkCacheOpt
     negativeTtlMs: config.negativeTtlS * 1000,
     sharedTtlS: config.sharedTtlS,
     negativeSharedTtlS: config.negativeTtlS,
-    tombstoneTtlS: Math.ceil((2 * options.databaseTimeoutMs) / 1000),
+    tombstoneTtlS: tombstoneTtlS(options.databaseTimeoutMs),
     singleFlight: options.singleFlight,
     logger: options.logger,
     metrics: options.metrics,
