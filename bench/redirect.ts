@@ -685,10 +685,11 @@ async function cacheNote(url: string): Promise<string> {
   const memory = count('memory', 'hit');
   const shared = count('shared', 'hit');
   const miss = count('all', 'miss');
-  const total = memory + shared + miss;
+  const coalesced = count('all', 'coalesced');
+  const total = memory + shared + miss + coalesced;
   if (!total) return '';
   const pct = (n: number) => `${((n / total) * 100).toFixed(1)}%`;
-  return ` (cache: memory ${pct(memory)}, shared ${pct(shared)}, miss ${pct(miss)})`;
+  return ` (cache: memory ${pct(memory)}, shared ${pct(shared)}, miss ${pct(miss)}, waited for another's lookup ${pct(coalesced)})`;
 }
 
 async function cleanup(dir: string): Promise<void> {

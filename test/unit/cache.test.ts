@@ -131,7 +131,7 @@ describe('createTieredCache', () => {
   it('makes one load for many concurrent misses of one key (single flight)', async () => {
     let loads = 0;
     let release!: (v: string) => void;
-    const { cache } = tiered();
+    const { cache, metrics } = tiered();
     const load = () => {
       loads++;
       return new Promise<string>((resolve) => (release = resolve));
@@ -140,6 +140,7 @@ describe('createTieredCache', () => {
     release('value');
     expect(await Promise.all(answers)).toEqual(Array(1000).fill('value'));
     expect(loads).toBe(1);
+    expect(count(metrics, 'all', 'coalesced')).toBe(999);
   });
 
   it('without single flight (workerd), each concurrent miss loads', async () => {

@@ -61,11 +61,13 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
   const inflight = new Map<string, Promise<V | null>>();
   // Bumped by every invalidation: a load that began before one may hold the old value, so it is answered but not kept.
   let generation = 0;
-  const counts = { memoryHit: 0, sharedHit: 0, miss: 0, poisoned: 0 };
+  const counts = { memoryHit: 0, sharedHit: 0, miss: 0, coalesced: 0, poisoned: 0 };
   options.metrics.collect('hop_cache_requests_total', 'Cache lookups by tier and result.', 'counter', () => [
     [{ cache: name, tier: 'memory', result: 'hit' }, counts.memoryHit],
     [{ cache: name, tier: 'shared', result: 'hit' }, counts.sharedHit],
     [{ cache: name, tier: 'all', result: 'miss' }, counts.miss],
+    // Requests that waited for another request's lookup of the same key (single flight).
+    [{ cache: name, tier: 'all', result: 'coalesced' }, counts.coalesced],
     [{ cache: name, tier: 'shared', result: 'poisoned' }, counts.poisoned],
   ]);
 
@@ -138,7 +140,10 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
       }
       if (options.singleFlight) {
         const pending = inflight.get(key);
-        if (pending) return pending;
+        if (pending) {
+          counts.coalesced += 1;
+          return pending;
+        }
       }
       let result: V | null | Promise<V | null>;
       if (shared) {
