@@ -1,6 +1,6 @@
 // vitest: two projects. "node": unit, integration, end-to-end and black-box tests in parallel forks (the latter two
 // start real hop processes). "workerd": Worker-only behaviour (bindings, configuration errors) inside workerd
-// through @cloudflare/vitest-plugin, configured from wrangler.toml.
+// through @cloudflare/vitest-plugin, configured from wrangler.toml, with a local sqld where a test needs a database.
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 
@@ -24,6 +24,8 @@ export default defineConfig({
         test: {
           name: 'workerd',
           include: ['test/workers/**/*.test.ts'],
+          // A migrated sqld for the Worker's database (test/workers/cache.test.ts); nothing in workerd can start it.
+          globalSetup: ['./test/support/workers-sqld.ts'],
           testTimeout: 20_000,
           allowOnly: false,
         },

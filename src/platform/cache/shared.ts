@@ -90,9 +90,10 @@ const MAX_PENDING = 100_000;
 
 export function guardShared(store: SharedStore, options: GuardOptions): GuardedStore {
   const { timeoutMs, logger, metrics } = options;
+  const cooldownMs = options.cooldownMs ?? 2000;
   const breaker = createCircuitBreaker({
     failureThreshold: options.failureThreshold ?? 5,
-    cooldownMs: options.cooldownMs ?? 2000,
+    cooldownMs,
     now: options.now,
     onStateChange(state, reason) {
       const level = state === 'open' ? 'warn' : 'info';
@@ -123,6 +124,22 @@ export function guardShared(store: SharedStore, options: GuardOptions): GuardedS
         throw err;
       },
     );
+
+  // Failed invalidations are also retried on a timer, once a cooldown: a process that gets no further request (an
+  // API-only one) would otherwise never send them, and every other process would serve the old link from the store
+  // until its entry expires (HOP_CACHE_SHARED_TTL_S). Unref'd, so it never keeps a process alive; on Workers a timer
+  // does not outlive its request, and the next successful call sends them as before.
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  function retryLater() {
+    if (retry !== undefined) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      void (flushing ? Promise.resolve() : flush()).then(() => {
+        if (pending.size) retryLater();
+      });
+    }, cooldownMs);
+    (retry as { unref?: () => void }).unref?.();
+  }
 
   async function flush() {
     flushing = true;
@@ -158,6 +175,7 @@ export function guardShared(store: SharedStore, options: GuardOptions): GuardedS
           if (pending.size >= MAX_PENDING) pending.delete(pending.values().next().value!);
           pending.add(k);
         }
+        retryLater();
         throw err;
       }
     },
