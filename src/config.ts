@@ -148,7 +148,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const problems: string[] = [];
   if (c.HOP_REDIS_URL || c.HOP_REDIS_TOKEN || c.HOP_CACHE === 'redis') {
-    const why = c.HOP_CACHE === 'redis' ? 'HOP_CACHE=redis needs it' : 'HOP_REDIS_URL and HOP_REDIS_TOKEN go together';
+    // HOP_QUEUE is a server setting (loadServerConfig), named here so that one message says why.
+    const why =
+      c.HOP_CACHE === 'redis'
+        ? 'HOP_CACHE=redis needs it'
+        : env.HOP_QUEUE === 'redis'
+          ? 'HOP_QUEUE=redis needs it'
+          : 'HOP_REDIS_URL and HOP_REDIS_TOKEN go together';
     for (const name of ['HOP_REDIS_URL', 'HOP_REDIS_TOKEN'] as const) if (!c[name]) problems.push(`  ${name}: missing (${why})`);
   }
   if (problems.length) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);

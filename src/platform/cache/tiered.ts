@@ -85,7 +85,7 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
    * The shared tier's answer: the value, null for a stored "not found", undefined for a miss or a failure, and
    * TOMBSTONE for a key changed moments ago (a miss that must not be filled).
    */
-  async function fromShared(key: string): Promise<V | null | undefined | typeof TOMBSTONE> {
+  async function fromShared(key: string, defer: Defer | undefined): Promise<V | null | undefined | typeof TOMBSTONE> {
     let raw: string | null;
     try {
       raw = await shared!.get(key);
@@ -99,7 +99,7 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
     if (value === undefined) {
       counts.poisoned += 1;
       logger.log('warn', 'cache entry failed validation; dropped', { cache: name, key });
-      void shared!.invalidate([key], options.tombstoneTtlS).catch(() => undefined);
+      background(shared!.invalidate([key], options.tombstoneTtlS), defer);
     }
     return value;
   }
@@ -121,7 +121,7 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
 
   async function loadThroughShared(key: string, load: () => V | undefined | Promise<V | undefined>, defer: Defer | undefined) {
     const since = generation;
-    const cached = await fromShared(key);
+    const cached = await fromShared(key, defer);
     if (cached !== undefined && cached !== TOMBSTONE) {
       counts.sharedHit += 1;
       if (since === generation) remember(key, cached);
