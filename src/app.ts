@@ -3,13 +3,16 @@
  * It never listens; the runtime entries in src/runtimes/ serve it. Services are built once per app (src/services.ts).
  */
 import { Scalar } from '@scalar/hono-api-reference';
+import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { apiKeyAuth } from './http/middleware/auth.ts';
+import { apiKeyLimit, authFailureLimit, createRateLimits, redirectLimits } from './http/middleware/rate-limit.ts';
 import { requestBookkeeping, requestContext } from './http/middleware/request-context.ts';
 import { strictBody } from './http/middleware/strict-body.ts';
+import type { AppEnv } from './http/env.ts';
 import { errorHandler } from './http/problem.ts';
 import { createRouter } from './http/router.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
@@ -22,6 +25,7 @@ import type { Database } from './platform/db/client.ts';
 import type { Logger } from './platform/logger.ts';
 import { createMetrics, type Metrics } from './platform/metrics.ts';
 import type { QueueProducer } from './platform/queue/queue.ts';
+import type { RateLimitStore } from './platform/ratelimit/ratelimit.ts';
 import type { ClickEvent } from './modules/clicks/clicks.schemas.ts';
 import { createServices } from './services.ts';
 
@@ -39,12 +43,17 @@ export interface AppDeps {
   clickQueue?: QueueProducer<ClickEvent>;
   /** This process's counters, served at /metrics; a fresh registry when not given. */
   metrics?: Metrics;
+  /** With HOP_RATE_LIMIT=redis or cloudflare, the store the runtime built (src/platform/ratelimit/). */
+  rateLimitStore?: RateLimitStore;
+  /** The client's address as the runtime sees it (the connection's peer; Workers: cf-connecting-ip). */
+  clientIp?: (c: Context<AppEnv>) => string | undefined;
 }
 
 export function createApp(deps: AppDeps) {
   const { config, db, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const metrics = deps.metrics ?? createMetrics();
+  const limits = createRateLimits(config, { store: deps.rateLimitStore, clientIp: deps.clientIp, logger, metrics, now });
 
   const { workspaces, links, redirect, idempotency, stats } = createServices(db.orm, config, {
     redirectLookup: deps.redirectLookup,
@@ -106,9 +115,11 @@ export function createApp(deps: AppDeps) {
     description: 'The operator token configured as HOP_ADMIN_TOKEN.',
   });
 
+  if (limits) app.use('/v1/*', authFailureLimit(limits));
   app.route('/', operatorRoutes(workspaces, config.adminToken, now));
   app.route('/', statsOperatorRoutes(stats, config.adminToken, now));
   app.use('/v1/*', apiKeyAuth((token) => workspaces.authenticate(token)));
+  if (limits) app.use('/v1/*', apiKeyLimit(limits));
   app.route('/', workspaceRoutes(workspaces, now));
   app.route('/', linksRoutes(links, idempotency, now));
   app.route('/', statsRoutes(stats, now));
@@ -138,7 +149,16 @@ export function createApp(deps: AppDeps) {
   );
 
   app.openAPIRegistry.registerPath(redirectDocument);
-  app.route('/', redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, clicks: deps.clickQueue }));
+  app.route(
+    '/',
+    redirectRoutes(redirect, {
+      geoHeader: config.geoHeader,
+      now,
+      bookkeeping,
+      clicks: deps.clickQueue,
+      limits: limits && redirectLimits(limits),
+    }),
+  );
 
   // The request context registered per method above is bookkeeping, not a handler that would allow the method.
   const allowedMethods = methodsByPath(app.routes.filter((r) => r.handler !== context));

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp } from '../../src/app.ts';
+import { createApp, type AppDeps } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Scope } from '../../src/http/env.ts';
 import type { Database } from '../../src/platform/db/client.ts';
@@ -42,7 +42,21 @@ export interface TestAppOptions {
   redirectLookup?: 'portable' | 'embedded';
   /** Where the app sends click events; none: clicks are not recorded. */
   clickQueue?: QueueProducer<ClickEvent>;
+  /** The rate-limit store the runtime would build for HOP_RATE_LIMIT=redis. */
+  rateLimitStore?: AppDeps['rateLimitStore'];
+  metrics?: AppDeps['metrics'];
 }
+
+/**
+ * Rate limits far above what any test sends, so that only the tests of rate limiting (which set their own) meet
+ * them; the limiter still runs on every request.
+ */
+export const GENEROUS_RATE_LIMITS = {
+  HOP_RATE_LIMIT_API: '1000000/60s',
+  HOP_RATE_LIMIT_UNAUTHENTICATED: '1000000/60s',
+  HOP_RATE_LIMIT_REDIRECT: '1000000/60s',
+  HOP_RATE_LIMIT_NOT_FOUND: '1000000/60s',
+};
 
 export async function createTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'hop-test-'));
@@ -50,6 +64,7 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
     HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`,
     HOP_ADMIN_TOKEN: ADMIN_TOKEN,
     HOP_LOG_LEVEL: 'warn',
+    ...GENEROUS_RATE_LIMITS,
     ...env,
   });
   const db = await openDatabase(config);
@@ -58,7 +73,16 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
   const clock = { now: new Date() };
   const logger = createLogger({ level: config.logLevel, write: (line) => logs.push(line) });
   const lookup = options.redirectLookup === 'embedded' ? createEmbeddedLookup(join(dir, 'hop.db')) : undefined;
-  const app = createApp({ config, db, logger, now: () => new Date(clock.now), redirectLookup: lookup, clickQueue: options.clickQueue });
+  const app = createApp({
+    config,
+    db,
+    logger,
+    now: () => new Date(clock.now),
+    redirectLookup: lookup,
+    clickQueue: options.clickQueue,
+    rateLimitStore: options.rateLimitStore,
+    metrics: options.metrics,
+  });
   const services = createServices(db.orm, config);
 
   async function request(path: string, init: RequestInit & { key?: string | null; json?: unknown } = {}) {

@@ -1,12 +1,13 @@
 /**
  * `GET|HEAD /{slug}` on any short-link host: the redirect. Unknown slugs answer 404 problem+json, or a small HTML
- * page when the client prefers text/html; exhausted links 410 the same way.
+ * page when the client prefers text/html; exhausted links 410 the same way, and a client over its rate limits 429.
  */
 import type { RouteConfig } from '@hono/zod-openapi';
 import * as z from '../../platform/zod.ts';
 import { Hono, type Context } from 'hono';
 import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../../http/env.ts';
+import { rateLimitHeaders, type RedirectLimits } from '../../http/middleware/rate-limit.ts';
 import type { RequestBookkeeping } from '../../http/middleware/request-context.ts';
 import { problemResponse } from '../../http/problem.ts';
 import { ProblemSchema } from '../../http/router.ts';
@@ -14,6 +15,7 @@ import { canonicalHost } from '../hosts.ts';
 import type { QueueProducer } from '../../platform/queue/queue.ts';
 import { linkClick, orphanVisit, type ClickFacts } from '../clicks/clicks.events.ts';
 import type { ClickEvent } from '../clicks/clicks.schemas.ts';
+import type { RateVerdict } from '../../platform/ratelimit/ratelimit.ts';
 import type { RedirectOutcome, RedirectService } from './redirect.service.ts';
 
 const page = (status: number, title: string, text: string) =>
@@ -24,6 +26,7 @@ const page = (status: number, title: string, text: string) =>
 const pages = {
   not_found: { status: 404, title: 'Link not found', text: 'There is no short link at this address.' },
   gone: { status: 410, title: 'Link no longer available', text: 'This short link has expired or reached its click limit.' },
+  rate_limited: { status: 429, title: 'Too many requests', text: 'Too many requests from your network; try again in a minute.' },
 } as const;
 
 /** The request's hostname from its Host header (no port, lower case, no trailing dot), or from its URL. */
@@ -67,6 +70,12 @@ export const redirectDocument = {
       description: 'Expired or out of clicks, without fallbackUrl.',
       content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
     },
+    429: {
+      description:
+        'Too many requests from this address, or too many unknown slugs (then every slug, until the window passes); ' +
+        'with Retry-After, RateLimit-Policy and RateLimit. A small HTML page when the client prefers text/html.',
+      content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
+    },
     400: { description: 'The Host header is not one host.', content: { 'application/problem+json': { schema: ProblemSchema } } },
     500: { description: 'A fault of the server.', content: { 'application/problem+json': { schema: ProblemSchema } } },
   },
@@ -80,6 +89,12 @@ export interface RedirectRouteOptions {
   bookkeeping: RequestBookkeeping;
   /** Where click events go (redirects served, and orphan visits to unknown slugs); none: clicks are not recorded. */
   clicks?: QueueProducer<ClickEvent> | undefined;
+  /**
+   * Per-address limits (HOP_RATE_LIMIT_REDIRECT, HOP_RATE_LIMIT_NOT_FOUND): every request counts against the first;
+   * unknown-slug answers count against the second, and an address past it gets 429 for every slug, known or not,
+   * until its window passes. A refused request records no click. None: no limits.
+   */
+  limits?: RedirectLimits | undefined;
 }
 
 /** Lets a queue's pending send finish after the response where the platform needs telling (Workers). */
@@ -91,7 +106,7 @@ function keepAlive(c: Context<AppEnv>, pending: Promise<void>) {
   }
 }
 
-export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, clicks }: RedirectRouteOptions) {
+export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, clicks, limits }: RedirectRouteOptions) {
   return new Hono<AppEnv>().get('/:slug', function redirect(c): Response | Promise<Response> {
     bookkeeping.begin(c);
     const req = c.req.raw;
@@ -101,11 +116,25 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
       bookkeeping.finish(c, res.status);
       return res;
     }
+    const at = now();
+    if (!limits) return lookup(c, host, at);
+    const decide = (verdict: RateVerdict | undefined) => {
+      if (!verdict) return lookup(c, host, at);
+      const res = refused(c, limits, verdict);
+      bookkeeping.finish(c, res.status);
+      return res;
+    };
+    // Synchronous with the in-process store, like the lookup.
+    const verdict = limits.check(c, at.getTime());
+    return verdict instanceof Promise ? verdict.then(decide) : decide(verdict);
+  });
+
+  function lookup(c: Context<AppEnv, '/:slug'>, host: string, at: Date): Response | Promise<Response> {
+    const req = c.req.raw;
     const query = req.url.indexOf('?');
     const slug = c.req.param('slug');
     const userAgent = req.headers.get('user-agent');
     const country = req.headers.get(geoHeader);
-    const at = now();
     const outcome = service.resolve({
       host,
       slug,
@@ -127,13 +156,37 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
         const pending = clicks.send(o.kind === 'redirect' ? linkClick(o.workspaceId, o.linkId, facts) : orphanVisit(host, slug, facts));
         if (pending) keepAlive(c, pending);
       }
+      if (limits && o.kind === 'not_found') {
+        const counted = limits.countNotFound(c, at.getTime());
+        if (counted) keepAlive(c, counted);
+      }
       bookkeeping.finish(c, res.status);
       return res;
     };
     // No await when the lookup answered synchronously: a promise per click is measurable at this rate.
     return outcome instanceof Promise ? outcome.then(finish) : finish(outcome);
+  }
+}
+
+/** The 429 of the redirect path: problem+json, or the small HTML page when the client prefers text/html. */
+function refused(c: Context<AppEnv>, limits: RedirectLimits, verdict: RateVerdict): Response {
+  const error = limits.refuse(verdict);
+  if (!prefersHtml(c.req.header('accept'))) return problemResponse(error, c.get('requestId'), c.req.method);
+  const p = pages.rate_limited;
+  return new Response(c.req.method === 'HEAD' ? null : page(p.status, p.title, p.text), {
+    status: p.status,
+    headers: { ...htmlHeaders(c.get('requestId')), ...rateLimitHeaders(verdict) },
   });
 }
+
+const htmlHeaders = (requestId: string) => ({
+  'content-type': 'text/html; charset=UTF-8',
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'x-request-id': requestId,
+});
 
 function respond(c: Context<AppEnv>, outcome: RedirectOutcome): Response {
   const requestId = c.get('requestId');
@@ -155,14 +208,7 @@ function respond(c: Context<AppEnv>, outcome: RedirectOutcome): Response {
   if (prefersHtml(c.req.header('accept'))) {
     return new Response(c.req.method === 'HEAD' ? null : page(p.status, p.title, p.text), {
       status: p.status,
-      headers: {
-        'content-type': 'text/html; charset=UTF-8',
-        'cache-control': 'no-store',
-        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
-        'x-content-type-options': 'nosniff',
-        'x-frame-options': 'DENY',
-        'x-request-id': requestId,
-      },
+      headers: htmlHeaders(requestId),
     });
   }
   const code = outcome.kind === 'gone' ? 'link_gone' : 'not_found';
