@@ -15,6 +15,9 @@ import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
 import { migrateDatabase, openDatabase } from '../../src/runtimes/database.ts';
 import { createEmbeddedLookup } from '../../src/runtimes/embedded-lookup.ts';
 import { createServices } from '../../src/services.ts';
+import { GENEROUS_RATE_LIMITS } from '../support/rate-limits.ts';
+
+export { GENEROUS_RATE_LIMITS };
 
 export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdef';
 
@@ -47,16 +50,6 @@ export interface TestAppOptions {
   metrics?: AppDeps['metrics'];
 }
 
-/**
- * Rate limits far above what any test sends, so that only the tests of rate limiting (which set their own) meet
- * them; the limiter still runs on every request.
- */
-export const GENEROUS_RATE_LIMITS = {
-  HOP_RATE_LIMIT_API: '1000000/60s',
-  HOP_RATE_LIMIT_UNAUTHENTICATED: '1000000/60s',
-  HOP_RATE_LIMIT_REDIRECT: '1000000/60s',
-  HOP_RATE_LIMIT_NOT_FOUND: '1000000/60s',
-};
 
 export async function createTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'hop-test-'));
