@@ -1,10 +1,15 @@
-// Types of the Worker under test for cloudflare:test / cloudflare:workers: wrangler.toml's vars and queue producer,
-// and the main module.
+// Types of the Worker under test for cloudflare:test / cloudflare:workers: wrangler.toml's vars, queue producer and
+// ratelimits bindings, and the main module.
 declare namespace Cloudflare {
   interface Env {
     HOP_LOG_LEVEL: string;
     HOP_DATABASE_TIMEOUT_MS: string;
     CLICKS: Queue;
+    HOP_RATE_LIMIT: string;
+    RATE_LIMIT_API: RateLimit;
+    RATE_LIMIT_UNAUTHENTICATED: RateLimit;
+    RATE_LIMIT_REDIRECT: RateLimit;
+    RATE_LIMIT_NOT_FOUND: RateLimit;
   }
   interface GlobalProps {
     mainModule: typeof import('../../src/runtimes/worker.ts');

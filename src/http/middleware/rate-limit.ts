@@ -132,7 +132,7 @@ export interface RedirectLimits {
    * the refusing verdict (answer 429), or undefined; synchronous with the in-process store.
    */
   check(c: Context<AppEnv>, nowMs: number): RateVerdict | undefined | Promise<RateVerdict | undefined>;
-  /** Counts an unknown-slug answer; a promise to keep alive when the store is remote. */
+  /** Counts an unknown-slug answer; a promise when the store is remote (it never rejects). */
   countNotFound(c: Context<AppEnv>, nowMs: number): Promise<void> | undefined;
   refuse(verdict: RateVerdict): AppError;
 }

@@ -156,12 +156,10 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
         const pending = clicks.send(o.kind === 'redirect' ? linkClick(o.workspaceId, o.linkId, facts) : orphanVisit(host, slug, facts));
         if (pending) keepAlive(c, pending);
       }
-      if (limits && o.kind === 'not_found') {
-        const counted = limits.countNotFound(c, at.getTime());
-        if (counted) keepAlive(c, counted);
-      }
       bookkeeping.finish(c, res.status);
-      return res;
+      // Counted before the 404 leaves, so that this address's next request already sees it.
+      const counted = limits && o.kind === 'not_found' ? limits.countNotFound(c, at.getTime()) : undefined;
+      return counted ? counted.then(() => res) : res;
     };
     // No await when the lookup answered synchronously: a promise per click is measurable at this rate.
     return outcome instanceof Promise ? outcome.then(finish) : finish(outcome);
