@@ -14,7 +14,7 @@ const positiveInt = (min: number, max: number) =>
 
 /** `<limit>/<window>`: that many requests per fixed window of seconds, minutes or hours, e.g. `600/60s`, `10000/1h`. */
 const QUOTA = /^(\d{1,10})\/(\d{1,5})([smh])$/;
-const QUOTA_HINT = 'must be <limit>/<window>, e.g. 600/60s (a limit from 1 to 1000000000; a window in s, m or h, from 1s to 24h)';
+const QUOTA_HINT = 'must be <limit>/<window>, e.g. 600/60s (a window in s, m or h, at most 24h)';
 const UNIT_S = { s: 1, m: 60, h: 3600 } as const;
 
 function parseQuota(value: string): RateQuota | undefined {
@@ -40,8 +40,8 @@ const keyOverrides = z.string().transform((value, ctx) => {
     const limit = at === -1 ? undefined : parseQuota(entry.slice(at + 1));
     // Named by position, not quoted: a misplaced API key would otherwise be echoed into the logs.
     const where = `entry ${i + 1}`;
-    if (id.startsWith('hop_')) ctx.addIssue(`${where}: that is an API key itself; name its id (key_...) from GET /v1/keys`);
-    else if (!KEY_ID.test(id)) ctx.addIssue(`${where}: must start with an API key id (key_ and 32 hex digits), e.g. key_0193...=1200/60s`);
+    if (id.startsWith('hop_')) ctx.addIssue(`${where}: that is an API key; name its id (key_...)`);
+    else if (!KEY_ID.test(id)) ctx.addIssue(`${where}: must be <key id>=<limit>/<window>, e.g. key_0193...=1200/60s`);
     else if (!limit) ctx.addIssue(`${where}: after "=", ${QUOTA_HINT}`);
     else if (out.has(id)) ctx.addIssue(`${where}: ${id} is given twice`);
     else out.set(id, limit);

@@ -71,9 +71,7 @@ export const redirectDocument = {
       content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
     },
     429: {
-      description:
-        'Too many requests from this address, or too many unknown slugs (then every slug, until the window passes); ' +
-        'with Retry-After, RateLimit-Policy and RateLimit. A small HTML page when the client prefers text/html.',
+      description: 'Too many requests, or unknown slugs, from this address; with Retry-After. HTML to a browser.',
       content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
     },
     400: { description: 'The Host header is not one host.', content: { 'application/problem+json': { schema: ProblemSchema } } },

@@ -24,18 +24,18 @@ export const DEGRADED_METRIC = 'hop_ratelimit_degraded_total';
 
 export function guardRateLimitStore(store: RateLimitStore, options: GuardOptions): RateLimitStore {
   const { timeoutMs, onError, logger, metrics } = options;
-  const effect = onError === 'open' ? 'requests are allowed unchecked' : 'requests are refused with 503';
   const breaker = createCircuitBreaker({
     failureThreshold: options.failureThreshold,
     cooldownMs: options.cooldownMs,
     onStateChange(state, reason) {
-      if (state === 'open') logger.log('warn', 'rate limiting degraded', { store: store.kind, mode: onError, effect, reason });
+      // The mode says what happens meanwhile: open allows requests unchecked, closed refuses them with 503.
+      if (state === 'open') logger.log('warn', 'rate limiting degraded', { store: store.kind, mode: onError, reason });
       else if (state === 'closed') logger.log('warn', 'rate limiting restored', { store: store.kind, mode: onError });
     },
   });
 
   function degrade(takes: Parameters<RateLimitStore['take']>[0]): RateVerdict[] {
-    metrics.increment(DEGRADED_METRIC, 'Requests whose rate limit could not be checked, by what was done: allowed (open) or refused (closed).', {
+    metrics.increment(DEGRADED_METRIC, 'Requests whose rate limit could not be checked: allowed (open) or refused (closed).', {
       mode: onError,
     });
     if (onError === 'closed') {
