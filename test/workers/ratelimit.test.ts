@@ -81,6 +81,11 @@ describe('the Worker with HOP_RATE_LIMIT=cloudflare', () => {
     await problem(await call('/~guess', '198.51.100.8'), 404);
   });
 
+  it('answers 500 problem+json with HOP_RATE_LIMIT=redis, which is for Node and Bun', async () => {
+    const redis = { ...bindings, HOP_RATE_LIMIT: 'redis', HOP_REDIS_URL: 'https://r.example.com', HOP_REDIS_TOKEN: 't', HOP_RATE_LIMIT_SALT: 's'.repeat(16) };
+    await problem(await worker.fetch(new Request('http://localhost/x'), redis, ctx), 500);
+  });
+
   it('answers 500 problem+json, naming no binding to the client, when a binding is missing', async () => {
     const { RATE_LIMIT_NOT_FOUND: _, ...without } = bindings;
     const body = await problem(await worker.fetch(new Request('http://localhost/x'), without, ctx), 500);
