@@ -8,6 +8,7 @@ import { secureHeaders } from 'hono/secure-headers';
 import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { apiKeyAuth } from './http/middleware/auth.ts';
+import { apiKeyLimit, authFailureLimit, createRateLimits, redirectLimits } from './http/middleware/rate-limit.ts';
 import { requestBookkeeping, requestContext } from './http/middleware/request-context.ts';
 import { strictBody } from './http/middleware/strict-body.ts';
 import { errorHandler } from './http/problem.ts';
@@ -23,6 +24,7 @@ import type { Database } from './platform/db/client.ts';
 import type { Logger } from './platform/logger.ts';
 import { createMetrics, type Metrics } from './platform/metrics.ts';
 import type { QueueProducer } from './platform/queue/queue.ts';
+import type { RateLimitStore } from './platform/ratelimit/ratelimit.ts';
 import type { ClickEvent } from './modules/clicks/clicks.schemas.ts';
 import { createServices, type Services } from './services.ts';
 
@@ -49,12 +51,17 @@ export interface AppDeps {
    * invalidates this process's link cache. The adapter options above are then the caller's business.
    */
   services?: Services;
+  /** With HOP_RATE_LIMIT=redis or cloudflare, the store the runtime built (src/platform/ratelimit/). */
+  rateLimitStore?: RateLimitStore;
+  /** The client's address as the runtime sees it (the connection's peer; Workers: cf-connecting-ip). */
+  clientIp?: (request: Request, env: unknown) => string | undefined;
 }
 
 export function createApp(deps: AppDeps) {
   const { config, db, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const metrics = deps.metrics ?? createMetrics();
+  const limits = createRateLimits(config, { store: deps.rateLimitStore, clientIp: deps.clientIp, logger, metrics, now });
 
   const { workspaces, links, redirect, idempotency, stats } =
     deps.services ??
@@ -122,9 +129,11 @@ export function createApp(deps: AppDeps) {
     description: 'The operator token configured as HOP_ADMIN_TOKEN.',
   });
 
+  if (limits) app.use('/v1/*', authFailureLimit(limits));
   app.route('/', operatorRoutes(workspaces, config.adminToken, now));
   app.route('/', statsOperatorRoutes(stats, config.adminToken, now));
   app.use('/v1/*', apiKeyAuth((token) => workspaces.authenticate(token)));
+  if (limits) app.use('/v1/*', apiKeyLimit(limits));
   app.route('/', workspaceRoutes(workspaces, now));
   app.route('/', linksRoutes(links, idempotency, now));
   app.route('/', statsRoutes(stats, now));
@@ -154,7 +163,14 @@ export function createApp(deps: AppDeps) {
   );
 
   app.openAPIRegistry.registerPath(redirectDocument);
-  const redirects = redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, logger, clicks: deps.clickQueue });
+  const redirects = redirectRoutes(redirect, {
+    geoHeader: config.geoHeader,
+    now,
+    bookkeeping,
+    logger,
+    clicks: deps.clickQueue,
+    limits: limits && redirectLimits(limits),
+  });
   app.route('/', redirects.routes);
 
   // The request context registered per method above is bookkeeping, not a handler that would allow the method.
@@ -178,7 +194,7 @@ export function createApp(deps: AppDeps) {
   const routed = app.fetch;
   app.fetch = (request, env, executionCtx) => {
     const slug = redirects.match(request, reserved);
-    return slug === undefined ? routed(request, env, executionCtx) : redirects.handle(request, slug, executionCtx);
+    return slug === undefined ? routed(request, env, executionCtx) : redirects.handle(request, slug, env, executionCtx);
   };
   return app;
 }

@@ -12,6 +12,43 @@ const positiveInt = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().min(min).max(max));
 
+/** `<limit>/<window>`: that many requests per fixed window of seconds, minutes or hours, e.g. `600/60s`, `10000/1h`. */
+const QUOTA = /^(\d{1,10})\/(\d{1,5})([smh])$/;
+const QUOTA_HINT = 'must be <limit>/<window>, e.g. 600/60s (a window in s, m or h, at most 24h)';
+const UNIT_S = { s: 1, m: 60, h: 3600 } as const;
+
+function parseQuota(value: string): RateQuota | undefined {
+  const m = QUOTA.exec(value.trim());
+  if (!m) return undefined;
+  const limit = Number(m[1]);
+  const windowS = Number(m[2]) * UNIT_S[m[3] as keyof typeof UNIT_S];
+  return limit >= 1 && limit <= 1e9 && windowS >= 1 && windowS <= 86_400 ? { limit, windowS } : undefined;
+}
+
+const quota = z.string().transform((value, ctx) => parseQuota(value) ?? (ctx.addIssue(QUOTA_HINT), z.NEVER));
+
+/** An API key's id as `GET /v1/keys` shows it (newId('key'): `key_` and 32 hex digits). */
+const KEY_ID = /^key_[0-9a-f]{32}$/;
+
+/** `key_…=1200/60s,key_…=10/1s`: one quota per API key id, comma separated; each key at most once. */
+const keyOverrides = z.string().transform((value, ctx) => {
+  const out = new Map<string, RateQuota>();
+  for (const [i, raw] of value.split(',').entries()) {
+    const entry = raw.trim();
+    const at = entry.indexOf('=');
+    const id = at === -1 ? entry : entry.slice(0, at);
+    const limit = at === -1 ? undefined : parseQuota(entry.slice(at + 1));
+    // Named by position, not quoted: a misplaced API key would otherwise be echoed into the logs.
+    const where = `entry ${i + 1}`;
+    if (id.startsWith('hop_')) ctx.addIssue(`${where}: that is an API key; name its id (key_...)`);
+    else if (!KEY_ID.test(id)) ctx.addIssue(`${where}: must be <key id>=<limit>/<window>, e.g. key_0193...=1200/60s`);
+    else if (!limit) ctx.addIssue(`${where}: after "=", ${QUOTA_HINT}`);
+    else if (out.has(id)) ctx.addIssue(`${where}: ${id} is given twice`);
+    else out.set(id, limit);
+  }
+  return out as ReadonlyMap<string, RateQuota>;
+});
+
 const baseUrl = z
   .url({ protocol: /^https?$/ })
   .refine((value) => {
@@ -67,6 +104,20 @@ export const configSchema = z.object({
   HOP_CACHE_SHARED_TTL_S: positiveInt(60, 30 * 86_400).default(3600),
   HOP_CACHE_NEGATIVE_TTL_S: positiveInt(1, 3600).default(5),
   HOP_CACHE_TIMEOUT_MS: positiveInt(1, 10_000).default(50),
+  HOP_RATE_LIMIT: z.enum(['memory', 'redis', 'cloudflare', 'off']).default('memory'),
+  HOP_RATE_LIMIT_API: quota.default({ limit: 600, windowS: 60 }),
+  HOP_RATE_LIMIT_KEY_OVERRIDES: keyOverrides.optional(),
+  HOP_RATE_LIMIT_UNAUTHENTICATED: quota.default({ limit: 30, windowS: 60 }),
+  HOP_RATE_LIMIT_REDIRECT: quota.default({ limit: 1200, windowS: 60 }),
+  HOP_RATE_LIMIT_NOT_FOUND: quota.default({ limit: 60, windowS: 60 }),
+  HOP_RATE_LIMIT_ON_ERROR: z.enum(['open', 'closed']).default('open'),
+  HOP_RATE_LIMIT_TIMEOUT_MS: positiveInt(1, 10_000).default(100),
+  HOP_RATE_LIMIT_SALT: z.string().min(16, 'must be at least 16 characters').optional(),
+  HOP_CLIENT_IP_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
+    .transform((v) => v.toLowerCase())
+    .optional(),
 });
 
 export type Env = z.input<typeof configSchema>;
@@ -103,6 +154,43 @@ export interface Config {
   /** Upstash Redis REST URL and token (or any server speaking that protocol); both or neither. */
   redis: { url: string; token: string } | undefined;
   cache: CacheConfig;
+  rateLimit: RateLimitConfig;
+  /**
+   * The header a trusted load balancer sets to the client's address (its right-most entry counts); unset: the
+   * address of the connection's peer (Workers: `cf-connecting-ip`). Never read unless configured.
+   */
+  clientIpHeader: string | undefined;
+}
+
+/** So many requests per fixed window of `windowS` seconds. */
+export interface RateQuota {
+  limit: number;
+  windowS: number;
+}
+
+export interface RateLimitConfig {
+  /**
+   * Where the counters live: `memory` (in process: per process or isolate), `redis` (Upstash Redis, shared by every
+   * process; Node and Bun), `cloudflare` (the Workers `ratelimits` bindings, whose limits are set in wrangler.toml),
+   * `off`.
+   */
+  mode: 'memory' | 'redis' | 'cloudflare' | 'off';
+  /** Requests per API key (the management API, `/v1`). */
+  api: RateQuota;
+  /** Quotas of particular API keys (by key id) instead of `api`. */
+  keyOverrides: ReadonlyMap<string, RateQuota>;
+  /** Failed authentications per client address on `/v1`; past it that address is refused before its key is checked. */
+  unauthenticated: RateQuota;
+  /** Redirect requests per client address. */
+  redirect: RateQuota;
+  /** Unknown-slug answers per client address; past it every redirect request from that address is refused. */
+  notFound: RateQuota;
+  /** With the store failing or past its deadline: allow the request unchecked (`open`) or refuse it with 503 (`closed`). */
+  onError: 'open' | 'closed';
+  /** Deadline of each call to a remote store (Redis, the binding). */
+  timeoutMs: number;
+  /** Secret of the HMAC under which client addresses are stored in Redis (they never are in the clear). */
+  salt: string | undefined;
 }
 
 export interface CacheConfig {
@@ -147,16 +235,19 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   }
   const problems: string[] = [];
-  if (c.HOP_REDIS_URL || c.HOP_REDIS_TOKEN || c.HOP_CACHE === 'redis') {
+  if (c.HOP_REDIS_URL || c.HOP_REDIS_TOKEN || c.HOP_CACHE === 'redis' || c.HOP_RATE_LIMIT === 'redis') {
     // HOP_QUEUE is a server setting (loadServerConfig), named here so that one message says why.
     const why =
       c.HOP_CACHE === 'redis'
         ? 'HOP_CACHE=redis needs it'
-        : env.HOP_QUEUE === 'redis'
-          ? 'HOP_QUEUE=redis needs it'
+        : c.HOP_RATE_LIMIT === 'redis'
+          ? 'HOP_RATE_LIMIT=redis needs it'
+          : env.HOP_QUEUE === 'redis'
+            ? 'HOP_QUEUE=redis needs it'
           : 'HOP_REDIS_URL and HOP_REDIS_TOKEN go together';
     for (const name of ['HOP_REDIS_URL', 'HOP_REDIS_TOKEN'] as const) if (!c[name]) problems.push(`  ${name}: missing (${why})`);
   }
+  problems.push(...rateLimitProblems(c));
   if (problems.length) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
   const baseUrlValue = c.HOP_BASE_URL ?? `http://localhost:${c.PORT}`;
   return {
@@ -189,7 +280,46 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       negativeTtlS: c.HOP_CACHE_NEGATIVE_TTL_S,
       timeoutMs: c.HOP_CACHE_TIMEOUT_MS,
     },
+    rateLimit: {
+      mode: c.HOP_RATE_LIMIT,
+      api: c.HOP_RATE_LIMIT_API,
+      keyOverrides: c.HOP_RATE_LIMIT_KEY_OVERRIDES ?? new Map(),
+      unauthenticated: c.HOP_RATE_LIMIT_UNAUTHENTICATED,
+      redirect: c.HOP_RATE_LIMIT_REDIRECT,
+      notFound: c.HOP_RATE_LIMIT_NOT_FOUND,
+      onError: c.HOP_RATE_LIMIT_ON_ERROR,
+      timeoutMs: c.HOP_RATE_LIMIT_TIMEOUT_MS,
+      salt: c.HOP_RATE_LIMIT_SALT,
+    },
+    clientIpHeader: c.HOP_CLIENT_IP_HEADER,
   };
+}
+
+const QUOTA_VARIABLES = [
+  'HOP_RATE_LIMIT_API',
+  'HOP_RATE_LIMIT_UNAUTHENTICATED',
+  'HOP_RATE_LIMIT_REDIRECT',
+  'HOP_RATE_LIMIT_NOT_FOUND',
+] as const;
+
+/** The rules between the rate-limit variables: what the Redis and Cloudflare stores need. */
+function rateLimitProblems(c: z.output<typeof configSchema>): string[] {
+  const problems: string[] = [];
+  if (c.HOP_RATE_LIMIT === 'redis' && !c.HOP_RATE_LIMIT_SALT) {
+    problems.push('  HOP_RATE_LIMIT_SALT: missing (HOP_RATE_LIMIT=redis needs it: client addresses are kept in Redis only as HMACs under this secret)');
+  }
+  if (c.HOP_RATE_LIMIT === 'cloudflare') {
+    // A binding counts in a window of 10 or 60 seconds, and its limit is fixed in wrangler.toml for every key.
+    for (const name of QUOTA_VARIABLES) {
+      if (c[name].windowS !== 10 && c[name].windowS !== 60) {
+        problems.push(`  ${name}: the window must be 10s or 60s with HOP_RATE_LIMIT=cloudflare (the binding's period)`);
+      }
+    }
+    if (c.HOP_RATE_LIMIT_KEY_OVERRIDES?.size) {
+      problems.push('  HOP_RATE_LIMIT_KEY_OVERRIDES: needs HOP_RATE_LIMIT=memory or redis (a ratelimits binding has one limit for every key)');
+    }
+  }
+  return problems;
 }
 
 /**
@@ -245,6 +375,9 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     problems.push('  HOP_CLICK_CONSUMER: off needs HOP_QUEUE=redis (the in-process queue has no other consumer)');
   }
   if (c.HOP_QUEUE_DEAD_LETTER === c.HOP_QUEUE_STREAM) problems.push('  HOP_QUEUE_DEAD_LETTER: must differ from HOP_QUEUE_STREAM');
+  if (env.HOP_RATE_LIMIT === 'cloudflare') {
+    problems.push('  HOP_RATE_LIMIT: cloudflare is a Workers binding; use memory or redis on Node and Bun');
+  }
   if (problems.length || !base) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
   return {
     ...base,

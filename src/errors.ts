@@ -17,6 +17,7 @@ export const errorCodes = {
   payload_too_large: { status: 413, title: 'The request body is too large.' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type.' },
   idempotency_mismatch: { status: 422, title: 'Idempotency-Key reused with a different request.' },
+  rate_limited: { status: 429, title: 'Too many requests.' },
   internal: { status: 500, title: 'Internal server error.' },
   unavailable: { status: 503, title: 'Service unavailable.' },
 } as const;

@@ -120,6 +120,7 @@ export const commonErrors = {
   404: problem('No such resource in your workspace.'),
   413: problem('The request body is too large.'),
   415: problem('The request body is not JSON.'),
+  429: problem('Too many requests for this API key, or failed authentications from this address; retry after `Retry-After` seconds.'),
   500: problem('A fault of the server; the detail names only the instance id.'),
   503: problem('The database is busy or did not answer in time; retry after `Retry-After` seconds.'),
 } as const;

@@ -6,7 +6,10 @@
 import { drainOnSignals, prepare, runEntry, StartError } from './server.ts';
 
 export async function startBun(env: Record<string, string | undefined>) {
-  const prepared = await prepare(env, 'bun');
+  // Bun.serve passes itself as the app's env: it knows each request's peer address.
+  const prepared = await prepare(env, 'bun', {
+    clientIp: (request, env) => (env as Bun.Server<undefined> | undefined)?.requestIP(request)?.address,
+  });
   const { config, logger, app } = prepared;
   let server: ReturnType<typeof Bun.serve>;
   try {

@@ -3,6 +3,7 @@
  * SIGTERM/SIGINT. Run directly (`node src/runtimes/node.ts`) or through `hop serve` / `npm start`.
  */
 import { serve } from '@hono/node-server';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { drainOnSignals, prepare, runEntry, StartError } from './server.ts';
@@ -10,7 +11,10 @@ import { drainOnSignals, prepare, runEntry, StartError } from './server.ts';
 export { announceKey, StartError } from './server.ts';
 
 export async function startNode(env: Record<string, string | undefined>) {
-  const prepared = await prepare(env, 'node');
+  // @hono/node-server passes the request's IncomingMessage as the app's env: the socket's peer is the client.
+  const prepared = await prepare(env, 'node', {
+    clientIp: (_request, env) => (env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress,
+  });
   const { config, logger, app } = prepared;
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));

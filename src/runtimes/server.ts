@@ -3,11 +3,13 @@
  * bootstrapped when embedded), the redirect's fastest read for that database, the app, and the drain on
  * SIGTERM/SIGINT. Each entry adds only its own HTTP server.
  */
-import { createApp } from '../app.ts';
+import { createApp, type AppDeps } from '../app.ts';
 import { ConfigError, loadServerConfig, type Config, type ServerConfig } from '../config.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
 import { createClicksService } from '../modules/clicks/clicks.service.ts';
+import { createRedisRateLimitStore } from '../platform/ratelimit/redis.ts';
+import { createRedisRestClient } from '../platform/redis.ts';
 import { createServices } from '../services.ts';
 import { createMetrics } from '../platform/metrics.ts';
 import { invalidatingStore, startClickPipeline } from './click-pipeline.ts';
@@ -53,7 +55,10 @@ export interface Prepared {
   close(): Promise<void>;
 }
 
-export async function prepare(env: Record<string, string | undefined>, runtime: string): Promise<Prepared> {
+/** What an entry knows of its server: the client's address of a request (the connection's peer). */
+export type ServerOptions = Pick<AppDeps, 'clientIp'>;
+
+export async function prepare(env: Record<string, string | undefined>, runtime: string, options: ServerOptions = {}): Promise<Prepared> {
   const config = loadServerConfig(env);
   const logger = createLogger({ level: config.logLevel });
   const db = await openDatabase(config, logger);
@@ -78,7 +83,25 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
         consume: config.clickConsumer,
       })
     : undefined;
-  const app = createApp({ config, db, logger, metrics, services, draining: () => draining, clickQueue: clicks?.queue });
+  // Retries would only delay the request past its deadline; a failing store is degraded by the app (guard.ts).
+  const rateLimitStore =
+    config.rateLimit.mode === 'redis' && config.redis && config.rateLimit.salt
+      ? createRedisRateLimitStore({
+          redis: createRedisRestClient({ ...config.redis, timeoutMs: config.rateLimit.timeoutMs, retries: 0 }),
+          salt: config.rateLimit.salt,
+        })
+      : undefined;
+  const app = createApp({
+    config,
+    db,
+    logger,
+    metrics,
+    services,
+    draining: () => draining,
+    clickQueue: clicks?.queue,
+    rateLimitStore,
+    clientIp: options.clientIp,
+  });
   logger.log('debug', 'prepared', { runtime, database: db.mode, clicks: clicks?.description ?? 'off', cache: config.cache.mode });
   return {
     config,

@@ -37,6 +37,10 @@ export function workerConfig(env: WorkerEnv): Config {
       'Invalid configuration:\n  HOP_DATABASE_URL: a Worker has no file system; use libsql:// (Turso) or http(s):// (sqld)',
     );
   }
+  if (config.rateLimit.mode === 'redis') {
+    // @upstash/redis would add ~17 KiB gzip to a Worker that has a hard size budget; the bindings do the same job.
+    throw new ConfigError('Invalid configuration:\n  HOP_RATE_LIMIT: redis is for Node and Bun; on Workers use cloudflare (the ratelimits bindings) or memory');
+  }
   return config;
 }
 

@@ -92,7 +92,13 @@ interface RawResponse {
 export function rawRequest(
   baseUrl: string,
   path: string,
-  init: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array | Uint8Array[] } = {},
+  init: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string | Uint8Array | Uint8Array[];
+    /** The local address to connect from (another loopback address is another client). */
+    localAddress?: string;
+  } = {},
 ): Promise<RawResponse> {
   const url = new URL(baseUrl);
   const headers: Record<string, string> = { ...init.headers };
@@ -103,7 +109,16 @@ export function rawRequest(
     let answered = false;
     let failure: Error | undefined;
     const req = httpRequest(
-      { host: url.hostname, port: url.port, path, method: init.method ?? 'GET', headers, agent: false, timeout: 15_000 },
+      {
+        host: url.hostname,
+        port: url.port,
+        path,
+        method: init.method ?? 'GET',
+        headers,
+        agent: false,
+        timeout: 15_000,
+        localAddress: init.localAddress,
+      },
       (res) => {
         answered = true;
         let body = '';
@@ -1253,6 +1268,109 @@ export function blackBoxSuite(target: () => SuiteTarget) {
       const fallback = await visit('/expiring-fallback');
       expect(fallback.headers.get('cache-control')).toBe('no-store');
       await expectRedirect(fallback, 302, 'https://example.com/expired');
+    });
+  });
+}
+
+/**
+ * Small limits for a target of its own (rateLimitSuite); the main suite's targets have limits it never reaches. The
+ * client address is X-Forwarded-For's when a request has one, else the connection's (the runtime's own reading).
+ */
+export const RATE_LIMITED_ENV = {
+  HOP_RATE_LIMIT: 'memory',
+  HOP_CLIENT_IP_HEADER: 'x-forwarded-for',
+  HOP_RATE_LIMIT_API: '3/60s',
+  HOP_RATE_LIMIT_UNAUTHENTICATED: '2/60s',
+  HOP_RATE_LIMIT_REDIRECT: '4/60s',
+  HOP_RATE_LIMIT_NOT_FOUND: '2/60s',
+};
+
+/** Rate limiting over real HTTP on a target started with RATE_LIMITED_ENV: 429, the RateLimit fields, Retry-After. */
+export function rateLimitSuite(target: () => SuiteTarget) {
+  const api = (path: string, init?: CallInit) => call(target().baseUrl, path, init);
+  const from = (ip: string, headers: Record<string, string> = {}) => ({ 'x-forwarded-for': ip, ...headers });
+  let ws: Workspace;
+
+  async function expectLimited(res: Response, policy: string, quota: string) {
+    expect(res.headers.get('ratelimit-policy')).toBe(`"${policy}";${quota}`);
+    const retryAfter = Number(res.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(res.headers.get('ratelimit')).toBe(`"${policy}";r=0;t=${retryAfter}`);
+  }
+
+  describe('rate limits', () => {
+    beforeAll(async () => {
+      const res = await api('/v1/workspaces', { method: 'POST', key: target().adminToken, json: { name: 'limited' } });
+      expect(res.status).toBe(201);
+      const body = (await res.json()) as { id: string; name: string; apiKey: { key: string } };
+      ws = { id: body.id, name: body.name, key: body.apiKey.key };
+      // The key's first of its three requests.
+      const link = await api('/v1/links', { method: 'POST', key: ws.key, json: { url: 'https://example.com/', slug: 'known' } });
+      expect(link.status).toBe(201);
+      expect(link.headers.get('ratelimit')).toBe('"api";r=2;t=60');
+    });
+
+    it('counts each API key, with the RateLimit fields on every answer, then 429 problem+json with Retry-After', async () => {
+      for (const remaining of [1, 0]) {
+        const res = await api('/v1/workspace', { key: ws.key });
+        expect(res.status).toBe(200);
+        expect(res.headers.get('ratelimit-policy')).toBe('"api";q=3;w=60');
+        expect(res.headers.get('ratelimit')).toMatch(new RegExp(`^"api";r=${remaining};t=(59|60)$`));
+      }
+      const refused = await api('/v1/workspace', { key: ws.key });
+      await expectLimited(refused, 'api', 'q=3;w=60');
+      await expectProblem(refused, 429, 'rate-limited');
+    });
+
+    it('refuses an address after its failed authentications, before checking its key', async () => {
+      await expectProblem(await api('/v1/links', { key: 'hop_wrong', headers: from('198.51.100.1') }), 401);
+      await expectProblem(await api('/v1/links', { key: 'hop_wrong-again', headers: from('198.51.100.1') }), 401);
+      const refused = await api('/v1/workspaces', { method: 'POST', key: target().adminToken, json: { name: 'x' }, headers: from('198.51.100.1') });
+      await expectLimited(refused, 'unauthenticated', 'q=2;w=60');
+      await expectProblem(refused, 429, 'rate-limited');
+      await expectProblem(await api('/v1/links', { key: 'hop_wrong', headers: from('198.51.100.2') }), 401);
+    });
+
+    it('counts the redirects of an address, then answers 429 (problem+json, or HTML to a browser)', async () => {
+      for (let i = 0; i < 4; i++) expect((await api('/known', { headers: from('203.0.113.1') })).status).toBe(302);
+      const refused = await api('/known', { headers: from('203.0.113.1') });
+      await expectLimited(refused, 'redirect', 'q=4;w=60');
+      await expectProblem(refused, 429, 'rate-limited');
+      const page = await api('/known', { headers: from('203.0.113.1', { accept: BROWSER_ACCEPT }) });
+      expect(page.status).toBe(429);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      await expectLimited(page, 'redirect', 'q=4;w=60');
+      expect((await api('/known', { headers: from('203.0.113.2') })).status).toBe(302);
+    });
+
+    it('counts the unknown slugs of an address, then refuses it every slug', async () => {
+      await expectProblem(await api('/guess-1', { headers: from('192.0.2.1') }), 404);
+      await expectProblem(await api('/guess-2', { headers: from('192.0.2.1') }), 404);
+      const refused = await api('/known', { headers: from('192.0.2.1') });
+      await expectLimited(refused, 'not-found', 'q=2;w=60');
+      await expectProblem(refused, 429, 'rate-limited');
+      const head = await api('/known', { method: 'HEAD', headers: from('192.0.2.1') });
+      expect(head.status).toBe(429);
+      expect(await head.text()).toBe('');
+      expect((await api('/known', { headers: from('192.0.2.2') })).status).toBe(302);
+    });
+
+    it("counts a request without the header by the connection's own address, as the runtime reports it", async (ctx) => {
+      const visit = (localAddress: string) => rawRequest(target().baseUrl, '/known', { localAddress });
+      for (let i = 0; i < 4; i++) expect((await visit('127.0.0.1')).status).toBe(302);
+      const refused = toResponse(await visit('127.0.0.1'));
+      await expectLimited(refused, 'redirect', 'q=4;w=60');
+      expect((await api('/known', { headers: from('203.0.113.3') })).status).toBe(302);
+      // Another loopback address is another client (Linux routes all of 127/8 to loopback; macOS only 127.0.0.1).
+      let other: RawResponse;
+      try {
+        other = await visit('127.0.0.2');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL') return ctx.skip('127.0.0.2 is not a local address here');
+        throw err;
+      }
+      expect(other.status).toBe(302);
     });
   });
 }

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { SQLD_INSTALL_HINT, findSqld, startSqld, type Sqld } from '../../src/cli/sqld.ts';
+import { GENEROUS_RATE_LIMITS } from '../support/rate-limits.ts';
 import { freePort, startProcess, type Running } from '../support/process.ts';
 
 const run = promisify(execFile);
@@ -159,6 +160,10 @@ async function startServer(spec: TargetSpec, dir: string, databaseUrl: string, a
     HOP_ADMIN_TOKEN: adminToken,
     HOP_BASE_URL: `http://localhost:${port}`,
     HOP_LOG_LEVEL: 'warn',
+    // Every request of a suite comes from 127.0.0.1: limits it never reaches, in process also on workerd (the
+    // bindings of wrangler.toml are fixed at production's limits); rateLimitSuite's target sets small ones.
+    HOP_RATE_LIMIT: 'memory',
+    ...GENEROUS_RATE_LIMITS,
     ...spec.env,
   };
   if (spec.runtime === 'workerd') {

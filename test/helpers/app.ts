@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp } from '../../src/app.ts';
+import { createApp, type AppDeps } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Scope } from '../../src/http/env.ts';
 import type { Database } from '../../src/platform/db/client.ts';
@@ -19,6 +19,9 @@ import { createLinksRepository } from '../../src/modules/links/links.repository.
 import type { RedirectLookup } from '../../src/modules/redirect/redirect.lookup.ts';
 import { createMetrics, type Metrics } from '../../src/platform/metrics.ts';
 import type { SharedStore } from '../../src/platform/cache/shared.ts';
+import { GENEROUS_RATE_LIMITS } from '../support/rate-limits.ts';
+
+export { GENEROUS_RATE_LIMITS };
 
 export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdef';
 
@@ -54,7 +57,11 @@ export interface TestAppOptions {
   clickQueue?: QueueProducer<ClickEvent>;
   /** A shared cache tier given directly (KV-like stores in tests); Redis comes from HOP_CACHE=redis. */
   sharedCache?: SharedStore;
+  /** The rate-limit store the runtime would build for HOP_RATE_LIMIT=redis. */
+  rateLimitStore?: AppDeps['rateLimitStore'];
+  metrics?: Metrics;
 }
+
 
 export async function createTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'hop-test-'));
@@ -62,6 +69,7 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
     HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`,
     HOP_ADMIN_TOKEN: ADMIN_TOKEN,
     HOP_LOG_LEVEL: 'warn',
+    ...GENEROUS_RATE_LIMITS,
     ...env,
   });
   const db = await openDatabase(config);
@@ -72,10 +80,19 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
   const embedded = options.redirectLookup === 'embedded' ? createEmbeddedLookup(join(dir, 'hop.db')) : undefined;
   const lookup =
     typeof options.redirectLookup === 'function' ? options.redirectLookup(createLinksRepository(db.orm)) : embedded;
-  const metrics = createMetrics();
+  const metrics = options.metrics ?? createMetrics();
   // Built here rather than by createApp so tests reach the same instances (the link cache's invalidation).
   const services = createServices(db.orm, config, { redirectLookup: lookup, logger, metrics, sharedCache: options.sharedCache });
-  const app = createApp({ config, db, logger, metrics, services, now: () => new Date(clock.now), clickQueue: options.clickQueue });
+  const app = createApp({
+    config,
+    db,
+    logger,
+    metrics,
+    services,
+    now: () => new Date(clock.now),
+    clickQueue: options.clickQueue,
+    rateLimitStore: options.rateLimitStore,
+  });
 
   async function request(path: string, init: RequestInit & { key?: string | null; json?: unknown } = {}) {
     const { key, json, ...rest } = init;

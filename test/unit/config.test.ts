@@ -37,6 +37,18 @@ describe('loadConfig', () => {
       clickRetentionDays: 90,
       redis: undefined,
       cache: { mode: 'memory', maxEntries: 100_000, maxBytes: 64 * 1024 * 1024, ttlS: 10, sharedTtlS: 3600, negativeTtlS: 5, timeoutMs: 50 },
+      rateLimit: {
+        mode: 'memory',
+        api: { limit: 600, windowS: 60 },
+        keyOverrides: new Map(),
+        unauthenticated: { limit: 30, windowS: 60 },
+        redirect: { limit: 1200, windowS: 60 },
+        notFound: { limit: 60, windowS: 60 },
+        onError: 'open',
+        timeoutMs: 100,
+        salt: undefined,
+      },
+      clientIpHeader: undefined,
     });
   });
 
@@ -142,6 +154,26 @@ describe('loadConfig', () => {
     ['HOP_QUEUE_MAX_DELIVERIES', '0'],
     ['HOP_QUEUE_CLAIM_IDLE_MS', '999'],
     ['HOP_CLICK_CONSUMER', 'no'],
+    ['HOP_RATE_LIMIT', 'nginx'],
+    ['HOP_RATE_LIMIT', 'cloudflare'],
+    ['HOP_RATE_LIMIT_API', '600'],
+    ['HOP_RATE_LIMIT_API', '600/60'],
+    ['HOP_RATE_LIMIT_API', '0/60s'],
+    ['HOP_RATE_LIMIT_API', '600/0s'],
+    ['HOP_RATE_LIMIT_API', '1e3/60s'],
+    ['HOP_RATE_LIMIT_API', '-1/60s'],
+    ['HOP_RATE_LIMIT_API', '600/60S'],
+    ['HOP_RATE_LIMIT_API', '600 per minute'],
+    ['HOP_RATE_LIMIT_UNAUTHENTICATED', '1/25h'],
+    ['HOP_RATE_LIMIT_REDIRECT', '1/86401s'],
+    ['HOP_RATE_LIMIT_NOT_FOUND', '1000000001/60s'],
+    ['HOP_RATE_LIMIT_KEY_OVERRIDES', 'key_0123=5/60s'],
+    ['HOP_RATE_LIMIT_ON_ERROR', 'ignore'],
+    ['HOP_RATE_LIMIT_TIMEOUT_MS', '0'],
+    ['HOP_RATE_LIMIT_TIMEOUT_MS', '10001'],
+    ['HOP_RATE_LIMIT_SALT', 'short'],
+    ['HOP_CLIENT_IP_HEADER', 'x forwarded for'],
+    ['HOP_CLIENT_IP_HEADER', 'x-forwarded-for:2'],
   ])('stops with a ConfigError naming %s=%j', (name, value) => {
     const err = configError({ [name]: value }, loadServerConfig);
     expect(err.name).toBe('ConfigError');
@@ -238,6 +270,100 @@ describe('loadConfig', () => {
         HOP_READY_TIMEOUT_MS: '',
       }),
     ).toEqual(loadConfig({}));
+  });
+
+  describe('rate limits', () => {
+    const KEY_A = `key_${'0123456789abcdef'.repeat(2)}`;
+    const KEY_B = `key_${'fedcba9876543210'.repeat(2)}`;
+    const named = (err: ConfigError) => [...err.message.matchAll(/^ {2}([A-Z_]+):/gm)].map((m) => m[1]);
+
+    it('reads every rate-limit variable, windows in seconds, minutes or hours', () => {
+      expect(
+        loadConfig({
+          HOP_RATE_LIMIT: 'redis',
+          HOP_REDIS_URL: 'https://eu1-example.upstash.io',
+          HOP_REDIS_TOKEN: 'secret-token',
+          HOP_RATE_LIMIT_SALT: 's'.repeat(16),
+          HOP_RATE_LIMIT_API: '1000/1m',
+          HOP_RATE_LIMIT_KEY_OVERRIDES: ` ${KEY_A}=5000/1h , ${KEY_B}=10/10s`,
+          HOP_RATE_LIMIT_UNAUTHENTICATED: '10/60s',
+          HOP_RATE_LIMIT_REDIRECT: '100000/24h',
+          HOP_RATE_LIMIT_NOT_FOUND: '1/1s',
+          HOP_RATE_LIMIT_ON_ERROR: 'closed',
+          HOP_RATE_LIMIT_TIMEOUT_MS: '250',
+          HOP_CLIENT_IP_HEADER: 'X-Forwarded-For',
+        }),
+      ).toMatchObject({
+        rateLimit: {
+          mode: 'redis',
+          api: { limit: 1000, windowS: 60 },
+          keyOverrides: new Map([
+            [KEY_A, { limit: 5000, windowS: 3600 }],
+            [KEY_B, { limit: 10, windowS: 10 }],
+          ]),
+          unauthenticated: { limit: 10, windowS: 60 },
+          redirect: { limit: 100_000, windowS: 86_400 },
+          notFound: { limit: 1, windowS: 1 },
+          onError: 'closed',
+          timeoutMs: 250,
+          salt: 's'.repeat(16),
+        },
+        clientIpHeader: 'x-forwarded-for',
+      });
+      expect(loadConfig({ HOP_RATE_LIMIT: 'off' }).rateLimit.mode).toBe('off');
+    });
+
+    it('explains the quota syntax', () => {
+      expect(configError({ HOP_RATE_LIMIT_REDIRECT: '600' }).message).toBe(
+        'Invalid configuration:\n  HOP_RATE_LIMIT_REDIRECT: must be <limit>/<window>, e.g. 600/60s (a window in s, m or h, at most 24h)',
+      );
+    });
+
+    it.each([
+      ['hop_' + 'x'.repeat(43) + '=5/60s', /entry 1: that is an API key; name its id \(key_\.\.\.\)/],
+      ['key_abc=5/60s', /entry 1: must be <key id>=<limit>\/<window>/],
+      [`${KEY_A}`, /entry 1: after "=", must be <limit>\/<window>/],
+      [`${KEY_A}=fast`, /entry 1: after "=", must be <limit>\/<window>/],
+      [`${KEY_A}=5/60s,`, /entry 2: must be <key id>=<limit>\/<window>/],
+      [`${KEY_A}=5/60s,${KEY_A}=6/60s`, /entry 2: key_0123\w+ is given twice/],
+    ])('refuses the override %s, naming the entry', (value, message) => {
+      const err = configError({ HOP_RATE_LIMIT_KEY_OVERRIDES: value });
+      expect(named(err)).toEqual(['HOP_RATE_LIMIT_KEY_OVERRIDES']);
+      expect(err.message).toMatch(message);
+      // An API key put there by mistake is not repeated into the logs.
+      expect(err.message).not.toContain('x'.repeat(43));
+    });
+
+    it('needs the Redis URL, token and an HMAC secret for HOP_RATE_LIMIT=redis', () => {
+      const err = configError({ HOP_RATE_LIMIT: 'redis' });
+      expect(named(err)).toEqual(['HOP_REDIS_URL', 'HOP_REDIS_TOKEN', 'HOP_RATE_LIMIT_SALT']);
+      expect(err.message).toMatch(/^ {2}HOP_REDIS_URL: missing \(HOP_RATE_LIMIT=redis needs it\)/m);
+      expect(err.message).toMatch(/^ {2}HOP_RATE_LIMIT_SALT: missing \(HOP_RATE_LIMIT=redis needs it: client addresses/m);
+    });
+
+    it('holds the Cloudflare bindings to their 10 or 60 s period and refuses per-key overrides there', () => {
+      expect(loadConfig({ HOP_RATE_LIMIT: 'cloudflare', HOP_RATE_LIMIT_API: '100/10s' }).rateLimit.mode).toBe('cloudflare');
+      const err = configError({
+        HOP_RATE_LIMIT: 'cloudflare',
+        HOP_RATE_LIMIT_API: '600/1m',
+        HOP_RATE_LIMIT_REDIRECT: '600/1h',
+        HOP_RATE_LIMIT_NOT_FOUND: '60/30s',
+        HOP_RATE_LIMIT_KEY_OVERRIDES: `${KEY_A}=5/60s`,
+      });
+      expect(named(err)).toEqual(['HOP_RATE_LIMIT_REDIRECT', 'HOP_RATE_LIMIT_NOT_FOUND', 'HOP_RATE_LIMIT_KEY_OVERRIDES']);
+      expect(err.message).toMatch(/HOP_RATE_LIMIT_REDIRECT: the window must be 10s or 60s with HOP_RATE_LIMIT=cloudflare/);
+      expect(err.message).toMatch(/HOP_RATE_LIMIT_KEY_OVERRIDES: needs HOP_RATE_LIMIT=memory or redis/);
+    });
+
+    it('keeps the Cloudflare store for Workers: Node and Bun refuse it', () => {
+      expect(configError({ HOP_RATE_LIMIT: 'cloudflare' }, loadServerConfig).message).toMatch(
+        /^ {2}HOP_RATE_LIMIT: cloudflare is a Workers binding; use memory or redis on Node and Bun$/m,
+      );
+    });
+
+    it('does not echo the HMAC secret', () => {
+      expect(configError({ HOP_RATE_LIMIT_SALT: 'tiny-secret' }).message).not.toContain('tiny-secret');
+    });
   });
 
   it('ignores variables it does not know', () => {

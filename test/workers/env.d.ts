@@ -1,5 +1,5 @@
-// Types of the Worker under test for cloudflare:test / cloudflare:workers: wrangler.toml's vars, queue producer and KV namespace,
-// and the main module.
+// Types of the Worker under test for cloudflare:test / cloudflare:workers: wrangler.toml's vars, queue producer,
+// KV namespace and ratelimits bindings, and the main module.
 declare namespace Cloudflare {
   interface Env {
     HOP_LOG_LEVEL: string;
@@ -7,6 +7,11 @@ declare namespace Cloudflare {
     HOP_CACHE: string;
     CLICKS: Queue;
     CACHE: KVNamespace;
+    HOP_RATE_LIMIT: string;
+    RATE_LIMIT_API: RateLimit;
+    RATE_LIMIT_UNAUTHENTICATED: RateLimit;
+    RATE_LIMIT_REDIRECT: RateLimit;
+    RATE_LIMIT_NOT_FOUND: RateLimit;
   }
   interface GlobalProps {
     mainModule: typeof import('../../src/runtimes/worker.ts');

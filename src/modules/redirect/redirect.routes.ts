@@ -1,12 +1,13 @@
 /**
  * `GET|HEAD /{slug}` on any short-link host: the redirect. Unknown slugs answer 404 problem+json, or a small HTML
- * page when the client prefers text/html; exhausted links 410 the same way.
+ * page when the client prefers text/html; exhausted links 410 the same way, and a client over its rate limits 429.
  */
 import type { RouteConfig } from '@hono/zod-openapi';
 import * as z from '../../platform/zod.ts';
 import { Hono, type Context } from 'hono';
 import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../../http/env.ts';
+import { rateLimitHeaders, type RedirectLimits } from '../../http/middleware/rate-limit.ts';
 import type { RequestBookkeeping } from '../../http/middleware/request-context.ts';
 import { errorResponse, problemResponse } from '../../http/problem.ts';
 import type { Logger } from '../../platform/logger.ts';
@@ -15,6 +16,7 @@ import { canonicalHost } from '../hosts.ts';
 import type { QueueProducer } from '../../platform/queue/queue.ts';
 import { linkClick, orphanVisit, type ClickFacts } from '../clicks/clicks.events.ts';
 import type { ClickEvent } from '../clicks/clicks.schemas.ts';
+import type { RateVerdict } from '../../platform/ratelimit/ratelimit.ts';
 import type { RedirectOutcome, RedirectService } from './redirect.service.ts';
 
 const page = (status: number, title: string, text: string) =>
@@ -25,6 +27,7 @@ const page = (status: number, title: string, text: string) =>
 const pages = {
   not_found: { status: 404, title: 'Link not found', text: 'There is no short link at this address.' },
   gone: { status: 410, title: 'Link no longer available', text: 'This short link has expired or reached its click limit.' },
+  rate_limited: { status: 429, title: 'Too many requests', text: 'Too many requests from your network; try again in a minute.' },
 } as const;
 
 /** The request's hostname from its Host header (no port, lower case, no trailing dot), or from its URL. */
@@ -68,6 +71,10 @@ export const redirectDocument = {
       description: 'Expired or out of clicks, without fallbackUrl.',
       content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
     },
+    429: {
+      description: 'Too many requests, or unknown slugs, from this address; with Retry-After. HTML to a browser.',
+      content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
+    },
     400: { description: 'The Host header is not one host.', content: { 'application/problem+json': { schema: ProblemSchema } } },
     500: { description: 'A fault of the server.', content: { 'application/problem+json': { schema: ProblemSchema } } },
   },
@@ -82,6 +89,12 @@ export interface RedirectRouteOptions {
   logger: Logger;
   /** Where click events go (redirects served, and orphan visits to unknown slugs); none: clicks are not recorded. */
   clicks?: QueueProducer<ClickEvent> | undefined;
+  /**
+   * Per-address limits (HOP_RATE_LIMIT_REDIRECT, HOP_RATE_LIMIT_NOT_FOUND): every request counts against the first;
+   * unknown-slug answers count against the second, and an address past it gets 429 for every slug, known or not,
+   * until its window passes. A refused request records no click. None: no limits.
+   */
+  limits?: RedirectLimits | undefined;
 }
 
 /** The part of a Workers ExecutionContext the redirect uses; absent on Node and Bun. */
@@ -112,20 +125,54 @@ function singleSegment(url: string): string | undefined {
  * hottest path, routing, a Context and its request wrapper are a measurable share of a cached redirect's cost
  * (docs/benchmarks.md). The same handler is registered as a route, for the OpenAPI document and `Allow`.
  */
-export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, logger, clicks }: RedirectRouteOptions) {
-  function handle(req: Request, slug: string, ctx: Deferrer | undefined): Response | Promise<Response> {
+export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, logger, clicks, limits }: RedirectRouteOptions) {
+  /** `env` is the runtime's (Node: the socket, Bun: the server), for the client's address. */
+  function handle(req: Request, slug: string, env: unknown, ctx: Deferrer | undefined): Response | Promise<Response> {
     const requestId = bookkeeping.requestId(req);
     const startedAt = performance.now();
     const method = req.method;
-    const url = req.url;
-    const host = requestHost(req.headers.get('host'), url);
+    const host = requestHost(req.headers.get('host'), req.url);
     if (host === null) {
       const res = problemResponse(new AppError('bad_request', 'The Host header must name one host.'), requestId, method);
       bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
       return res;
     }
-    const query = url.indexOf('?');
     const at = now();
+    if (!limits) return lookup(req, slug, host, at, requestId, startedAt, env, ctx);
+    const decide = (verdict: RateVerdict | undefined) => {
+      if (!verdict) return lookup(req, slug, host, at, requestId, startedAt, env, ctx);
+      const res = refused(req, requestId, limits, verdict);
+      bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
+      return res;
+    };
+    // Closed mode refuses with 503 when the store fails.
+    const fail = (err: unknown) => {
+      const res = errorResponse(logger, err, { requestId, method, path: `/${slug}` });
+      bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
+      return res;
+    };
+    try {
+      // Synchronous with the in-process store, like the lookup.
+      const verdict = limits.check(req, env, at.getTime());
+      return verdict instanceof Promise ? verdict.then(decide, fail) : decide(verdict);
+    } catch (err) {
+      return fail(err);
+    }
+  }
+
+  function lookup(
+    req: Request,
+    slug: string,
+    host: string,
+    at: Date,
+    requestId: string,
+    startedAt: number,
+    env: unknown,
+    ctx: Deferrer | undefined,
+  ): Response | Promise<Response> {
+    const method = req.method;
+    const url = req.url;
+    const query = url.indexOf('?');
     const defer = (work: Promise<unknown>) => ctx?.waitUntil(work);
     const finish = (o: RedirectOutcome) => {
       const res = respond(req, requestId, o);
@@ -141,7 +188,9 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
         if (pending) defer(pending);
       }
       bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
-      return res;
+      // Counted before the 404 leaves, so that this address's next request already sees it.
+      const counted = limits && o.kind === 'not_found' ? limits.countNotFound(req, env, at.getTime()) : undefined;
+      return counted ? counted.then(() => res) : res;
     };
     const fail = (err: unknown) => {
       const res = errorResponse(logger, err, { requestId, method, path: `/${slug}` });
@@ -175,7 +224,7 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
   };
 
   return {
-    routes: new Hono<AppEnv>().get('/:slug', (c) => handle(c.req.raw, c.req.param('slug'), executionContext(c))),
+    routes: new Hono<AppEnv>().get('/:slug', (c) => handle(c.req.raw, c.req.param('slug'), c.env, executionContext(c))),
     /** The slug when `req` is a redirect (GET or HEAD of one path segment that is not in `reserved`). */
     match(req: Request, reserved: ReadonlySet<string>): string | undefined {
       const method = req.method;
@@ -186,6 +235,26 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
     handle,
   };
 }
+
+/** The 429 of the redirect path: problem+json, or the small HTML page when the client prefers text/html. */
+function refused(req: Request, requestId: string, limits: RedirectLimits, verdict: RateVerdict): Response {
+  const error = limits.refuse(verdict);
+  if (!prefersHtml(req.headers.get('accept'))) return problemResponse(error, requestId, req.method);
+  const p = pages.rate_limited;
+  return new Response(req.method === 'HEAD' ? null : page(p.status, p.title, p.text), {
+    status: p.status,
+    headers: { ...htmlHeaders(requestId), ...rateLimitHeaders(verdict) },
+  });
+}
+
+const htmlHeaders = (requestId: string) => ({
+  'content-type': 'text/html; charset=UTF-8',
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'x-request-id': requestId,
+});
 
 function respond(req: Request, requestId: string, outcome: RedirectOutcome): Response {
   if (outcome.kind === 'redirect') {
@@ -206,14 +275,7 @@ function respond(req: Request, requestId: string, outcome: RedirectOutcome): Res
   if (prefersHtml(req.headers.get('accept'))) {
     return new Response(req.method === 'HEAD' ? null : page(p.status, p.title, p.text), {
       status: p.status,
-      headers: {
-        'content-type': 'text/html; charset=UTF-8',
-        'cache-control': 'no-store',
-        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
-        'x-content-type-options': 'nosniff',
-        'x-frame-options': 'DENY',
-        'x-request-id': requestId,
-      },
+      headers: htmlHeaders(requestId),
     });
   }
   const code = outcome.kind === 'gone' ? 'link_gone' : 'not_found';
