@@ -18,6 +18,16 @@ describe('createLru', () => {
     expect([lru.get('a'), lru.get('c'), lru.size]).toEqual([1, 3, 2]);
   });
 
+  it('keeps an entry that is hit while old, and does not reorder recent ones on a hit', () => {
+    const lru = createLru<string>({ maxEntries: 4, maxBytes: 1000 });
+    for (const k of ['a', 'b', 'c', 'd']) lru.set(k, k, 1000, 1);
+    expect(lru.get('a')).toBe('a'); // old: moved to the end
+    expect(lru.get('d')).toBe('d'); // recent: stays where it is
+    lru.set('e', 'e', 1000, 1);
+    lru.set('f', 'f', 1000, 1);
+    expect(['a', 'b', 'c', 'd', 'e', 'f'].map((k) => lru.get(k) ?? '-').join('')).toBe('a--def');
+  });
+
   it('holds at most maxBytes, refuses an entry larger than that, and accounts for replaced entries', () => {
     const lru = createLru<string>({ maxEntries: 100, maxBytes: 100 });
     lru.set('a', 'x', 1000, 60);

@@ -1,7 +1,9 @@
 /**
  * The in-process cache tier: least recently used entries go first once either bound (entries, bytes) is reached,
- * and every entry has its own lifetime. A hit is a Map lookup plus a reinsertion (a Map keeps insertion order, so
- * the first key is always the least recently used), and it answers synchronously.
+ * and every entry has its own lifetime. A Map keeps insertion order, so its first key is the one inserted or
+ * refreshed longest ago. A hit answers synchronously with a Map lookup; it moves its entry to the end only once the
+ * entry has fallen into the older half of the insertions since (a reinsertion on every hit cost 9% of a cached
+ * redirect's time in a profile), so a hot entry is never the next to go and a hit rarely touches the Map's order.
  *
  * Hand-written rather than lru-cache: that package is ~5.9 KiB gzip of the Worker's 120 KiB budget for features hop
  * does not use (fetch methods, disposal, stale-while-revalidate); this is the part hop needs.
@@ -11,6 +13,8 @@ interface Entry<V> {
   value: V;
   expiresAt: number;
   bytes: number;
+  /** The insertion count when the entry was put (or last moved) at the end. */
+  stamp: number;
 }
 
 export interface LruOptions {
@@ -33,6 +37,8 @@ export interface Lru<V> {
 export function createLru<V>({ maxEntries, maxBytes, now = Date.now }: LruOptions): Lru<V> {
   const entries = new Map<string, Entry<V>>();
   let bytes = 0;
+  let stamp = 0;
+  const half = Math.max(1, Math.floor(maxEntries / 2));
 
   const remove = (key: string, entry: Entry<V>) => {
     entries.delete(key);
@@ -47,16 +53,18 @@ export function createLru<V>({ maxEntries, maxBytes, now = Date.now }: LruOption
         remove(key, entry);
         return undefined;
       }
-      // Most recently used moves to the end.
-      entries.delete(key);
-      entries.set(key, entry);
+      if (stamp - entry.stamp >= half) {
+        entries.delete(key);
+        entry.stamp = ++stamp;
+        entries.set(key, entry);
+      }
       return entry.value;
     },
     set(key, value, ttlMs, size) {
       const old = entries.get(key);
       if (old) remove(key, old);
       if (size > maxBytes || ttlMs <= 0) return;
-      entries.set(key, { value, expiresAt: now() + ttlMs, bytes: size });
+      entries.set(key, { value, expiresAt: now() + ttlMs, bytes: size, stamp: ++stamp });
       bytes += size;
       while (entries.size > maxEntries || bytes > maxBytes) {
         const [oldestKey, oldest] = entries.entries().next().value!;
