@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startProcess, type Running } from '../support/process.ts';
+import { GENEROUS_RATE_LIMITS } from '../support/rate-limits.ts';
 import { redisAvailable, startRedis, type RedisServer } from '../support/redis.ts';
 import { startUpstashRest, type UpstashRest } from '../support/upstash-rest.ts';
 
@@ -130,6 +131,8 @@ describe.runIf(redisAvailable()).each(pairs)('the link cache through Redis: $a.n
       // The REST stand-in shares the test's event loop with the load below: room enough that a busy moment is not
       // taken for an outage (a dead Redis answers 503 at once, so this does not slow the outage down).
       HOP_CACHE_TIMEOUT_MS: '250',
+      // The polls and the load below come from one address.
+      ...GENEROUS_RATE_LIMITS,
     };
     return startProcess(runtime.command, [runtime.entry], env, `http://127.0.0.1:${port}`);
   }
