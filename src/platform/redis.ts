@@ -1,7 +1,7 @@
 /**
- * The one way hop makes an Upstash Redis client (@upstash/redis: REST over fetch, so the same code on Node, Bun and
- * Workers; a local redis-server needs a REST front such as Upstash's SRH). Used by the shared cache tier, the
- * rate-limit store and the Redis Streams queue, each with its own deadline and retries.
+ * The one way hop makes an @upstash/redis client (REST over fetch; a local redis-server needs a REST front such as
+ * Upstash's SRH), for what runs on Node and Bun only: the Redis Streams queue and the rate-limit store, each with its
+ * own deadline and retries. The link cache, which Workers carry too, uses the smaller client in redis-rest.ts.
  */
 import { Redis } from '@upstash/redis';
 

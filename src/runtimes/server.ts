@@ -62,19 +62,19 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
   const config = loadServerConfig(env);
   const logger = createLogger({ level: config.logLevel });
   const db = await openDatabase(config, logger);
-  if (db.mode === 'embedded') {
-    await migrateDatabase(db);
-    const created = await createServices(db.orm, config).workspaces.bootstrapDefaultWorkspace(new Date());
-    if (created) announceKey(config, created);
-  }
+  if (db.mode === 'embedded') await migrateDatabase(db);
   // A plain embedded file gets the prepared-once read; a replica's file is managed by its sync, so it keeps the
   // portable read through the client.
   const redirectLookup = db.mode === 'embedded' ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined;
+  const metrics = createMetrics();
+  const services = createServices(db.orm, config, { redirectLookup, logger, metrics });
+  if (db.mode === 'embedded') {
+    const created = await services.workspaces.bootstrapDefaultWorkspace(new Date());
+    if (created) announceKey(config, created);
+  }
   let draining = false;
   // An embedded file is written synchronously: its consumer runs in a worker thread, off the redirects' event loop.
   const thread = config.clicks && db.mode === 'embedded' ? createThreadedClicks(env, logger) : undefined;
-  const metrics = createMetrics();
-  const services = createServices(db.orm, config, { redirectLookup, logger, metrics });
   const stored = thread ?? (config.clicks ? createClicksService(createClicksRepository(db.orm)) : undefined);
   const store = stored && invalidatingStore(stored, services.invalidation);
   const clicks = store

@@ -102,6 +102,22 @@ interface Deferrer {
   waitUntil(work: Promise<unknown>): void;
 }
 
+/** What a redirect's log line needs. */
+interface Books {
+  req: Request;
+  slug: string;
+  requestId: string;
+  startedAt: number;
+}
+
+/** One redirect request once its host is known. */
+interface Visit extends Books {
+  host: string;
+  at: Date;
+  env: unknown;
+  ctx: Deferrer | undefined;
+}
+
 /** The single path segment of `url` when it is one (`/abc` → `abc`), else undefined. */
 function singleSegment(url: string): string | undefined {
   const start = url.indexOf('/', url.indexOf('//') + 2);
@@ -126,76 +142,56 @@ function singleSegment(url: string): string | undefined {
  * (docs/benchmarks.md). The same handler is registered as a route, for the OpenAPI document and `Allow`.
  */
 export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, logger, clicks, limits }: RedirectRouteOptions) {
+  /** Logs the answer (sampled) and returns it. */
+  const answered = (v: Books, res: Response) => {
+    bookkeeping.record(v.requestId, v.req.method, `/${v.slug}`, res.status, v.startedAt);
+    return res;
+  };
+  /** A fault (the database, or a rate-limit store in closed mode) as problem+json. */
+  const failed = (v: Books, err: unknown) =>
+    answered(v, errorResponse(logger, err, { requestId: v.requestId, method: v.req.method, path: `/${v.slug}` }));
+
   /** `env` is the runtime's (Node: the socket, Bun: the server), for the client's address. */
   function handle(req: Request, slug: string, env: unknown, ctx: Deferrer | undefined): Response | Promise<Response> {
-    const requestId = bookkeeping.requestId(req);
-    const startedAt = performance.now();
-    const method = req.method;
+    const books: Books = { req, slug, requestId: bookkeeping.requestId(req), startedAt: performance.now() };
     const host = requestHost(req.headers.get('host'), req.url);
     if (host === null) {
-      const res = problemResponse(new AppError('bad_request', 'The Host header must name one host.'), requestId, method);
-      bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
-      return res;
+      return answered(books, problemResponse(new AppError('bad_request', 'The Host header must name one host.'), books.requestId, req.method));
     }
-    const at = now();
-    if (!limits) return lookup(req, slug, host, at, requestId, startedAt, env, ctx);
-    const decide = (verdict: RateVerdict | undefined) => {
-      if (!verdict) return lookup(req, slug, host, at, requestId, startedAt, env, ctx);
-      const res = refused(req, requestId, limits, verdict);
-      bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
-      return res;
-    };
-    // Closed mode refuses with 503 when the store fails.
-    const fail = (err: unknown) => {
-      const res = errorResponse(logger, err, { requestId, method, path: `/${slug}` });
-      bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
-      return res;
-    };
+    const visit: Visit = { ...books, host, at: now(), env, ctx };
+    if (!limits) return lookup(visit);
+    const decide = (verdict: RateVerdict | undefined) =>
+      verdict ? answered(visit, refused(req, visit.requestId, limits, verdict)) : lookup(visit);
     try {
       // Synchronous with the in-process store, like the lookup.
-      const verdict = limits.check(req, env, at.getTime());
-      return verdict instanceof Promise ? verdict.then(decide, fail) : decide(verdict);
+      const verdict = limits.check(req, env, visit.at.getTime());
+      return verdict instanceof Promise ? verdict.then(decide, (err: unknown) => failed(visit, err)) : decide(verdict);
     } catch (err) {
-      return fail(err);
+      return failed(visit, err);
     }
   }
 
-  function lookup(
-    req: Request,
-    slug: string,
-    host: string,
-    at: Date,
-    requestId: string,
-    startedAt: number,
-    env: unknown,
-    ctx: Deferrer | undefined,
-  ): Response | Promise<Response> {
-    const method = req.method;
+  function lookup(v: Visit): Response | Promise<Response> {
+    const { req, slug, host, at } = v;
     const url = req.url;
     const query = url.indexOf('?');
-    const defer = (work: Promise<unknown>) => ctx?.waitUntil(work);
+    const defer = (work: Promise<unknown>) => v.ctx?.waitUntil(work);
     const finish = (o: RedirectOutcome) => {
-      const res = respond(req, requestId, o);
+      const res = answered(v, respond(req, v.requestId, o));
       if (clicks && o.kind !== 'gone') {
         const facts: ClickFacts = {
           at: at.getTime(),
           userAgent: req.headers.get('user-agent'),
           referer: req.headers.get('referer'),
           country: req.headers.get(geoHeader),
-          head: method === 'HEAD',
+          head: req.method === 'HEAD',
         };
         const pending = clicks.send(o.kind === 'redirect' ? linkClick(o.workspaceId, o.linkId, facts) : orphanVisit(host, slug, facts));
         if (pending) defer(pending);
       }
-      bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
       // Counted before the 404 leaves, so that this address's next request already sees it.
-      const counted = limits && o.kind === 'not_found' ? limits.countNotFound(req, env, at.getTime()) : undefined;
+      const counted = limits && o.kind === 'not_found' ? limits.countNotFound(req, v.env, at.getTime()) : undefined;
       return counted ? counted.then(() => res) : res;
-    };
-    const fail = (err: unknown) => {
-      const res = errorResponse(logger, err, { requestId, method, path: `/${slug}` });
-      bookkeeping.record(requestId, method, `/${slug}`, res.status, startedAt);
-      return res;
     };
     try {
       const outcome = service.resolve({
@@ -209,9 +205,9 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
         defer,
       });
       // No await when the lookup answered synchronously: a promise per click is measurable at this rate.
-      return outcome instanceof Promise ? outcome.then(finish, fail) : finish(outcome);
+      return outcome instanceof Promise ? outcome.then(finish, (err: unknown) => failed(v, err)) : finish(outcome);
     } catch (err) {
-      return fail(err);
+      return failed(v, err);
     }
   }
 
