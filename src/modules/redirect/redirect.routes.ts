@@ -153,12 +153,14 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
 
   /** `env` is the runtime's (Node: the socket, Bun: the server), for the client's address. */
   function handle(req: Request, slug: string, env: unknown, ctx: Deferrer | undefined): Response | Promise<Response> {
-    const books: Books = { req, slug, requestId: bookkeeping.requestId(req), startedAt: performance.now() };
+    const requestId = bookkeeping.requestId(req);
+    const startedAt = performance.now();
     const host = requestHost(req.headers.get('host'), req.url);
     if (host === null) {
-      return answered(books, problemResponse(new AppError('bad_request', 'The Host header must name one host.'), books.requestId, req.method));
+      const bad = problemResponse(new AppError('bad_request', 'The Host header must name one host.'), requestId, req.method);
+      return answered({ req, slug, requestId, startedAt }, bad);
     }
-    const visit: Visit = { ...books, host, at: now(), env, ctx };
+    const visit: Visit = { req, slug, requestId, startedAt, host, at: now(), env, ctx };
     if (!limits) return lookup(visit);
     const decide = (verdict: RateVerdict | undefined) =>
       verdict ? answered(visit, refused(req, visit.requestId, limits, verdict)) : lookup(visit);
