@@ -19,7 +19,8 @@ import { createClicksService } from '../src/modules/clicks/clicks.service.ts';
 import { newId } from '../src/platform/crypto.ts';
 import { createLogger } from '../src/platform/logger.ts';
 import { createMemoryQueue } from '../src/platform/queue/memory.ts';
-import { openDatabase } from '../src/runtimes/database.ts';
+import { embeddedPath, isEmbedded, openDatabase } from '../src/runtimes/database.ts';
+import { createEmbeddedWriter } from '../src/runtimes/embedded-writer.ts';
 import { zipfSample } from './mix.ts';
 import { seedDatabase } from './seed.ts';
 
@@ -69,6 +70,10 @@ async function measure(target: string, databaseUrl: string): Promise<Row> {
   const { workspaceId } = await seedDatabase(databaseUrl, LINKS);
   const config = loadConfig({ HOP_DATABASE_URL: databaseUrl, HOP_LOG_LEVEL: 'silent' });
   const db = await openDatabase(config);
+  // As the server stores them: an embedded file through the click thread's prepared-statement writer.
+  const writer = isEmbedded(databaseUrl)
+    ? createEmbeddedWriter(embeddedPath(databaseUrl), { busyTimeoutMs: config.databaseBusyTimeoutMs, syncEachCommit: false })
+    : undefined;
   try {
     const linkIds = (await db.client.execute('select id from links order by slug')).rows.map((r) => r[0] as string);
     const events = makeEvents(workspaceId, linkIds);
@@ -85,7 +90,7 @@ async function measure(target: string, databaseUrl: string): Promise<Row> {
     }
     const bareS = (performance.now() - bareStart) / 1000;
 
-    const clicks = createClicksService(createClicksRepository(db.orm));
+    const clicks = createClicksService(createClicksRepository(db.orm, writer));
     const queue = createMemoryQueue<ClickEvent>({ logger: createLogger({ level: 'silent' }), maxBatch: BATCH, maxBuffered: EVENTS, handle: (b) => clicks.ingest(b) });
     const start = performance.now();
     for (const e of events) queue.send(e);
@@ -101,6 +106,7 @@ async function measure(target: string, databaseUrl: string): Promise<Row> {
     if (Number(raw) !== EVENTS || Number(rolled) !== EVENTS) throw new Error(`${target}: stored ${raw} clicks, rolled up ${rolled}, sent ${EVENTS}`);
     return { target, eventsPerS: EVENTS / seconds, baselinePerS: EVENTS / bareS, usPerEvent: (seconds * 1e6) / EVENTS };
   } finally {
+    writer?.close();
     db.close();
   }
 }

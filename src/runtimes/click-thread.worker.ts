@@ -1,19 +1,25 @@
 /**
- * The worker thread of click-thread.ts: opens its own connection to the embedded database and runs the clicks
- * service on the batches the main thread posts, answering each with its result or the error's message.
+ * The worker thread of click-thread.ts: opens its own connections to the embedded database (the clicks' writes
+ * through embedded-writer.ts) and runs the clicks service on the batches the main thread posts, answering each with its result or the error's message.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadConfig } from '../config.ts';
+import { loadServerConfig } from '../config.ts';
 import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
 import { createClicksService } from '../modules/clicks/clicks.service.ts';
 import { createLogger } from '../platform/logger.ts';
 import type { ThreadReply, ThreadRequest } from './click-thread.ts';
-import { openDatabase } from './database.ts';
+import { embeddedPath, openDatabase } from './database.ts';
+import { createEmbeddedWriter } from './embedded-writer.ts';
 
-const config = loadConfig((workerData as { env: Record<string, string | undefined> }).env);
+const config = loadServerConfig((workerData as { env: Record<string, string | undefined> }).env);
 const logger = createLogger({ level: config.logLevel });
 const db = await openDatabase(config, logger);
-const clicks = createClicksService(createClicksRepository(db.orm));
+// This thread exists only for a plain embedded file (server.ts): its writes run over statements prepared once.
+const writer = createEmbeddedWriter(embeddedPath(config.databaseUrl), {
+  busyTimeoutMs: config.databaseBusyTimeoutMs,
+  syncEachCommit: config.queue !== 'memory',
+});
+const clicks = createClicksService(createClicksRepository(db.orm, writer));
 const port = parentPort!;
 
 // One request at a time, in order: batches must not race each other for the write lock.
@@ -25,6 +31,7 @@ port.on('message', (request: ThreadRequest) => {
       if (request.op === 'ingest') reply = { id: request.id, ok: await clicks.ingest(request.messages) };
       else if (request.op === 'purge') reply = { id: request.id, ok: await clicks.purge(new Date(request.now), request.retentionDays) };
       else {
+        writer.close();
         db.close();
         port.postMessage({ id: request.id, ok: true } satisfies ThreadReply);
         port.close();

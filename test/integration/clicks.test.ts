@@ -9,6 +9,7 @@ import { invalidatingStore, type ClickStore } from '../../src/runtimes/click-pip
 import { createLogger } from '../../src/platform/logger.ts';
 import { createMemoryQueue } from '../../src/platform/queue/memory.ts';
 import { createThreadedClicks } from '../../src/runtimes/click-thread.ts';
+import { createEmbeddedWriter, type EmbeddedWriter } from '../../src/runtimes/embedded-writer.ts';
 import { createTestApp, type TestApp } from '../helpers/app.ts';
 import { DESKTOP, IPHONE, SLACK } from '../support/agents.ts';
 
@@ -68,7 +69,17 @@ describe('click events at the redirect', () => {
   });
 });
 
-describe('the consumer', () => {
+// The repository's SQL runs over the libSQL client (sqld, Turso, replicas, Workers) or, on a plain embedded file,
+// over the click thread's writer with its statements prepared once: the same rules must hold over both.
+describe.each(['libSQL client', 'embedded writer'])('the consumer, SQL over the %s', (runner) => {
+  let writer: EmbeddedWriter | undefined;
+  beforeEach(() => {
+    if (runner !== 'embedded writer') return;
+    writer = createEmbeddedWriter(t.dbPath, { busyTimeoutMs: 5000, syncEachCommit: true });
+    clicks = invalidatingStore(createClicksService(createClicksRepository(t.db.orm, writer)), t.services.invalidation);
+  });
+  afterEach(() => writer?.close());
+
   it('stores N redirects as N clicks, counted once however often the batch is delivered', async () => {
     for (let i = 0; i < 150; i++) await visit('/a', { 'user-agent': i % 3 ? IPHONE : DESKTOP, 'cf-ipcountry': i % 2 ? 'DE' : 'FR' });
     const first = await clicks.ingest(sent);

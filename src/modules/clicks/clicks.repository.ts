@@ -7,11 +7,24 @@
  *
  * Why not an interactive transaction: the embedded driver is synchronous, so a write from another request between
  * two awaited steps would wait on the transaction's lock while blocking the very event loop that must finish it.
- * A batch runs in one go (embedded) or one round trip (sqld, Turso). Plain SQL over the libSQL client: this is
- * the hottest write path, and building hundred-row statements through the query builder cost more than storing.
+ * A batch runs in one go (embedded) or one round trip (sqld, Turso). Plain SQL over a `SqlRunner` (the libSQL client,
+ * or on an embedded file the runtime's prepared-statement runner): this is the hottest write path, and building
+ * hundred-row statements through the query builder cost more than storing.
  */
 import type { InArgs, InStatement } from '@libsql/client';
 import { isUniqueViolation, type Orm } from '../../platform/db/client.ts';
+
+/** A row as a runner answers it: columns by name. */
+export type SqlRow = Record<string, unknown>;
+
+/**
+ * What this repository needs of a database: the libSQL client's `execute` and `batch` (one transaction) shapes. The
+ * client satisfies it as it is; src/runtimes/embedded-writer.ts is the same over statements prepared once.
+ */
+export interface SqlRunner {
+  execute(statement: InStatement): Promise<{ rows: ArrayLike<SqlRow> }>;
+  batch(statements: InStatement[], mode: 'write'): Promise<Array<{ rows: ArrayLike<SqlRow>; rowsAffected: number | bigint }>>;
+}
 
 export interface ClickRow {
   id: string;
@@ -69,13 +82,12 @@ interface Counter {
   bots: number;
 }
 
-/** Sums humans and bots per key; keys are joined with a separator no value contains. */
+/** Sums humans and bots per key; `id` is the key joined with a separator no value contains (made by the caller). */
 class Tally {
   readonly counters = new Map<string, Counter>();
-  add(key: readonly (string | number)[], bot: boolean) {
-    const id = key.join('\u0000');
+  add(id: string, key: () => readonly (string | number)[], bot: boolean) {
     let c = this.counters.get(id);
-    if (!c) this.counters.set(id, (c = { key, humans: 0, bots: 0 }));
+    if (!c) this.counters.set(id, (c = { key: key(), humans: 0, bots: 0 }));
     if (bot) c.bots++;
     else c.humans++;
   }
@@ -105,12 +117,12 @@ const addToRollup = (table: string, columns: string[], primaryKey: string[], tal
   );
 
 /** Which of `ids` are stored in `table` already. */
-async function storedIds(client: Orm['$client'], table: string, ids: string[]): Promise<Set<string>> {
+async function storedIds(runner: SqlRunner, table: string, ids: string[]): Promise<Set<string>> {
   const found = new Set<string>();
   for (let i = 0; i < ids.length; i += MAX_PARAMS) {
     const part = ids.slice(i, i + MAX_PARAMS);
-    const rs = await client.execute({ sql: `select id from ${table} where id in (${part.map(() => '?').join(', ')})`, args: part });
-    for (const r of rs.rows) found.add(r[0] as string);
+    const { rows } = await runner.execute({ sql: `select id from ${table} where id in (${part.map(() => '?').join(', ')})`, args: part });
+    for (let r = 0; r < rows.length; r++) found.add(rows[r]!.id as string);
   }
   return found;
 }
@@ -133,26 +145,42 @@ function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): { statem
   const humansPerLink = new Map<string, number>();
   for (const row of newClicks) {
     const hour = hourOf(row.at);
+    const linkHour = `${row.workspaceId}\u0000${row.linkId}\u0000${hour}`;
+    const workspaceHour = `${row.workspaceId}\u0000${hour}`;
     for (const dimension of ROLLUP_DIMENSIONS) {
       const value = dimensionValue(row, dimension);
-      links.add([row.workspaceId, row.linkId, dimension, hour, value], row.bot);
-      workspaces.add([row.workspaceId, dimension, hour, value], row.bot);
+      const tail = `\u0000${dimension}\u0000${value}`;
+      links.add(linkHour + tail, () => [row.workspaceId, row.linkId, dimension, hour, value], row.bot);
+      workspaces.add(workspaceHour + tail, () => [row.workspaceId, dimension, hour, value], row.bot);
     }
     // The link's count is of humans: link previews and crawlers must not use up a link's maxClicks.
     if (!row.bot) humansPerLink.set(row.linkId, (humansPerLink.get(row.linkId) ?? 0) + 1);
   }
   const domains = new Tally();
-  for (const row of newOrphans) domains.add([row.domain, hourOf(row.at)], row.bot);
+  for (const row of newOrphans) {
+    const hour = hourOf(row.at);
+    domains.add(`${row.domain}\u0000${hour}`, () => [row.domain, hour], row.bot);
+  }
   const before = [
     // No `on conflict`: a row stored since the read must fail the batch, or it would be counted twice.
     ...inserts('clicks', CLICK_COLUMNS, newClicks.map((r) => [r.id, r.workspaceId, r.linkId, r.at, r.country, r.device, r.browser, r.os, r.referrer, r.bot ? 1 : 0])),
     ...addToRollup('click_rollups', ['workspace_id', ...LINK_KEY], LINK_KEY, links),
     ...addToRollup('workspace_rollups', WORKSPACE_KEY, WORKSPACE_KEY, workspaces),
   ];
-  const counts = [...humansPerLink].map(([linkId, humans]) => ({
-    sql: 'update links set clicks = clicks + ? where id = ? returning domain, slug, max_clicks',
-    args: [humans, linkId],
-  }));
+  // One statement for every link's count (UPDATE ... FROM, SQLite 3.33+): a statement per link cost more than the
+  // rows it changed. `column1`/`column2` are SQLite's names for a VALUES list's columns.
+  const perLink = [...humansPerLink];
+  const counts: InStatement[] = [];
+  const linksPerStatement = Math.floor(MAX_PARAMS / 2);
+  for (let i = 0; i < perLink.length; i += linksPerStatement) {
+    const part = perLink.slice(i, i + linksPerStatement);
+    counts.push({
+      sql:
+        `update links set clicks = clicks + v.column2 from (values ${placeholders(part.length, 2)}) as v ` +
+        'where links.id = v.column1 returning links.domain as domain, links.slug as slug, links.max_clicks as max_clicks',
+      args: part.flat(),
+    });
+  }
   const statements = [
     ...before,
     ...counts,
@@ -169,8 +197,9 @@ export interface IngestStored {
   limited: Array<{ domain: string; slug: string }>;
 }
 
-export function createClicksRepository(orm: Orm) {
-  const client = orm.$client;
+/** `runner`: how the SQL runs; the ORM's libSQL client unless the runtime has a faster one for this database. */
+export function createClicksRepository(orm: Orm, runner: SqlRunner = orm.$client) {
+  const client = runner;
   return {
     /** Stores one batch atomically. Returns how many clicks and orphan visits were new (not stored before). */
     async ingest(clickRows: ClickRow[], orphanRows: OrphanRow[]): Promise<IngestStored> {
@@ -187,7 +216,7 @@ export function createClicksRepository(orm: Orm) {
           const results = await client.batch(statements, 'write');
           const limited = results
             .slice(...counts)
-            .flatMap((r) => r.rows)
+            .flatMap((r) => Array.from(r.rows))
             .filter((row) => row.max_clicks !== null)
             .map((row) => ({ domain: String(row.domain), slug: String(row.slug) }));
           return { clicks: newClicks.length, orphans: newOrphans.length, limited };

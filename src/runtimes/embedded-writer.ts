@@ -1,0 +1,77 @@
+/**
+ * The click consumer's SQL on an embedded `file:` database (Node, Bun): a native libSQL connection of its own, each
+ * statement prepared once and kept, each batch one `BEGIN IMMEDIATE` ... `COMMIT`. @libsql/client parses every
+ * statement on every call; a consumer batch is a handful of hundred-row statements, always of the same few shapes,
+ * and parsing them again cost about a third of storing a click (docs/benchmarks.md). Same answers as the client
+ * (`SqlRunner`), so the clicks repository cannot tell which one runs its SQL.
+ */
+import type { InStatement } from '@libsql/client';
+import Database from 'libsql';
+import type { SqlRow, SqlRunner } from '../modules/clicks/clicks.repository.ts';
+
+type Statement = ReturnType<InstanceType<typeof Database>['prepare']>;
+
+// Multi-row statements differ by their row count (up to 100 per batch, per table): a few hundred shapes in all.
+// Past this many the cache is emptied rather than tracked, as a guard against a caller with unbounded shapes.
+const MAX_STATEMENTS = 1000;
+
+// Frames the write-ahead log may hold before this connection copies them back into the database file. A batch
+// rewrites the same pages again and again (a link's rollups, its count, its index page): copied back every 1,000
+// frames (SQLite's default), each page was written back many times over; at 10,000 (about 40 MB of log) far fewer.
+const WAL_AUTOCHECKPOINT_FRAMES = 10_000;
+
+export interface EmbeddedWriter extends SqlRunner {
+  close(): void;
+}
+
+export interface EmbeddedWriterOptions {
+  /** How long a write waits for another connection's lock. */
+  busyTimeoutMs: number;
+  /**
+   * Whether each commit waits for the disk (SQLite's `synchronous = full`, its default). Without (`normal`, the usual
+   * setting in WAL mode) a commit survives the process dying but the last few may be undone by a power cut or a
+   * kernel crash. Worth it with the in-process queue, which holds up to a second of clicks in memory anyway; an
+   * external queue acknowledges what was committed, so it keeps the wait.
+   */
+  syncEachCommit: boolean;
+}
+
+/** `path`: the database file of a `file:` URL. */
+export function createEmbeddedWriter(path: string, options: EmbeddedWriterOptions): EmbeddedWriter {
+  const db = new Database(path, { timeout: options.busyTimeoutMs });
+  db.exec(`pragma wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_FRAMES}`);
+  if (!options.syncEachCommit) db.exec('pragma synchronous = normal');
+  const cache = new Map<string, Statement>();
+  const prepared = (sql: string): Statement => {
+    let statement = cache.get(sql);
+    if (!statement) {
+      if (cache.size >= MAX_STATEMENTS) cache.clear();
+      statement = db.prepare(sql);
+      cache.set(sql, statement);
+    }
+    return statement;
+  };
+  const run = (input: InStatement) => {
+    const { sql, args = [] } = typeof input === 'string' ? { sql: input, args: [] } : input;
+    const statement = prepared(sql);
+    if (statement.reader) return { rows: statement.all(args) as SqlRow[], rowsAffected: 0 };
+    return { rows: [] as SqlRow[], rowsAffected: statement.run(args).changes };
+  };
+  return {
+    async execute(statement) {
+      return run(statement);
+    },
+    async batch(statements) {
+      db.exec('begin immediate');
+      try {
+        const results = statements.map(run);
+        db.exec('commit');
+        return results;
+      } catch (err) {
+        if (db.inTransaction) db.exec('rollback');
+        throw err;
+      }
+    },
+    close: () => db.close(),
+  };
+}
