@@ -14,6 +14,14 @@ import type { Logger } from '../platform/logger.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
 
+/**
+ * Frames the write-ahead log may hold before a committing connection copies them back into the database file. The
+ * click writer rewrites the same pages batch after batch (a link's rollups, its count, its index page): copied back
+ * every 1,000 frames (SQLite's default) each was written back many times over; at 10,000 (about 40 MB of log) far
+ * fewer (docs/benchmarks.md).
+ */
+export const WAL_AUTOCHECKPOINT_FRAMES = 10_000;
+
 export const isEmbedded = (url: string) => url.startsWith('file:');
 
 /** The file of a `file:` URL (`file:./data/hop.db`, `file:///var/hop.db`), without its query. */
@@ -57,6 +65,9 @@ export async function openDatabase(config: DatabaseConfig, logger?: Logger): Pro
   const client = guardedClient(() => createClient({ url, timeout: config.databaseBusyTimeoutMs }), { timeoutMs });
   // WAL lets readers proceed while a write commits; the setting is stored in the file.
   await client.execute('pragma journal_mode = wal');
+  // Per connection: this one checkpoints as seldom as the click writer does, or each API write would copy back the
+  // log the writer lets grow.
+  await client.execute(`pragma wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_FRAMES}`);
   return { ...createDatabase(client), mode: 'embedded' };
 }
 

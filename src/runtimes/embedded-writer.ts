@@ -8,17 +8,13 @@
 import type { InStatement } from '@libsql/client';
 import Database from 'libsql';
 import type { SqlRow, SqlRunner } from '../modules/clicks/clicks.repository.ts';
+import { WAL_AUTOCHECKPOINT_FRAMES } from './database.ts';
 
 type Statement = ReturnType<InstanceType<typeof Database>['prepare']>;
 
 // Multi-row statements differ by their row count (up to 100 per batch, per table): a few hundred shapes in all.
 // Past this many the cache is emptied rather than tracked, as a guard against a caller with unbounded shapes.
 const MAX_STATEMENTS = 1000;
-
-// Frames the write-ahead log may hold before this connection copies them back into the database file. A batch
-// rewrites the same pages again and again (a link's rollups, its count, its index page): copied back every 1,000
-// frames (SQLite's default), each page was written back many times over; at 10,000 (about 40 MB of log) far fewer.
-const WAL_AUTOCHECKPOINT_FRAMES = 10_000;
 
 export interface EmbeddedWriter extends SqlRunner {
   close(): void;
