@@ -10,7 +10,8 @@ import { createRedisRestClient } from '../platform/redis.ts';
 import type { ClickEvent } from '../modules/clicks/clicks.schemas.ts';
 import type { ClicksService } from '../modules/clicks/clicks.service.ts';
 import type { Logger } from '../platform/logger.ts';
-import { createMemoryQueue } from '../platform/queue/memory.ts';
+import type { Metrics } from '../platform/metrics.ts';
+import { createMemoryQueue, type MemoryQueue } from '../platform/queue/memory.ts';
 import type { QueueProducer } from '../platform/queue/queue.ts';
 import {
   createRedisStreamsConsumer,
@@ -32,6 +33,27 @@ export interface ClickPipeline {
 export interface PipelineRoles {
   produce: boolean;
   consume: boolean;
+  /** Where the producer's counts are shown (`/metrics`): buffered, delivered, dropped, failed. */
+  metrics?: Metrics;
+}
+
+/** The producer's counts, read when /metrics is rendered. */
+function queueMetrics(metrics: Metrics, queue: MemoryQueue<unknown>, kind: string) {
+  const labels = { queue: kind };
+  metrics.collect('hop_click_queue_buffered', 'Click events held by this process, not yet handed on.', 'gauge', () => [
+    [labels, queue.stats().buffered],
+  ]);
+  metrics.collect('hop_click_queue_events_total', 'Click events by what became of them in this process.', 'counter', () => {
+    const s = queue.stats();
+    return [
+      [{ ...labels, result: 'delivered' }, s.delivered],
+      [{ ...labels, result: 'rejected' }, s.rejected],
+      [{ ...labels, result: 'dropped' }, s.dropped],
+    ];
+  });
+  metrics.collect('hop_click_queue_failures_total', 'Batches that could not be handed on (retried).', 'counter', () => [
+    [labels, queue.stats().failures],
+  ]);
 }
 
 /** Where batches are stored: the clicks service, or anything with its `ingest` and `purge` (a worker thread's). */
@@ -68,6 +90,7 @@ export async function startClickPipeline(
   const stopPurge = roles.consume ? startPurge(config, logger, clicks) : () => {};
   if (config.queue === 'memory') {
     const queue = createMemoryQueue<ClickEvent>({ logger, handle: (batch) => clicks.ingest(batch) });
+    if (roles.metrics) queueMetrics(roles.metrics, queue, 'memory');
     return {
       queue,
       description: 'in-process queue',
@@ -82,6 +105,7 @@ export async function startClickPipeline(
   await checkRedis(redis, config, logger);
   const { key, group, deadLetterKey, maxDeliveries, claimIdleMs } = config.clickStream;
   const producer = roles.produce ? createRedisStreamsProducer<ClickEvent>({ redis, stream: key, logger }) : undefined;
+  if (producer && roles.metrics) queueMetrics(roles.metrics, producer, 'redis');
   let consumer: RedisStreamsConsumer | undefined;
   if (roles.consume) {
     consumer = createRedisStreamsConsumer({

@@ -81,6 +81,7 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
     ? await startClickPipeline(config, logger, store, {
         produce: true,
         consume: config.clickConsumer,
+        metrics,
       })
     : undefined;
   // Retries would only delay the request past its deadline; a failing store is degraded by the app (guard.ts).

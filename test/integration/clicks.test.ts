@@ -213,6 +213,33 @@ describe('the in-process queue', () => {
     expect(q.stats()).toMatchObject({ failures: 2, delivered: 5, buffered: 0 });
   });
 
+  it('hands several batches out at once when asked, each message exactly once, and keeps order otherwise', async () => {
+    for (const maxInFlight of [1, 3]) {
+      const seen: number[] = [];
+      let open = 0;
+      let most = 0;
+      const q = createMemoryQueue<number>({
+        logger,
+        maxBatch: 10,
+        maxWaitMs: 10,
+        maxInFlight,
+        handle: async (b) => {
+          most = Math.max(most, ++open);
+          await new Promise((r) => setTimeout(r, 5));
+          open -= 1;
+          seen.push(...b);
+          return { rejected: [] };
+        },
+      });
+      for (let i = 0; i < 95; i++) q.send(i);
+      await q.close();
+      expect(most).toBe(maxInFlight);
+      expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 95 }, (_, i) => i));
+      if (maxInFlight === 1) expect(seen).toEqual(Array.from({ length: 95 }, (_, i) => i));
+      expect(q.stats()).toMatchObject({ buffered: 0, delivered: 95, dropped: 0 });
+    }
+  });
+
   it('drops what overflows its bound instead of growing without end, and counts it', async () => {
     const q = createMemoryQueue<number>({ logger, maxBatch: 1000, maxWaitMs: 10_000, maxBuffered: 3, handle: async () => ({ rejected: [] }) });
     for (let i = 0; i < 5; i++) q.send(i);

@@ -102,6 +102,11 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
   }
 
   const streamLength = async () => Number(await redis.xlen(names.stream));
+  /** Messages in the stream: a batch entry (`b`) holds many, a single one (`m`) one. */
+  async function streamMessages(client = redis) {
+    const entries = (await client.exec(['XRANGE', names.stream, '-', '+'])) as Array<[string, string[]]>;
+    return entries.reduce((n, [, fields]) => n + (fields[0] === 'b' ? (JSON.parse(fields[1]!) as unknown[]).length : 1), 0);
+  }
   async function pending() {
     const summary = (await redis.exec(['XPENDING', names.stream, names.group])) as [number, ...unknown[]];
     return Number(summary[0]);
@@ -110,13 +115,14 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     const entries = (await redis.exec(['XRANGE', names.deadLetter, '-', '+'])) as Array<[string, string[]]>;
     return entries.map(([, list]) => {
       const fields = Object.fromEntries(list.flatMap((v, i) => (i % 2 ? [] : [[v, list[i + 1]!]])));
-      return { m: fields.m!, reason: fields.reason!, deliveries: Number(fields.deliveries) };
+      return { m: fields.m!, reason: fields.reason!, deliveries: Number(fields.deliveries), ...(fields.index === undefined ? {} : { index: Number(fields.index) }) };
     });
   }
-  /** Everything sent so far is in the stream (so a consumer started now reads it as one batch). */
+  /** Everything sent so far is in the stream (so a consumer started now reads it at once); resolves with its entries. */
   async function inStream(n: number) {
     await producer.flush();
-    expect(await streamLength()).toBe(n);
+    expect(await streamMessages()).toBe(n);
+    return streamLength();
   }
   /** The stream is empty and nothing is pending: every entry was stored (or dead-lettered) and acknowledged. */
   async function drained() {
@@ -158,15 +164,15 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
       return new Promise(() => {});
     };
     await redirects(40);
-    await inStream(40);
+    const entries = await inStream(40);
     consumer({ handle: crashing, claimIdleMs: 60_000 });
     await waitFor('the batch committed by the first consumer', () => committed === 40);
-    expect(await pending()).toBe(40);
+    expect(await pending()).toBe(entries);
     expect(await linkClicks()).toBe(40);
 
     const survivor = consumer({ claimIdleMs: 300 });
     await waitFor('the survivor to take over and acknowledge', async () => survivor.stats().acked === 40 && (await drained()));
-    expect(survivor.stats().claimed).toBe(40);
+    expect(survivor.stats().claimed).toBe(entries);
     expect(await stored()).toBe(40);
     expect(await linkClicks()).toBe(40);
     expect(await deadLetters()).toEqual([]);
@@ -206,24 +212,30 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     await redis.xadd(names.stream, '*', { m: 'not json {' });
     await redis.xadd(names.stream, '*', { m: JSON.stringify({ v: 1, kind: 'click', id: 'nope' }) });
     await redis.xadd(names.stream, '*', { other: 'field' });
-    await redirects(2);
+    await redis.xadd(names.stream, '*', { b: JSON.stringify({ not: 'an array' }) });
+    // A poison message inside a batch entry, between two real clicks of the same entry.
+    await visit();
+    producer.send({ v: 1, kind: 'click', id: 'nope-in-batch' } as unknown as ClickEvent);
+    await visit();
     await producer.flush();
     const c = consumer();
-    await waitFor('the batch handled', async () => c.stats().acked + c.stats().deadLettered === 8 && (await drained()));
+    await waitFor('the batch handled', async () => c.stats().acked + c.stats().deadLettered === 10 && (await drained()));
     expect(await stored()).toBe(5);
     const dead = await deadLetters();
-    expect(dead).toHaveLength(3);
+    expect(dead).toHaveLength(5);
     expect(dead).toEqual(
       expect.arrayContaining([
         { m: 'not json {', reason: 'not JSON', deliveries: 1 },
-        { m: '', reason: 'no "m" field', deliveries: 1 },
+        { m: '', reason: 'no "m" or "b" field', deliveries: 1 },
+        { m: '{"not":"an array"}', reason: 'not a JSON array', deliveries: 1 },
         { m: expect.stringContaining('"nope"'), reason: expect.stringMatching(/^id: Invalid string/), deliveries: 1 },
+        { m: expect.stringContaining('"nope-in-batch"'), reason: expect.stringMatching(/^id: Invalid string/), deliveries: 1, index: 1 },
       ]),
     );
-    expect(c.stats()).toMatchObject({ deadLettered: 3, acked: 5 });
+    expect(c.stats()).toMatchObject({ deadLettered: 5, acked: 5 });
   });
 
-  it('dead-letters an entry that always fails after N deliveries, alone: its batch-mates are stored', async () => {
+  it('dead-letters a message that always fails after N deliveries, alone: its batch-mates are stored', async () => {
     const sent: ClickEvent[] = [];
     const spy = { send: (e: ClickEvent) => (sent.push(e), producer.send(e)) };
     t.close();
@@ -245,12 +257,13 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
         return clicks.ingest(batch);
       },
     });
-    await waitFor('the bad entry dead-lettered', async () => c.stats().deadLettered === 1 && (await drained()));
+    await waitFor('the bad message dead-lettered', async () => c.stats().deadLettered === 1 && (await drained()));
     expect(await stored()).toBe(9);
     expect(await linkClicks()).toBe(9);
-    expect(attemptsWithBad).toBe(3);
+    // Three deliveries of its entry, then its messages one by one: the fourth try is the bad one alone.
+    expect(attemptsWithBad).toBe(4);
     const [dead] = await deadLetters();
-    expect(dead).toMatchObject({ reason: 'not stored after 3 deliveries', deliveries: 4 });
+    expect(dead).toMatchObject({ reason: 'not stored after 3 deliveries', deliveries: 4, index: 4 });
     expect(JSON.parse(dead!.m)).toMatchObject({ id: bad });
   });
 
@@ -276,7 +289,7 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     await producer.flush();
     // Nothing acknowledged, and nothing new read while failing: the rest waits in the stream, not in the consumer.
     expect(await stored()).toBe(0);
-    expect(await streamLength()).toBe(50);
+    expect(await streamMessages()).toBe(50);
     expect(await pending()).toBe(1);
     down = false;
     await waitFor('50 stored', async () => (await stored()) === 50 && (await drained()));
@@ -334,7 +347,7 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
         expect(res.status).toBe(201);
         for (let i = 0; i < 50; i++) await app.app.request('/p', { headers: { host: 'localhost:8787', 'user-agent': BROWSER } });
         await ownProducer.flush();
-        expect(Number(await client.xlen(names.stream))).toBe(50); // accepted by Redis, no consumer yet
+        expect(await streamMessages(client)).toBe(50); // accepted by Redis, no consumer yet
 
         await own.kill('SIGKILL');
         await own.restart();

@@ -2,7 +2,10 @@
  * The queue on Redis Streams, spoken over the Upstash REST protocol (a client from src/platform/redis.ts).
  *
  * Producer: messages gather in memory (the in-process queue as a bounded buffer, with its batching, backoff and
- * flush on close) and go to the stream as pipelined XADDs, one JSON message per entry; `send` never waits.
+ * flush on close) and go to the stream one entry per batch (field `b`, a JSON array of up to 100 messages), a few
+ * batches in flight at once; `send` never waits. One XADD and one JSON string per batch instead of per message:
+ * producing was the largest cost clicks added to a redirect (docs/benchmarks.md). Entries of one message (field
+ * `m`, from other producers or an older hop) are read too.
  *
  * Consumer: one consumer (a unique name per process) of a consumer group shared by every process, so N processes
  * share the work. It reads up to `batchSize` new entries (XREADGROUP ... BLOCK), hands them to the handler, and only
@@ -12,7 +15,8 @@
  * with the reason, in the same transaction as their acknowledgement. When the handler fails (database down) nothing
  * is acknowledged: the consumer reads nothing new and retries its own pending entries with backoff, the whole batch
  * once, then one entry at a time, so one entry that always fails is dead-lettered alone and its batch-mates are
- * stored. Entries left pending by a consumer that died are taken over by the others (XAUTOCLAIM) once idle for
+ * stored; past `maxDeliveries` a batch entry's messages are tried one by one, once, and only those that fail are
+ * dead-lettered. Each handler call gets whole entries, at most `batchSize` messages (an entry is never split). Entries left pending by a consumer that died are taken over by the others (XAUTOCLAIM) once idle for
  * `claimIdleMs`, and its name leaves the group once it holds nothing and has been silent for `forgetAfterMs`.
  * The stream belongs to this one group: acknowledged entries are deleted, not left for other groups.
  */
@@ -21,22 +25,26 @@ import type { Logger } from '../logger.ts';
 import { createMemoryQueue, type MemoryQueue } from './memory.ts';
 import type { BatchHandler } from './queue.ts';
 
-/** The entry field that holds the JSON message. */
+/** The entry field that holds one JSON message. */
 const FIELD = 'm';
+/** The entry field that holds a JSON array of messages. */
+const BATCH_FIELD = 'b';
 
 export interface RedisStreamsProducerOptions {
   redis: Redis;
   stream: string;
   logger: Logger;
-  /** Entries per pipelined XADD request. */
+  /** Messages per stream entry. */
   maxBatch?: number;
+  /** Entries being added at once. */
+  maxInFlight?: number;
   /** How long the first buffered message waits for others before its batch is sent. */
   maxWaitMs?: number;
   /** Messages held at most while Redis is unreachable; beyond it new ones are dropped and counted. */
   maxBuffered?: number;
 }
 
-/** The producer: `send` buffers, batches go out as pipelined XADDs, failures are retried with backoff. */
+/** The producer: `send` buffers, each batch goes out as one entry, failures are retried with backoff. */
 export function createRedisStreamsProducer<T>(options: RedisStreamsProducerOptions): MemoryQueue<T> {
   const { redis, stream } = options;
   return createMemoryQueue<T>({
@@ -44,11 +52,11 @@ export function createRedisStreamsProducer<T>(options: RedisStreamsProducerOptio
     maxBatch: options.maxBatch ?? 100,
     maxWaitMs: options.maxWaitMs ?? 250,
     maxBuffered: options.maxBuffered ?? 100_000,
+    // Each batch waits a round trip to Redis; in order or not makes no difference to the consumer.
+    maxInFlight: options.maxInFlight ?? 4,
     async handle(batch) {
-      const pipeline = redis.pipeline();
-      for (const message of batch) pipeline.xadd(stream, '*', { [FIELD]: JSON.stringify(message) });
-      // Any failed XADD fails the batch and it is sent again whole: a duplicate entry is harmless downstream.
-      await pipeline.exec();
+      // A failed XADD is sent again whole: an entry added twice (the answer was lost) is counted once downstream.
+      await redis.xadd(stream, '*', { [BATCH_FIELD]: JSON.stringify(batch) });
       return { rejected: [] };
     },
   });
@@ -79,8 +87,9 @@ export interface RedisStreamsConsumerOptions {
 }
 
 export interface ConsumerStats {
-  /** Entries acknowledged after the handler stored them (duplicates included). */
+  /** Messages acknowledged after the handler stored them (duplicates included). */
   acked: number;
+  /** Messages dead-lettered. */
   deadLettered: number;
   /** Entries taken over from silent consumers. */
   claimed: number;
@@ -105,12 +114,16 @@ export interface RedisStreamsConsumer {
 
 interface Entry {
   id: string;
-  /** The raw message; undefined when the entry has no message field, null when the entry was deleted. */
+  /** The raw value; undefined when the entry has no message field, null when the entry was deleted. */
   raw: string | undefined | null;
+  /** Whether `raw` is a batch (a JSON array of messages) or one message. */
+  batch: boolean;
 }
 
 interface DeadLetter {
   id: string;
+  /** The message's position in a batch entry. */
+  index?: number;
   raw: string | undefined;
   reason: string;
   deliveries: number;
@@ -121,10 +134,28 @@ function readEntries(reply: unknown): Entry[] {
   if (!Array.isArray(reply) || !reply.length) return [];
   const entries = (reply[0] as [string, Array<[string, string[] | null]>])[1] ?? [];
   return entries.map(([id, fields]) => {
-    if (!fields) return { id, raw: null };
-    const at = fields.findIndex((f, i) => i % 2 === 0 && f === FIELD);
-    return { id, raw: at === -1 ? undefined : fields[at + 1] };
+    if (!fields) return { id, raw: null, batch: false };
+    const at = fields.findIndex((f, i) => i % 2 === 0 && (f === FIELD || f === BATCH_FIELD));
+    return at === -1 ? { id, raw: undefined, batch: false } : { id, raw: fields[at + 1], batch: fields[at] === BATCH_FIELD };
   });
+}
+
+/** An entry read: its messages, or why it cannot be delivered. */
+type Parsed = { entry: Entry; messages: unknown[]; deliveries: number } | { dead: DeadLetter } | { gone: string };
+
+function parseEntry(entry: Entry, deliveries: number): Parsed {
+  // Deleted from the stream while pending: nothing left to deliver.
+  if (entry.raw === null) return { gone: entry.id };
+  if (entry.raw === undefined) return { dead: { id: entry.id, raw: undefined, reason: `no "${FIELD}" or "${BATCH_FIELD}" field`, deliveries } };
+  let value: unknown;
+  try {
+    value = JSON.parse(entry.raw);
+  } catch {
+    return { dead: { id: entry.id, raw: entry.raw, reason: 'not JSON', deliveries } };
+  }
+  if (!entry.batch) return { entry, messages: [value], deliveries };
+  if (!Array.isArray(value)) return { dead: { id: entry.id, raw: entry.raw, reason: 'not a JSON array', deliveries } };
+  return { entry, messages: value, deliveries };
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -216,51 +247,80 @@ export function createRedisStreamsConsumer(options: RedisStreamsConsumerOptions)
   }
 
   /** Dead letters and acknowledgements in one transaction: an entry is either both or neither. */
-  async function commit(done: string[], dead: DeadLetter[]) {
-    const ids = [...done, ...dead.map((d) => d.id)];
+  async function commit(ids: string[], dead: DeadLetter[], stored: number) {
     if (!ids.length) return;
     const tx = redis.multi();
     for (const d of dead) {
-      tx.xadd(deadLetter, '*', { [FIELD]: d.raw ?? '', id: d.id, reason: d.reason, deliveries: d.deliveries, stream });
+      const where = d.index === undefined ? {} : { index: d.index };
+      tx.xadd(deadLetter, '*', { [FIELD]: d.raw ?? '', id: d.id, ...where, reason: d.reason, deliveries: d.deliveries, stream });
     }
     tx.xack(stream, group, ids);
     tx.xdel(stream, ids);
     await tx.exec();
-    counts.acked += done.length;
+    counts.acked += stored;
     counts.deadLettered += dead.length;
-    for (const d of dead) logger.log('warn', 'queue entry dead-lettered', { stream, deadLetter, id: d.id, reason: d.reason });
+    for (const d of dead) logger.log('warn', 'queue message dead-lettered', { stream, deadLetter, id: d.id, index: d.index, reason: d.reason });
   }
 
-  /** Handles one read; returns whether the handler stored it (false: left pending for a retry). */
+  type Ready = Extract<Parsed, { messages: unknown[] }>;
+
+  const deadMessage = (p: Ready, index: number, reason: string): DeadLetter =>
+    p.entry.batch
+      ? { id: p.entry.id, index, raw: JSON.stringify(p.messages[index]), reason, deliveries: p.deliveries }
+      : { id: p.entry.id, raw: p.entry.raw!, reason, deliveries: p.deliveries };
+
+  /** Whole entries, at most `batchSize` messages together (an entry larger than that alone). */
+  function* handlerBatches(ready: Ready[]): Generator<Ready[]> {
+    let chunk: Ready[] = [];
+    let size = 0;
+    for (const p of ready) {
+      if (chunk.length && size + p.messages.length > batchSize) {
+        yield chunk;
+        chunk = [];
+        size = 0;
+      }
+      chunk.push(p);
+      size += p.messages.length;
+    }
+    if (chunk.length) yield chunk;
+  }
+
+  /** Handles one read; returns whether the handler stored all of it (false: what is left stays pending for a retry). */
   async function deliver(entries: Entry[], deliveries: Map<string, number>): Promise<boolean> {
-    const done: string[] = [];
+    const ids: string[] = [];
     const dead: DeadLetter[] = [];
-    const batch: Array<{ entry: Entry; message: unknown }> = [];
+    let storedMessages = 0;
+    const ready: Ready[] = [];
+    const lastTry: Ready[] = [];
     for (const entry of entries) {
       const n = deliveries.get(entry.id) ?? 1;
-      // Deleted from the stream while pending: nothing left to deliver.
-      if (entry.raw === null) done.push(entry.id);
-      else if (entry.raw === undefined) dead.push({ id: entry.id, raw: undefined, reason: `no "${FIELD}" field`, deliveries: n });
-      else if (n > maxDeliveries) {
-        dead.push({ id: entry.id, raw: entry.raw, reason: `not stored after ${n - 1} deliveries`, deliveries: n });
-      } else {
-        try {
-          batch.push({ entry, message: JSON.parse(entry.raw) });
-        } catch {
-          dead.push({ id: entry.id, raw: entry.raw, reason: 'not JSON', deliveries: n });
-        }
+      const parsed = parseEntry(entry, n);
+      if ('gone' in parsed) ids.push(parsed.gone);
+      else if ('dead' in parsed) {
+        ids.push(entry.id);
+        dead.push(parsed.dead);
+      } else if (n <= maxDeliveries) ready.push(parsed);
+      else if (entry.batch) lastTry.push(parsed);
+      else {
+        ids.push(entry.id);
+        dead.push(deadMessage(parsed, 0, `not stored after ${n - 1} deliveries`));
       }
     }
     let stored = true;
-    if (batch.length) {
+    for (const chunk of handlerBatches(ready)) {
       try {
-        const { rejected } = await handle(batch.map((b) => b.message));
+        const { rejected } = await handle(chunk.flatMap((p) => p.messages));
         const refused = new Map(rejected.map((r) => [r.index, r.reason]));
-        batch.forEach(({ entry }, i) => {
-          const reason = refused.get(i);
-          if (reason === undefined) done.push(entry.id);
-          else dead.push({ id: entry.id, raw: entry.raw!, reason, deliveries: deliveries.get(entry.id) ?? 1 });
-        });
+        let offset = 0;
+        for (const p of chunk) {
+          p.messages.forEach((_, i) => {
+            const reason = refused.get(offset + i);
+            if (reason === undefined) storedMessages += 1;
+            else dead.push(deadMessage(p, i, reason));
+          });
+          offset += p.messages.length;
+          ids.push(p.entry.id);
+        }
         backoffMs = 0;
       } catch (err) {
         stored = false;
@@ -268,13 +328,27 @@ export function createRedisStreamsConsumer(options: RedisStreamsConsumerOptions)
         logger.log('warn', 'queue batch not stored; will retry', {
           stream,
           consumer: name,
-          size: batch.length,
+          size: chunk.reduce((n, p) => n + p.messages.length, 0),
           retryInMs: nextBackoff(),
           error: message(err),
         });
+        break;
       }
     }
-    await commit(done, dead);
+    // A batch entry past its deliveries: its messages one by one, once; only those that still fail are given up.
+    for (const p of lastTry) {
+      for (let i = 0; i < p.messages.length; i++) {
+        try {
+          const { rejected } = await handle([p.messages[i]]);
+          if (rejected.length) dead.push(deadMessage(p, i, rejected[0]!.reason));
+          else storedMessages += 1;
+        } catch {
+          dead.push(deadMessage(p, i, `not stored after ${p.deliveries - 1} deliveries`));
+        }
+      }
+      ids.push(p.entry.id);
+    }
+    await commit(ids, dead, storedMessages);
     return stored;
   }
 
