@@ -1212,6 +1212,7 @@ export function blackBoxSuite(target: () => SuiteTarget) {
       expect(again.headers.get('location')).toBe(first.headers.get('location'));
       expect(again.headers.get('content-type')).toBe(first.headers.get('content-type'));
       expect(again.headers.get('idempotent-replayed')).toBe('true');
+      expect(again.headers.get('cache-control')).toBe('no-store');
       expect(await listAll(ws, 'tag=idem')).toHaveLength(1);
     });
 

@@ -12,6 +12,8 @@ describe('POST /v1/workspaces (operator)', () => {
   it('creates a workspace whose admin key works at once and is stored only as a hash', async () => {
     const res = await t.request('/v1/workspaces', { method: 'POST', key: ADMIN_TOKEN, json: { name: 'Acme' } });
     expect(res.status).toBe(201);
+    // The admin key is in this answer only: nothing between hop and the client may keep it.
+    expect(res.headers.get('cache-control')).toBe('no-store');
     const body = (await res.json()) as { id: string; name: string; apiKey: { key: string; scopes: string[]; prefix: string } };
     expect(body.name).toBe('Acme');
     expect(body.apiKey.key).toMatch(/^hop_[0-9A-Za-z]{43}$/);
@@ -60,6 +62,7 @@ describe('API keys', () => {
   it('creates a key shown once, lists it without the secret, and revokes it', async () => {
     const res = await t.request('/v1/keys', { method: 'POST', json: { name: 'ci', scopes: ['links:read', 'links:write'] } });
     expect(res.status).toBe(201);
+    expect(res.headers.get('cache-control')).toBe('no-store');
     const created = (await res.json()) as { id: string; key: string; prefix: string; scopes: string[] };
     expect(created.scopes).toEqual(['links:read', 'links:write']);
 

@@ -22,7 +22,8 @@ export function idempotency(service: IdempotencyService, now: () => Date): Middl
     const begun = await service.begin(workspaceId, key, request, now());
     if (begun.kind === 'replay') {
       const { status, contentType, location, body } = begun.response;
-      const headers = new Headers({ 'idempotent-replayed': 'true', 'x-request-id': c.get('requestId') });
+      // no-store: a replay may repeat a secret shown once (a new API key), and is never a fresh representation.
+      const headers = new Headers({ 'idempotent-replayed': 'true', 'x-request-id': c.get('requestId'), 'cache-control': 'no-store' });
       if (contentType) headers.set('content-type', contentType);
       if (location) headers.set('location', location);
       return new Response(body, { status, headers });

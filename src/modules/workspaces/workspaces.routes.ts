@@ -41,7 +41,8 @@ export function operatorRoutes(service: WorkspacesService, adminToken: string | 
   });
   return createRouter().openapi(createWorkspace, async (c) => {
     const created = await service.createWorkspace(c.req.valid('json'), now());
-    return c.json(created, 201);
+    // It carries a secret shown this once: no cache on the way may keep a copy.
+    return c.json(created, 201, { 'cache-control': 'no-store' });
   });
 }
 
@@ -121,7 +122,8 @@ export function workspaceRoutes(service: WorkspacesService, now: () => Date) {
 
   return createRouter()
     .openapi(getWorkspace, async (c) => c.json(await service.getWorkspace(serviceContext(c, now)), 200))
-    .openapi(createKey, async (c) => c.json(await service.createKey(serviceContext(c, now), c.req.valid('json')), 201))
+    // It carries a secret shown this once: no cache on the way may keep a copy.
+    .openapi(createKey, async (c) => c.json(await service.createKey(serviceContext(c, now), c.req.valid('json')), 201, { 'cache-control': 'no-store' }))
     .openapi(listKeys, async (c) => c.json({ data: await service.listKeys(serviceContext(c, now)) }, 200))
     .openapi(revokeKey, async (c) => {
       await service.revokeKey(serviceContext(c, now), c.req.valid('param').id);
