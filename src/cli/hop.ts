@@ -12,6 +12,8 @@ import { CreateApiKeySchema, CreateWorkspaceSchema } from '../modules/workspaces
 import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
 import { createClicksService } from '../modules/clicks/clicks.service.ts';
 import { createLogger } from '../platform/logger.ts';
+import { redriveDeadLetters } from '../platform/queue/redis-streams.ts';
+import { createRedisRestClient } from '../platform/redis.ts';
 import { createServices } from '../services.ts';
 import { invalidatingStore, startClickPipeline } from '../runtimes/click-pipeline.ts';
 import { migrateDatabase, openDatabase } from '../runtimes/database.ts';
@@ -39,6 +41,12 @@ function parseScopes(value: string): Scope[] {
     throw new InvalidArgumentError(`scopes must be a comma-separated list of: ${allScopes.join(', ')}`);
   }
   return list as Scope[];
+}
+
+function parsePositive(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new InvalidArgumentError(`${name} must be a whole number from 1 to 1000000`);
+  return n;
 }
 
 const cliContext = (workspaceId: string): ServiceContext => ({
@@ -87,6 +95,31 @@ program
     } finally {
       db.close();
     }
+  });
+
+program
+  .command('redrive')
+  .description(
+    'put the Redis click queue\'s dead letters back on the stream (HOP_QUEUE=redis): by default those given up after ' +
+      'HOP_QUEUE_MAX_DELIVERIES (storage failed them), not those refused for what they are',
+  )
+  .option('--all', 'also the messages that were refused (not JSON, not a click event): they will be refused again')
+  .option('--limit <n>', 'dead letters looked at, oldest first', (v) => parsePositive(v, '--limit'), 1000)
+  .option('--json', 'print JSON')
+  .action(async (opts: { all?: boolean; limit: number; json?: boolean }) => {
+    const config = loadServerConfig(process.env);
+    if (config.queue !== 'redis' || !config.redis) {
+      throw new ConfigError('Invalid configuration:\n  HOP_QUEUE: hop redrive needs HOP_QUEUE=redis (the in-process queue keeps no dead letters)');
+    }
+    const { key, deadLetterKey } = config.clickStream;
+    const result = await redriveDeadLetters({
+      redis: createRedisRestClient(config.redis),
+      stream: key,
+      deadLetter: deadLetterKey,
+      limit: opts.limit,
+      all: !!opts.all,
+    });
+    print(!!opts.json, result, `${result.redriven} dead letters put back on ${key}; ${result.kept} kept in ${deadLetterKey}`);
   });
 
 program

@@ -50,10 +50,10 @@ async function startConsumer(command: string, args: string[], env: Record<string
   };
 }
 
-describe('hop consume', () => {
-  const run = (env: Record<string, string>) =>
+describe('hop consume and hop redrive', () => {
+  const run = (env: Record<string, string>, args = ['consume']) =>
     new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn('node', ['src/cli/hop.ts', 'consume'], { env: { ...process.env, HOP_DATABASE_URL: 'file:/nonexistent/x.db', ...env } });
+      const child = spawn('node', ['src/cli/hop.ts', ...args], { env: { ...process.env, HOP_DATABASE_URL: 'file:/nonexistent/x.db', ...env } });
       let out = '';
       child.stderr.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
       child.stdout.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
@@ -67,6 +67,15 @@ describe('hop consume', () => {
     const noUrl = await run({ HOP_QUEUE: 'redis', HOP_REDIS_TOKEN: 't' });
     expect(noUrl.code).toBe(1);
     expect(noUrl.out).toMatch(/HOP_REDIS_URL: missing \(HOP_QUEUE=redis needs it\)/);
+  });
+
+  it('hop redrive refuses the in-process queue and a bad --limit, naming them', async () => {
+    const memory = await run({}, ['redrive']);
+    expect(memory.code).toBe(1);
+    expect(memory.out).toContain('HOP_QUEUE: hop redrive needs HOP_QUEUE=redis');
+    const limit = await run({ HOP_QUEUE: 'redis', HOP_REDIS_URL: 'http://127.0.0.1:9', HOP_REDIS_TOKEN: 't' }, ['redrive', '--limit', '0']);
+    expect(limit.code).toBe(1);
+    expect(limit.out).toContain('--limit must be a whole number from 1 to 1000000');
   });
 });
 
@@ -98,6 +107,22 @@ describe.runIf(redisAvailable()).each(runtimes)('clicks through Redis Streams on
     }
     return n;
   }
+
+  it('hop redrive puts given-up clicks back on the stream and keeps the refused ones', async () => {
+    const stream = `e2e:${name}:redrive`;
+    const dead = `${stream}:dead`;
+    await redisCall('XADD', dead, '*', 'm', '{"v":1,"kind":"click"}', 'id', '1-0', 'reason', 'not stored after 5 deliveries', 'deliveries', 6);
+    await redisCall('XADD', dead, '*', 'm', 'not json {', 'id', '2-0', 'reason', 'not JSON', 'deliveries', 1);
+    const env = { HOP_QUEUE: 'redis', HOP_REDIS_URL: rest.url, HOP_REDIS_TOKEN: rest.token, HOP_QUEUE_STREAM: stream, HOP_QUEUE_DEAD_LETTER: dead };
+    const child = spawn(command, [...hop, 'redrive', '--json'], { env: { ...process.env, HOP_DATABASE_URL: 'file:/nonexistent/x.db', ...env } });
+    let out = '';
+    child.stdout.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
+    child.stderr.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect({ code, out: out.trim() }).toEqual({ code: 0, out: '{"redriven":1,"kept":1}' });
+    expect(await messagesIn(stream)).toBe(1);
+    expect(await redisCall('XLEN', dead)).toBe(1);
+  });
 
   it('stores exactly N clicks for N redirects, through a consumer killed with SIGKILL mid-stream and a new one', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hop-clicks-redis-'));

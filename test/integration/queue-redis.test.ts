@@ -14,6 +14,7 @@ import type { BatchHandler } from '../../src/platform/queue/queue.ts';
 import {
   createRedisStreamsConsumer,
   createRedisStreamsProducer,
+  redriveDeadLetters,
   type RedisStreamsConsumer,
   type RedisStreamsConsumerOptions,
 } from '../../src/platform/queue/redis-streams.ts';
@@ -265,6 +266,20 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     const [dead] = await deadLetters();
     expect(dead).toMatchObject({ reason: 'not stored after 3 deliveries', deliveries: 4, index: 4 });
     expect(JSON.parse(dead!.m)).toMatchObject({ id: bad });
+
+    // Storage is fixed: the operator puts the given-up click back (hop redrive). A message refused for what it is
+    // stays unless asked for, and then is refused again.
+    await redis.xadd(names.deadLetter, '*', { m: 'not json {', id: '0-1', reason: 'not JSON', deliveries: 1, stream: names.stream });
+    await c.stop(1000);
+    const healthy = consumer({ maxDeliveries: 3 });
+    expect(await redriveDeadLetters({ redis, ...names, limit: 100 })).toEqual({ redriven: 1, kept: 1 });
+    await waitFor('the redriven click stored', async () => (await stored()) === 10 && (await drained()));
+    expect(await linkClicks()).toBe(10);
+    expect((await deadLetters()).map((d) => d.reason)).toEqual(['not JSON']);
+    expect(await redriveDeadLetters({ redis, ...names, limit: 100, all: true })).toEqual({ redriven: 1, kept: 0 });
+    await waitFor('refused again', async () => healthy.stats().deadLettered === 1 && (await drained()));
+    expect((await deadLetters()).map((d) => d.reason)).toEqual(['not JSON']);
+    expect(await stored()).toBe(10);
   });
 
   it('while the database is down nothing is acknowledged and retries back off; once it is back everything is stored once', async () => {

@@ -449,3 +449,43 @@ export function createRedisStreamsConsumer(options: RedisStreamsConsumerOptions)
     stats: () => ({ ...counts, retrying }),
   };
 }
+
+export interface RedriveOptions {
+  redis: Redis;
+  stream: string;
+  deadLetter: string;
+  /** Dead letters looked at, oldest first. */
+  limit: number;
+  /**
+   * Also those refused for what they are (not JSON, not a click event), which will be refused again; by default
+   * only those given up after their deliveries (the database failed them) go back.
+   */
+  all?: boolean;
+}
+
+/** Why a message was given up after its deliveries (commit above): those are worth another try once storage is back. */
+const GIVEN_UP = /^not stored after \d+ deliveries$/;
+
+/**
+ * Puts dead letters back on the stream (one single-message entry each) and removes them from the dead-letter
+ * stream, in one transaction: a message is in exactly one of the two. The consumer stores each once, as always
+ * (a message stored meanwhile is a duplicate and counts nothing).
+ */
+export async function redriveDeadLetters(options: RedriveOptions): Promise<{ redriven: number; kept: number }> {
+  const { redis, stream, deadLetter, limit, all = false } = options;
+  const entries = (await redis.exec(['XRANGE', deadLetter, '-', '+', 'COUNT', String(limit)])) as Array<[string, string[]]>;
+  const back: Array<{ id: string; raw: string }> = [];
+  let kept = 0;
+  for (const [id, list] of entries) {
+    const fields = new Map(list.flatMap((v, i) => (i % 2 ? [] : [[v, list[i + 1] ?? '']])));
+    const raw = fields.get(FIELD) ?? '';
+    if (!raw || (!all && !GIVEN_UP.test(fields.get('reason') ?? ''))) kept += 1;
+    else back.push({ id, raw });
+  }
+  if (!back.length) return { redriven: 0, kept };
+  const tx = redis.multi();
+  for (const { raw } of back) tx.xadd(stream, '*', { [FIELD]: raw });
+  tx.xdel(deadLetter, back.map((b) => b.id));
+  await tx.exec();
+  return { redriven: back.length, kept };
+}
