@@ -2,10 +2,12 @@
 // namespace bound as CACHE) over a real sqld (started by test/support/workers-sqld.ts; a Worker needs libSQL over
 // HTTP). A redirect fills KV with the link as JSON; "not found" is never written to KV (its eventual consistency
 // would keep a new link dark); a change through the API deletes the KV entry, so the next redirect, and another
-// isolate once its own copy has expired, serve the new target; a poisoned KV value is never served.
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
+// isolate once its own copy has expired, serve the new target; the consumer Worker deletes the entry of a link with
+// maxClicks whose count its batch moved; a poisoned KV value is never served.
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, inject, it } from 'vitest';
+import consumer from '../../src/runtimes/worker-consumer.ts';
 import worker from '../../src/runtimes/worker.ts';
 
 declare module 'vitest' {
@@ -129,6 +131,40 @@ describe.skipIf(!SQLD)('the link cache on Workers KV (HOP_CACHE=kv)', () => {
     expect(await kvGet(slug)).toBeNull();
     expect((await visit(app, slug)).status).toBe(404);
     expect(await kvGet(slug)).toBeNull();
+  });
+
+  it('the consumer Worker deletes the KV entry of a link with maxClicks once it has stored its clicks: it stops redirecting', async () => {
+    const slug = `max-${run}`;
+    const url = `https://example.com/${slug}`;
+    const res = await call(app, '/v1/links', { method: 'POST', headers: await key(), body: JSON.stringify({ url, slug, maxClicks: 2 }) });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const linkId = ((await res.json()) as { id: string }).id;
+    const workspaceId = ((await (await call(app, '/v1/workspace', { headers: await key() })).json()) as { id: string }).id;
+    expect(await visit(app, slug)).toEqual({ status: 302, location: url });
+    expect(JSON.parse((await kvGet(slug))!)).toMatchObject({ url, maxClicks: 2, clicks: 0 });
+
+    // Two clicks reach the consumer Worker (as wrangler.consumer.toml binds it: the same KV namespace as CACHE).
+    const clicks = [1, 2].map((n) => ({
+      v: 1,
+      kind: 'click',
+      id: `clk_${crypto.randomUUID().replaceAll('-', '')}`,
+      at: Date.now() + n,
+      workspaceId,
+      linkId,
+      country: null,
+      userAgent: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15',
+      referrer: null,
+      head: false,
+    }));
+    const batch = createMessageBatch('hop-clicks', clicks.map((body, i) => ({ id: `m-${i}`, timestamp: new Date(), attempts: 1, body })));
+    const ctx = createExecutionContext();
+    await consumer.queue(batch, { ...env, HOP_DATABASE_URL: SQLD, HOP_LOG_LEVEL: 'silent', CLICKS_DEAD: env.CLICKS });
+    expect(await getQueueResult(batch, ctx)).toMatchObject({ explicitAcks: ['m-0', 'm-1'], retryMessages: [] });
+
+    // KV no longer holds the copy with the old count: an isolate that reads it now reads the database, and the
+    // link has reached its maxClicks.
+    expect(await kvGet(slug)).toBeNull();
+    expect((await visit(isolate(), slug)).status).toBe(410);
   });
 
   it.each([
