@@ -150,19 +150,21 @@ export const clicks = sqliteTable(
 /**
  * Clicks per link, per UTC hour, per dimension value, humans and bots apart: what statistics read. Dimensions:
  * `all` (value ''), `country`, `device`, `browser`, `os`, `referrer`. Kept when raw clicks expire.
+ * Keyed (link, hour, dimension, value): one link-hour's rows lie together, so a consumer batch writes about one
+ * page per link it touches, and statistics read every dimension of a range in one pass (stats.repository.ts).
+ * No workspace column: a link belongs to one workspace, checked before any read.
  */
 export const clickRollups = sqliteTable(
   'click_rollups',
   {
-    workspaceId: text('workspace_id').notNull(),
     linkId: text('link_id').notNull(),
-    dimension: text('dimension').notNull(),
     hour: integer('hour').notNull(),
+    dimension: text('dimension').notNull(),
     value: text('value').notNull(),
     humans: integer('humans').notNull().default(0),
     bots: integer('bots').notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.linkId, t.dimension, t.hour, t.value] })],
+  (t) => [primaryKey({ columns: [t.linkId, t.hour, t.dimension, t.value] })],
 );
 
 /** The same rollups summed over a workspace's links, so workspace statistics read as few rows as a link's do. */
@@ -170,13 +172,13 @@ export const workspaceRollups = sqliteTable(
   'workspace_rollups',
   {
     workspaceId: text('workspace_id').notNull(),
-    dimension: text('dimension').notNull(),
     hour: integer('hour').notNull(),
+    dimension: text('dimension').notNull(),
     value: text('value').notNull(),
     humans: integer('humans').notNull().default(0),
     bots: integer('bots').notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.workspaceId, t.dimension, t.hour, t.value] })],
+  (t) => [primaryKey({ columns: [t.workspaceId, t.hour, t.dimension, t.value] })],
 );
 
 /** Requests for unknown slugs, raw (deduplicated like clicks, same retention) and rolled up per domain and hour. */

@@ -246,26 +246,39 @@ describe('GET /v1/links/{id}/stats', () => {
   });
 
   it('sums top lists over many days from per-day sums and ragged edges, cached once a day is closed', async () => {
-    // 60 clicks over 6 days, every 2h24m, on 4 referrers in turn; the range cuts into the first and last day.
+    // 60 clicks over 6 days, every 2h24m, on 4 referrers in turn, every fifth from a bot; the range cuts into the
+    // first and last day.
     const start = Date.parse('2026-03-01T00:00:00Z');
-    const made: Array<{ at: number; host: string }> = [];
+    const made: Array<{ at: number; host: string; bot: boolean }> = [];
     for (let i = 0; i < 60; i++) {
       const at = start + i * 8_640_000;
       const host = `r${(i * 7) % 4}.example`;
-      made.push({ at, host });
-      await visit(new Date(at).toISOString(), 'a', { referer: `https://${host}/`, 'cf-ipcountry': i % 3 ? 'DE' : 'FR' });
+      const bot = i % 5 === 0;
+      made.push({ at, host, bot });
+      await visit(new Date(at).toISOString(), 'a', {
+        referer: `https://${host}/`,
+        'cf-ipcountry': i % 3 ? 'DE' : 'FR',
+        ...(bot ? { 'user-agent': SLACK } : {}),
+      });
     }
     await consume();
     t.clock.now = new Date('2026-03-10T00:00:00Z');
     const from = Date.parse('2026-03-01T05:00:00Z');
     const to = Date.parse('2026-03-05T17:00:00Z');
-    const expected = new Map<string, number>();
-    for (const m of made) if (m.at >= from && m.at < to) expected.set(m.host, (expected.get(m.host) ?? 0) + 1);
-    const want = [...expected].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([value, humans]) => ({ value, humans, bots: 0 }));
+    const expected = new Map<string, { value: string; humans: number; bots: number }>();
+    for (const m of made) {
+      if (m.at < from || m.at >= to) continue;
+      const e = expected.get(m.host) ?? { value: m.host, humans: 0, bots: 0 };
+      if (m.bot) e.bots++;
+      else e.humans++;
+      expected.set(m.host, e);
+    }
+    const want = [...expected.values()].sort((a, b) => b.humans + b.bots - (a.humans + a.bots) || (a.value < b.value ? -1 : 1));
+    expect(want.every((w) => w.bots > 0 && w.humans > w.bots)).toBe(true);
     const path = `/v1/links/${linkId}/stats?${q({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), interval: 'hour', top: '100' })}`;
     const first = await getStats(path);
     expect(first.top.referrer).toEqual(want);
-    expect(first.totals.humans).toBe(want.reduce((n, w) => n + w.humans, 0));
+    expect(first.totals).toEqual({ humans: want.reduce((n, w) => n + w.humans, 0), bots: want.reduce((n, w) => n + w.bots, 0) });
     expect(await getStats(path)).toEqual(first);
 
     // A click for a closed day that arrives late: totals and series see it at once, the cached top lists within
@@ -285,9 +298,13 @@ describe('GET /v1/links/{id}/stats', () => {
     const parisFrom = Date.parse('2026-02-28T23:00:00Z');
     const parisTo = Date.parse('2026-03-05T23:00:00Z');
     const inParis = made.filter((m) => m.at >= parisFrom && m.at < parisTo);
-    expect(paris.totals.humans).toBe(inParis.length + 1);
-    expect(paris.top.country!.reduce((n, e) => n + e.humans, 0)).toBe(inParis.length + 1);
-    expect(paris.top.referrer!.find((e) => e.value === 'r1.example')?.humans).toBe(inParis.filter((m) => m.host === 'r1.example').length);
+    const parisHumans = inParis.filter((m) => !m.bot).length + 1;
+    expect(paris.totals).toEqual({ humans: parisHumans, bots: inParis.length + 1 - parisHumans });
+    expect(paris.top.country!.reduce((n, e) => n + e.humans, 0)).toBe(parisHumans);
+    expect(paris.top.referrer!.find((e) => e.value === 'r1.example')).toMatchObject({
+      humans: inParis.filter((m) => m.host === 'r1.example' && !m.bot).length,
+      bots: inParis.filter((m) => m.host === 'r1.example' && m.bot).length,
+    });
   });
 
   it('keeps counting clicks whose raw rows were purged past retention', async () => {

@@ -132,8 +132,8 @@ const MAX_ATTEMPTS = 5;
 
 const CLICK_COLUMNS = ['id', 'workspace_id', 'link_id', 'at', 'country', 'device', 'browser', 'os', 'referrer', 'bot'];
 const ORPHAN_COLUMNS = ['id', 'domain', 'slug', 'at', 'bot'];
-const LINK_KEY = ['link_id', 'dimension', 'hour', 'value'];
-const WORKSPACE_KEY = ['workspace_id', 'dimension', 'hour', 'value'];
+const LINK_KEY = ['link_id', 'hour', 'dimension', 'value'];
+const WORKSPACE_KEY = ['workspace_id', 'hour', 'dimension', 'value'];
 
 /**
  * The writes for rows known to be new: the rows, then the rollups, workspace rollups and link counts they add.
@@ -145,13 +145,13 @@ function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): { statem
   const humansPerLink = new Map<string, number>();
   for (const row of newClicks) {
     const hour = hourOf(row.at);
-    const linkHour = `${row.workspaceId}\u0000${row.linkId}\u0000${hour}`;
+    const linkHour = `${row.linkId}\u0000${hour}`;
     const workspaceHour = `${row.workspaceId}\u0000${hour}`;
     for (const dimension of ROLLUP_DIMENSIONS) {
       const value = dimensionValue(row, dimension);
       const tail = `\u0000${dimension}\u0000${value}`;
-      links.add(linkHour + tail, () => [row.workspaceId, row.linkId, dimension, hour, value], row.bot);
-      workspaces.add(workspaceHour + tail, () => [row.workspaceId, dimension, hour, value], row.bot);
+      links.add(linkHour + tail, () => [row.linkId, hour, dimension, value], row.bot);
+      workspaces.add(workspaceHour + tail, () => [row.workspaceId, hour, dimension, value], row.bot);
     }
     // The link's count is of humans: link previews and crawlers must not use up a link's maxClicks.
     if (!row.bot) humansPerLink.set(row.linkId, (humansPerLink.get(row.linkId) ?? 0) + 1);
@@ -164,7 +164,7 @@ function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): { statem
   const before = [
     // No `on conflict`: a row stored since the read must fail the batch, or it would be counted twice.
     ...inserts('clicks', CLICK_COLUMNS, newClicks.map((r) => [r.id, r.workspaceId, r.linkId, r.at, r.country, r.device, r.browser, r.os, r.referrer, r.bot ? 1 : 0])),
-    ...addToRollup('click_rollups', ['workspace_id', ...LINK_KEY], LINK_KEY, links),
+    ...addToRollup('click_rollups', LINK_KEY, LINK_KEY, links),
     ...addToRollup('workspace_rollups', WORKSPACE_KEY, WORKSPACE_KEY, workspaces),
   ];
   // One statement for every link's count (UPDATE ... FROM, SQLite 3.33+): a statement per link cost more than the

@@ -1,13 +1,15 @@
 /**
  * drizzle reads behind statistics. Counts come from the hourly rollups only (click_rollups for a link,
- * workspace_rollups for a workspace, orphan_rollups for a domain), each read as one range of its primary key;
- * raw rows are read only to export a link's clicks (keyset pages on the (link_id, at, id) index) and for the top
- * slugs of orphan visits. Every read of a workspace's data is bound to that workspace.
+ * workspace_rollups for a workspace, orphan_rollups for a domain), each read as one range of its primary key, or
+ * for a series as one lookup of it per hour; raw rows are read only to export a link's clicks (keyset pages on the
+ * (link_id, at, id) index) and for the top slugs of orphan visits. Every read of a workspace's data is bound to that
+ * workspace; a link's rollups are read by its id once `linkExists` found it in the workspace.
  */
-import { and, asc, eq, gte, lt, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
+import { and, asc, eq, gte, lt, ne, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import { clickRollups, clicks, links, orphanRollups, orphanVisits, workspaceRollups } from '../../db/schema.ts';
 import type { Orm } from '../../platform/db/client.ts';
 import type { Dimension } from './stats.schemas.ts';
+import { HOUR_MS } from './stats.time.ts';
 
 /** Whose rollups: one link of a workspace, or the whole workspace. */
 export type StatsTarget = { workspaceId: string; linkId: string } | { workspaceId: string; linkId?: undefined };
@@ -48,18 +50,27 @@ export interface ClickPage {
 /** `sum(column)` as a number (SQLite answers null for no rows; GROUP BY never makes an empty group). */
 const sum = (column: SQLWrapper) => sql<number>`sum(${column})`.mapWith(Number);
 
-/** Rows are tiny and the series at most a few thousand: summing happens in SQL, bucketing in the service. */
+/** One value's clicks in one dimension: what top lists are made of. */
+export interface DimensionCount extends ValueCount {
+  dimension: Dimension;
+}
+
+/**
+ * Which rollups: a link's (its workspace was checked by the caller, `linkExists`) or a whole workspace's. Both tables
+ * are keyed (owner, hour, dimension, value), so a range of hours is one range of the key, every dimension in it.
+ */
 function rollupSource(target: StatsTarget) {
-  if (target.linkId !== undefined) {
-    const t = clickRollups;
-    // The link id leads the primary key; the workspace filter costs nothing and keeps a foreign link out.
-    return { t, where: [eq(t.linkId, target.linkId), eq(t.workspaceId, target.workspaceId)] };
-  }
-  const t = workspaceRollups;
-  return { t, where: [eq(t.workspaceId, target.workspaceId)] };
+  if (target.linkId !== undefined) return { t: clickRollups, owner: eq(clickRollups.linkId, target.linkId) };
+  return { t: workspaceRollups, owner: eq(workspaceRollups.workspaceId, target.workspaceId) };
 }
 
 export function createStatsRepository(orm: Orm) {
+  /** The rows top lists sum: every dimension's values (not the totals) over the hours [start, end). */
+  function perValue(target: StatsTarget, start: number, end: number) {
+    const { t, owner } = rollupSource(target);
+    return { t, where: and(owner, gte(t.hour, start), lt(t.hour, end), ne(t.dimension, 'all')) };
+  }
+
   return {
     async linkExists(workspaceId: string, linkId: string): Promise<boolean> {
       const [row] = await orm
@@ -70,61 +81,64 @@ export function createStatsRepository(orm: Orm) {
       return row !== undefined;
     },
 
-    /** Hourly totals (dimension `all`) of [start, end), oldest first; hours without clicks have no row. */
+    /**
+     * Hourly totals (dimension `all`) of the whole hours [start, end), oldest first; hours without clicks have no
+     * row. One key lookup per hour rather than a scan of the range: the range holds every dimension's rows (a
+     * hundred an hour for a busy link), the totals one of them.
+     */
     async series(target: StatsTarget, start: number, end: number): Promise<HourCount[]> {
-      const { t, where } = rollupSource(target);
-      return orm
-        .select({ hour: t.hour, humans: t.humans, bots: t.bots })
-        .from(t)
-        .where(and(...where, eq(t.dimension, 'all'), gte(t.hour, start), lt(t.hour, end)))
-        .orderBy(asc(t.hour));
+      const { t, owner } = rollupSource(target);
+      const first = Math.ceil(start / HOUR_MS) * HOUR_MS;
+      if (first >= end) return [];
+      // `cross join` keeps the hours as the outer loop, so each is one lookup of the full primary key.
+      const rows = await orm.all<{ hour: number; humans: number; bots: number }>(sql`
+        with recursive hours(hour) as (select ${first} union all select hour + ${HOUR_MS} from hours where hour + ${HOUR_MS} < ${end})
+        select ${t.hour} as hour, ${t.humans} as humans, ${t.bots} as bots
+        from hours cross join ${t}
+        where ${owner} and ${t.hour} = hours.hour and ${t.dimension} = 'all' and ${t.value} = ''
+        order by hours.hour`);
+      return rows.map((r) => ({ hour: Number(r.hour), humans: Number(r.humans), bots: Number(r.bots) }));
     },
 
-    /** The `limit` values of a dimension with the most clicks (humans + bots) over [start, end); ties by value, unknown last. */
-    async top(target: StatsTarget, dimension: Dimension, start: number, end: number, limit: number): Promise<ValueCount[]> {
-      const { t, where } = rollupSource(target);
-      return orm
-        .select({ value: t.value, humans: sum(t.humans), bots: sum(t.bots) })
+    /** Every value of every dimension with its clicks over [start, end), in no order: one pass over the range. */
+    async sums(target: StatsTarget, start: number, end: number): Promise<DimensionCount[]> {
+      const { t, where } = perValue(target, start, end);
+      const rows = await orm
+        .select({ dimension: t.dimension, value: t.value, humans: sum(t.humans), bots: sum(t.bots) })
         .from(t)
-        .where(and(...where, eq(t.dimension, dimension), gte(t.hour, start), lt(t.hour, end)))
-        .groupBy(t.value)
-        .orderBy(sql`sum(${t.humans}) + sum(${t.bots}) desc`, sql`${t.value} = ''`, asc(t.value))
-        .limit(limit);
-    },
-
-    /** Every value of a dimension with its clicks over [start, end), in no order. */
-    async sums(target: StatsTarget, dimension: Dimension, start: number, end: number): Promise<ValueCount[]> {
-      const { t, where } = rollupSource(target);
-      return orm
-        .select({ value: t.value, humans: sum(t.humans), bots: sum(t.bots) })
-        .from(t)
-        .where(and(...where, eq(t.dimension, dimension), gte(t.hour, start), lt(t.hour, end)))
-        .groupBy(t.value);
+        .where(where)
+        .groupBy(t.dimension, t.value);
+      return rows as DimensionCount[];
     },
 
     /**
      * The same per UTC day (`day`: epoch ms of its midnight) over whole days [start, end), each day's values as one
      * JSON array: a day has up to a few hundred values, and one row per day reads ~10x faster than one per value.
      */
-    async sumsByDay(target: StatsTarget, dimension: Dimension, start: number, end: number): Promise<Array<{ day: number; values: ValueCount[] }>> {
-      const { t, where } = rollupSource(target);
+    async sumsByDay(target: StatsTarget, start: number, end: number): Promise<Array<{ day: number; values: DimensionCount[] }>> {
+      const { t, where } = perValue(target, start, end);
       const day = sql<number>`${t.hour} / 86400000 * 86400000`;
-      const perValue = orm
-        .select({ day: day.as('day'), value: t.value, humans: sum(t.humans).as('humans'), bots: sum(t.bots).as('bots') })
+      const summed = orm
+        .select({ day: day.as('day'), dimension: t.dimension, value: t.value, humans: sum(t.humans).as('humans'), bots: sum(t.bots).as('bots') })
         .from(t)
-        .where(and(...where, eq(t.dimension, dimension), gte(t.hour, start), lt(t.hour, end)))
-        .groupBy(day, t.value)
-        .as('per_value');
+        .where(where)
+        .groupBy(day, t.dimension, t.value)
+        .as('summed');
       const rows = await orm
         .select({
-          day: sql<number>`${perValue.day}`.mapWith(Number),
-          values: sql<string>`json_group_array(json_array(${perValue.value}, ${perValue.humans}, ${perValue.bots}))`,
+          day: sql<number>`${summed.day}`.mapWith(Number),
+          values: sql<string>`json_group_array(json_array(${summed.dimension}, ${summed.value}, ${summed.humans}, ${summed.bots}))`,
         })
-        .from(perValue)
-        .groupBy(sql`${perValue.day}`);
+        .from(summed)
+        .groupBy(sql`${summed.day}`);
       return rows.map((r) => ({
         day: r.day,
-        values: (JSON.parse(r.values) as Array<[string, number, number]>).map(([value, humans, bots]) => ({ value, humans, bots })),
+        values: (JSON.parse(r.values) as Array<[Dimension, string, number, number]>).map(([dimension, value, humans, bots]) => ({
+          dimension,
+          value,
+          humans,
+          bots,
+        })),
       }));
     },
 

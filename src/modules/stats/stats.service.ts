@@ -1,7 +1,7 @@
 /**
  * Statistics of a link, a workspace and a domain's orphan visits, answered from the hourly rollups: the range is
  * resolved (defaults from the clock, bounds), cut into buckets in the caller's time zone (stats.time.ts), and the
- * hourly rows are summed into them; top lists are summed by the database. Also the raw click export, as pages.
+ * hourly rows are summed into them; top lists are summed per day (stats.top.ts). Also the raw click export, as pages.
  */
 import type { Config } from '../../config.ts';
 import { AppError, invalidFields, type FieldError } from '../../errors.ts';
@@ -119,9 +119,9 @@ export function createStatsService(repo: StatsRepository, workspaces: Workspaces
   async function stats(target: StatsTarget, input: StatsInput, range: ReturnType<typeof resolveRange>, now: number): Promise<Stats> {
     const dimensions = input.dimensions ?? DIMENSIONS;
     // Independent reads: over a remote database they overlap; embedded, they run one after another anyway.
-    const [rows, ...tops] = await Promise.all([
+    const [rows, tops] = await Promise.all([
       repo.series(target, range.start, range.end),
-      ...dimensions.map((d) => (input.top > 0 ? topLists.top(target, d, range.start, range.end, input.top, now) : Promise.resolve([]))),
+      input.top > 0 ? topLists.top(target, dimensions, range.start, range.end, input.top, now) : undefined,
     ]);
     return {
       from: range.startLabel,
@@ -129,7 +129,7 @@ export function createStatsService(repo: StatsRepository, workspaces: Workspaces
       interval: range.interval,
       tz: range.tz,
       ...fillSeries(range.buckets, rows),
-      top: Object.fromEntries(dimensions.map((d, i) => [d, tops[i]!.map(toTopEntry)])),
+      top: Object.fromEntries(dimensions.map((d) => [d, (tops?.get(d) ?? []).map(toTopEntry)])),
     };
   }
 
