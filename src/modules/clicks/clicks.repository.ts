@@ -77,19 +77,45 @@ const placeholders = (rows: number, columns: number) => {
 };
 
 interface Counter {
-  key: readonly (string | number)[];
   humans: number;
   bots: number;
 }
 
-/** Sums humans and bots per key; `id` is the key joined with a separator no value contains (made by the caller). */
-class Tally {
-  readonly counters = new Map<string, Counter>();
-  add(id: string, key: () => readonly (string | number)[], bot: boolean) {
-    let c = this.counters.get(id);
-    if (!c) this.counters.set(id, (c = { key: key(), humans: 0, bots: 0 }));
-    if (bot) c.bots++;
-    else c.humans++;
+const count = (c: Counter, bot: boolean) => {
+  if (bot) c.bots++;
+  else c.humans++;
+};
+
+/**
+ * Humans and bots per (owner, hour, dimension, value), the key of a rollup table whose owner is a link or a
+ * workspace. Kept as a map per owner-hour, then per dimension, of value to counter: a click costs one lookup by
+ * a built key and six by values it already holds (this runs for every click stored).
+ */
+class Rollup {
+  private readonly groups = new Map<string, { owner: string; hour: number; values: Array<Map<string, Counter>> }>();
+
+  add(owner: string, hour: number, row: ClickRow) {
+    const key = `${owner}\u0000${hour}`;
+    let group = this.groups.get(key);
+    if (!group) this.groups.set(key, (group = { owner, hour, values: ROLLUP_DIMENSIONS.map(() => new Map()) }));
+    for (let d = 0; d < ROLLUP_DIMENSIONS.length; d++) {
+      const value = dimensionValue(row, ROLLUP_DIMENSIONS[d]!);
+      const values = group.values[d]!;
+      const c = values.get(value);
+      if (c) count(c, row.bot);
+      else values.set(value, { humans: row.bot ? 0 : 1, bots: row.bot ? 1 : 0 });
+    }
+  }
+
+  /** [owner, hour, dimension, value, humans, bots] per counter, in key order within each owner-hour. */
+  rows(): unknown[][] {
+    const out: unknown[][] = [];
+    for (const { owner, hour, values } of this.groups.values()) {
+      for (let d = 0; d < ROLLUP_DIMENSIONS.length; d++) {
+        for (const [value, c] of values[d]!) out.push([owner, hour, ROLLUP_DIMENSIONS[d], value, c.humans, c.bots]);
+      }
+    }
+    return out;
   }
 }
 
@@ -107,13 +133,13 @@ function inserts(table: string, columns: string[], rows: unknown[][], suffix = '
   return out;
 }
 
-/** Adds counters to a rollup table: its `columns`, then humans and bots, merged on conflict of its primary key. */
-const addToRollup = (table: string, columns: string[], primaryKey: string[], tally: Tally) =>
+/** Adds counted rows (key columns, then humans and bots) to a rollup table, merged on conflict of its key. */
+const addToRollup = (table: string, key: string[], rows: unknown[][]) =>
   inserts(
     table,
-    [...columns, 'humans', 'bots'],
-    [...tally.counters.values()].map((c) => [...c.key, c.humans, c.bots]),
-    ` on conflict (${primaryKey.join(', ')}) do update set humans = humans + excluded.humans, bots = bots + excluded.bots`,
+    [...key, 'humans', 'bots'],
+    rows,
+    ` on conflict (${key.join(', ')}) do update set humans = humans + excluded.humans, bots = bots + excluded.bots`,
   );
 
 /** Which of `ids` are stored in `table` already. */
@@ -140,32 +166,29 @@ const WORKSPACE_KEY = ['workspace_id', 'hour', 'dimension', 'value'];
  * `counts` is where the link count updates start; each returns its link when the link has a maxClicks.
  */
 function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): { statements: InStatement[]; counts: [number, number] } {
-  const links = new Tally();
-  const workspaces = new Tally();
+  const links = new Rollup();
+  const workspaces = new Rollup();
   const humansPerLink = new Map<string, number>();
   for (const row of newClicks) {
     const hour = hourOf(row.at);
-    const linkHour = `${row.linkId}\u0000${hour}`;
-    const workspaceHour = `${row.workspaceId}\u0000${hour}`;
-    for (const dimension of ROLLUP_DIMENSIONS) {
-      const value = dimensionValue(row, dimension);
-      const tail = `\u0000${dimension}\u0000${value}`;
-      links.add(linkHour + tail, () => [row.linkId, hour, dimension, value], row.bot);
-      workspaces.add(workspaceHour + tail, () => [row.workspaceId, hour, dimension, value], row.bot);
-    }
+    links.add(row.linkId, hour, row);
+    workspaces.add(row.workspaceId, hour, row);
     // The link's count is of humans: link previews and crawlers must not use up a link's maxClicks.
     if (!row.bot) humansPerLink.set(row.linkId, (humansPerLink.get(row.linkId) ?? 0) + 1);
   }
-  const domains = new Tally();
+  const domains = new Map<string, Counter & { domain: string; hour: number }>();
   for (const row of newOrphans) {
     const hour = hourOf(row.at);
-    domains.add(`${row.domain}\u0000${hour}`, () => [row.domain, hour], row.bot);
+    const key = `${row.domain}\u0000${hour}`;
+    let c = domains.get(key);
+    if (!c) domains.set(key, (c = { domain: row.domain, hour, humans: 0, bots: 0 }));
+    count(c, row.bot);
   }
   const before = [
     // No `on conflict`: a row stored since the read must fail the batch, or it would be counted twice.
     ...inserts('clicks', CLICK_COLUMNS, newClicks.map((r) => [r.id, r.workspaceId, r.linkId, r.at, r.country, r.device, r.browser, r.os, r.referrer, r.bot ? 1 : 0])),
-    ...addToRollup('click_rollups', LINK_KEY, LINK_KEY, links),
-    ...addToRollup('workspace_rollups', WORKSPACE_KEY, WORKSPACE_KEY, workspaces),
+    ...addToRollup('click_rollups', LINK_KEY, links.rows()),
+    ...addToRollup('workspace_rollups', WORKSPACE_KEY, workspaces.rows()),
   ];
   // One statement for every link's count (UPDATE ... FROM, SQLite 3.33+): a statement per link cost more than the
   // rows it changed. `column1`/`column2` are SQLite's names for a VALUES list's columns.
@@ -185,7 +208,7 @@ function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): { statem
     ...before,
     ...counts,
     ...inserts('orphan_visits', ORPHAN_COLUMNS, newOrphans.map((r) => [r.id, r.domain, r.slug, r.at, r.bot ? 1 : 0])),
-    ...addToRollup('orphan_rollups', ['domain', 'hour'], ['domain', 'hour'], domains),
+    ...addToRollup('orphan_rollups', ['domain', 'hour'], [...domains.values()].map((c) => [c.domain, c.hour, c.humans, c.bots])),
   ];
   return { statements, counts: [before.length, before.length + counts.length] };
 }
