@@ -51,6 +51,7 @@ const WRANGLER_PACKAGE = createRequire(import.meta.url).resolve('wrangler/packag
 const WRANGLER = join(dirname(WRANGLER_PACKAGE), 'bin', 'wrangler.js');
 // The workerd wrangler itself runs, for the row without wrangler.
 const WORKERD = createRequire(WRANGLER_PACKAGE)('workerd') as { default: string; version: string };
+const CLOCK_TICKS_PER_S = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
 // Offline: no request.cf lookups and no telemetry, as `npm run dev` runs it.
 const WRANGLER_ENV = { CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' };
 
@@ -88,6 +89,8 @@ interface Target {
   /** Prepares what the server needs (a Worker bundle, the sqld) and says how to start it on `port`. */
   launch(port: number): Promise<Launch>;
   child?: ChildProcess;
+  /** Whether the child process is the whole server, so its CPU time is the server's (not under wrangler). */
+  cpuFromProcess?: boolean;
   url?: string;
   stdoutLines: number;
   output: string[];
@@ -101,6 +104,8 @@ interface LoadResult {
   maxUs: number;
   non3xx: number;
   errors: { connect: number; read: number; write: number; timeout: number };
+  /** The server's CPU time per request over the measured run, where its process is the whole server. */
+  serverCpuUsPerRequest?: number;
 }
 
 class HarnessError extends Error {}
@@ -142,10 +147,28 @@ function cleanEnv(extra: Record<string, string>): Record<string, string> {
   return { ...env, ...extra };
 }
 
+/**
+ * CPU time (user + system, all threads) of the server process so far, in µs, from Linux's /proc; undefined
+ * elsewhere. For the rows whose process is the whole server (bare, Node, Bun): wrangler's children are not counted.
+ */
+function serverCpuUs(target: Target): number | undefined {
+  const pid = target.child?.pid;
+  if (pid === undefined) return undefined;
+  try {
+    // Fields after the command name (which may hold spaces, hence from the last ')'): utime and stime are 14 and 15.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S) * 1e6;
+  } catch {
+    return undefined;
+  }
+}
+
 async function startTarget(target: Target): Promise<void> {
   const port = await freePort();
   target.url = `http://127.0.0.1:${port}`;
   const launch = await target.launch(port);
+  target.cpuFromProcess = !launch.args.includes(WRANGLER);
   // taskset execs its command, so the PID stays the server's own PID.
   const { command, args } = pinned(1, launch.command, launch.args);
   const child = spawn(command, args, {
@@ -443,12 +466,17 @@ async function main(): Promise<number> {
   const sqldUrl = async () => (await (sqldStarting ??= seededSqld(dir))).url;
   const redisQueue = async () => {
     if (!findRedisServer()) throw new HarnessError(`redis-server is not installed: ${REDIS_INSTALL_HINT}`);
-    redis ??= await startRedis();
+    if (!redis) {
+      redis = await startRedis();
+      // Redis and its REST stand-in (served from this process) stand for a service on other machines: on the
+      // generator's CPU, never on the servers', so a row measures what hop does, not Redis competing with it.
+      if (pinning) for (const pid of [redis.pid(), process.pid]) spawnSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
+    }
     rest ??= await startUpstashRest({ redisPort: redis.port });
     return { HOP_QUEUE: 'redis', HOP_REDIS_URL: rest.url, HOP_REDIS_TOKEN: rest.token };
   };
   // The link cache's rows: clicks off, so they measure the lookup. First tier: memory only, entries that outlive the
-  // run. Second tier: Redis (outside the pinned CPU, as Upstash would be) behind a first tier of one entry, so almost
+  // run. Second tier: Redis (on the generator's CPU, as Upstash would be elsewhere) behind a first tier of one entry, so almost
   // every request misses memory and hits Redis. Miss: no cache, a database read per request (a miss with Redis adds
   // a GET and a SET to that). /metrics after each run says how the requests were actually answered.
   const cacheEnv = async (tier: 'l1' | 'l2' | 'miss'): Promise<Record<string, string>> => {
@@ -488,14 +516,15 @@ async function main(): Promise<number> {
     },
     // The same server without click recording: with the row above, what recording (and storing, in-process) costs.
     { id: 'hop-noclicks', name: 'hop node, clicks off', ...seeded, launch: node('src/runtimes/node.ts', { ...hopEnv(dbUrl), HOP_CLICKS: 'off' }) },
-    // Clicks produced to Redis Streams (redis-server behind the Upstash REST stand-in, both outside the pinned CPU,
-    // as Upstash would be), consumed by no one during the run: what recording costs the redirect path when the
+    // Clicks produced to Redis Streams (redis-server behind the Upstash REST stand-in, both on the generator's CPU,
+    // as Upstash would be on other machines), consumed by no one during the run: what recording costs the redirect path when the
     // consumer is another service. Ingestion has its own benchmark (bench/ingest.ts).
     {
       id: 'hop-redis',
       name: 'hop node, clicks to redis',
       ...seeded,
-      launch: async () => node('src/runtimes/node.ts', { ...hopEnv(dbUrl), ...(await redisQueue()), HOP_CLICK_CONSUMER: 'off' })(),
+      launch: async () =>
+        node('src/runtimes/node.ts', { ...hopEnv(dbUrl), ...(await redisQueue()), HOP_CLICK_CONSUMER: 'off' }, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])(),
     },
     { id: 'hono-302', name: 'hono-302 node (diag)', ...fixed, launch: node('bench/hono-302.ts') },
     {
@@ -570,7 +599,7 @@ async function main(): Promise<number> {
       console.log(`  sqld        ${spawnSync(findSqld()!, ['--version'], { encoding: 'utf8' }).stdout.trim()}`);
     }
     console.log(`  generator   ${generatorVersion(generator)}, ${CONNECTIONS} connections`);
-    console.log(`  cpu pinning ${pinning ? 'server side (incl. wrangler, workerd, sqld) on CPU 1, generator on CPU 0 (taskset)' : 'off'}`);
+    console.log(`  cpu pinning ${pinning ? 'server side (incl. wrangler, workerd, sqld) on CPU 1, generator (and Redis with its REST stand-in) on CPU 0 (taskset)' : 'off'}`);
     console.log(`  timing      ${WARMUP_S} s warm-up (not measured) + ${DURATION_S} s measured, per target, one after another`);
     console.log(`  hop log     HOP_LOG_LEVEL=${HOP_LOG.HOP_LOG_LEVEL} HOP_LOG_SAMPLE_RATE=${HOP_LOG.HOP_LOG_SAMPLE_RATE}`);
     console.log(`  targets     ${targets.map((t) => t.id).join(', ')}`);
@@ -598,7 +627,10 @@ async function main(): Promise<number> {
         process.stdout.write(`  ${target.name}: ${checked}; warm-up ${WARMUP_S} s, measuring ${DURATION_S} s ... `);
         await load(generator, target.url!, WARMUP_S, pathsFile);
         const logBefore = target.stdoutLines;
+        const cpuBefore = target.cpuFromProcess ? serverCpuUs(target) : undefined;
         const result = await load(generator, target.url!, DURATION_S, pathsFile);
+        const cpuAfter = cpuBefore === undefined ? undefined : serverCpuUs(target);
+        if (cpuBefore !== undefined && cpuAfter !== undefined) result.serverCpuUsPerRequest = (cpuAfter - cpuBefore) / result.requests;
         results.set(target, result);
         const logNote = target.logs ? `, ${target.stdoutLines - logBefore} log lines` : '';
         console.log(`${Math.round(rpsOf(result))} req/s${logNote}${target.answers === 'seeded' ? await cacheNote(target.url!) : ''}`);
@@ -613,13 +645,13 @@ async function main(): Promise<number> {
     }
 
     const bareResult = results.get(catalogue[0]!) as LoadResult;
-    const rows = [['target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors/non-3xx', 'req/s vs bare']];
+    const rows = [['target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors/non-3xx', 'req/s vs bare', 'server CPU µs/req']];
     let failed = 0;
     let badAnswers = 0;
     for (const [{ name }, r] of results) {
       if (typeof r === 'string') {
         failed++;
-        rows.push([name, 'failed', '-', '-', '-', '-', '-']);
+        rows.push([name, 'failed', '-', '-', '-', '-', '-', '-']);
         continue;
       }
       const socketErrors = r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout;
@@ -632,6 +664,7 @@ async function main(): Promise<number> {
         (r.maxUs / 1000).toFixed(1),
         `${socketErrors}/${r.non3xx}`,
         `${((rpsOf(r) / rpsOf(bareResult)) * 100).toFixed(1)}%`,
+        r.serverCpuUsPerRequest === undefined ? '-' : r.serverCpuUsPerRequest.toFixed(1),
       ]);
     }
     console.log(`\n${table(rows)}\n`);
@@ -653,6 +686,12 @@ async function main(): Promise<number> {
       if (!r || typeof r === 'string' || !noClicks || typeof noClicks === 'string') continue;
       const ratio = rpsOf(r) / rpsOf(noClicks);
       console.log(`  ${target.name.padEnd(26)} req/s / clicks off = ${ratio.toFixed(3)}  target >= ${TARGET_CLICKS_RATIO}  ${verdict(ratio >= TARGET_CLICKS_RATIO)}`);
+      // The same question asked of the server alone: how many redirects its CPU serves with recording, against
+      // without. Differs from the line above where something else (the generator, Redis) ran short of CPU.
+      if (r.serverCpuUsPerRequest && noClicks.serverCpuUsPerRequest) {
+        const capacity = noClicks.serverCpuUsPerRequest / r.serverCpuUsPerRequest;
+        console.log(`  ${target.name.padEnd(26)} server CPU per redirect, clicks off / on = ${capacity.toFixed(3)} (capacity; diagnostic)`);
+      }
     }
     // The link cache: first-tier hits against bare, and Bun against Node.
     const byId = (id: string) => {

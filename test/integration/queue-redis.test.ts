@@ -141,6 +141,32 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     expect(await deadLetters()).toEqual([]);
   });
 
+  it('sends what has gathered as entries of at most 100 messages, several in one request, each stored once', async () => {
+    const bulk = createRedisStreamsProducer<ClickEvent>({ redis, stream: names.stream, logger, maxWaitMs: 60_000 });
+    t.close();
+    t = await createTestApp({}, { clickQueue: bulk });
+    clicks = createClicksService(createClicksRepository(t.db.orm));
+    const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'n' } });
+    linkId = ((await res.json()) as { id: string }).id;
+    try {
+      await redirects(250);
+      expect(await streamLength()).toBe(0); // still gathering: the first message waits up to maxWaitMs
+      const before = rest.stats().requests;
+      await bulk.flush();
+      const after = rest.stats().requests;
+      expect((after['/pipeline'] ?? 0) - (before['/pipeline'] ?? 0)).toBe(1);
+      expect(after['/']).toBe(before['/']);
+      const entries = (await redis.exec(['XRANGE', names.stream, '-', '+'])) as Array<[string, string[]]>;
+      expect(entries.map(([, fields]) => (JSON.parse(fields[1]!) as unknown[]).length)).toEqual([100, 100, 50]);
+      consumer();
+      await waitFor('250 stored', async () => (await stored()) === 250 && (await drained()));
+      expect(await linkClicks()).toBe(250);
+      expect(bulk.stats()).toMatchObject({ delivered: 250, buffered: 0, dropped: 0 });
+    } finally {
+      await bulk.close(1000);
+    }
+  });
+
   it('counts an entry once however often it is in the stream (a producer retry after a lost answer)', async () => {
     const sent: ClickEvent[] = [];
     const twice = { send: (e: ClickEvent) => (sent.push(e), producer.send(e), producer.send(e)) };
