@@ -101,9 +101,9 @@ class Rollup {
     for (let d = 0; d < ROLLUP_DIMENSIONS.length; d++) {
       const value = dimensionValue(row, ROLLUP_DIMENSIONS[d]!);
       const values = group.values[d]!;
-      const c = values.get(value);
-      if (c) count(c, row.bot);
-      else values.set(value, { humans: row.bot ? 0 : 1, bots: row.bot ? 1 : 0 });
+      let c = values.get(value);
+      if (!c) values.set(value, (c = { humans: 0, bots: 0 }));
+      count(c, row.bot);
     }
   }
 
