@@ -149,7 +149,8 @@ function cleanEnv(extra: Record<string, string>): Record<string, string> {
 
 /**
  * CPU time (user + system, all threads) of the server process so far, in µs, from Linux's /proc; undefined
- * elsewhere. For the rows whose process is the whole server (bare, Node, Bun): wrangler's children are not counted.
+ * elsewhere. For the rows whose process is the whole server (all but those under wrangler, whose workerd children
+ * are not counted).
  */
 function serverCpuUs(target: Target): number | undefined {
   const pid = target.child?.pid;
@@ -461,6 +462,7 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'hop-bench-'));
   tempDir = dir;
   const profileDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
+  const profileArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   const dbUrl = `file:${join(dir, 'hop.db')}`;
   let sqldStarting: Promise<Sqld> | undefined;
   const sqldUrl = async () => (await (sqldStarting ??= seededSqld(dir))).url;
@@ -476,9 +478,9 @@ async function main(): Promise<number> {
     return { HOP_QUEUE: 'redis', HOP_REDIS_URL: rest.url, HOP_REDIS_TOKEN: rest.token };
   };
   // The link cache's rows: clicks off, so they measure the lookup. First tier: memory only, entries that outlive the
-  // run. Second tier: Redis (on the generator's CPU, as Upstash would be elsewhere) behind a first tier of one entry, so almost
-  // every request misses memory and hits Redis. Miss: no cache, a database read per request (a miss with Redis adds
-  // a GET and a SET to that). /metrics after each run says how the requests were actually answered.
+  // run. Second tier: Redis (on the generator's CPU, as Upstash would be elsewhere) behind a first tier of one
+  // entry, so almost every request misses memory and hits Redis. Miss: no cache, a database read per request (a
+  // miss with Redis adds a GET and a SET to that). /metrics after each run says how the requests were actually answered.
   const cacheEnv = async (tier: 'l1' | 'l2' | 'miss'): Promise<Record<string, string>> => {
     const base = { ...hopEnv(dbUrl), HOP_CLICKS: 'off' };
     if (tier === 'miss') return { ...base, HOP_CACHE: 'off' };
@@ -512,19 +514,19 @@ async function main(): Promise<number> {
       id: 'hop',
       name: 'hop node',
       ...seeded,
-      launch: node('src/runtimes/node.ts', hopEnv(dbUrl), profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+      launch: node('src/runtimes/node.ts', hopEnv(dbUrl), profileArgs),
     },
     // The same server without click recording: with the row above, what recording (and storing, in-process) costs.
     { id: 'hop-noclicks', name: 'hop node, clicks off', ...seeded, launch: node('src/runtimes/node.ts', { ...hopEnv(dbUrl), HOP_CLICKS: 'off' }) },
     // Clicks produced to Redis Streams (redis-server behind the Upstash REST stand-in, both on the generator's CPU,
-    // as Upstash would be on other machines), consumed by no one during the run: what recording costs the redirect path when the
-    // consumer is another service. Ingestion has its own benchmark (bench/ingest.ts).
+    // as Upstash would be on other machines), consumed by no one during the run: what recording costs the redirect
+    // path when the consumer is another service. Ingestion has its own benchmark (bench/ingest.ts).
     {
       id: 'hop-redis',
       name: 'hop node, clicks to redis',
       ...seeded,
       launch: async () =>
-        node('src/runtimes/node.ts', { ...hopEnv(dbUrl), ...(await redisQueue()), HOP_CLICK_CONSUMER: 'off' }, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])(),
+        node('src/runtimes/node.ts', { ...hopEnv(dbUrl), ...(await redisQueue()), HOP_CLICK_CONSUMER: 'off' }, profileArgs)(),
     },
     { id: 'hono-302', name: 'hono-302 node (diag)', ...fixed, launch: node('bench/hono-302.ts') },
     {
@@ -543,7 +545,7 @@ async function main(): Promise<number> {
           id: `hop-${tier}`,
           name: `hop node, ${what}`,
           ...seeded,
-          launch: async () => node('src/runtimes/node.ts', await cacheEnv(tier), profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])(),
+          launch: async () => node('src/runtimes/node.ts', await cacheEnv(tier), profileArgs)(),
         },
         { id: `hop-bun-${tier}`, name: `hop bun, ${what}`, ...seeded, launch: async () => bun('src/runtimes/bun.ts', await cacheEnv(tier))() },
       ];
