@@ -28,6 +28,14 @@ const noHttp = [
 const noServices = [
   { group: ['**/*.service*'], message: 'Repositories are the bottom of a module: services call repositories, not the reverse.' },
 ];
+// Services, stores and queues are built by the composition root alone (src/composition/): their factories are
+// refused everywhere else that wires hop (entries, CLI, app, HTTP, benchmarks, tests). An adapter may still build
+// its own parts (platform/), and a unit test of one module, or the integration test of one adapter, its subject.
+const noConstruction = [
+  { group: ['**/*.service*', '**/*.cache*', '**/platform/queue/*', '**/platform/ratelimit/*', '**/platform/cache/*'],
+    importNamePattern: '^create\\w*(Service|Store|Queue|Producer|Consumer|Limiter|Lookup)$',
+    message: 'Services, stores and queues are built by the composition root (src/composition/), not here.' },
+];
 const restrict = (...sets) => ['error', { patterns: sets.flat() }];
 
 const portableRules = {
@@ -57,6 +65,9 @@ const core = { files: ['src/**/*.ts'], ignores: ['src/runtimes/**', 'src/cli/**'
 const lowerLayers = ['src/modules/**/*.service.ts', 'src/modules/**/*.schemas.ts', 'src/platform/**/*.ts', 'src/db/**/*.ts'];
 const repositories = ['src/modules/**/*.repository.ts'];
 const routes = ['src/**/*.routes.ts', 'src/http/**/*.ts'];
+// What wires hop together outside the composition root; the adapter tests named here test one adapter each.
+const wiring = { files: ['src/app.ts', 'src/runtimes/**/*.ts', 'src/cli/**/*.ts', 'bench/**/*.ts', 'test/**/*.ts'],
+  ignores: ['test/unit/**', 'test/integration/queue-redis.test.ts', 'test/integration/clicks.test.ts', 'test/workers/ratelimit.test.ts'] };
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', '.wrangler/**', 'data/**', 'migrations/**'] },
@@ -71,8 +82,11 @@ export default tseslint.config(
   // no Buffer/process global, not even reached through globalThis/self/global or a dynamic import().
   { ...core, rules: portableRules },
   { files: workerEntry, rules: portableRules },
+  // Wiring outside the composition root builds no service, store or queue (the portable ones keep their ban on built-ins).
+  { ...wiring, rules: { 'no-restricted-imports': restrict(noConstruction) } },
+  { files: ['src/app.ts', ...workerEntry], rules: { 'no-restricted-imports': restrict(nodeBuiltins, noConstruction) } },
   // Routes and the HTTP layer call services; they never reach the database directly.
-  { files: routes, ignores: core.ignores, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noDatabase) } },
+  { files: routes, ignores: core.ignores, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noDatabase, noConstruction) } },
   // Services, schemas, platform and db are below HTTP: no import of src/http/ or of a routes file.
   { files: lowerLayers, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noHttp) } },
   // Repositories are the bottom of a module: below HTTP, and they do not call services either.

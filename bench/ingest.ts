@@ -12,13 +12,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findSqld, startSqld } from '../src/cli/sqld.ts';
-import { loadConfig } from '../src/config.ts';
-import { createClicksRepository } from '../src/modules/clicks/clicks.repository.ts';
+import { loadServerConfig } from '../src/config.ts';
+import { composeClicksService, startClickPipeline } from '../src/composition/clicks.ts';
 import type { ClickEvent } from '../src/modules/clicks/clicks.schemas.ts';
-import { createClicksService } from '../src/modules/clicks/clicks.service.ts';
 import { newId } from '../src/platform/crypto.ts';
 import { createLogger } from '../src/platform/logger.ts';
-import { createMemoryQueue } from '../src/platform/queue/memory.ts';
 import { embeddedPath, isEmbedded, openDatabase } from '../src/runtimes/database.ts';
 import { createEmbeddedWriter } from '../src/runtimes/embedded-writer.ts';
 import { zipfSample } from './mix.ts';
@@ -68,7 +66,7 @@ interface Row {
 
 async function measure(target: string, databaseUrl: string): Promise<Row> {
   const { workspaceId } = await seedDatabase(databaseUrl, LINKS);
-  const config = loadConfig({ HOP_DATABASE_URL: databaseUrl, HOP_LOG_LEVEL: 'silent' });
+  const config = loadServerConfig({ HOP_DATABASE_URL: databaseUrl, HOP_LOG_LEVEL: 'silent' });
   const db = await openDatabase(config);
   // As the server stores them: an embedded file through the click thread's prepared-statement writer.
   const writer = isEmbedded(databaseUrl)
@@ -90,14 +88,22 @@ async function measure(target: string, databaseUrl: string): Promise<Row> {
     }
     const bareS = (performance.now() - bareStart) / 1000;
 
-    const clicks = createClicksService(createClicksRepository(db.orm, writer));
-    const queue = createMemoryQueue<ClickEvent>({ logger: createLogger({ level: 'silent' }), maxBatch: BATCH, maxBuffered: EVENTS, handle: (b) => clicks.ingest(b) });
+    const pipeline = await startClickPipeline(config, {
+      produce: true,
+      consume: true,
+      store: composeClicksService(db, writer),
+      invalidation: { links: async () => {}, clicksStored: () => {} },
+      logger: createLogger({ level: 'silent' }),
+      memoryQueue: { maxBatch: BATCH, maxBuffered: EVENTS },
+    });
+    const queue = pipeline.queue!;
     const start = performance.now();
     for (const e of events) queue.send(e);
     await queue.flush();
     const seconds = (performance.now() - start) / 1000;
     const s = queue.stats();
     if (s.buffered || s.dropped || s.failures) throw new Error(`${target}: queue ended with ${JSON.stringify(s)}`);
+    await pipeline.close();
 
     const rs = await db.client.execute(
       "select (select count(*) from clicks) as raw, (select sum(humans) + sum(bots) from click_rollups where dimension = 'all') as rolled",

@@ -8,7 +8,7 @@ import { links, type LinkRow } from '../src/db/schema.ts';
 import { linkDefaults } from '../src/modules/links/links.service.ts';
 import { newId } from '../src/platform/crypto.ts';
 import { migrateDatabase, openDatabase } from '../src/runtimes/database.ts';
-import { createServices } from '../src/services.ts';
+import { compose } from '../src/composition/root.ts';
 
 export const slugOf = (n: number) => `s${String(n).padStart(5, '0')}`;
 export const targetOf = (n: number) => `https://example.com/page/${n}`;
@@ -22,7 +22,7 @@ export async function seedDatabase(databaseUrl: string, count: number): Promise<
   try {
     await migrateDatabase(db);
     const now = new Date();
-    const workspace = await createServices(db.orm, config).workspaces.createWorkspace({ name: 'bench' }, now);
+    const workspace = await compose(config, { db }).services.workspaces.createWorkspace({ name: 'bench' }, now);
 
     // The defaults links.service.ts gives a link created with only slug and url.
     const row = (n: number): LinkRow => ({

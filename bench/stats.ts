@@ -25,12 +25,11 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/cli/sqld.ts';
 import { loadConfig } from '../src/config.ts';
-import { createClicksRepository } from '../src/modules/clicks/clicks.repository.ts';
 import type { LinkClickEvent } from '../src/modules/clicks/clicks.schemas.ts';
-import { createClicksService } from '../src/modules/clicks/clicks.service.ts';
+import { composeClicksService } from '../src/composition/clicks.ts';
 import { newId } from '../src/platform/crypto.ts';
 import { openDatabase } from '../src/runtimes/database.ts';
-import { createServices } from '../src/services.ts';
+import { compose } from '../src/composition/root.ts';
 import { seedDatabase } from './seed.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -155,10 +154,10 @@ async function seed(dir: string): Promise<Seeded> {
   try {
     const linkId = (await db.client.execute('select id from links')).rows[0]![0] as string;
     const ctx = { workspaceId, actor: { type: 'cli' as const }, requestId: 'bench', now: () => new Date() };
-    const { key } = await createServices(db.orm, config).workspaces.createKey(ctx, { name: 'bench', scopes: ['analytics:read'] });
+    const { key } = await compose(config, { db }).services.workspaces.createKey(ctx, { name: 'bench', scopes: ['analytics:read'] });
     const end = Math.ceil(Date.now() / DAY_MS) * DAY_MS;
     const start = end - DAYS * DAY_MS;
-    const clicks = createClicksService(createClicksRepository(db.orm));
+    const clicks = composeClicksService(db);
     const rand = random(42);
     const began = performance.now();
     for (let first = 0; first < CLICKS; first += BATCH) {

@@ -1,6 +1,7 @@
 /**
  * createApp(deps): the whole hop HTTP application as a Hono app built on web-standard Request/Response.
- * It never listens; the runtime entries in src/runtimes/ serve it. Services are built once per app (src/services.ts).
+ * It never listens and builds nothing: the composition root (src/composition/) hands it the services, and the
+ * runtime entries in src/runtimes/ serve it.
  */
 import { Scalar } from '@scalar/hono-api-reference';
 import { bodyLimit } from 'hono/body-limit';
@@ -8,7 +9,7 @@ import { secureHeaders } from 'hono/secure-headers';
 import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { apiKeyAuth } from './http/middleware/auth.ts';
-import { apiKeyLimit, authFailureLimit, createRateLimits, redirectLimits } from './http/middleware/rate-limit.ts';
+import { apiKeyLimit, authFailureLimit, createRateLimits } from './http/middleware/rate-limit.ts';
 import { requestBookkeeping, requestContext } from './http/middleware/request-context.ts';
 import { strictBody } from './http/middleware/strict-body.ts';
 import { errorHandler } from './http/problem.ts';
@@ -17,61 +18,37 @@ import { healthRoutes } from './modules/health/health.routes.ts';
 import { linksRoutes } from './modules/links/links.routes.ts';
 import { redirectDocument, redirectRoutes } from './modules/redirect/redirect.routes.ts';
 import { statsOperatorRoutes, statsRoutes } from './modules/stats/stats.routes.ts';
-import type { RedirectLookup } from './modules/redirect/redirect.lookup.ts';
 import { operatorRoutes, workspaceRoutes } from './modules/workspaces/workspaces.routes.ts';
-import type { SharedStore } from './platform/cache/shared.ts';
 import type { Database } from './platform/db/client.ts';
 import type { Logger } from './platform/logger.ts';
-import { createMetrics, type Metrics } from './platform/metrics.ts';
-import type { QueueProducer } from './platform/queue/queue.ts';
-import type { RateLimitStore } from './platform/ratelimit/ratelimit.ts';
-import type { ClickEvent } from './modules/clicks/clicks.schemas.ts';
-import { createServices, type Services } from './services.ts';
+import type { Metrics } from './platform/metrics.ts';
+import type { RateLimiter } from './platform/ratelimit/policies.ts';
+import type { RedirectService } from './modules/redirect/redirect.service.ts';
+import type { Services } from './composition/root.ts';
 
 export interface AppDeps {
   config: Config;
   db: Database;
   logger: Logger;
+  metrics: Metrics;
   /** The clock; tests move it. */
-  now?: () => Date;
+  now: () => Date;
+  /** The services of this process (src/composition/root.ts), the redirect's among them. */
+  services: Omit<Services, 'redirectLookup'>;
+  redirect: RedirectService;
+  /** The composed rate limits; undefined with HOP_RATE_LIMIT=off. */
+  rateLimiter: RateLimiter | undefined;
   /** True once the process is shutting down: /readyz answers 503 so traffic moves elsewhere. */
-  draining?: () => boolean;
-  /** A runtime's faster read for the redirect over the same database (see RedirectLookup). */
-  redirectLookup?: RedirectLookup;
-  /** The click queue's producer (src/platform/queue/); none: clicks are not recorded. */
-  clickQueue?: QueueProducer<ClickEvent>;
-  /** This process's counters, served at /metrics; a fresh registry when not given. */
-  metrics?: Metrics;
-  /** The shared cache tier a runtime provides (Workers KV); Redis is built from the configuration. */
-  sharedCache?: SharedStore;
-  /** Whether concurrent cache misses share one read (off on Workers). Default on. */
-  singleFlight?: boolean;
-  /**
-   * Services built by the caller (src/services.ts), when it needs the same instances: a runtime whose click consumer
-   * invalidates this process's link cache. The adapter options above are then the caller's business.
-   */
-  services?: Services;
-  /** With HOP_RATE_LIMIT=redis or cloudflare, the store the runtime built (src/platform/ratelimit/). */
-  rateLimitStore?: RateLimitStore;
+  draining?: (() => boolean) | undefined;
   /** The client's address as the runtime sees it (the connection's peer; Workers: cf-connecting-ip). */
-  clientIp?: (request: Request, env: unknown) => string | undefined;
+  clientIp?: ((request: Request, env: unknown) => string | undefined) | undefined;
 }
 
+/** The HTTP app over composed services; call it through composeApp (src/composition/root.ts). */
 export function createApp(deps: AppDeps) {
-  const { config, db, logger } = deps;
-  const now = deps.now ?? (() => new Date());
-  const metrics = deps.metrics ?? createMetrics();
-  const limits = createRateLimits(config, { store: deps.rateLimitStore, clientIp: deps.clientIp, logger, metrics, now });
-
-  const { workspaces, links, redirect, idempotency, stats } =
-    deps.services ??
-    createServices(db.orm, config, {
-      redirectLookup: deps.redirectLookup,
-      sharedCache: deps.sharedCache,
-      singleFlight: deps.singleFlight,
-      logger,
-      metrics,
-    });
+  const { config, db, logger, metrics, now, redirect } = deps;
+  const limits = createRateLimits(config, deps.rateLimiter, { clientIp: deps.clientIp, metrics });
+  const { workspaces, links, idempotency, stats } = deps.services;
 
   const app = createRouter();
 
@@ -163,14 +140,7 @@ export function createApp(deps: AppDeps) {
   );
 
   app.openAPIRegistry.registerPath(redirectDocument);
-  const redirects = redirectRoutes(redirect, {
-    geoHeader: config.geoHeader,
-    now,
-    bookkeeping,
-    logger,
-    clicks: deps.clickQueue,
-    limits: limits && redirectLimits(limits),
-  });
+  const redirects = redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, logger, limits });
   app.route('/', redirects.routes);
 
   // The request context registered per method above is bookkeeping, not a handler that would allow the method.

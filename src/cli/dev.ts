@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../config.ts';
-import { createServices } from '../services.ts';
+import { compose } from '../composition/root.ts';
 import { migrateDatabase, openDatabase } from '../runtimes/database.ts';
 import { announceKey } from '../runtimes/server.ts';
 import { SQLD_INSTALL_HINT, findSqld, startSqld } from './sqld.ts';
@@ -47,7 +47,7 @@ async function main() {
   const db = await openDatabase(config);
   try {
     await migrateDatabase(db);
-    const created = await createServices(db.orm, config).workspaces.bootstrapDefaultWorkspace(new Date());
+    const created = await compose(config, { db }).services.workspaces.bootstrapDefaultWorkspace(new Date());
     if (created) announceKey(config, created);
   } finally {
     db.close();

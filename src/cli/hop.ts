@@ -9,26 +9,24 @@ import { loadConfig, loadServerConfig, ConfigError, type Config } from '../confi
 import { AppError, errorCodes, isBusy } from '../errors.ts';
 import { scopes as allScopes, type Scope, type ServiceContext } from '../modules/context.ts';
 import { CreateApiKeySchema, CreateWorkspaceSchema } from '../modules/workspaces/workspaces.schemas.ts';
-import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
-import { createClicksService } from '../modules/clicks/clicks.service.ts';
+import type { Services } from '../composition/root.ts';
+import { redriveClicks } from '../composition/clicks.ts';
+import { composeForProcess, composeProcess } from '../composition/process.ts';
 import { createLogger } from '../platform/logger.ts';
-import { redriveDeadLetters } from '../platform/queue/redis-streams.ts';
-import { createRedisRestClient } from '../platform/redis.ts';
-import { createServices } from '../services.ts';
-import { invalidatingStore, startClickPipeline } from '../runtimes/click-pipeline.ts';
 import { migrateDatabase, openDatabase } from '../runtimes/database.ts';
+import { openProcessDatabase } from '../runtimes/server.ts';
 import { announceKey, main as serveNode } from '../runtimes/node.ts';
 
 /** Runs `run` with services over HOP_DATABASE_URL; migrates first when asked or when the database is embedded. */
 async function withServices<T>(
-  run: (s: ReturnType<typeof createServices>, config: Config) => Promise<T>,
+  run: (s: Services, config: Config) => Promise<T>,
   { migrate = false } = {},
 ) {
   const config = loadConfig(process.env);
   const db = await openDatabase(config);
   try {
     if (migrate || db.mode === 'embedded') await migrateDatabase(db);
-    return await run(createServices(db.orm, config), config);
+    return await run(composeForProcess(config, { db }).services, config);
   } finally {
     db.close();
   }
@@ -76,22 +74,17 @@ program
       throw new ConfigError('Invalid configuration:\n  HOP_QUEUE: hop consume needs HOP_QUEUE=redis (the in-process queue is consumed by the server)');
     }
     const logger = createLogger({ level: config.logLevel });
-    const db = await openDatabase(config, logger);
+    const { db, consumerName } = await openProcessDatabase(config, logger, process.env, 'consume');
     try {
-      if (db.mode === 'embedded') await migrateDatabase(db);
-      const clicks = invalidatingStore(
-        createClicksService(createClicksRepository(db.orm)),
-        // The servers' memory tiers expire on their own (HOP_CACHE_TTL_S, 1 s for links with maxClicks); the shared one is told.
-        createServices(db.orm, config, { logger }).invalidation,
-      );
-      const pipeline = await startClickPipeline(config, logger, clicks, { produce: false, consume: true });
-      logger.log('info', 'consuming', { clicks: pipeline.description, stream: config.clickStream.key });
+      // The servers' memory tiers expire on their own (HOP_CACHE_TTL_S, 1 s for links with maxClicks); the shared one is told.
+      const { clicks } = await composeProcess(config, { db, logger, consumerName }, 'consume');
+      logger.log('info', 'consuming', { clicks: clicks!.description, stream: config.clickStream.key });
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));
         process.once('SIGINT', () => resolve('SIGINT'));
       });
       logger.log('info', 'shutting down', { signal });
-      await pipeline.close();
+      await clicks!.close();
     } finally {
       db.close();
     }
@@ -112,13 +105,7 @@ program
       throw new ConfigError('Invalid configuration:\n  HOP_QUEUE: hop redrive needs HOP_QUEUE=redis (the in-process queue keeps no dead letters)');
     }
     const { key, deadLetterKey } = config.clickStream;
-    const result = await redriveDeadLetters({
-      redis: createRedisRestClient(config.redis),
-      stream: key,
-      deadLetter: deadLetterKey,
-      limit: opts.limit,
-      all: !!opts.all,
-    });
+    const result = await redriveClicks(config, { limit: opts.limit, all: !!opts.all });
     print(!!opts.json, result, `${result.redriven} dead letters put back on ${key}; ${result.kept} kept in ${deadLetterKey}`);
   });
 

@@ -4,8 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadServerConfig } from '../config.ts';
-import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
-import { createClicksService } from '../modules/clicks/clicks.service.ts';
+import { composeClicksService } from '../composition/clicks.ts';
 import { createLogger } from '../platform/logger.ts';
 import type { ThreadReply, ThreadRequest } from './click-thread.ts';
 import { embeddedPath, openDatabase } from './database.ts';
@@ -19,7 +18,7 @@ const writer = createEmbeddedWriter(embeddedPath(config.databaseUrl), {
   busyTimeoutMs: config.databaseBusyTimeoutMs,
   syncEachCommit: config.queue !== 'memory',
 });
-const clicks = createClicksService(createClicksRepository(db.orm, writer));
+const clicks = composeClicksService(db, writer);
 const port = parentPort!;
 
 // One request at a time, in order: batches must not race each other for the write lock.

@@ -1,18 +1,14 @@
 /**
  * What the Node and Bun entries share: configuration from the environment, the database (migrated and
- * bootstrapped when embedded), the redirect's fastest read for that database, the app, and the drain on
- * SIGTERM/SIGINT. Each entry adds only its own HTTP server.
+ * bootstrapped when embedded) with the native fast paths a runtime provides for it (the redirect's prepared read,
+ * the click thread), the composed process (src/composition/process.ts), and the drain on SIGTERM/SIGINT. Each
+ * entry adds only its own HTTP server.
  */
-import { createApp, type AppDeps } from '../app.ts';
+import { hostname } from 'node:os';
+import type { App } from '../app.ts';
+import { composeProcess, type ProcessProvided } from '../composition/process.ts';
 import { ConfigError, loadServerConfig, type Config, type ServerConfig } from '../config.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
-import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
-import { createClicksService } from '../modules/clicks/clicks.service.ts';
-import { createRedisRateLimitStore } from '../platform/ratelimit/redis.ts';
-import { createRedisRestClient } from '../platform/redis.ts';
-import { createServices } from '../services.ts';
-import { createMetrics } from '../platform/metrics.ts';
-import { invalidatingStore, startClickPipeline } from './click-pipeline.ts';
 import { createThreadedClicks } from './click-thread.ts';
 import { DatabaseOpenError, embeddedPath, migrateDatabase, openDatabase, type OpenedDatabase } from './database.ts';
 import { createEmbeddedLookup } from './embedded-lookup.ts';
@@ -47,7 +43,7 @@ export interface Prepared {
   config: ServerConfig;
   logger: Logger;
   db: OpenedDatabase;
-  app: ReturnType<typeof createApp>;
+  app: App;
   /** Turns /readyz to 503 (the drain's first step). */
   drain(): void;
   isDraining(): boolean;
@@ -56,65 +52,56 @@ export interface Prepared {
 }
 
 /** What an entry knows of its server: the client's address of a request (the connection's peer). */
-export type ServerOptions = Pick<AppDeps, 'clientIp'>;
+export type ServerOptions = Pick<ProcessProvided, 'clientIp'>;
+
+/** The database of a Node or Bun process, migrated when embedded, with a server's native fast paths. */
+export async function openProcessDatabase(
+  config: ServerConfig,
+  logger: Logger,
+  env: Record<string, string | undefined>,
+  role: 'serve' | 'consume',
+) {
+  const db = await openDatabase(config, logger);
+  if (db.mode === 'embedded') await migrateDatabase(db);
+  const embedded = db.mode === 'embedded' && role === 'serve';
+  return {
+    db,
+    // A plain embedded file gets the prepared-once read; a replica's file is managed by its sync, so it keeps the
+    // portable read through the client.
+    redirectLookup: embedded ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined,
+    // An embedded file is written synchronously: its consumer runs in a worker thread, off the redirects' event loop.
+    clickStore: embedded && config.clicks ? createThreadedClicks(env, logger) : undefined,
+    // Unique per process, and readable in XINFO CONSUMERS: which host and process holds an entry.
+    consumerName: `${hostname()}-${process.pid}-${crypto.randomUUID().slice(0, 6)}`,
+  };
+}
 
 export async function prepare(env: Record<string, string | undefined>, runtime: string, options: ServerOptions = {}): Promise<Prepared> {
   const config = loadServerConfig(env);
   const logger = createLogger({ level: config.logLevel });
-  const db = await openDatabase(config, logger);
-  if (db.mode === 'embedded') await migrateDatabase(db);
-  // A plain embedded file gets the prepared-once read; a replica's file is managed by its sync, so it keeps the
-  // portable read through the client.
-  const redirectLookup = db.mode === 'embedded' ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined;
-  const metrics = createMetrics();
-  const services = createServices(db.orm, config, { redirectLookup, logger, metrics });
+  const { db, redirectLookup, clickStore, consumerName } = await openProcessDatabase(config, logger, env, 'serve');
+  let draining = false;
+  const hop = await composeProcess(
+    config,
+    { db, logger, redirectLookup, clickStore, consumerName, clientIp: options.clientIp, draining: () => draining },
+    'serve',
+  );
   if (db.mode === 'embedded') {
-    const created = await services.workspaces.bootstrapDefaultWorkspace(new Date());
+    const created = await hop.services.workspaces.bootstrapDefaultWorkspace(new Date());
     if (created) announceKey(config, created);
   }
-  let draining = false;
-  // An embedded file is written synchronously: its consumer runs in a worker thread, off the redirects' event loop.
-  const thread = config.clicks && db.mode === 'embedded' ? createThreadedClicks(env, logger) : undefined;
-  const stored = thread ?? (config.clicks ? createClicksService(createClicksRepository(db.orm)) : undefined);
-  const store = stored && invalidatingStore(stored, services.invalidation);
-  const clicks = store
-    ? await startClickPipeline(config, logger, store, {
-        produce: true,
-        consume: config.clickConsumer,
-        metrics,
-      })
-    : undefined;
-  // Retries would only delay the request past its deadline; a failing store is degraded by the app (guard.ts).
-  const rateLimitStore =
-    config.rateLimit.mode === 'redis' && config.redis && config.rateLimit.salt
-      ? createRedisRateLimitStore({
-          redis: createRedisRestClient({ ...config.redis, timeoutMs: config.rateLimit.timeoutMs, retries: 0 }),
-          salt: config.rateLimit.salt,
-        })
-      : undefined;
-  const app = createApp({
-    config,
-    db,
-    logger,
-    metrics,
-    services,
-    draining: () => draining,
-    clickQueue: clicks?.queue,
-    rateLimitStore,
-    clientIp: options.clientIp,
-  });
-  logger.log('debug', 'prepared', { runtime, database: db.mode, clicks: clicks?.description ?? 'off', cache: config.cache.mode });
+  logger.log('debug', 'prepared', { runtime, database: db.mode, clicks: hop.clicks?.description ?? 'off', cache: config.cache.mode });
   return {
     config,
     logger,
     db,
-    app,
+    app: hop.app!,
     drain: () => void (draining = true),
     isDraining: () => draining,
     async close() {
       // Clicks still buffered are stored before the database closes.
-      await clicks?.close();
-      await thread?.close();
+      await hop.clicks?.close();
+      await clickStore?.close();
       redirectLookup?.close();
       db.close();
     },

@@ -13,12 +13,9 @@
  *   retried with a backoff that grows with the attempts. Nothing is acknowledged before its batch is committed,
  *   and a redelivered batch stores only what is missing (the service's per-batch transaction), so counts stay exact.
  */
-import type { Config, ConfigError } from '../config.ts';
-import { linkCacheKey, tombstoneTtlS } from '../modules/redirect/redirect.cache.ts';
-import { kvStore, redisStore, type KvNamespaceLike, type SharedStore } from '../platform/cache/shared.ts';
-import { createRedisRest } from '../platform/redis-rest.ts';
-import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
-import { createClicksService, type ClicksService } from '../modules/clicks/clicks.service.ts';
+import { composeClickConsumer, type ClickStore } from '../composition/clicks.ts';
+import type { ConfigError } from '../config.ts';
+import type { KvNamespaceLike } from '../platform/cache/shared.ts';
 import { createLogger, describeError, type Logger } from '../platform/logger.ts';
 import { perBindings, tryWorkerConfig, workerDatabase, type WorkerEnv } from './worker-bindings.ts';
 
@@ -56,27 +53,17 @@ export interface PurgeResult {
   rounds: number;
 }
 
-type Built =
-  | { clicks: ClicksService; logger: Logger; retentionDays: number; cache: SharedStore | undefined; config: Config }
-  | { error: ConfigError };
-
-/** The link cache's shared tier, when the redirect Worker has one: links whose maxClicks count moves are dropped. */
-function sharedCache(config: Config, env: WorkerEnv): SharedStore | undefined {
-  if (config.cache.mode === 'redis') return redisStore(createRedisRest({ ...config.redis!, timeoutMs: 2000 }));
-  const kv = env.CACHE as KvNamespaceLike | undefined;
-  return config.cache.mode === 'kv' && kv ? kvStore(kv) : undefined;
-}
+type Built = { clicks: ClickStore; logger: Logger; retentionDays: number } | { error: ConfigError };
 
 function buildConsumer(env: WorkerEnv): Built {
   const config = tryWorkerConfig(env);
   if (config instanceof Error) return { error: config };
-  const db = workerDatabase(config);
+  const logger = createLogger({ level: config.logLevel });
   return {
-    clicks: createClicksService(createClicksRepository(db.orm)),
-    logger: createLogger({ level: config.logLevel }),
+    // Stores each batch, then drops links whose maxClicks count moved from the redirect Worker's shared cache.
+    clicks: composeClickConsumer(config, { db: workerDatabase(config), kv: env.CACHE as KvNamespaceLike | undefined, logger }),
+    logger,
     retentionDays: config.clickRetentionDays,
-    cache: sharedCache(config, env),
-    config,
   };
 }
 
@@ -119,14 +106,6 @@ async function consume(batch: QueueBatch, env: WorkerEnv): Promise<void> {
     });
     batch.retryAll({ delaySeconds });
     return;
-  }
-
-  if (result.limited.length && entry.cache) {
-    // Cached copies of these links hold an old count; each redirect Worker isolate's memory expires on its own.
-    const keys = result.limited.map((l) => linkCacheKey(l.domain, l.slug));
-    await entry.cache.invalidate(keys, tombstoneTtlS(entry.config.databaseTimeoutMs)).catch((err: unknown) =>
-      logger.log('warn', 'link cache not told of moved click counts; entries expire on their own', { keys: keys.length, ...describeError(err) }),
-    );
   }
 
   const deadQueue = env.CLICKS_DEAD as DeadLetterQueue | undefined;

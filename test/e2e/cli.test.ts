@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/app.ts';
+import { compose, composeApp } from '../../src/composition/root.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/platform/logger.ts';
 import { openDatabase } from '../../src/runtimes/database.ts';
 
 const exec = promisify(execFile);
@@ -24,7 +23,7 @@ async function hop(...args: string[]) {
 async function appOnSameDatabase() {
   const config = loadConfig(env);
   const db = await openDatabase(config);
-  return { app: createApp({ config, db, logger: createLogger({ level: 'silent' }) }), db };
+  return { app: composeApp(compose(config, { db })), db };
 }
 
 beforeAll(() => {

@@ -1,11 +1,11 @@
 /**
  * Builds hop for integration tests the way the Node entry does: a real libSQL file in a temp directory, migrated by
- * the real migrations, and createApp. Returns helpers to call it as a client would.
+ * the real migrations, and the composition root (src/composition/root.ts). Returns helpers to call it as a client would.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp, type AppDeps } from '../../src/app.ts';
+import type { App } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Scope } from '../../src/http/env.ts';
 import type { Database } from '../../src/platform/db/client.ts';
@@ -14,11 +14,11 @@ import type { QueueProducer } from '../../src/platform/queue/queue.ts';
 import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
 import { migrateDatabase, openDatabase } from '../../src/runtimes/database.ts';
 import { createEmbeddedLookup } from '../../src/runtimes/embedded-lookup.ts';
-import { createServices, type Services } from '../../src/services.ts';
+import { composeApp, type Services } from '../../src/composition/root.ts';
+import { composeForProcess } from '../../src/composition/process.ts';
 import { createLinksRepository } from '../../src/modules/links/links.repository.ts';
 import type { RedirectLookup } from '../../src/modules/redirect/redirect.lookup.ts';
 import { createMetrics, type Metrics } from '../../src/platform/metrics.ts';
-import type { SharedStore } from '../../src/platform/cache/shared.ts';
 import { GENEROUS_RATE_LIMITS } from '../support/rate-limits.ts';
 
 export { GENEROUS_RATE_LIMITS };
@@ -26,7 +26,7 @@ export { GENEROUS_RATE_LIMITS };
 export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdef';
 
 export interface TestApp {
-  app: ReturnType<typeof createApp>;
+  app: App;
   /** The app's own services (its link cache included). */
   services: Services;
   metrics: Metrics;
@@ -55,10 +55,6 @@ export interface TestAppOptions {
   redirectLookup?: 'portable' | 'embedded' | ((portable: RedirectLookup) => RedirectLookup);
   /** Where the app sends click events; none: clicks are not recorded. */
   clickQueue?: QueueProducer<ClickEvent>;
-  /** A shared cache tier given directly (KV-like stores in tests); Redis comes from HOP_CACHE=redis. */
-  sharedCache?: SharedStore;
-  /** The rate-limit store the runtime would build for HOP_RATE_LIMIT=redis. */
-  rateLimitStore?: AppDeps['rateLimitStore'];
   metrics?: Metrics;
 }
 
@@ -81,18 +77,10 @@ export async function createTestApp(env: Record<string, string> = {}, options: T
   const lookup =
     typeof options.redirectLookup === 'function' ? options.redirectLookup(createLinksRepository(db.orm)) : embedded;
   const metrics = options.metrics ?? createMetrics();
-  // Built here rather than by createApp so tests reach the same instances (the link cache's invalidation).
-  const services = createServices(db.orm, config, { redirectLookup: lookup, logger, metrics, sharedCache: options.sharedCache });
-  const app = createApp({
-    config,
-    db,
-    logger,
-    metrics,
-    services,
-    now: () => new Date(clock.now),
-    clickQueue: options.clickQueue,
-    rateLimitStore: options.rateLimitStore,
-  });
+  // Composed as a runtime entry composes it; tests reach the same instances (the link cache's invalidation).
+  const composed = composeForProcess(config, { db, redirectLookup: lookup, logger, metrics, now: () => new Date(clock.now) });
+  const { services } = composed;
+  const app = composeApp(composed, { clicks: options.clickQueue });
 
   async function request(path: string, init: RequestInit & { key?: string | null; json?: unknown } = {}) {
     const { key, json, ...rest } = init;

@@ -1,7 +1,6 @@
 // App-wide behaviour: probes, OpenAPI and docs, request ids, headers, logs, 404s, and no 500 for any outside input.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/app.ts';
-import { createLogger } from '../../src/platform/logger.ts';
+import { compose, composeApp } from '../../src/composition/root.ts';
 import { createTestApp, expectProblem, type TestApp } from '../helpers/app.ts';
 
 let t: TestApp;
@@ -19,11 +18,8 @@ describe('health probes', () => {
   });
 
   it('answers /readyz 503 when the database does not answer within the deadline', async () => {
-    const app = createApp({
-      config: t.config,
-      db: { ...t.db, ping: (ms) => new Promise((_, reject) => setTimeout(() => reject(new Error('slow')), ms)) },
-      logger: createLogger({ level: 'silent' }),
-    });
+    const slow = { ...t.db, ping: (ms: number) => new Promise<void>((_, reject) => setTimeout(() => reject(new Error('slow')), ms)) };
+    const app = composeApp(compose(t.config, { db: slow }));
     const res = await app.request('/readyz');
     const problem = await expectProblem(res, 503, 'unavailable');
     expect(problem.detail).toContain('database');
@@ -31,7 +27,7 @@ describe('health probes', () => {
   });
 
   it('answers /readyz 503 while draining', async () => {
-    const app = createApp({ config: t.config, db: t.db, logger: createLogger({ level: 'silent' }), draining: () => true });
+    const app = composeApp(compose(t.config, { db: t.db }), { draining: () => true });
     await expectProblem(await app.request('/readyz'), 503, 'unavailable');
   });
 });

@@ -1,9 +1,8 @@
 // Conditional GET on the management API: ETag, If-None-Match → 304, Cache-Control and Vary on JSON answers; none of
 // it on errors, on other methods, on the streamed click export, on the probes or on the redirect; and its OpenAPI.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createClicksRepository } from '../../src/modules/clicks/clicks.repository.ts';
+import { composeClicksService } from '../../src/composition/clicks.ts';
 import type { ClickEvent, LinkClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
-import { createClicksService } from '../../src/modules/clicks/clicks.service.ts';
 import { newId } from '../../src/platform/crypto.ts';
 import { ADMIN_TOKEN, createTestApp, expectProblem, type TestApp } from '../helpers/app.ts';
 
@@ -189,7 +188,7 @@ describe('what keeps its headers as they were', () => {
   });
 
   it('streams the click export untouched: no ETag, its own no-store and Vary: Accept, and * is no 304', async () => {
-    const clicks = createClicksService(createClicksRepository(t.db.orm));
+    const clicks = composeClicksService(t.db);
     const visit = await t.app.request('/a', { headers: { host: 'localhost:8787' } });
     expect(visit.status).toBe(302);
     const template = sent.pop() as LinkClickEvent;

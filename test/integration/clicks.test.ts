@@ -2,10 +2,8 @@
 // redelivered or repeated batch counts nothing), a poison message is refused while the rest of its batch is stored,
 // bots are told apart, rollups and the link's count advance in the same transaction, and orphan visits are kept.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createClicksRepository } from '../../src/modules/clicks/clicks.repository.ts';
+import { composeClicksService, invalidatingStore, type ClickStore } from '../../src/composition/clicks.ts';
 import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
-import { createClicksService } from '../../src/modules/clicks/clicks.service.ts';
-import { invalidatingStore, type ClickStore } from '../../src/runtimes/click-pipeline.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createMemoryQueue } from '../../src/platform/queue/memory.ts';
 import { createThreadedClicks } from '../../src/runtimes/click-thread.ts';
@@ -23,7 +21,7 @@ beforeEach(async () => {
   sent = [];
   t = await createTestApp({}, { clickQueue: { send: (e) => void sent.push(e) } });
   // As the servers wire it (src/runtimes/server.ts): a committed batch drops links whose maxClicks count moved.
-  clicks = invalidatingStore(createClicksService(createClicksRepository(t.db.orm)), t.services.invalidation);
+  clicks = invalidatingStore(composeClicksService(t.db), t.services.invalidation);
   const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/a', slug: 'a', maxClicks: 1000 } });
   linkId = ((await res.json()) as { id: string }).id;
 });
@@ -76,7 +74,7 @@ describe.each(['libSQL client', 'embedded writer'])('the consumer, SQL over the 
   beforeEach(() => {
     if (runner !== 'embedded writer') return;
     writer = createEmbeddedWriter(t.dbPath, { busyTimeoutMs: 5000, syncEachCommit: true });
-    clicks = invalidatingStore(createClicksService(createClicksRepository(t.db.orm, writer)), t.services.invalidation);
+    clicks = invalidatingStore(composeClicksService(t.db, writer), t.services.invalidation);
   });
   afterEach(() => writer?.close());
 

@@ -4,10 +4,10 @@
 // entry that always fails, a database outage and a Redis crash; what a Redis crash without persistence loses is
 // shown, and that an append-only file keeps it.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { composeClicksService, startClickPipeline } from '../../src/composition/clicks.ts';
 import { loadServerConfig, type ServerConfig } from '../../src/config.ts';
-import { createClicksRepository } from '../../src/modules/clicks/clicks.repository.ts';
 import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
-import { createClicksService, type ClicksService } from '../../src/modules/clicks/clicks.service.ts';
+import type { ClicksService } from '../../src/modules/clicks/clicks.service.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import type { MemoryQueue } from '../../src/platform/queue/memory.ts';
 import type { BatchHandler } from '../../src/platform/queue/queue.ts';
@@ -19,7 +19,6 @@ import {
   type RedisStreamsConsumerOptions,
 } from '../../src/platform/queue/redis-streams.ts';
 import { createRedisRestClient } from '../../src/platform/redis.ts';
-import { startClickPipeline } from '../../src/runtimes/click-pipeline.ts';
 import { createTestApp, type TestApp } from '../helpers/app.ts';
 import { redisAvailable, startRedis, type RedisServer } from '../support/redis.ts';
 import { startUpstashRest, type UpstashRest } from '../support/upstash-rest.ts';
@@ -65,7 +64,7 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     consumers = [];
     producer = createRedisStreamsProducer<ClickEvent>({ redis, stream: names.stream, logger, maxWaitMs: 20 });
     t = await createTestApp({}, { clickQueue: producer });
-    clicks = createClicksService(createClicksRepository(t.db.orm));
+    clicks = composeClicksService(t.db);
     const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'n' } });
     linkId = ((await res.json()) as { id: string }).id;
   });
@@ -145,7 +144,7 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     const bulk = createRedisStreamsProducer<ClickEvent>({ redis, stream: names.stream, logger, maxWaitMs: 60_000 });
     t.close();
     t = await createTestApp({}, { clickQueue: bulk });
-    clicks = createClicksService(createClicksRepository(t.db.orm));
+    clicks = composeClicksService(t.db);
     const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'n' } });
     linkId = ((await res.json()) as { id: string }).id;
     try {
@@ -172,7 +171,7 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     const twice = { send: (e: ClickEvent) => (sent.push(e), producer.send(e), producer.send(e)) };
     t.close();
     t = await createTestApp({}, { clickQueue: twice });
-    clicks = createClicksService(createClicksRepository(t.db.orm));
+    clicks = composeClicksService(t.db);
     const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'n' } });
     linkId = ((await res.json()) as { id: string }).id;
     const c = consumer();
@@ -267,7 +266,7 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     const spy = { send: (e: ClickEvent) => (sent.push(e), producer.send(e)) };
     t.close();
     t = await createTestApp({}, { clickQueue: spy });
-    clicks = createClicksService(createClicksRepository(t.db.orm));
+    clicks = composeClicksService(t.db);
     const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'n' } });
     linkId = ((await res.json()) as { id: string }).id;
     await redirects(10);
@@ -383,7 +382,7 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
       const ownProducer = createRedisStreamsProducer<ClickEvent>({ redis: client, stream: names.stream, logger, maxWaitMs: 20 });
       const app = await createTestApp({}, { clickQueue: ownProducer });
       try {
-        const service = createClicksService(createClicksRepository(app.db.orm));
+        const service = composeClicksService(app.db);
         const res = await app.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'p' } });
         expect(res.status).toBe(201);
         for (let i = 0; i < 50; i++) await app.app.request('/p', { headers: { host: 'localhost:8787', 'user-agent': BROWSER } });
@@ -407,14 +406,21 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
   });
 
   it('refuses a wrong token at start, naming HOP_REDIS_TOKEN; starts with Redis down and sends once it is up', async () => {
+    const pipelineOf = (store: ClicksService) => ({
+      produce: true,
+      consume: true,
+      store,
+      invalidation: { links: async () => {}, clicksStored: () => {} },
+      logger,
+    });
     const env = (token: string): ServerConfig =>
       loadServerConfig({ HOP_QUEUE: 'redis', HOP_REDIS_URL: rest.url, HOP_REDIS_TOKEN: token, HOP_QUEUE_STREAM: names.stream });
-    await expect(startClickPipeline(env('wrong-token'), logger, clicks)).rejects.toThrow(
+    await expect(startClickPipeline(env('wrong-token'), pipelineOf(clicks))).rejects.toThrow(
       /HOP_REDIS_TOKEN: refused by http:\/\/127\.0\.0\.1:\d+ \(unauthorized\)/,
     );
 
     await server.kill();
-    const pipeline = await startClickPipeline(env(rest.token), logger, clicks);
+    const pipeline = await startClickPipeline(env(rest.token), pipelineOf(clicks));
     try {
       expect(pipeline.description).toMatch(/^redis streams \(producer, consumer .+\)$/);
       expect(logs.some((l) => l.includes('click queue unreachable at start'))).toBe(true);

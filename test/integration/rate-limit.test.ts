@@ -3,12 +3,11 @@
 // with the in-process store and the test's clock; then with real parts: redis-server behind the Upstash REST
 // stand-in, shared by two apps, killed and stopped mid-test to show fail-open and fail-closed.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/app.ts';
+import { composeApp } from '../../src/composition/root.ts';
+import { composeForProcess } from '../../src/composition/process.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
-import { createLogger } from '../../src/platform/logger.ts';
 import { createMetrics } from '../../src/platform/metrics.ts';
-import { createRedisRateLimitStore } from '../../src/platform/ratelimit/redis.ts';
 import { createRedisRestClient } from '../../src/platform/redis.ts';
 import { ADMIN_TOKEN, createTestApp, expectProblem, GENEROUS_RATE_LIMITS, type TestApp } from '../helpers/app.ts';
 import { redisAvailable, startRedis, type RedisServer } from '../support/redis.ts';
@@ -107,7 +106,7 @@ describe('rate limits with the in-process store', () => {
         HOP_RATE_LIMIT_API: '2/60s',
         HOP_RATE_LIMIT_KEY_OVERRIDES: `${big.id}=4/30s, ${small.id}=1/1h`,
       });
-      const app = createApp({ config, db: t.db, logger: createLogger({ level: 'silent' }), now: () => t.clock.now });
+      const app = composeApp(composeForProcess(config, { db: t.db, now: () => t.clock.now }));
       const get = (key: string) => app.request('/v1/links', { headers: { authorization: `Bearer ${key}` } });
 
       const statuses = async (key: string, n: number) => {
@@ -341,13 +340,9 @@ describe.runIf(redisAvailable())('rate limits in Redis (redis-server behind the 
     HOP_RATE_LIMIT_TIMEOUT_MS: '300',
     ...env,
   });
-  /** The store the Node and Bun entries build for HOP_RATE_LIMIT=redis (src/runtimes/server.ts). */
-  const store = () =>
-    createRedisRateLimitStore({ redis: createRedisRestClient({ url: rest.url, token: rest.token, timeoutMs: 300, retries: 0 }), salt });
-
   it('shares the count between two apps: an address and an API key are counted once across them', async () => {
-    const a = await limitedApp(redisEnv({ HOP_RATE_LIMIT_REDIRECT: '4/60s', HOP_RATE_LIMIT_API: '3/60s' }), { rateLimitStore: store() });
-    const b = await limitedApp(redisEnv({ HOP_RATE_LIMIT_REDIRECT: '4/60s' }), { rateLimitStore: store() });
+    const a = await limitedApp(redisEnv({ HOP_RATE_LIMIT_REDIRECT: '4/60s', HOP_RATE_LIMIT_API: '3/60s' }));
+    const b = await limitedApp(redisEnv({ HOP_RATE_LIMIT_REDIRECT: '4/60s' }));
     await createLink(a, 'shared');
     await createLink(b, 'shared');
     const statuses: number[] = [];
@@ -365,7 +360,7 @@ describe.runIf(redisAvailable())('rate limits in Redis (redis-server behind the 
       ...GENEROUS_RATE_LIMITS,
       ...redisEnv({ HOP_RATE_LIMIT_API: '3/60s' }),
     });
-    const twin = createApp({ config, db: a.db, logger: createLogger({ level: 'silent' }), rateLimitStore: store() });
+    const twin = composeApp(composeForProcess(config, { db: a.db }));
     const first = await twin.request('/v1/workspace', { headers: { authorization: `Bearer ${a.adminKey}` } });
     expect(first.headers.get('ratelimit')).toMatch(/^"api";r=1;t=(59|60)$/);
     expect((await a.request('/v1/workspace')).headers.get('ratelimit')).toMatch(/^"api";r=0;t=(59|60)$/);
@@ -373,7 +368,7 @@ describe.runIf(redisAvailable())('rate limits in Redis (redis-server behind the 
   });
 
   it('keeps counters in Redis under HMACs, never the address or key id in the clear, and lets them expire', async () => {
-    const t = await limitedApp(redisEnv({ HOP_RATE_LIMIT_NOT_FOUND: '5/10s' }), { rateLimitStore: store() });
+    const t = await limitedApp(redisEnv({ HOP_RATE_LIMIT_NOT_FOUND: '5/10s' }));
     await expectProblem(await t.app.request('/nope', from('203.0.113.60')), 404);
     await t.request('/v1/workspace');
     // The unknown slug is counted after the answer: wait for it.
@@ -399,7 +394,7 @@ describe.runIf(redisAvailable())('rate limits in Redis (redis-server behind the 
 
     it('fails open: requests are allowed unchecked, counted as degraded, with one warning each way', async () => {
       const metrics = createMetrics();
-      const t = await limitedApp(redisEnv({ HOP_RATE_LIMIT_API: '2/60s', HOP_LOG_LEVEL: 'warn' }), { rateLimitStore: store(), metrics });
+      const t = await limitedApp(redisEnv({ HOP_RATE_LIMIT_API: '2/60s', HOP_LOG_LEVEL: 'warn' }), { metrics });
       await createLink(t, 'open');
       const first = await t.request('/v1/workspace');
       expect(first.headers.get('ratelimit')).toMatch(/^"api";r=0;t=/);
@@ -432,7 +427,6 @@ describe.runIf(redisAvailable())('rate limits in Redis (redis-server behind the 
     it('fails closed: 503 problem+json with Retry-After, on the API and the redirect', async () => {
       const metrics = createMetrics();
       const t = await limitedApp(redisEnv({ HOP_RATE_LIMIT_ON_ERROR: 'closed', HOP_LOG_LEVEL: 'warn' }), {
-        rateLimitStore: store(),
         metrics,
       });
       await createLink(t, 'closed');
@@ -456,7 +450,7 @@ describe.runIf(redisAvailable())('rate limits in Redis (redis-server behind the 
 
     it('treats a Redis slower than the deadline as down, within the deadline', async () => {
       const metrics = createMetrics();
-      const t = await limitedApp(redisEnv({ HOP_RATE_LIMIT_TIMEOUT_MS: '150' }), { rateLimitStore: store(), metrics });
+      const t = await limitedApp(redisEnv({ HOP_RATE_LIMIT_TIMEOUT_MS: '150' }), { metrics });
       await createLink(t, 'slow');
       process.kill(server.pid(), 'SIGSTOP');
       const started = performance.now();

@@ -3,10 +3,8 @@
 // in DST zones, top lists, the workspace sum, tenant isolation and scopes, every validation error next to the good
 // request, the streamed raw export (NDJSON and CSV) and orphan visits.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createClicksRepository } from '../../src/modules/clicks/clicks.repository.ts';
+import { composeClicksService, invalidatingStore, type ClickStore } from '../../src/composition/clicks.ts';
 import type { ClickEvent, LinkClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
-import { createClicksService } from '../../src/modules/clicks/clicks.service.ts';
-import { invalidatingStore, type ClickStore } from '../../src/runtimes/click-pipeline.ts';
 import { csvCell, formatFromAccept } from '../../src/modules/stats/stats.export.ts';
 import type { ExportedClick, OrphanStats, Stats } from '../../src/modules/stats/stats.schemas.ts';
 import { newId } from '../../src/platform/crypto.ts';
@@ -23,7 +21,7 @@ beforeEach(async () => {
   sent = [];
   t = await createTestApp({}, { clickQueue: { send: (e) => void sent.push(e) } });
   // As the servers wire it: stored clicks drop this process's kept answers (and cached links with a maxClicks).
-  clicks = invalidatingStore(createClicksService(createClicksRepository(t.db.orm)), t.services.invalidation);
+  clicks = invalidatingStore(composeClicksService(t.db), t.services.invalidation);
   linkId = await createLink('a');
 });
 afterEach(() => t.close());
@@ -70,7 +68,7 @@ describe('GET /v1/links/{id}/stats', () => {
     expect((await getStats(path)).totals.humans).toBe(1);
     // Another process's consumer (a plain clicks service, not this process's): this process cannot know.
     await visit('2026-03-10T10:20:00Z', 'a');
-    await createClicksService(createClicksRepository(t.db.orm)).ingest(sent.splice(0));
+    await composeClicksService(t.db).ingest(sent.splice(0));
     t.clock.now = new Date('2026-03-10T14:00:04.900Z');
     expect((await getStats(path)).totals.humans).toBe(1);
     t.clock.now = new Date('2026-03-10T14:00:05Z');

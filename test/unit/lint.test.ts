@@ -139,3 +139,28 @@ describe('repositories never call services', () => {
     expect(await ruleIds(code, 'src/modules/links/links.repository.ts')).toEqual([]);
   });
 });
+
+describe('only the composition root builds services, stores and queues', () => {
+  const builds = [
+    "import { createLinksService } from '../modules/links/links.service.ts';\nexport const x = createLinksService;\n",
+    "import { createMemoryQueue } from '../platform/queue/memory.ts';\nexport const x = createMemoryQueue;\n",
+    "import { createRedisStreamsProducer } from '../platform/queue/redis-streams.ts';\nexport const x = createRedisStreamsProducer;\n",
+    "import { createMemoryRateLimitStore } from '../platform/ratelimit/memory.ts';\nexport const x = createMemoryRateLimitStore;\n",
+    "import { createCachedLookup } from '../modules/redirect/redirect.cache.ts';\nexport const x = createCachedLookup;\n",
+  ];
+  it.each(
+    ['src/runtimes/server.ts', 'src/runtimes/worker.ts', 'src/cli/hop.ts', 'src/app.ts', 'src/http/example.ts',
+      'src/modules/links/links.routes.ts', 'bench/ingest.ts', 'test/helpers/app.ts', 'test/integration/links.test.ts'].flatMap((file) =>
+      builds.map((code) => [file, code]),
+    ),
+  )('refuses in %s: %j', async (filePath, code) => {
+    expect(await ruleIds(code, filePath)).toContain('no-restricted-imports');
+  });
+
+  it('allows the composition root, types from the same modules, and a unit test of one module', async () => {
+    expect(await ruleIds(builds[0]!, 'src/composition/root.ts')).toEqual([]);
+    expect(await ruleIds(builds[1]!, 'test/unit/example.test.ts')).toEqual([]);
+    const types = "import type { LinksService } from '../modules/links/links.service.ts';\nexport type X = LinksService;\n";
+    expect(await ruleIds(types, 'src/runtimes/server.ts')).toEqual([]);
+  });
+});

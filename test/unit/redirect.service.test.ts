@@ -10,7 +10,12 @@ import {
   mergeQuery,
   pickTarget,
   type RedirectRequest,
+  type RedirectVisit,
+  type VisitOutcome,
 } from '../../src/modules/redirect/redirect.service.ts';
+import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
+import { createMemoryRateLimitStore } from '../../src/platform/ratelimit/memory.ts';
+import { createRateLimiter } from '../../src/platform/ratelimit/policies.ts';
 
 const NOW = new Date('2027-03-01T12:00:00Z');
 const inSeconds = (s: number) => new Date(NOW.getTime() + s * 1000);
@@ -190,7 +195,7 @@ describe('createRedirectService', () => {
 
   function service(rows: LinkRow[]) {
     const { repo, calls } = fakeRepository(rows);
-    return { redirect: createRedirectService(repo, 'localhost'), calls };
+    return { redirect: createRedirectService({ lookup: repo, defaultDomain: 'localhost' }), calls };
   }
 
   it('redirects with the status, location and cache policy of the link', async () => {
@@ -305,5 +310,52 @@ describe('createRedirectService', () => {
     });
     expect(await redirect.resolve(request({ country: 'DE' }))).toMatchObject({ location: 'https://example.de/' });
     expect(await redirect.resolve(request({ country: 'US' }))).toMatchObject({ location: 'https://example.com/target' });
+  });
+
+  describe('visit: limits, decision and what is recorded', () => {
+    const settings = {
+      redirect: { limit: 3, windowS: 60 },
+      notFound: { limit: 1, windowS: 60 },
+      unauthenticated: { limit: 10, windowS: 60 },
+      api: { limit: 10, windowS: 60 },
+      keyOverrides: new Map(),
+    } as unknown as Parameters<typeof createRateLimiter>[0];
+
+    function visiting(rows: LinkRow[], withLimits = false) {
+      const sent: ClickEvent[] = [];
+      const { repo } = fakeRepository(rows);
+      const limits = withLimits ? createRateLimiter(settings, createMemoryRateLimitStore(), () => NOW) : undefined;
+      const redirect = createRedirectService({ lookup: repo, defaultDomain: 'localhost', clicks: { send: (e) => void sent.push(e) }, limits });
+      const visit = (slug: string, overrides: Partial<RedirectVisit> = {}): Promise<VisitOutcome> =>
+        Promise.resolve(
+          redirect.visit({ ...request({ slug }), client: () => '203.0.113.9', referer: () => 'https://news.example/x', head: false, ...overrides }),
+        );
+      return { visit, sent };
+    }
+
+    it('records a click for a redirect served (HEAD marked), an orphan visit for an unknown slug, nothing for a gone link', async () => {
+      const { visit, sent } = visiting([link(), link({ id: 'lnk_2', slug: 'old', expiresAt: inSeconds(-1) })]);
+      expect(await visit('launch')).toMatchObject({ kind: 'redirect' });
+      expect(await visit('launch', { head: true })).toMatchObject({ kind: 'redirect' });
+      expect(await visit('nope')).toEqual({ kind: 'not_found' });
+      expect(await visit('old')).toEqual({ kind: 'gone' });
+      expect(sent.map((e) => [e.kind, e.kind === 'click' ? e.linkId : e.slug, e.head])).toEqual([
+        ['click', 'lnk_1', false],
+        ['click', 'lnk_1', true],
+        ['orphan', 'nope', false],
+      ]);
+      expect(sent[0]).toMatchObject({ workspaceId: 'ws_1', referrer: 'news.example', at: NOW.getTime() });
+    });
+
+    it('refuses past the redirect quota, and every slug once the unknown-slug quota is spent, recording nothing', async () => {
+      const { visit, sent } = visiting([link()], true);
+      expect(await visit('launch')).toMatchObject({ kind: 'redirect' });
+      expect(await visit('nope')).toEqual({ kind: 'not_found' });
+      // The unknown-slug quota (1) is spent: the known link is refused too, by the not-found policy.
+      const refused = await visit('launch');
+      expect(refused).toMatchObject({ kind: 'limited', verdict: { allowed: false, policy: { name: 'not-found' } } });
+      expect(await visit('launch', { client: () => '198.51.100.1' })).toMatchObject({ kind: 'redirect' });
+      expect(sent).toHaveLength(3);
+    });
   });
 });

@@ -1,23 +1,22 @@
 /**
- * `GET|HEAD /{slug}` on any short-link host: the redirect. Unknown slugs answer 404 problem+json, or a small HTML
- * page when the client prefers text/html; exhausted links 410 the same way, and a client over its rate limits 429.
+ * `GET|HEAD /{slug}` on any short-link host, the HTTP half of the redirect: the host and slug from the request, the
+ * visit handed to the redirect service (which applies limits, decides and records the click), and its outcome as a
+ * response. Unknown slugs answer 404 problem+json, or a small HTML page when the client prefers text/html; exhausted
+ * links 410 the same way, and a client over its rate limits 429.
  */
 import type { RouteConfig } from '@hono/zod-openapi';
 import * as z from '../../platform/zod.ts';
 import { Hono, type Context } from 'hono';
 import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../../http/env.ts';
-import { rateLimitHeaders, type RedirectLimits } from '../../http/middleware/rate-limit.ts';
+import { rateLimitHeaders, type RateLimits } from '../../http/middleware/rate-limit.ts';
 import type { RequestBookkeeping } from '../../http/middleware/request-context.ts';
 import { errorResponse, problemResponse } from '../../http/problem.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { ProblemSchema } from '../../http/router.ts';
 import { canonicalHost } from '../hosts.ts';
-import type { QueueProducer } from '../../platform/queue/queue.ts';
-import { linkClick, orphanVisit, type ClickFacts } from '../clicks/clicks.events.ts';
-import type { ClickEvent } from '../clicks/clicks.schemas.ts';
 import type { RateVerdict } from '../../platform/ratelimit/ratelimit.ts';
-import type { RedirectOutcome, RedirectService } from './redirect.service.ts';
+import type { RedirectOutcome, RedirectService, RedirectVisit, VisitOutcome } from './redirect.service.ts';
 
 const page = (status: number, title: string, text: string) =>
   `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
@@ -87,14 +86,8 @@ export interface RedirectRouteOptions {
   /** Request id and log, kept here rather than by middleware (see request-context.ts). */
   bookkeeping: RequestBookkeeping;
   logger: Logger;
-  /** Where click events go (redirects served, and orphan visits to unknown slugs); none: clicks are not recorded. */
-  clicks?: QueueProducer<ClickEvent> | undefined;
-  /**
-   * Per-address limits (HOP_RATE_LIMIT_REDIRECT, HOP_RATE_LIMIT_NOT_FOUND): every request counts against the first;
-   * unknown-slug answers count against the second, and an address past it gets 429 for every slug, known or not,
-   * until its window passes. A refused request records no click. None: no limits.
-   */
-  limits?: RedirectLimits | undefined;
+  /** Whose counter a request is, and the 429 of a refusal; none: no limits (the service holds the rules). */
+  limits?: RateLimits | undefined;
 }
 
 /** The part of a Workers ExecutionContext the redirect uses; absent on Node and Bun. */
@@ -108,14 +101,6 @@ interface Books {
   slug: string;
   requestId: string;
   startedAt: number;
-}
-
-/** One redirect request once its host is known. */
-interface Visit extends Books {
-  host: string;
-  at: Date;
-  env: unknown;
-  ctx: Deferrer | undefined;
 }
 
 /** The single path segment of `url` when it is one (`/abc` → `abc`), else undefined. */
@@ -141,7 +126,7 @@ function singleSegment(url: string): string | undefined {
  * hottest path, routing, a Context and its request wrapper are a measurable share of a cached redirect's cost
  * (docs/benchmarks.md). The same handler is registered as a route, for the OpenAPI document and `Allow`.
  */
-export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, logger, clicks, limits }: RedirectRouteOptions) {
+export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, logger, limits }: RedirectRouteOptions) {
   /** Logs the answer (sampled) and returns it. */
   const answered = (v: Books, res: Response) => {
     bookkeeping.record(v.requestId, v.req.method, `/${v.slug}`, res.status, v.startedAt);
@@ -155,61 +140,35 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
   function handle(req: Request, slug: string, env: unknown, ctx: Deferrer | undefined): Response | Promise<Response> {
     const requestId = bookkeeping.requestId(req);
     const startedAt = performance.now();
+    const books: Books = { req, slug, requestId, startedAt };
     const host = requestHost(req.headers.get('host'), req.url);
     if (host === null) {
-      const bad = problemResponse(new AppError('bad_request', 'The Host header must name one host.'), requestId, req.method);
-      return answered({ req, slug, requestId, startedAt }, bad);
+      return answered(books, problemResponse(new AppError('bad_request', 'The Host header must name one host.'), requestId, req.method));
     }
-    const visit: Visit = { req, slug, requestId, startedAt, host, at: now(), env, ctx };
-    if (!limits) return lookup(visit);
-    const decide = (verdict: RateVerdict | undefined) =>
-      verdict ? answered(visit, refused(req, visit.requestId, limits, verdict)) : lookup(visit);
-    try {
-      // Synchronous with the in-process store, like the lookup.
-      const verdict = limits.check(req, env, visit.at.getTime());
-      return verdict instanceof Promise ? verdict.then(decide, (err: unknown) => failed(visit, err)) : decide(verdict);
-    } catch (err) {
-      return failed(visit, err);
-    }
-  }
-
-  function lookup(v: Visit): Response | Promise<Response> {
-    const { req, slug, host, at } = v;
     const url = req.url;
     const query = url.indexOf('?');
-    const defer = (work: Promise<unknown>) => v.ctx?.waitUntil(work);
-    const finish = (o: RedirectOutcome) => {
-      const res = answered(v, respond(req, v.requestId, o));
-      if (clicks && o.kind !== 'gone') {
-        const facts: ClickFacts = {
-          at: at.getTime(),
-          userAgent: req.headers.get('user-agent'),
-          referer: req.headers.get('referer'),
-          country: req.headers.get(geoHeader),
-          head: req.method === 'HEAD',
-        };
-        const pending = clicks.send(o.kind === 'redirect' ? linkClick(o.workspaceId, o.linkId, facts) : orphanVisit(host, slug, facts));
-        if (pending) defer(pending);
-      }
-      // Counted before the 404 leaves, so that this address's next request already sees it.
-      const counted = limits && o.kind === 'not_found' ? limits.countNotFound(req, v.env, at.getTime()) : undefined;
-      return counted ? counted.then(() => res) : res;
+    const headers = req.headers;
+    const visit: RedirectVisit = {
+      host,
+      slug,
+      search: query === -1 ? '' : url.slice(query),
+      // Read only when needed (device or geo targeting, a click, a limit): a header read is not free at this rate.
+      userAgent: () => headers.get('user-agent') ?? undefined,
+      country: () => headers.get(geoHeader) ?? undefined,
+      referer: () => headers.get('referer') ?? undefined,
+      client: () => limits!.client(req, env),
+      head: req.method === 'HEAD',
+      now: now(),
+      defer: ctx && ((work) => ctx.waitUntil(work)),
     };
+    const finish = (o: VisitOutcome) =>
+      answered(books, o.kind === 'limited' ? refused(req, requestId, limits!, o.verdict) : respond(req, requestId, o));
     try {
-      const outcome = service.resolve({
-        host,
-        slug,
-        search: query === -1 ? '' : url.slice(query),
-        // Read only when the link needs them (device or geo targeting): most links do not.
-        userAgent: () => req.headers.get('user-agent') ?? undefined,
-        country: () => req.headers.get(geoHeader) ?? undefined,
-        now: at,
-        defer,
-      });
-      // No await when the lookup answered synchronously: a promise per click is measurable at this rate.
-      return outcome instanceof Promise ? outcome.then(finish, (err: unknown) => failed(v, err)) : finish(outcome);
+      const outcome = service.visit(visit);
+      // No await when the service answered synchronously: a promise per click is measurable at this rate.
+      return outcome instanceof Promise ? outcome.then(finish, (err: unknown) => failed(books, err)) : finish(outcome);
     } catch (err) {
-      return failed(v, err);
+      return failed(books, err);
     }
   }
 
@@ -235,7 +194,7 @@ export function redirectRoutes(service: RedirectService, { geoHeader, now, bookk
 }
 
 /** The 429 of the redirect path: problem+json, or the small HTML page when the client prefers text/html. */
-function refused(req: Request, requestId: string, limits: RedirectLimits, verdict: RateVerdict): Response {
+function refused(req: Request, requestId: string, limits: RateLimits, verdict: RateVerdict): Response {
   const error = limits.refuse(verdict);
   if (!prefersHtml(req.headers.get('accept'))) return problemResponse(error, requestId, req.method);
   const p = pages.rate_limited;

@@ -1,8 +1,17 @@
 /**
- * The redirect decision: (host, slug) → the host's domain → one indexed read → expiry, max clicks, device and geo targeting,
- * query forwarding and cache policy. Pure apart from that read, so it stays cheap and easy to test.
+ * The redirect's rules: the visitor's rate limits (every request counts against the redirect policy; an address past
+ * its unknown-slug quota is refused for every slug), then the decision ((host, slug) → the host's domain → one
+ * indexed read → expiry, max clicks, device and geo targeting, query forwarding and cache policy), then what is
+ * recorded: a click for every redirect served (HEAD included, marked), an orphan visit for an unknown slug, nothing
+ * for a gone link or a refusal; and an unknown slug counts against the visitor's not-found quota. Pure apart from
+ * the read, the limit store and the queue, so it stays cheap and easy to test.
  */
+import { linkClick, orphanVisit } from '../clicks/clicks.events.ts';
+import type { ClickEvent } from '../clicks/clicks.schemas.ts';
 import { SLUG_PATTERN } from '../links/links.schemas.ts';
+import type { QueueProducer } from '../../platform/queue/queue.ts';
+import type { RateLimiter } from '../../platform/ratelimit/policies.ts';
+import type { RateVerdict } from '../../platform/ratelimit/ratelimit.ts';
 import type { RedirectLink, RedirectLookup } from './redirect.lookup.ts';
 
 export interface RedirectRequest {
@@ -19,10 +28,22 @@ export interface RedirectRequest {
   defer?: (work: Promise<unknown>) => void;
 }
 
+/** One visit: the request's facts, read lazily where the hot path can skip them. */
+export interface RedirectVisit extends RedirectRequest {
+  /** The visitor's rate-limit counter key (its address); read only when limits apply. */
+  client: () => string;
+  referer: () => string | undefined;
+  /** A HEAD request: answered like GET, its click marked (previews, not visitors). */
+  head: boolean;
+}
+
 export type RedirectOutcome =
   | { kind: 'redirect'; status: number; location: string; cacheControl: string; linkId: string; workspaceId: string }
   | { kind: 'gone' }
   | { kind: 'not_found' };
+
+/** A visit's answer: the decision, or the verdict that refused it (429). */
+export type VisitOutcome = RedirectOutcome | { kind: 'limited'; verdict: RateVerdict };
 
 const IOS = /\b(iPhone|iPad|iPod)\b/;
 const ANDROID = /\bAndroid\b/;
@@ -107,18 +128,79 @@ function decide(link: RedirectLink | undefined, req: RedirectRequest): RedirectO
   };
 }
 
-export function createRedirectService(links: RedirectLookup, defaultDomain: string) {
-  return {
-    /** Synchronous when the lookup is (see RedirectLookup); a promise otherwise. */
-    resolve(req: RedirectRequest): RedirectOutcome | Promise<RedirectOutcome> {
-      if (!SLUG_PATTERN.test(req.slug)) return { kind: 'not_found' };
-      const find = (domain: string) => {
-        const found = links.findLink(domain, req.slug, req.defer);
-        return found instanceof Promise ? found.then((link) => decide(link, req)) : decide(found, req);
+export interface RedirectServiceOptions {
+  lookup: RedirectLookup;
+  defaultDomain: string;
+  /** Where click events go; none: clicks are not recorded. */
+  clicks?: QueueProducer<ClickEvent> | undefined;
+  /** The per-address limits (HOP_RATE_LIMIT_REDIRECT, HOP_RATE_LIMIT_NOT_FOUND); none: no limits. */
+  limits?: RateLimiter | undefined;
+}
+
+/** The refusing verdict of the redirect policy and the unknown-slug counter, if either refuses (the later reset). */
+function refusal([r, nf]: RateVerdict[]): RateVerdict | undefined {
+  if (r!.allowed && nf!.allowed) return undefined;
+  if (r!.allowed || nf!.allowed) return r!.allowed ? nf : r;
+  return (nf!.resetS ?? 0) > (r!.resetS ?? 0) ? nf : r;
+}
+
+export function createRedirectService({ lookup: links, defaultDomain, clicks, limits }: RedirectServiceOptions) {
+  /** Synchronous when the lookup is (see RedirectLookup); a promise otherwise. */
+  function resolve(req: RedirectRequest): RedirectOutcome | Promise<RedirectOutcome> {
+    if (!SLUG_PATTERN.test(req.slug)) return { kind: 'not_found' };
+    const find = (domain: string) => {
+      const found = links.findLink(domain, req.slug, req.defer);
+      return found instanceof Promise ? found.then((link) => decide(link, req)) : decide(found, req);
+    };
+    if (req.host === defaultDomain) return find(defaultDomain);
+    const own = links.isDomain(req.host);
+    return own instanceof Promise ? own.then((yes) => find(yes ? req.host : defaultDomain)) : find(own ? req.host : defaultDomain);
+  }
+
+  /** Records what the outcome calls for; resolves once an unknown slug has been counted (never rejects). */
+  function recorded(v: RedirectVisit, o: RedirectOutcome): VisitOutcome | Promise<VisitOutcome> {
+    if (clicks && o.kind !== 'gone') {
+      const facts = {
+        at: v.now.getTime(),
+        userAgent: v.userAgent() ?? null,
+        referer: v.referer() ?? null,
+        country: v.country() ?? null,
+        head: v.head,
       };
-      if (req.host === defaultDomain) return find(defaultDomain);
-      const own = links.isDomain(req.host);
-      return own instanceof Promise ? own.then((yes) => find(yes ? req.host : defaultDomain)) : find(own ? req.host : defaultDomain);
+      const pending = clicks.send(o.kind === 'redirect' ? linkClick(o.workspaceId, o.linkId, facts) : orphanVisit(v.host, v.slug, facts));
+      if (pending) v.defer?.(pending);
+    }
+    if (!limits || o.kind !== 'not_found') return o;
+    // Counted before the 404 leaves, so that this address's next request already sees it; the 404 is decided, so a
+    // failing store (closed mode) must not turn it into an error.
+    const counted = limits.store.take([{ policy: limits.notFound, key: v.client(), cost: 1 }], v.now.getTime());
+    return counted instanceof Promise ? counted.then(() => o, () => o) : o;
+  }
+
+  function visitAdmitted(v: RedirectVisit): VisitOutcome | Promise<VisitOutcome> {
+    const outcome = resolve(v);
+    // No await when the lookup answered synchronously: a promise per click is measurable at this rate.
+    return outcome instanceof Promise ? outcome.then((o) => recorded(v, o)) : recorded(v, outcome);
+  }
+
+  return {
+    resolve,
+    /** A visit, start to end: limits, decision, click. Synchronous with in-process limits and a cached link. */
+    visit(v: RedirectVisit): VisitOutcome | Promise<VisitOutcome> {
+      if (!limits) return visitAdmitted(v);
+      const key = v.client();
+      const verdicts = limits.store.take(
+        [
+          { policy: limits.redirect, key, cost: 1 },
+          { policy: limits.notFound, key, cost: 0 },
+        ],
+        v.now.getTime(),
+      );
+      const next = (vs: RateVerdict[]): VisitOutcome | Promise<VisitOutcome> => {
+        const refused = refusal(vs);
+        return refused ? { kind: 'limited', verdict: refused } : visitAdmitted(v);
+      };
+      return verdicts instanceof Promise ? verdicts.then(next) : next(verdicts);
     },
   };
 }

@@ -1,0 +1,216 @@
+/**
+ * The composition root's click half: the clicks service over a database (or the SQL runner a runtime provides, the
+ * embedded writer), and the click pipeline as configured: the in-process queue consumed in this process (the
+ * embedded default), or the Redis Streams producer plus, unless HOP_CLICK_CONSUMER=off, one consumer of the group
+ * that every process shares; and, where clicks are consumed, the hourly purge of raw clicks past their retention.
+ * Kept apart from app.ts so that the redirect Worker's bundle leaves the consumer (user-agent parsing) out.
+ */
+import { ConfigError, type Config, type ServerConfig } from '../config.ts';
+import { createClicksRepository, type SqlRunner } from '../modules/clicks/clicks.repository.ts';
+import type { ClickEvent } from '../modules/clicks/clicks.schemas.ts';
+import { createClicksService, type ClicksService } from '../modules/clicks/clicks.service.ts';
+import type { Database } from '../platform/db/client.ts';
+import { linkCacheKey, tombstoneTtlS } from '../modules/redirect/redirect.cache.ts';
+import { kvStore, redisStore, type KvNamespaceLike } from '../platform/cache/shared.ts';
+import { describeError, type Logger } from '../platform/logger.ts';
+import { createRedisRest } from '../platform/redis-rest.ts';
+import type { Metrics } from '../platform/metrics.ts';
+import { createMemoryQueue, type MemoryQueue } from '../platform/queue/memory.ts';
+import {
+  createRedisStreamsConsumer,
+  createRedisStreamsProducer,
+  redriveDeadLetters,
+  type RedisStreamsConsumer,
+} from '../platform/queue/redis-streams.ts';
+import { createRedisRestClient } from '../platform/redis.ts';
+
+const PURGE_EVERY_MS = 3_600_000;
+
+/** The clicks service over a database, its SQL run by `runner` when a runtime has a faster one (embedded-writer.ts). */
+export function composeClicksService(db: Database, runner?: SqlRunner): ClicksService {
+  return createClicksService(createClicksRepository(db.orm, runner));
+}
+
+/** Where batches are stored: the clicks service, or anything with its `ingest` and `purge` (a worker thread's). */
+export type ClickStore = Pick<ClicksService, 'ingest' | 'purge'>;
+
+export interface ClickPipeline {
+  /** Where redirects send click events (with the queue's flush and counts); undefined for a consumer alone. */
+  queue: MemoryQueue<ClickEvent> | undefined;
+  /** For the start-up log line. */
+  description: string;
+  /** Sends what is buffered, finishes the batch in hand, stops the timers. */
+  close(): Promise<void>;
+}
+
+export interface PipelineOptions {
+  produce: boolean;
+  consume: boolean;
+  /** Where batches are stored: the clicks service, or a runtime's stand-in with its `ingest` and `purge` (a thread). */
+  store: ClickStore;
+  /** What a committed batch makes stale (the composed services' `invalidation`). */
+  invalidation: ClickInvalidation;
+  logger: Logger;
+  /** Where the producer's counts are shown (`/metrics`): buffered, delivered, dropped, failed. */
+  metrics?: Metrics | undefined;
+  /** The Redis Streams consumer's name, unique per process (the runtime knows its host and process id). */
+  consumerName?: string | undefined;
+  /** The in-process queue's batch size and bound, when not its defaults (the ingestion benchmark's). */
+  memoryQueue?: { maxBatch?: number; maxBuffered?: number } | undefined;
+}
+
+/** The producer's counts, read when /metrics is rendered. */
+function queueMetrics(metrics: Metrics, queue: MemoryQueue<unknown>, kind: string) {
+  const labels = { queue: kind };
+  metrics.collect('hop_click_queue_buffered', 'Click events held by this process, not yet handed on.', 'gauge', () => [
+    [labels, queue.stats().buffered],
+  ]);
+  metrics.collect('hop_click_queue_events_total', 'Click events by what became of them in this process.', 'counter', () => {
+    const s = queue.stats();
+    return [
+      [{ ...labels, result: 'delivered' }, s.delivered],
+      [{ ...labels, result: 'rejected' }, s.rejected],
+      [{ ...labels, result: 'dropped' }, s.dropped],
+    ];
+  });
+  metrics.collect('hop_click_queue_failures_total', 'Batches that could not be handed on (retried).', 'counter', () => [
+    [labels, queue.stats().failures],
+  ]);
+}
+
+/** What a committed batch makes stale (the composed services' `invalidation`). */
+export interface ClickInvalidation {
+  links(links: Array<{ domain: string; slug: string }>): Promise<void>;
+  clicksStored(): void;
+}
+
+/**
+ * A store that, once a batch is committed, drops from the link cache the links with a maxClicks whose count moved
+ * (cached copies hold the old count, and an exhausted link must stop redirecting) and this process's kept statistics.
+ */
+export function invalidatingStore(store: ClickStore, invalidation: ClickInvalidation): ClickStore {
+  return {
+    purge: (now, days, limit) => store.purge(now, days, limit),
+    async ingest(messages) {
+      const result = await store.ingest(messages);
+      if (result.stored) invalidation.clicksStored();
+      if (result.limited.length) await invalidation.links(result.limited);
+      return result;
+    },
+  };
+}
+
+export async function startClickPipeline(config: ServerConfig, options: PipelineOptions): Promise<ClickPipeline> {
+  const { logger, metrics } = options;
+  const clicks = invalidatingStore(options.store, options.invalidation);
+  const stopPurge = options.consume ? startPurge(config, logger, clicks) : () => {};
+  if (config.queue === 'memory') {
+    const queue = createMemoryQueue<ClickEvent>({ logger, ...options.memoryQueue, handle: (batch) => clicks.ingest(batch) });
+    if (metrics) queueMetrics(metrics, queue, 'memory');
+    return {
+      queue,
+      description: 'in-process queue',
+      async close() {
+        stopPurge();
+        await queue.close();
+      },
+    };
+  }
+
+  const redis = createRedisRestClient(config.redis!);
+  await checkRedis(redis, config, logger);
+  const { key, group, deadLetterKey, maxDeliveries, claimIdleMs } = config.clickStream;
+  const producer = options.produce ? createRedisStreamsProducer<ClickEvent>({ redis, stream: key, logger }) : undefined;
+  if (producer && metrics) queueMetrics(metrics, producer, 'redis');
+  let consumer: RedisStreamsConsumer | undefined;
+  if (options.consume) {
+    consumer = createRedisStreamsConsumer({
+      redis,
+      stream: key,
+      group,
+      deadLetter: deadLetterKey,
+      handle: (batch) => clicks.ingest(batch),
+      logger,
+      consumer: options.consumerName ?? `hop-${crypto.randomUUID().slice(0, 8)}`,
+      maxDeliveries,
+      claimIdleMs,
+    });
+    consumer.start();
+  }
+  return {
+    queue: producer,
+    description: `redis streams (${[producer && 'producer', consumer && `consumer ${consumer.name}`].filter(Boolean).join(', ')})`,
+    async close() {
+      stopPurge();
+      // The producer first: what it still holds goes to the stream, for this consumer or another.
+      await producer?.close();
+      await consumer?.stop();
+      logger.log('info', 'click queue closed', { stream: key, producer: producer?.stats(), consumer: consumer?.stats() });
+    },
+  };
+}
+
+/** The click consumer Worker's parts (worker-consumer.ts): the clicks service, and the shared cache to tell of moved counts. */
+export function composeClickConsumer(config: Config, provided: { db: Database; kv?: KvNamespaceLike | undefined; logger: Logger }) {
+  const { logger } = provided;
+  // The redirect Worker's shared tier, if it has one; each of its isolates' memory tier expires on its own. A
+  // consumer is not on a visitor's path, so it waits longer for the store than a redirect does.
+  const cache =
+    config.cache.mode === 'redis'
+      ? redisStore(createRedisRest({ ...config.redis!, timeoutMs: 2000 }))
+      : config.cache.mode === 'kv' && provided.kv
+        ? kvStore(provided.kv)
+        : undefined;
+  const invalidation: ClickInvalidation = {
+    async links(refs) {
+      if (!cache || !refs.length) return;
+      const keys = refs.map((l) => linkCacheKey(l.domain, l.slug));
+      await cache.invalidate(keys, tombstoneTtlS(config.databaseTimeoutMs)).catch((err: unknown) =>
+        logger.log('warn', 'link cache not told of moved click counts; entries expire on their own', { keys: keys.length, ...describeError(err) }),
+      );
+    },
+    // No statistics are kept in a consumer Worker.
+    clicksStored: () => {},
+  };
+  return invalidatingStore(composeClicksService(provided.db), invalidation);
+}
+
+/** `hop redrive`: the Redis click queue's dead letters back on the stream (see redriveDeadLetters). */
+export function redriveClicks(config: ServerConfig, options: { limit: number; all: boolean }) {
+  const { key, deadLetterKey } = config.clickStream;
+  return redriveDeadLetters({ redis: createRedisRestClient(config.redis!), stream: key, deadLetter: deadLetterKey, ...options });
+}
+
+/**
+ * A refused token is a configuration error and stops the start; an unreachable Redis does not (the producer
+ * buffers and the consumer retries, so the process serves redirects meanwhile).
+ */
+async function checkRedis(redis: ReturnType<typeof createRedisRestClient>, config: Config, logger: Logger) {
+  try {
+    await redis.ping();
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    if (/unauthori[sz]ed|WRONGPASS|NOAUTH|invalid.*token/i.test(reason)) {
+      throw new ConfigError(`Invalid configuration:\n  HOP_REDIS_TOKEN: refused by ${config.redis!.url} (unauthorized)`);
+    }
+    logger.log('warn', 'click queue unreachable at start; clicks are buffered and sent once it answers', {
+      url: config.redis!.url,
+      error: reason,
+    });
+  }
+}
+
+function startPurge(config: ServerConfig, logger: Logger, clicks: ClickStore) {
+  const purge = async () => {
+    try {
+      const removed = await clicks.purge(new Date(), config.clickRetentionDays);
+      if (removed) logger.log('info', 'raw clicks purged', { removed, retentionDays: config.clickRetentionDays });
+    } catch (err) {
+      logger.log('warn', 'click purge failed', { error: err instanceof Error ? err.message : String(err) });
+    }
+  };
+  const timer = setInterval(() => void purge(), PURGE_EVERY_MS);
+  // A timer of its own must not keep a Node or Bun process alive.
+  (timer as { unref?: () => void }).unref?.();
+  return () => clearInterval(timer);
+}

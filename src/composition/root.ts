@@ -1,0 +1,171 @@
+/**
+ * The composition root of every process and isolate: from the validated configuration and what the
+ * runtime provides (a database handle, a native redirect read, Workers KV and rate-limit bindings, a click
+ * producer), it builds the services, the link cache's tiers, the rate-limit store and, last, the app. The click
+ * pipeline has its own half (clicks.ts) so that the redirect Worker's bundle leaves the click consumer out; a
+ * Node or Bun process puts both together in process.ts. Nothing else in src/ constructs a service, store or queue.
+ */
+import { createApp, type App } from '../app.ts';
+import type { Config } from '../config.ts';
+import type { ClickEvent } from '../modules/clicks/clicks.schemas.ts';
+import { createIdempotencyRepository } from '../modules/idempotency/idempotency.repository.ts';
+import { createIdempotencyService } from '../modules/idempotency/idempotency.service.ts';
+import { createLinksRepository } from '../modules/links/links.repository.ts';
+import { createLinksService } from '../modules/links/links.service.ts';
+import { createCachedLookup, type LinkRef } from '../modules/redirect/redirect.cache.ts';
+import type { RedirectLookup } from '../modules/redirect/redirect.lookup.ts';
+import { createRedirectService } from '../modules/redirect/redirect.service.ts';
+import { createStatsRepository } from '../modules/stats/stats.repository.ts';
+import { createStatsService } from '../modules/stats/stats.service.ts';
+import { createWorkspacesRepository } from '../modules/workspaces/workspaces.repository.ts';
+import { createWorkspacesService } from '../modules/workspaces/workspaces.service.ts';
+import { guardShared, kvStore, redisStore, type KvNamespaceLike, type SharedStore } from '../platform/cache/shared.ts';
+import type { Database } from '../platform/db/client.ts';
+import { createLogger, type Logger } from '../platform/logger.ts';
+import { createMetrics, type Metrics } from '../platform/metrics.ts';
+import { createCloudflareQueueProducer, type QueueBinding } from '../platform/queue/cloudflare.ts';
+import type { QueueProducer } from '../platform/queue/queue.ts';
+import { createCloudflareRateLimitStore, type RateLimitBinding } from '../platform/ratelimit/cloudflare.ts';
+import { guardRateLimitStore } from '../platform/ratelimit/guard.ts';
+import { createMemoryRateLimitStore } from '../platform/ratelimit/memory.ts';
+import { createRateLimiter, type RateLimiter } from '../platform/ratelimit/policies.ts';
+import type { RateLimitStore } from '../platform/ratelimit/ratelimit.ts';
+import { createRedisRest } from '../platform/redis-rest.ts';
+
+/** What a runtime hands the composition root: handles and bindings only it can make. */
+export interface Provided {
+  db: Database;
+  logger?: Logger | undefined;
+  /** This process's counters, served at /metrics; a fresh registry when not given. */
+  metrics?: Metrics | undefined;
+  /** The clock; tests move it. */
+  now?: (() => Date) | undefined;
+  /** A runtime's faster read for the redirect over the same database (the embedded prepared statement). */
+  redirectLookup?: RedirectLookup | undefined;
+  /** HOP_CACHE=kv: the Workers KV namespace bound as CACHE (Redis is built here from the configuration). */
+  kv?: KvNamespaceLike | undefined;
+  /** Whether concurrent cache misses share one read; off on Workers (see TieredCacheOptions). Default on. */
+  singleFlight?: boolean | undefined;
+  /** HOP_RATE_LIMIT=cloudflare: the `ratelimits` bindings by policy (api, unauthenticated, redirect, not-found). */
+  rateLimitBindings?: Record<string, RateLimitBinding> | undefined;
+  /**
+   * HOP_RATE_LIMIT=redis: the Redis store, built by process.ts for Node and Bun only (its client, @upstash/redis, is
+   * kept out of the Workers' bundles, and Workers refuse that mode).
+   */
+  redisRateLimitStore?: RateLimitStore | undefined;
+}
+
+/** Everything of a process or isolate but its HTTP app and its click pipeline. */
+export interface Composed {
+  config: Config;
+  db: Database;
+  logger: Logger;
+  metrics: Metrics;
+  now: () => Date;
+  services: Services;
+  /** The rate limits (store and policies); undefined with HOP_RATE_LIMIT=off. */
+  rateLimiter: RateLimiter | undefined;
+}
+
+/** The shared tier the configuration asks for: Redis (REST over fetch), or KV when a Worker binds it. */
+function sharedTier(config: Config, kv: KvNamespaceLike | undefined): SharedStore | undefined {
+  if (config.cache.mode === 'redis') return redisStore(createRedisRest({ ...config.redis!, timeoutMs: config.cache.timeoutMs }));
+  return config.cache.mode === 'kv' && kv ? kvStore(kv) : undefined;
+}
+
+/** The store of HOP_RATE_LIMIT: in process, or a remote one behind its deadline and breaker (guard.ts). */
+function rateLimitStore(config: Config, provided: Provided, logger: Logger, metrics: Metrics) {
+  const settings = config.rateLimit;
+  if (settings.mode === 'off') return undefined;
+  if (settings.mode === 'memory') return createMemoryRateLimitStore();
+  let remote;
+  if (settings.mode === 'redis') {
+    if (!provided.redisRateLimitStore) throw new Error('HOP_RATE_LIMIT=redis: compose through composeForProcess (process.ts)');
+    remote = provided.redisRateLimitStore;
+  } else {
+    if (!provided.rateLimitBindings) throw new Error('HOP_RATE_LIMIT=cloudflare: the runtime provided no ratelimits bindings');
+    remote = createCloudflareRateLimitStore(provided.rateLimitBindings);
+  }
+  return guardRateLimitStore(remote, { timeoutMs: settings.timeoutMs, onError: settings.onError, logger, metrics });
+}
+
+function buildServices(config: Config, provided: Provided, logger: Logger, metrics: Metrics) {
+  const { orm } = provided.db;
+  const linksRepository = createLinksRepository(orm);
+  const lookup = provided.redirectLookup ?? linksRepository;
+  const store = sharedTier(config, provided.kv);
+  const linkCache =
+    config.cache.mode === 'off'
+      ? undefined
+      : createCachedLookup(lookup, {
+          config: config.cache,
+          shared: store && guardShared(store, { timeoutMs: config.cache.timeoutMs, logger, metrics }),
+          singleFlight: provided.singleFlight ?? true,
+          databaseTimeoutMs: config.databaseTimeoutMs,
+          logger,
+          metrics,
+        });
+  const workspaces: ReturnType<typeof createWorkspacesService> = createWorkspacesService(createWorkspacesRepository(orm), config, {
+    host: (host) => linkCache?.invalidateHost(host),
+  });
+  const stats = createStatsService(createStatsRepository(orm), workspaces, config);
+  const invalidation = {
+    links: (refs: LinkRef[]) => linkCache?.invalidate(refs) ?? Promise.resolve(),
+    /** Clicks were stored by this process: kept statistics no longer hold. */
+    clicksStored: () => stats.clicksStored(),
+  };
+  return {
+    workspaces,
+    links: createLinksService(linksRepository, workspaces, config, invalidation),
+    /** The redirect's read: the link cache over the lookup, or the lookup alone with HOP_CACHE=off. */
+    redirectLookup: linkCache ?? lookup,
+    /** Drops changed links from the cache (the click consumer's maxClicks, a CLI change); a no-op without cache. */
+    invalidation,
+    idempotency: createIdempotencyService(createIdempotencyRepository(orm)),
+    stats,
+  };
+}
+
+export type Services = ReturnType<typeof buildServices>;
+
+/** Services, cache tiers and rate limits of one process or isolate (the CLI stops here; servers go on to the app). */
+export function compose(config: Config, provided: Provided): Composed {
+  const logger = provided.logger ?? createLogger({ level: 'silent' });
+  const metrics = provided.metrics ?? createMetrics();
+  const now = provided.now ?? (() => new Date());
+  const store = rateLimitStore(config, provided, logger, metrics);
+  return {
+    config,
+    db: provided.db,
+    logger,
+    metrics,
+    now,
+    services: buildServices(config, provided, logger, metrics),
+    rateLimiter: store && createRateLimiter(config.rateLimit, store, now),
+  };
+}
+
+/** What the HTTP app needs beyond the composed services: where clicks go, the peer address, the drain flag. */
+export interface AppProvided {
+  /** The click queue's producer; none: clicks are not recorded. */
+  clicks?: QueueProducer<ClickEvent> | undefined;
+  /** A Cloudflare Queue binding (Workers) to send clicks to, when no producer is given. */
+  clickQueueBinding?: QueueBinding | undefined;
+  /** The client's address as the runtime sees it (the connection's peer; Workers: cf-connecting-ip). */
+  clientIp?: ((request: Request, env: unknown) => string | undefined) | undefined;
+  /** True once the process is shutting down: /readyz answers 503 so traffic moves elsewhere. */
+  draining?: (() => boolean) | undefined;
+}
+
+/** The app over a composition: the redirect service is made here, where the click producer is known. */
+export function composeApp(composed: Composed, provided: AppProvided = {}): App {
+  const { config, services, rateLimiter, logger } = composed;
+  const binding = config.clicks ? provided.clickQueueBinding : undefined;
+  const redirect = createRedirectService({
+    lookup: services.redirectLookup,
+    defaultDomain: config.defaultDomain,
+    clicks: provided.clicks ?? (binding && createCloudflareQueueProducer<ClickEvent>(binding, logger)),
+    limits: rateLimiter,
+  });
+  return createApp({ ...composed, redirect, clientIp: provided.clientIp, draining: provided.draining });
+}
