@@ -68,6 +68,9 @@ const routes = ['src/**/*.routes.ts', 'src/http/**/*.ts'];
 // What wires hop together outside the composition root; the adapter tests named here test one adapter each.
 const wiring = { files: ['src/app.ts', 'src/runtimes/**/*.ts', 'src/cli/**/*.ts', 'bench/**/*.ts', 'test/**/*.ts'],
   ignores: ['test/unit/**', 'test/integration/queue-redis.test.ts', 'test/integration/clicks.test.ts', 'test/workers/ratelimit.test.ts'] };
+const launcher = ['bin/**/*.js'];
+const launcherMessage =
+  'bin/ must load on a Node too old for TypeScript, to say so: import the TypeScript CLI with import() after the version check.';
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', '.wrangler/**', 'data/**', 'migrations/**'] },
@@ -91,4 +94,20 @@ export default tseslint.config(
   { files: lowerLayers, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noHttp) } },
   // Repositories are the bottom of a module: below HTTP, and they do not call services either.
   { files: repositories, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noHttp, noServices) } },
+  // The launcher (bin/) is plain JavaScript that any Node reads: a static import of a .ts module would fail on an old
+  // Node before the version check could run. It is linted as a Node script, undefined names included.
+  {
+    files: launcher,
+    languageOptions: { sourceType: 'module', globals: { process: 'readonly', console: 'readonly' } },
+    rules: {
+      'no-undef': 'error',
+      'no-restricted-syntax': [
+        'error',
+        ...['ImportDeclaration', 'ExportAllDeclaration', 'ExportNamedDeclaration'].map((type) => ({
+          selector: `${type}[source.value=/\\.[cm]?tsx?$/]`,
+          message: launcherMessage,
+        })),
+      ],
+    },
+  },
 );

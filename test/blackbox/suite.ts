@@ -1256,7 +1256,8 @@ export function blackBoxSuite(target: () => SuiteTarget) {
     });
 
     it('answers 410 (problem+json, or HTML to a browser) once expired, or 302 to the fallbackUrl', async () => {
-      await sleep(expiring.at - Date.now() + 100);
+      // On a busy machine the suite can reach this test after the links expired: a negative wait warns on Node.
+      await sleep(Math.max(0, expiring.at - Date.now() + 100));
       const problem = await expectProblem(await visit('/expiring'), 410, 'link-gone');
       expect(problem.detail).toMatch(/expired/);
       const html = await visit('/expiring', { headers: { accept: BROWSER_ACCEPT } });

@@ -164,3 +164,25 @@ describe('only the composition root builds services, stores and queues', () => {
     expect(await ruleIds(types, 'src/runtimes/server.ts')).toEqual([]);
   });
 });
+
+describe('the launcher loads on any Node', () => {
+  it.each([
+    "import '../src/cli/hop.ts';\n",
+    "import { main } from '../src/cli/hop.ts';\nmain();\n",
+    "export { main } from '../src/cli/hop.mts';\n",
+    "export * from '../src/cli/hop.ts';\n",
+  ])('refuses the static %j in bin/', async (code) => {
+    expect(await ruleIds(code, 'bin/hop.js')).toContain('no-restricted-syntax');
+  });
+
+  it('refuses a name Node does not define', async () => {
+    expect(await ruleIds('Deno.exit(1);\n', 'bin/hop.js')).toContain('no-undef');
+  });
+
+  it('allows the version check, then import() of the TypeScript CLI', async () => {
+    const code =
+      "import { runsHop } from './node-version.js';\n" +
+      "if (runsHop(process.versions.node)) await import('../src/cli/hop.ts');\nelse console.error('too old');\n";
+    expect(await ruleIds(code, 'bin/hop.js')).toEqual([]);
+  });
+});
