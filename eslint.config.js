@@ -54,7 +54,11 @@ const portableRules = {
 // zod alias live in src/runtimes/ but run in workerd: they are portable like the core.
 const workerEntry = ['src/runtimes/worker.ts', 'src/runtimes/worker-*.ts'];
 const core = { files: ['src/**/*.ts'], ignores: ['src/runtimes/**', 'src/cli/**'] };
-const lowerLayers = ['src/modules/**/*.service.ts', 'src/modules/**/*.schemas.ts', 'src/platform/**/*.ts', 'src/db/**/*.ts'];
+// Everything of a module but its routes file, and what every layer shares (the error model, the configuration).
+const lowerLayers = {
+  files: ['src/modules/**/*.ts', 'src/platform/**/*.ts', 'src/db/**/*.ts', 'src/errors.ts', 'src/config.ts'],
+  ignores: ['src/**/*.routes.ts'],
+};
 const repositories = ['src/modules/**/*.repository.ts'];
 const routes = ['src/**/*.routes.ts', 'src/http/**/*.ts'];
 
@@ -73,8 +77,9 @@ export default tseslint.config(
   { files: workerEntry, rules: portableRules },
   // Routes and the HTTP layer call services; they never reach the database directly.
   { files: routes, ignores: core.ignores, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noDatabase) } },
-  // Services, schemas, platform and db are below HTTP: no import of src/http/ or of a routes file.
-  { files: lowerLayers, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noHttp) } },
+  // Services, schemas, platform and db are below HTTP: no import of src/http/ or of a routes file. Their errors are
+  // domain errors (src/errors.ts) that src/http/problem.ts alone maps to a status and headers.
+  { ...lowerLayers, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noHttp) } },
   // Repositories are the bottom of a module: below HTTP, and they do not call services either.
   { files: repositories, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noHttp, noServices) } },
 );

@@ -7,7 +7,7 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import type { Config } from '../../config.ts';
-import { AppError } from '../../errors.ts';
+import type { AppError } from '../../errors.ts';
 import type { Logger } from '../../platform/logger.ts';
 import type { Metrics } from '../../platform/metrics.ts';
 import { guardRateLimitStore } from '../../platform/ratelimit/guard.ts';
@@ -15,6 +15,7 @@ import { createMemoryRateLimitStore } from '../../platform/ratelimit/memory.ts';
 import type { RatePolicy, RateLimitStore, RateVerdict } from '../../platform/ratelimit/ratelimit.ts';
 import { clientKey } from '../client-ip.ts';
 import type { AppEnv } from '../env.ts';
+import { HttpError } from '../problem.ts';
 
 export interface RateLimitsOptions {
   /** The remote store the runtime entry built (Redis, the Cloudflare bindings); the in-process one otherwise. */
@@ -71,7 +72,8 @@ export function createRateLimits(config: Config, options: RateLimitsOptions): Ra
       metrics.increment('hop_ratelimit_limited_total', 'Requests refused with 429, by rate-limit policy.', {
         policy: verdict.policy.name,
       });
-      return new AppError('rate_limited', `Too many requests; retry in ${retryAfter(verdict)} seconds.`, {
+      return new HttpError('rate_limited', `Too many requests; retry in ${retryAfter(verdict)} seconds.`, {
+        retryAfterS: retryAfter(verdict),
         headers: rateLimitHeaders(verdict),
       });
     },

@@ -53,7 +53,7 @@ export interface GuardOptions {
 }
 
 const unavailable = (detail: string, cause?: unknown) =>
-  new AppError('unavailable', detail, { headers: { 'retry-after': '1' }, cause });
+  new AppError('unavailable', detail, { retryAfterS: 1, cause });
 
 /** A statement's SQL, whatever form it was handed in. */
 const sqlOf = (stmt: InStatement): string => (typeof stmt === 'string' ? stmt : stmt.sql);
