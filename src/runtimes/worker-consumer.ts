@@ -17,6 +17,7 @@ import type { Config, ConfigError } from '../config.ts';
 import { linkCacheKey, tombstoneTtlS } from '../modules/redirect/redirect.cache.ts';
 import { kvStore, redisStore, type KvNamespaceLike, type SharedStore } from '../platform/cache/shared.ts';
 import { createRedisRest } from '../platform/redis-rest.ts';
+import { backoffDelay } from '../platform/resilience.ts';
 import { createClicksRepository } from '../modules/clicks/clicks.repository.ts';
 import { createClicksService, type ClicksService } from '../modules/clicks/clicks.service.ts';
 import { createLogger, describeError, type Logger } from '../platform/logger.ts';
@@ -88,7 +89,7 @@ export const consumerFor: (env: WorkerEnv) => Built = perBindings(buildConsumer)
  * (wrangler.consumer.toml) a batch rides out about an hour of database outage before Queues dead-letters it.
  */
 export function retryDelaySeconds(attempts: number): number {
-  return Math.min(2 ** Math.max(1, attempts), 300);
+  return backoffDelay(attempts, { firstMs: 2, maxMs: 300 });
 }
 
 /** The dead-letter reason is for a person reading it; a message can fail many fields, the reason stays short. */
