@@ -77,9 +77,10 @@ export function parseEntry(entry: Entry, deliveries: number): Parsed {
 export const givenUpReason = (deliveries: number) => `not stored after ${deliveries} deliveries`;
 
 /** The fields of the dead-letter entry of `d`, taken from `stream`. */
-export function deadLetterEntry(d: DeadLetter, stream: string) {
-  const where = d.index === undefined ? {} : { index: d.index };
-  return { [FIELD]: d.raw ?? '', id: d.id, ...where, kind: d.kind, reason: d.reason, deliveries: d.deliveries, stream };
+export function deadLetterEntry(d: DeadLetter, stream: string): Record<string, string | number> {
+  const fields: Record<string, string | number> = { [FIELD]: d.raw ?? '', id: d.id };
+  if (d.index !== undefined) fields.index = d.index;
+  return Object.assign(fields, { kind: d.kind, reason: d.reason, deliveries: d.deliveries, stream });
 }
 
 /**
