@@ -32,7 +32,7 @@ const noServices = [
 // refused everywhere else that wires hop (entries, CLI, app, HTTP, benchmarks, tests). An adapter may still build
 // its own parts (platform/), and a unit test of one module, or the integration test of one adapter, its subject.
 const noConstruction = [
-  { group: ['**/*.service*', '**/*.cache*', '**/platform/queue/*', '**/platform/ratelimit/*', '**/platform/cache/*'],
+  { group: ['**/*.service*', '**/*.cache*', '**/platform/queue/**', '**/platform/ratelimit/**', '**/platform/cache/**'],
     importNamePattern: '^create\\w*(Service|Store|Queue|Producer|Consumer|Limiter|Lookup)$',
     message: 'Services, stores and queues are built by the composition root (src/composition/), not here.' },
 ];
@@ -62,7 +62,11 @@ const portableRules = {
 // zod alias live in src/runtimes/ but run in workerd: they are portable like the core.
 const workerEntry = ['src/runtimes/worker.ts', 'src/runtimes/worker-*.ts'];
 const core = { files: ['src/**/*.ts'], ignores: ['src/runtimes/**', 'src/cli/**'] };
-const lowerLayers = ['src/modules/**/*.service.ts', 'src/modules/**/*.schemas.ts', 'src/platform/**/*.ts', 'src/db/**/*.ts'];
+// Everything of a module but its routes file, and what every layer shares (the error model, the configuration).
+const lowerLayers = {
+  files: ['src/modules/**/*.ts', 'src/platform/**/*.ts', 'src/db/**/*.ts', 'src/errors.ts', 'src/config.ts'],
+  ignores: ['src/**/*.routes.ts'],
+};
 const repositories = ['src/modules/**/*.repository.ts'];
 const routes = ['src/**/*.routes.ts', 'src/http/**/*.ts'];
 // What wires hop together outside the composition root; the adapter tests named here test one adapter each.
@@ -90,8 +94,9 @@ export default tseslint.config(
   { files: ['src/app.ts', ...workerEntry], rules: { 'no-restricted-imports': restrict(nodeBuiltins, noConstruction) } },
   // Routes and the HTTP layer call services; they never reach the database directly.
   { files: routes, ignores: core.ignores, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noDatabase, noConstruction) } },
-  // Services, schemas, platform and db are below HTTP: no import of src/http/ or of a routes file.
-  { files: lowerLayers, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noHttp) } },
+  // Services, schemas, platform and db are below HTTP: no import of src/http/ or of a routes file. Their errors are
+  // domain errors (src/errors.ts) that src/http/problem.ts alone maps to a status and headers.
+  { ...lowerLayers, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noHttp) } },
   // Repositories are the bottom of a module: below HTTP, and they do not call services either.
   { files: repositories, rules: { 'no-restricted-imports': restrict(nodeBuiltins, noHttp, noServices) } },
   // The launcher (bin/) is plain JavaScript that any Node reads: a static import of a .ts module would fail on an old

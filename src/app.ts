@@ -12,7 +12,7 @@ import { apiKeyAuth } from './http/middleware/auth.ts';
 import { apiKeyLimit, authFailureLimit, createRateLimits } from './http/middleware/rate-limit.ts';
 import { requestBookkeeping, requestContext } from './http/middleware/request-context.ts';
 import { strictBody } from './http/middleware/strict-body.ts';
-import { errorHandler } from './http/problem.ts';
+import { errorHandler, HttpError } from './http/problem.ts';
 import { createRouter } from './http/router.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { linksRoutes } from './modules/links/links.routes.ts';
@@ -150,9 +150,7 @@ export function createApp(deps: AppDeps) {
   app.notFound((c) => {
     const allow = allowedMethods(c.req.path);
     const error = allow.length
-      ? new AppError('method_not_allowed', `${c.req.method} is not allowed here; use ${allow.join(', ')}.`, {
-          headers: { allow: allow.join(', ') },
-        })
+      ? new HttpError('method_not_allowed', `${c.req.method} is not allowed here; use ${allow.join(', ')}.`, { allow })
       : new AppError('not_found', `Nothing at ${c.req.method} ${c.req.path}.`);
     return onError(error, c);
   });

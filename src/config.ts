@@ -1,6 +1,7 @@
 /**
- * The configuration schema: environment variables (or Worker bindings) in, a typed `Config` out.
- * Parsed once at the runtime boundary; a bad value stops the start with the variable's name.
+ * The configuration schema: environment variables (or Worker bindings) in, a typed `Config` out; `Config` is what
+ * the schema outputs, so the two cannot drift apart. Parsed once at the runtime boundary; a bad value stops the
+ * start with a ConfigError naming every bad variable, formatted one way for every runtime and the CLI.
  */
 import * as z from 'zod';
 
@@ -58,7 +59,8 @@ const baseUrl = z
   }, 'must be an http(s) origin without path, query or credentials')
   .transform((value) => new URL(value).origin);
 
-export const configSchema = z.object({
+/** The variables every runtime reads, each with its own rules. */
+const sharedVariables = {
   PORT: positiveInt(1, 65535).default(8787),
   HOST: z.string().min(1).default('127.0.0.1'),
   HOP_DATABASE_URL: z
@@ -118,48 +120,28 @@ export const configSchema = z.object({
     .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
     .transform((v) => v.toLowerCase())
     .optional(),
-});
+};
 
-export type Env = z.input<typeof configSchema>;
 
-export interface Config {
-  port: number;
-  host: string;
-  databaseUrl: string;
-  databaseAuthToken: string | undefined;
-  /** How long an embedded database waits for another connection's lock before answering busy (503). */
-  databaseBusyTimeoutMs: number;
-  /** The deadline of every database call: past it the request answers 503 instead of waiting on a hung server. */
-  databaseTimeoutMs: number;
-  /** With a `file:` databaseUrl: the primary it is an embedded replica of (sqld or Turso). */
-  databaseSyncUrl: string | undefined;
-  /** How often an embedded replica pulls the primary's changes, in seconds. */
-  databaseSyncIntervalS: number;
-  /** Origin of short links on the default domain, e.g. `http://localhost:8787`. */
-  baseUrl: string;
-  /** Hostname of the default short-link domain (the base URL's host without port). */
-  defaultDomain: string;
-  adminToken: string | undefined;
-  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
-  logSampleRate: number;
-  bodyLimitBytes: number;
-  geoHeader: string;
-  readyTimeoutMs: number;
-  /** On SIGTERM, how long /readyz answers 503 while the server still serves, so load balancers move away first. */
-  shutdownDelayMs: number;
-  /** Whether redirects record click events. */
-  clicks: boolean;
-  /** How long raw clicks are kept; rollups (statistics) stay. */
-  clickRetentionDays: number;
-  /** Upstash Redis REST URL and token (or any server speaking that protocol); both or neither. */
-  redis: { url: string; token: string } | undefined;
-  cache: CacheConfig;
-  rateLimit: RateLimitConfig;
-  /**
-   * The header a trusted load balancer sets to the client's address (its right-most entry counts); unset: the
-   * address of the connection's peer (Workers: `cf-connecting-ip`). Never read unless configured.
-   */
-  clientIpHeader: string | undefined;
+/** One bad variable, and what is wrong with it (never its value: it may be a secret). */
+export interface ConfigProblem {
+  variable: string;
+  message: string;
+}
+
+/** The one format of configuration errors: a header line, then one `  VARIABLE: message` line per problem. */
+export function formatConfigProblems(problems: readonly ConfigProblem[]): string {
+  return `Invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n')}`;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: readonly ConfigProblem[]) {
+    super(formatConfigProblems(problems));
+    this.problems = problems;
+  }
 }
 
 /** So many requests per fixed window of `windowS` seconds. */
@@ -168,132 +150,46 @@ export interface RateQuota {
   windowS: number;
 }
 
-export interface RateLimitConfig {
-  /**
-   * Where the counters live: `memory` (in process: per process or isolate), `redis` (Upstash Redis, shared by every
-   * process; Node and Bun), `cloudflare` (the Workers `ratelimits` bindings, whose limits are set in wrangler.toml),
-   * `off`.
-   */
-  mode: 'memory' | 'redis' | 'cloudflare' | 'off';
-  /** Requests per API key (the management API, `/v1`). */
-  api: RateQuota;
-  /** Quotas of particular API keys (by key id) instead of `api`. */
-  keyOverrides: ReadonlyMap<string, RateQuota>;
-  /** Failed authentications per client address on `/v1`; past it that address is refused before its key is checked. */
-  unauthenticated: RateQuota;
-  /** Redirect requests per client address. */
-  redirect: RateQuota;
-  /** Unknown-slug answers per client address; past it every redirect request from that address is refused. */
-  notFound: RateQuota;
-  /** With the store failing or past its deadline: allow the request unchecked (`open`) or refuse it with 503 (`closed`). */
-  onError: 'open' | 'closed';
-  /** Deadline of each call to a remote store (Redis, the binding). */
-  timeoutMs: number;
-  /** Secret of the HMAC under which client addresses are stored in Redis (they never are in the clear). */
-  salt: string | undefined;
+/**
+ * A rule between variables. It runs once every variable it reads is valid (a rule on a value that did not parse
+ * would only add noise), so one error names each bad variable and each broken rule at once.
+ */
+interface Rule<C> {
+  reads: readonly (keyof C & string)[];
+  check(c: C, problem: (variable: keyof C & string, message: string) => void): void;
 }
 
-export interface CacheConfig {
-  /**
-   * The link cache's tiers: `memory` (in-process only), `redis` (in-process, then Upstash Redis shared by every
-   * process), `kv` (in-process, then Workers KV; Workers only), `off` (every redirect reads the database).
-   */
-  mode: 'memory' | 'redis' | 'kv' | 'off';
-  /** Bounds of the in-process tier. */
-  maxEntries: number;
-  maxBytes: number;
-  /** Lifetime of an in-process entry: how long another process may serve a link changed elsewhere. */
-  ttlS: number;
-  /** Lifetime of a shared-tier entry (changes delete it; this only bounds what a lost delete leaves behind). */
-  sharedTtlS: number;
-  /** Lifetime of a "no such link" entry (in process and in Redis; never in KV). */
-  negativeTtlS: number;
-  /** Deadline of each shared-tier call; past it the redirect reads the database instead. */
-  timeoutMs: number;
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-/** Parses environment variables into a Config; throws ConfigError naming every bad variable. */
-export function loadConfig(env: Record<string, string | undefined>): Config {
-  const picked: Record<string, string | undefined> = {};
-  for (const key of Object.keys(configSchema.shape)) {
-    const value = env[key];
-    picked[key] = value === '' ? undefined : value;
-  }
-  const parsed = configSchema.safeParse(picked);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`);
-    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
-  }
-  const c = parsed.data;
-  if (c.HOP_DATABASE_SYNC_URL && !c.HOP_DATABASE_URL.startsWith('file:')) {
-    throw new ConfigError(
-      'Invalid configuration:\n  HOP_DATABASE_SYNC_URL: needs a file: HOP_DATABASE_URL (the local embedded replica of that primary)',
-    );
-  }
-  const problems: string[] = [];
-  if (c.HOP_REDIS_URL || c.HOP_REDIS_TOKEN || c.HOP_CACHE === 'redis' || c.HOP_RATE_LIMIT === 'redis') {
-    // HOP_QUEUE is a server setting (loadServerConfig), named here so that one message says why.
-    const why =
-      c.HOP_CACHE === 'redis'
-        ? 'HOP_CACHE=redis needs it'
-        : c.HOP_RATE_LIMIT === 'redis'
-          ? 'HOP_RATE_LIMIT=redis needs it'
-          : env.HOP_QUEUE === 'redis'
-            ? 'HOP_QUEUE=redis needs it'
-          : 'HOP_REDIS_URL and HOP_REDIS_TOKEN go together';
-    for (const name of ['HOP_REDIS_URL', 'HOP_REDIS_TOKEN'] as const) if (!c[name]) problems.push(`  ${name}: missing (${why})`);
-  }
-  problems.push(...rateLimitProblems(c));
-  if (problems.length) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
-  const baseUrlValue = c.HOP_BASE_URL ?? `http://localhost:${c.PORT}`;
+/** The schema of `variables` with `rules` between them, its output made by `build`; empty strings read as unset. */
+function configParser<S extends z.ZodRawShape, T>(
+  variables: S,
+  rules: readonly Rule<z.output<z.ZodObject<S>>>[],
+  build: (c: z.output<z.ZodObject<S>>) => T,
+) {
+  const schema = z
+    .object(variables)
+    .check((payload) => {
+      const bad = new Set(payload.issues.map((i) => String(i.path?.[0])));
+      for (const rule of rules) {
+        if (rule.reads.some((name) => bad.has(name))) continue;
+        rule.check(payload.value, (variable, message) => {
+          payload.issues.push({ code: 'custom', path: [variable], message, input: undefined });
+        });
+      }
+    })
+    .transform(build);
   return {
-    port: c.PORT,
-    host: c.HOST,
-    databaseUrl: c.HOP_DATABASE_URL,
-    databaseAuthToken: c.HOP_DATABASE_AUTH_TOKEN,
-    databaseBusyTimeoutMs: c.HOP_DATABASE_BUSY_TIMEOUT_MS,
-    databaseTimeoutMs: c.HOP_DATABASE_TIMEOUT_MS,
-    databaseSyncUrl: c.HOP_DATABASE_SYNC_URL,
-    databaseSyncIntervalS: c.HOP_DATABASE_SYNC_INTERVAL_S,
-    baseUrl: baseUrlValue,
-    defaultDomain: new URL(baseUrlValue).hostname,
-    adminToken: c.HOP_ADMIN_TOKEN,
-    logLevel: c.HOP_LOG_LEVEL,
-    logSampleRate: c.HOP_LOG_SAMPLE_RATE,
-    bodyLimitBytes: c.HOP_BODY_LIMIT_BYTES,
-    geoHeader: c.HOP_GEO_HEADER,
-    readyTimeoutMs: c.HOP_READY_TIMEOUT_MS,
-    shutdownDelayMs: c.HOP_SHUTDOWN_DELAY_MS,
-    clicks: c.HOP_CLICKS === 'on',
-    clickRetentionDays: c.HOP_CLICK_RETENTION_DAYS,
-    redis: c.HOP_REDIS_URL && c.HOP_REDIS_TOKEN ? { url: c.HOP_REDIS_URL, token: c.HOP_REDIS_TOKEN } : undefined,
-    cache: {
-      mode: c.HOP_CACHE,
-      maxEntries: c.HOP_CACHE_MAX_ENTRIES,
-      maxBytes: c.HOP_CACHE_MAX_BYTES,
-      ttlS: c.HOP_CACHE_TTL_S,
-      sharedTtlS: c.HOP_CACHE_SHARED_TTL_S,
-      negativeTtlS: c.HOP_CACHE_NEGATIVE_TTL_S,
-      timeoutMs: c.HOP_CACHE_TIMEOUT_MS,
+    schema,
+    parse(env: Record<string, string | undefined>): T {
+      const picked: Record<string, string | undefined> = {};
+      for (const key of Object.keys(variables)) picked[key] = env[key] === '' ? undefined : env[key];
+      const parsed = schema.safeParse(picked);
+      if (parsed.success) return parsed.data;
+      throw new ConfigError(parsed.error.issues.map((i) => ({ variable: String(i.path[0]), message: i.message })));
     },
-    rateLimit: {
-      mode: c.HOP_RATE_LIMIT,
-      api: c.HOP_RATE_LIMIT_API,
-      keyOverrides: c.HOP_RATE_LIMIT_KEY_OVERRIDES ?? new Map(),
-      unauthenticated: c.HOP_RATE_LIMIT_UNAUTHENTICATED,
-      redirect: c.HOP_RATE_LIMIT_REDIRECT,
-      notFound: c.HOP_RATE_LIMIT_NOT_FOUND,
-      onError: c.HOP_RATE_LIMIT_ON_ERROR,
-      timeoutMs: c.HOP_RATE_LIMIT_TIMEOUT_MS,
-      salt: c.HOP_RATE_LIMIT_SALT,
-    },
-    clientIpHeader: c.HOP_CLIENT_IP_HEADER,
   };
 }
+
+type Shared = z.output<z.ZodObject<typeof sharedVariables>>;
 
 const QUOTA_VARIABLES = [
   'HOP_RATE_LIMIT_API',
@@ -302,33 +198,161 @@ const QUOTA_VARIABLES = [
   'HOP_RATE_LIMIT_NOT_FOUND',
 ] as const;
 
-/** The rules between the rate-limit variables: what the Redis and Cloudflare stores need. */
-function rateLimitProblems(c: z.output<typeof configSchema>): string[] {
-  const problems: string[] = [];
-  if (c.HOP_RATE_LIMIT === 'redis' && !c.HOP_RATE_LIMIT_SALT) {
-    problems.push('  HOP_RATE_LIMIT_SALT: missing (HOP_RATE_LIMIT=redis needs it: client addresses are kept in Redis only as HMACs under this secret)');
-  }
-  if (c.HOP_RATE_LIMIT === 'cloudflare') {
-    // A binding counts in a window of 10 or 60 seconds, and its limit is fixed in wrangler.toml for every key.
-    for (const name of QUOTA_VARIABLES) {
-      if (c[name].windowS !== 10 && c[name].windowS !== 60) {
-        problems.push(`  ${name}: the window must be 10s or 60s with HOP_RATE_LIMIT=cloudflare (the binding's period)`);
+/** The rules between the shared variables; `queue` is the server's HOP_QUEUE, named so that one message says why. */
+const sharedRules = <C extends Shared>(queue?: (c: C) => string): Rule<C>[] => [
+  {
+    reads: ['HOP_DATABASE_URL', 'HOP_DATABASE_SYNC_URL'],
+    check(c, problem) {
+      if (c.HOP_DATABASE_SYNC_URL && !c.HOP_DATABASE_URL.startsWith('file:')) {
+        problem('HOP_DATABASE_SYNC_URL', 'needs a file: HOP_DATABASE_URL (the local embedded replica of that primary)');
       }
-    }
-    if (c.HOP_RATE_LIMIT_KEY_OVERRIDES?.size) {
-      problems.push('  HOP_RATE_LIMIT_KEY_OVERRIDES: needs HOP_RATE_LIMIT=memory or redis (a ratelimits binding has one limit for every key)');
-    }
-  }
-  return problems;
+    },
+  },
+  {
+    reads: ['HOP_REDIS_URL', 'HOP_REDIS_TOKEN', 'HOP_CACHE', 'HOP_RATE_LIMIT'],
+    check(c, problem) {
+      const why =
+        c.HOP_CACHE === 'redis'
+          ? 'HOP_CACHE=redis needs it'
+          : c.HOP_RATE_LIMIT === 'redis'
+            ? 'HOP_RATE_LIMIT=redis needs it'
+            : queue?.(c) === 'redis'
+              ? 'HOP_QUEUE=redis needs it'
+              : c.HOP_REDIS_URL || c.HOP_REDIS_TOKEN
+                ? 'HOP_REDIS_URL and HOP_REDIS_TOKEN go together'
+                : undefined;
+      if (!why) return;
+      for (const name of ['HOP_REDIS_URL', 'HOP_REDIS_TOKEN'] as const) if (!c[name]) problem(name, `missing (${why})`);
+    },
+  },
+  {
+    reads: ['HOP_RATE_LIMIT', 'HOP_RATE_LIMIT_SALT'],
+    check(c, problem) {
+      if (c.HOP_RATE_LIMIT === 'redis' && !c.HOP_RATE_LIMIT_SALT) {
+        problem('HOP_RATE_LIMIT_SALT', 'missing (HOP_RATE_LIMIT=redis needs it: client addresses are kept in Redis only as HMACs under this secret)');
+      }
+    },
+  },
+  {
+    reads: ['HOP_RATE_LIMIT', 'HOP_RATE_LIMIT_KEY_OVERRIDES', ...QUOTA_VARIABLES],
+    check(c, problem) {
+      if (c.HOP_RATE_LIMIT !== 'cloudflare') return;
+      // A binding counts in a window of 10 or 60 seconds, and its limit is fixed in wrangler.toml for every key.
+      for (const name of QUOTA_VARIABLES) {
+        if (c[name].windowS !== 10 && c[name].windowS !== 60) {
+          problem(name, 'the window must be 10s or 60s with HOP_RATE_LIMIT=cloudflare (the binding\'s period)');
+        }
+      }
+      if (c.HOP_RATE_LIMIT_KEY_OVERRIDES?.size) {
+        problem('HOP_RATE_LIMIT_KEY_OVERRIDES', 'needs HOP_RATE_LIMIT=memory or redis (a ratelimits binding has one limit for every key)');
+      }
+    },
+  },
+];
+
+function sharedConfig(c: Shared) {
+  const baseUrl = c.HOP_BASE_URL ?? `http://localhost:${c.PORT}`;
+  return {
+    port: c.PORT,
+    host: c.HOST,
+    databaseUrl: c.HOP_DATABASE_URL,
+    databaseAuthToken: c.HOP_DATABASE_AUTH_TOKEN,
+    /** How long an embedded database waits for another connection's lock before answering busy (503). */
+    databaseBusyTimeoutMs: c.HOP_DATABASE_BUSY_TIMEOUT_MS,
+    /** The deadline of every database call: past it the request answers 503 instead of waiting on a hung server. */
+    databaseTimeoutMs: c.HOP_DATABASE_TIMEOUT_MS,
+    /** With a `file:` databaseUrl: the primary it is an embedded replica of (sqld or Turso). */
+    databaseSyncUrl: c.HOP_DATABASE_SYNC_URL,
+    /** How often an embedded replica pulls the primary's changes, in seconds. */
+    databaseSyncIntervalS: c.HOP_DATABASE_SYNC_INTERVAL_S,
+    /** Origin of short links on the default domain, e.g. `http://localhost:8787`. */
+    baseUrl,
+    /** Hostname of the default short-link domain (the base URL's host without port). */
+    defaultDomain: new URL(baseUrl).hostname,
+    adminToken: c.HOP_ADMIN_TOKEN,
+    logLevel: c.HOP_LOG_LEVEL,
+    logSampleRate: c.HOP_LOG_SAMPLE_RATE,
+    bodyLimitBytes: c.HOP_BODY_LIMIT_BYTES,
+    geoHeader: c.HOP_GEO_HEADER,
+    readyTimeoutMs: c.HOP_READY_TIMEOUT_MS,
+    /** On SIGTERM, how long /readyz answers 503 while the server still serves, so load balancers move away first. */
+    shutdownDelayMs: c.HOP_SHUTDOWN_DELAY_MS,
+    /** Whether redirects record click events. */
+    clicks: c.HOP_CLICKS === 'on',
+    /** How long raw clicks are kept; rollups (statistics) stay. */
+    clickRetentionDays: c.HOP_CLICK_RETENTION_DAYS,
+    /** Upstash Redis REST URL and token (or any server speaking that protocol); both or neither. */
+    redis: c.HOP_REDIS_URL && c.HOP_REDIS_TOKEN ? { url: c.HOP_REDIS_URL, token: c.HOP_REDIS_TOKEN } : undefined,
+    cache: {
+      /**
+       * The link cache's tiers: `memory` (in-process only), `redis` (in-process, then Upstash Redis shared by every
+       * process), `kv` (in-process, then Workers KV; Workers only), `off` (every redirect reads the database).
+       */
+      mode: c.HOP_CACHE,
+      /** Bounds of the in-process tier. */
+      maxEntries: c.HOP_CACHE_MAX_ENTRIES,
+      maxBytes: c.HOP_CACHE_MAX_BYTES,
+      /** Lifetime of an in-process entry: how long another process may serve a link changed elsewhere. */
+      ttlS: c.HOP_CACHE_TTL_S,
+      /** Lifetime of a shared-tier entry (changes delete it; this only bounds what a lost delete leaves behind). */
+      sharedTtlS: c.HOP_CACHE_SHARED_TTL_S,
+      /** Lifetime of a "no such link" entry (in process and in Redis; never in KV). */
+      negativeTtlS: c.HOP_CACHE_NEGATIVE_TTL_S,
+      /** Deadline of each shared-tier call; past it the redirect reads the database instead. */
+      timeoutMs: c.HOP_CACHE_TIMEOUT_MS,
+    },
+    rateLimit: {
+      /**
+       * Where the counters live: `memory` (in process: per process or isolate), `redis` (Upstash Redis, shared by
+       * every process; Node and Bun), `cloudflare` (the Workers `ratelimits` bindings, whose limits are set in
+       * wrangler.toml), `off`.
+       */
+      mode: c.HOP_RATE_LIMIT,
+      /** Requests per API key (the management API, `/v1`). */
+      api: c.HOP_RATE_LIMIT_API,
+      /** Quotas of particular API keys (by key id) instead of `api`. */
+      keyOverrides: c.HOP_RATE_LIMIT_KEY_OVERRIDES ?? (new Map() as ReadonlyMap<string, RateQuota>),
+      /** Failed authentications per client address on `/v1`; past it that address is refused before its key is checked. */
+      unauthenticated: c.HOP_RATE_LIMIT_UNAUTHENTICATED,
+      /** Redirect requests per client address. */
+      redirect: c.HOP_RATE_LIMIT_REDIRECT,
+      /** Unknown-slug answers per client address; past it every redirect request from that address is refused. */
+      notFound: c.HOP_RATE_LIMIT_NOT_FOUND,
+      /** With the store failing or past its deadline: allow the request unchecked (`open`) or refuse it with 503 (`closed`). */
+      onError: c.HOP_RATE_LIMIT_ON_ERROR,
+      /** Deadline of each call to a remote store (Redis, the binding). */
+      timeoutMs: c.HOP_RATE_LIMIT_TIMEOUT_MS,
+      /** Secret of the HMAC under which client addresses are stored in Redis (they never are in the clear). */
+      salt: c.HOP_RATE_LIMIT_SALT,
+    },
+    /**
+     * The header a trusted load balancer sets to the client's address (its right-most entry counts); unset: the
+     * address of the connection's peer (Workers: `cf-connecting-ip`). Never read unless configured.
+     */
+    clientIpHeader: c.HOP_CLIENT_IP_HEADER,
+  };
 }
+
+const shared = configParser(sharedVariables, sharedRules(), sharedConfig);
+
+/** The configuration every runtime reads (environment variables, or a Worker's bindings). */
+export const configSchema = shared.schema;
+export type Env = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type CacheConfig = Config['cache'];
+export type RateLimitConfig = Config['rateLimit'];
+
+/** Parses environment variables into a Config; throws ConfigError naming every bad variable. */
+export const loadConfig = (env: Record<string, string | undefined>): Config => shared.parse(env);
 
 /**
  * Settings only Node and Bun read: the click queue (a Worker has its Queues binding instead). Built on demand and
  * kept out of configSchema, so the Worker's bundle does not carry them.
  */
-const serverSchema = () => {
+function serverParser() {
   const key = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1-200 printable characters without spaces');
-  return z.object({
+  const variables = {
+    ...sharedVariables,
     HOP_QUEUE: z.enum(['memory', 'redis']).default('memory'),
     HOP_CLICK_CONSUMER: z.enum(['on', 'off']).default('on'),
     HOP_QUEUE_STREAM: key.default('hop:clicks'),
@@ -336,53 +360,43 @@ const serverSchema = () => {
     HOP_QUEUE_DEAD_LETTER: key.default('hop:clicks:dead'),
     HOP_QUEUE_MAX_DELIVERIES: positiveInt(1, 1000).default(5),
     HOP_QUEUE_CLAIM_IDLE_MS: positiveInt(1000, 86_400_000).default(60_000),
-  });
-};
-
-export interface ServerConfig extends Config {
-  /** The click queue: in-process (`memory`) or Redis Streams (`redis`, over the Upstash REST protocol). */
-  queue: 'memory' | 'redis';
-  /** With the Redis queue: whether a server process also consumes it (`hop consume` runs a consumer alone). */
-  clickConsumer: boolean;
-  /** The Redis Streams queue: stream, consumer group, dead-letter stream, and when an entry is given up or taken over. */
-  clickStream: { key: string; group: string; deadLetterKey: string; maxDeliveries: number; claimIdleMs: number };
-}
-
-/** loadConfig plus the Node and Bun settings; one ConfigError naming every bad variable of both. */
-export function loadServerConfig(env: Record<string, string | undefined>): ServerConfig {
-  const problems: string[] = [];
-  let base: Config | undefined;
-  try {
-    base = loadConfig(env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    problems.push(...err.message.split('\n').slice(1));
-  }
-  const schema = serverSchema();
-  const picked = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
-  const parsed = schema.safeParse(picked);
-  if (!parsed.success) {
-    problems.push(...parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`));
-    throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
-  }
-  const c = parsed.data;
-  if (c.HOP_QUEUE === 'redis' && !problems.some((p) => /HOP_REDIS_(URL|TOKEN): missing/.test(p))) {
-    for (const name of ['HOP_REDIS_URL', 'HOP_REDIS_TOKEN'] as const) {
-      if (!env[name]) problems.push(`  ${name}: missing (HOP_QUEUE=redis needs it)`);
-    }
-  }
-  if (c.HOP_CLICK_CONSUMER === 'off' && c.HOP_QUEUE !== 'redis') {
-    problems.push('  HOP_CLICK_CONSUMER: off needs HOP_QUEUE=redis (the in-process queue has no other consumer)');
-  }
-  if (c.HOP_QUEUE_DEAD_LETTER === c.HOP_QUEUE_STREAM) problems.push('  HOP_QUEUE_DEAD_LETTER: must differ from HOP_QUEUE_STREAM');
-  if (env.HOP_RATE_LIMIT === 'cloudflare') {
-    problems.push('  HOP_RATE_LIMIT: cloudflare is a Workers binding; use memory or redis on Node and Bun');
-  }
-  if (problems.length || !base) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
-  return {
-    ...base,
+  };
+  type Server = z.output<z.ZodObject<typeof variables>>;
+  const rules: Rule<Server>[] = [
+    // HOP_QUEUE=redis needs the Redis URL and token too: the shared rule names it, once HOP_QUEUE is valid.
+    ...sharedRules<Server>((c) => c.HOP_QUEUE).map((rule) =>
+      rule.reads.includes('HOP_REDIS_URL') ? { ...rule, reads: [...rule.reads, 'HOP_QUEUE' as const] } : rule,
+    ),
+    {
+      reads: ['HOP_CLICK_CONSUMER', 'HOP_QUEUE'],
+      check(c, problem) {
+        if (c.HOP_CLICK_CONSUMER === 'off' && c.HOP_QUEUE !== 'redis') {
+          problem('HOP_CLICK_CONSUMER', 'off needs HOP_QUEUE=redis (the in-process queue has no other consumer)');
+        }
+      },
+    },
+    {
+      reads: ['HOP_QUEUE_DEAD_LETTER', 'HOP_QUEUE_STREAM'],
+      check(c, problem) {
+        if (c.HOP_QUEUE_DEAD_LETTER === c.HOP_QUEUE_STREAM) problem('HOP_QUEUE_DEAD_LETTER', 'must differ from HOP_QUEUE_STREAM');
+      },
+    },
+    {
+      reads: ['HOP_RATE_LIMIT'],
+      check(c, problem) {
+        if (c.HOP_RATE_LIMIT === 'cloudflare') {
+          problem('HOP_RATE_LIMIT', 'cloudflare is a Workers binding; use memory or redis on Node and Bun');
+        }
+      },
+    },
+  ];
+  return configParser(variables, rules, (c) => ({
+    ...sharedConfig(c),
+    /** The click queue: in-process (`memory`) or Redis Streams (`redis`, over the Upstash REST protocol). */
     queue: c.HOP_QUEUE,
+    /** With the Redis queue: whether a server process also consumes it (`hop consume` runs a consumer alone). */
     clickConsumer: c.HOP_CLICK_CONSUMER === 'on',
+    /** The Redis Streams queue: stream, consumer group, dead-letter stream, and when an entry is given up or taken over. */
     clickStream: {
       key: c.HOP_QUEUE_STREAM,
       group: c.HOP_QUEUE_GROUP,
@@ -390,5 +404,10 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
       maxDeliveries: c.HOP_QUEUE_MAX_DELIVERIES,
       claimIdleMs: c.HOP_QUEUE_CLAIM_IDLE_MS,
     },
-  };
+  }));
 }
+
+export type ServerConfig = z.output<ReturnType<typeof serverParser>['schema']>;
+
+/** loadConfig plus the Node and Bun settings; one ConfigError naming every bad variable of both. */
+export const loadServerConfig = (env: Record<string, string | undefined>): ServerConfig => serverParser().parse(env);

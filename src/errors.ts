@@ -1,80 +1,102 @@
 /**
- * hop's one error model. Services throw `AppError` with a code; the HTTP layer (src/http/problem.ts) is the only
- * place that maps a code to a status and an RFC 9457 problem document.
+ * hop's one error model below HTTP. Services and adapters throw `AppError`: a code, a message, the invalid fields
+ * and facts a caller can act on (how long to wait before retrying), all as data. Nothing here knows HTTP: the HTTP
+ * layer (src/http/problem.ts) alone turns a code into a status and the data into problem+json and headers, and the
+ * CLI prints the same error as a line.
  */
 
+/** Each code with its title, the one-line summary a client or an operator sees. */
 export const errorCodes = {
-  validation: { status: 400, title: 'Your request is not valid.' },
-  malformed_json: { status: 400, title: 'The request body is not valid JSON.' },
-  bad_request: { status: 400, title: 'Bad request.' },
-  unauthorized: { status: 401, title: 'Authentication required.' },
-  forbidden: { status: 403, title: 'Not allowed.' },
-  not_found: { status: 404, title: 'Not found.' },
-  method_not_allowed: { status: 405, title: 'Method not allowed.' },
-  conflict: { status: 409, title: 'Conflict.' },
-  idempotency_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still in progress.' },
-  link_gone: { status: 410, title: 'This link is no longer available.' },
-  payload_too_large: { status: 413, title: 'The request body is too large.' },
-  unsupported_media_type: { status: 415, title: 'Unsupported media type.' },
-  idempotency_mismatch: { status: 422, title: 'Idempotency-Key reused with a different request.' },
-  rate_limited: { status: 429, title: 'Too many requests.' },
-  internal: { status: 500, title: 'Internal server error.' },
-  unavailable: { status: 503, title: 'Service unavailable.' },
+  validation: { title: 'Your request is not valid.' },
+  malformed_json: { title: 'The request body is not valid JSON.' },
+  bad_request: { title: 'Bad request.' },
+  unauthorized: { title: 'Authentication required.' },
+  forbidden: { title: 'Not allowed.' },
+  not_found: { title: 'Not found.' },
+  method_not_allowed: { title: 'Method not allowed.' },
+  conflict: { title: 'Conflict.' },
+  idempotency_in_progress: { title: 'A request with this Idempotency-Key is still in progress.' },
+  link_gone: { title: 'This link is no longer available.' },
+  payload_too_large: { title: 'The request body is too large.' },
+  unsupported_media_type: { title: 'Unsupported media type.' },
+  idempotency_mismatch: { title: 'Idempotency-Key reused with a different request.' },
+  rate_limited: { title: 'Too many requests.' },
+  internal: { title: 'Internal server error.' },
+  unavailable: { title: 'Service unavailable.' },
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;
 
-/** One invalid field: where it was (`body`, `query`, `path`, `header`), its path, and what is wrong with it. */
+/**
+ * One invalid field of an operation's input: its path and what is wrong with it. Which part of a request the input
+ * came from (body, query string) is the caller's to say; a service only knows the input it was given.
+ */
 export interface FieldError {
-  in: 'body' | 'query' | 'path' | 'header';
   field: string;
   message: string;
+}
+
+export interface AppErrorOptions {
+  errors?: FieldError[] | undefined;
+  /** How long the caller should wait before trying again, in seconds (a busy database, a request still running). */
+  retryAfterS?: number | undefined;
+  cause?: unknown;
 }
 
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly errors: FieldError[] | undefined;
-  readonly headers: Record<string, string> | undefined;
+  readonly retryAfterS: number | undefined;
 
-  constructor(
-    code: ErrorCode,
-    detail: string,
-    options: { errors?: FieldError[]; headers?: Record<string, string>; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorCode, detail: string, options: AppErrorOptions = {}) {
     super(detail, { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
     this.errors = options.errors;
-    this.headers = options.headers;
-  }
-
-  get status(): number {
-    return errorCodes[this.code].status;
+    this.retryAfterS = options.retryAfterS;
   }
 }
 
-/** At most this many field errors are listed, so that a huge bad body cannot make a huger answer. */
+/** At most this many field errors are listed, so that a huge bad input cannot make a huger answer. */
 export const MAX_FIELD_ERRORS = 20;
 const DETAIL_FIELDS = 5;
 
-/** The one way to build a validation error: 400, naming each invalid field (the first 20) in `errors[]`. */
-export function invalidFields(errors: FieldError[]): AppError {
+/** The detail of a validation error: the first few invalid fields, and how many more there are. */
+export function fieldsDetail(errors: readonly FieldError[]): string {
   const shown = errors.slice(0, DETAIL_FIELDS).map((e) => `${e.field}: ${e.message}`);
   if (errors.length > DETAIL_FIELDS) shown.push(`and ${errors.length - DETAIL_FIELDS} more`);
-  return new AppError('validation', shown.join('; '), { errors: errors.slice(0, MAX_FIELD_ERRORS) });
+  return shown.join('; ');
 }
 
-/** A validation error naming invalid fields of a request body. */
-export const invalidBody = (errors: Array<{ field: string; message: string }>) =>
-  invalidFields(errors.map((e) => ({ in: 'body', ...e })));
+/** The one way a service refuses its input: a validation error naming each invalid field (the first 20). */
+export function invalidFields(errors: FieldError[]): AppError {
+  return new AppError('validation', fieldsDetail(errors), { errors: errors.slice(0, MAX_FIELD_ERRORS) });
+}
 
-/** True when a libSQL error (or one it wraps) carries `code`. */
-function hasCode(err: unknown, codes: readonly string[]): boolean {
-  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
-    if (codes.includes((e as { code?: unknown }).code as string)) return true;
+/**
+ * `err`, then what it wraps, then what that wraps...: wrappers (drizzle's "Failed query", libSQL's errors, ours)
+ * keep the real reason in `cause`. Bounded, so that a cycle of causes cannot loop.
+ */
+export function* causeChain(err: unknown, max = 16): Generator<unknown> {
+  let e = err;
+  for (let i = 0; i < max && e !== undefined && e !== null; i++) {
+    yield e;
+    e = (e as { cause?: unknown }).cause;
   }
-  return false;
 }
+
+/** The first error of the cause chain that `test` accepts. */
+export function findCause<T = unknown>(err: unknown, test: (e: unknown) => boolean): T | undefined {
+  for (const e of causeChain(err)) if (test(e)) return e as T;
+  return undefined;
+}
+
+/** The `code` property of an error, when it has a string one (libSQL's SQLITE_*, Node's ECONNREFUSED). */
+export const errorCode = (e: unknown): string | undefined => {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+};
 
 /** True when the database (libSQL/SQLite) refused because another connection held its lock past the busy timeout. */
-export const isBusy = (err: unknown) => hasCode(err, ['SQLITE_BUSY', 'SQLITE_LOCKED']);
+export const isBusy = (err: unknown) =>
+  findCause(err, (e) => errorCode(e) === 'SQLITE_BUSY' || errorCode(e) === 'SQLITE_LOCKED') !== undefined;

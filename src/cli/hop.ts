@@ -71,7 +71,7 @@ program
   .action(async () => {
     const config = loadServerConfig(process.env);
     if (config.queue !== 'redis') {
-      throw new ConfigError('Invalid configuration:\n  HOP_QUEUE: hop consume needs HOP_QUEUE=redis (the in-process queue is consumed by the server)');
+      throw new ConfigError([{ variable: 'HOP_QUEUE', message: 'hop consume needs HOP_QUEUE=redis (the in-process queue is consumed by the server)' }]);
     }
     const logger = createLogger({ level: config.logLevel });
     const { db, consumerName } = await openProcessDatabase(config, logger, process.env, 'consume');
@@ -102,7 +102,7 @@ program
   .action(async (opts: { all?: boolean; limit: number; json?: boolean }) => {
     const config = loadServerConfig(process.env);
     if (config.queue !== 'redis' || !config.redis) {
-      throw new ConfigError('Invalid configuration:\n  HOP_QUEUE: hop redrive needs HOP_QUEUE=redis (the in-process queue keeps no dead letters)');
+      throw new ConfigError([{ variable: 'HOP_QUEUE', message: 'hop redrive needs HOP_QUEUE=redis (the in-process queue keeps no dead letters)' }]);
     }
     const { key, deadLetterKey } = config.clickStream;
     const result = await redriveClicks(config, { limit: opts.limit, all: !!opts.all });

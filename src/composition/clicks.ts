@@ -191,7 +191,7 @@ async function checkRedis(redis: ReturnType<typeof createRedisRestClient>, confi
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     if (/unauthori[sz]ed|WRONGPASS|NOAUTH|invalid.*token/i.test(reason)) {
-      throw new ConfigError(`Invalid configuration:\n  HOP_REDIS_TOKEN: refused by ${config.redis!.url} (unauthorized)`);
+      throw new ConfigError([{ variable: 'HOP_REDIS_TOKEN', message: `refused by ${config.redis!.url} (unauthorized)` }]);
     }
     logger.log('warn', 'click queue unreachable at start; clicks are buffered and sent once it answers', {
       url: config.redis!.url,

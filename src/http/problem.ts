@@ -1,16 +1,90 @@
 /**
- * The one problem+json mapper (RFC 9457): AppError, Hono's HTTPException and zod validation failures all leave
- * the app through here. Server faults are logged with their stack and answered without any internal detail.
+ * The one problem+json mapper (RFC 9457): domain errors (AppError), Hono's HTTPException and zod validation failures
+ * all leave the app through here. The status of each error code, and the headers an error's data calls for
+ * (`retry-after`, `allow`), are decided here and nowhere below. Server faults are logged with their stack and
+ * answered without any internal detail.
  */
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
-import { AppError, errorCodes, invalidFields, isBusy, type ErrorCode, type FieldError } from '../errors.ts';
+import {
+  AppError,
+  errorCodes,
+  fieldsDetail,
+  findCause,
+  isBusy,
+  MAX_FIELD_ERRORS,
+  type AppErrorOptions,
+  type ErrorCode,
+  type FieldError,
+} from '../errors.ts';
 import { describeError, type Logger } from '../platform/logger.ts';
 import type { AppEnv } from './env.ts';
 import type { RequestBookkeeping } from './middleware/request-context.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** The HTTP status of each error code. */
+export const errorStatus: Record<ErrorCode, number> = {
+  validation: 400,
+  malformed_json: 400,
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  idempotency_in_progress: 409,
+  link_gone: 410,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  idempotency_mismatch: 422,
+  rate_limited: 429,
+  internal: 500,
+  unavailable: 503,
+};
+
+/** The part of a request an invalid field was in. */
+export type InputLocation = 'body' | 'query' | 'path' | 'header';
+
+/** An invalid field as problem+json lists it: where it was, its path, and what is wrong with it. */
+export interface ProblemFieldError extends FieldError {
+  in: InputLocation;
+}
+
+export interface HttpErrorOptions extends AppErrorOptions {
+  /** Where the invalid fields were (a service's own error says nothing of the request; the route knows). */
+  input?: InputLocation | undefined;
+  /** The methods the path allows (a 405's `Allow`). */
+  allow?: readonly string[] | undefined;
+  /** Headers only HTTP has a word for: an authentication challenge, the rate-limit fields. */
+  headers?: Record<string, string> | undefined;
+}
+
+/** An AppError raised or completed by the HTTP layer, with what only HTTP knows about it. */
+export class HttpError extends AppError {
+  readonly input: InputLocation | undefined;
+  readonly allow: readonly string[] | undefined;
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(code: ErrorCode, detail: string, options: HttpErrorOptions = {}) {
+    super(code, detail, options);
+    this.input = options.input;
+    this.allow = options.allow;
+    this.headers = options.headers;
+  }
+}
+
+/** A validation error of the request itself: the fields of `input` that are invalid (the first 20). */
+export function invalidInput(input: InputLocation, errors: FieldError[]): HttpError {
+  return new HttpError('validation', fieldsDetail(errors), { errors: errors.slice(0, MAX_FIELD_ERRORS), input });
+}
+
+/** A service's validation error, told which part of the request its input was; anything else as it is. */
+export function locateFields(err: unknown, input: InputLocation): unknown {
+  if (!(err instanceof AppError) || err instanceof HttpError || !err.errors) return err;
+  return new HttpError(err.code, err.message, { errors: err.errors, retryAfterS: err.retryAfterS, input, cause: err.cause });
+}
 
 export interface Problem {
   type: string;
@@ -18,7 +92,7 @@ export interface Problem {
   status: number;
   detail: string;
   instance: string;
-  errors?: FieldError[];
+  errors?: ProblemFieldError[];
 }
 
 export const problemType = (code: ErrorCode) => `urn:hop:problem:${code.replaceAll('_', '-')}`;
@@ -27,11 +101,16 @@ export function problemBody(err: AppError, requestId: string): Problem {
   const body: Problem = {
     type: problemType(err.code),
     title: errorCodes[err.code].title,
-    status: err.status,
+    status: errorStatus[err.code],
     detail: err.message,
     instance: requestId,
   };
-  if (err.errors?.length) body.errors = err.errors;
+  if (err.errors?.length) {
+    // A field error that reached here unlocated came from a service called outside a route's handler; services
+    // validate what they are given, which is the body wherever the request has one.
+    const where = (err instanceof HttpError && err.input) || 'body';
+    body.errors = err.errors.map(({ field, message }) => ({ in: where, field, message }));
+  }
   return body;
 }
 
@@ -41,9 +120,13 @@ export function problemResponse(err: AppError, requestId: string, method = 'GET'
     'cache-control': 'no-store',
     'x-request-id': requestId,
   });
-  for (const [k, v] of Object.entries(err.headers ?? {})) headers.set(k, v);
+  if (err.retryAfterS !== undefined) headers.set('retry-after', String(err.retryAfterS));
+  if (err instanceof HttpError) {
+    if (err.allow) headers.set('allow', err.allow.join(', '));
+    for (const [k, v] of Object.entries(err.headers ?? {})) headers.set(k, v);
+  }
   const body = method === 'HEAD' ? null : JSON.stringify(problemBody(err, requestId));
-  return new Response(body, { status: err.status, headers });
+  return new Response(body, { status: errorStatus[err.code], headers });
 }
 
 const fromStatus: Record<number, ErrorCode> = {
@@ -61,11 +144,9 @@ const fromStatus: Record<number, ErrorCode> = {
 
 /** Turns anything thrown into an AppError that is safe to show a client. */
 export function toAppError(err: unknown): AppError {
-  if (err instanceof AppError) return err;
   // drizzle wraps what the database client threw ("Failed query"); the guarded client's 503 is inside.
-  for (let e: unknown = (err as { cause?: unknown } | null)?.cause; e; e = (e as { cause?: unknown }).cause) {
-    if (e instanceof AppError) return e;
-  }
+  const appError = findCause<AppError>(err, (e) => e instanceof AppError);
+  if (appError) return appError;
   if (err instanceof HTTPException) {
     if (err.status === 400 && /JSON/i.test(err.message)) {
       return new AppError('malformed_json', 'The request body could not be parsed as JSON.');
@@ -74,7 +155,7 @@ export function toAppError(err: unknown): AppError {
     if (code) return new AppError(code, err.message || errorCodes[code].title);
   }
   if (isBusy(err)) {
-    return new AppError('unavailable', 'The database is busy; retry shortly.', { headers: { 'retry-after': '1' } });
+    return new AppError('unavailable', 'The database is busy; retry shortly.', { retryAfterS: 1 });
   }
   return new AppError('internal', 'An unexpected error occurred. Quote the instance id when reporting it.');
 }
@@ -85,7 +166,7 @@ export function errorResponse(logger: Logger, err: unknown, request: { requestId
   const appError = toAppError(err);
   if (appError.code === 'internal' && !(err instanceof AppError)) {
     logger.log('error', 'request failed', { requestId, path, ...describeError(err) });
-  } else if (appError.status >= 500) {
+  } else if (errorStatus[appError.code] >= 500) {
     // Expected refusals (draining, a busy or unreachable database): a warning without a stack, not an error.
     const cause = appError.cause instanceof Error ? `${appError.cause.name}: ${appError.cause.message}` : undefined;
     logger.log('warn', 'request refused', { requestId, path, code: appError.code, detail: appError.message, cause });
@@ -112,19 +193,18 @@ function messageOf(issue: ZodError['issues'][number]): string {
 const locations = { json: 'body', query: 'query', param: 'path', header: 'header' } as const;
 
 /** Names each invalid field of a zod failure, including unknown or read-only fields. */
-export function fieldErrors(error: ZodError, target: string, readOnly: ReadonlySet<string> = READ_ONLY_FIELDS) {
-  const where = locations[target as keyof typeof locations] ?? 'body';
+export function fieldErrors(error: ZodError, readOnly: ReadonlySet<string> = READ_ONLY_FIELDS) {
   const out: FieldError[] = [];
   for (const issue of error.issues) {
     const base = issue.path.map(String);
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
         const message = readOnly.has(key) ? 'is read-only and cannot be set' : 'is not a known field';
-        out.push({ in: where, field: [...base, key].join('.'), message });
+        out.push({ field: [...base, key].join('.'), message });
       }
       continue;
     }
-    out.push({ in: where, field: base.join('.') || '(root)', message: messageOf(issue) });
+    out.push({ field: base.join('.') || '(root)', message: messageOf(issue) });
   }
   return out;
 }
@@ -148,5 +228,5 @@ export function validationHook(
 ): void {
   if (result.success) return;
   if (result.target === 'param') throw new AppError('not_found', 'No such resource.');
-  throw invalidFields(fieldErrors(result.error, result.target));
+  throw invalidInput(locations[result.target as keyof typeof locations] ?? 'body', fieldErrors(result.error));
 }

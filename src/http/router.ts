@@ -6,13 +6,14 @@ import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi';
 import * as z from '../platform/zod.ts';
 import type { AppEnv } from './env.ts';
 import { conditionalGet, REVALIDATE } from './middleware/conditional-get.ts';
-import { validationHook } from './problem.ts';
+import { locateFields, validationHook, type InputLocation } from './problem.ts';
 
 export function createRouter() {
   const router = new OpenAPIHono<AppEnv>({ defaultHook: (result) => validationHook(result) });
   const register = router.openapi as unknown as (route: RouteConfig, ...rest: unknown[]) => typeof router;
   let revalidation: ReturnType<typeof conditionalGet> | undefined;
-  const wrapped = (route: RouteConfig, ...rest: unknown[]) => {
+  const wrapped = (route: RouteConfig, handler: RouteHandler, ...rest: unknown[]) => {
+    rest.unshift(locatingFields(handler, route.request?.body ? 'body' : 'query'));
     if (!answersJsonToGet(route)) return register(route, ...rest);
     if (!revalidation) {
       revalidation = conditionalGet();
@@ -22,6 +23,22 @@ export function createRouter() {
   };
   router.openapi = wrapped as unknown as typeof router.openapi;
   return router;
+}
+
+type RouteHandler = (c: unknown, next: unknown) => unknown;
+
+/**
+ * A route hands its service one input, the body when it declares one and the query string otherwise, so the route
+ * says where the invalid fields a service names were.
+ */
+function locatingFields(handler: RouteHandler, input: InputLocation): RouteHandler {
+  return async function located(c, next) {
+    try {
+      return await handler(c, next);
+    } catch (err) {
+      throw locateFields(err, input);
+    }
+  };
 }
 
 /**

@@ -2,6 +2,7 @@
  * Structured JSON logs, one object per line. Level and sampling are decided before anything is built,
  * so a filtered or sampled-out line costs a comparison and nothing more.
  */
+import { causeChain } from '../errors.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
@@ -35,9 +36,6 @@ export function createLogger(options: LoggerOptions): Logger {
 export function describeError(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) return { error: String(err) };
   // Wrappers (drizzle's "Failed query", libSQL's errors) keep the real reason in `cause`.
-  const causes: string[] = [];
-  for (let c: unknown = err.cause; c && causes.length < 5; c = (c as { cause?: unknown }).cause) {
-    causes.push(c instanceof Error ? `${c.name}: ${c.message}` : String(c));
-  }
+  const causes = [...causeChain(err.cause, 5)].map((c) => (c instanceof Error ? `${c.name}: ${c.message}` : String(c)));
   return { error: err.name, message: err.message, stack: err.stack, ...(causes.length ? { causes } : {}) };
 }

@@ -4,6 +4,7 @@
  * own deadline and retries. The link cache, which Workers carry too, uses the smaller client in redis-rest.ts.
  */
 import { Redis } from '@upstash/redis';
+import { backoffDelay } from './resilience.ts';
 
 export interface RedisRestConnection {
   /** Upstash REST URL (or any server speaking that protocol) and its token. */
@@ -27,7 +28,7 @@ export function createRedisRestClient({ url, token, timeoutMs = 5000, retries = 
     enableTelemetry: false,
     // Its default batches commands issued in the same tick into one request: a blocking read would hold the others.
     enableAutoPipelining: false,
-    retry: retries > 0 ? { retries, backoff: (n) => 50 * 2 ** n } : false,
+    retry: retries > 0 ? { retries, backoff: (n) => backoffDelay(n + 1, { firstMs: 50, maxMs: Infinity }) } : false,
     signal: () => AbortSignal.timeout(timeoutMs),
   });
 }

@@ -1,7 +1,8 @@
 /**
- * Guards for calls to an optional remote service (the shared cache, a rate-limit store): a deadline on each call and
- * a circuit breaker that stops calling a service that keeps failing, so a slow or dead Redis costs a request at most
- * one deadline, and after a few failures nothing at all until a probe succeeds again.
+ * Guards for calls to a remote service, each written once: a deadline on a call (the database, the shared cache, a
+ * rate-limit store, a consumer's last batch), the waits between retries (the queues, the Redis client), and a
+ * circuit breaker that stops calling an optional service that keeps failing, so a slow or dead Redis costs a request
+ * at most one deadline, and after a few failures nothing at all until a probe succeeds again.
  *
  * Hand-written rather than a library (cockatiel, opossum): the breaker is ~40 lines, the Worker's bundle has a hard
  * gzip budget (docs/benchmarks.md), and opossum needs Node's events module.
@@ -15,13 +16,61 @@ export class CircuitOpenError extends Error {
   override name = 'CircuitOpenError';
 }
 
-/** Rejects with DeadlineError when `work` has not settled after `ms`; the work itself is left to finish or fail. */
-export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * `work`'s outcome when it settles within `ms`; otherwise what the deadline makes of it: a DeadlineError naming
+ * `what` when `onTimeout` is a string, else whatever `onTimeout` returns or throws (a 503, `false`...). The work
+ * itself is left to finish or fail; the timer never outlives the race.
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: string | (() => T)): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineError(`${what}: no answer within ${ms} ms`)), ms);
+  const deadline = new Promise<T>((resolve, reject) => {
+    timer = setTimeout(() => {
+      if (typeof onTimeout === 'string') reject(new DeadlineError(`${onTimeout}: no answer within ${ms} ms`));
+      else {
+        try {
+          resolve(onTimeout());
+        } catch (err) {
+          reject(err);
+        }
+      }
+    }, ms);
   });
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+export interface BackoffOptions {
+  /** The wait after the first failure. */
+  firstMs: number;
+  /** The longest wait; each failure doubles the one before up to it. */
+  maxMs: number;
+}
+
+/** The wait before retrying after `failures` consecutive failures (at least one): firstMs, doubling, at most maxMs. */
+export function backoffDelay(failures: number, { firstMs, maxMs }: BackoffOptions): number {
+  return Math.min(firstMs * 2 ** (Math.max(1, failures) - 1), maxMs);
+}
+
+export interface Backoff {
+  /** Counts a failure; returns the wait before the next try. */
+  fail(): number;
+  /** A success: the next failure waits the first wait again. */
+  reset(): void;
+  /** The wait after the last failure; 0 after a success. */
+  readonly ms: number;
+}
+
+/** Exponential backoff over consecutive failures (backoffDelay), for a loop that retries until it succeeds. */
+export function createBackoff(options: BackoffOptions): Backoff {
+  let failures = 0;
+  return {
+    fail: () => backoffDelay(++failures, options),
+    reset() {
+      failures = 0;
+    },
+    get ms() {
+      return failures ? backoffDelay(failures, options) : 0;
+    },
+  };
 }
 
 export type CircuitState = 'closed' | 'open' | 'half-open';

@@ -11,6 +11,7 @@ import { migrate } from 'drizzle-orm/libsql/migrator';
 import type { Config } from '../config.ts';
 import { createDatabase, deadlineFetch, guardedClient, type Database } from '../platform/db/client.ts';
 import type { Logger } from '../platform/logger.ts';
+import { withDeadline } from '../platform/resilience.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
 
@@ -90,7 +91,9 @@ async function openReplica(config: DatabaseConfig, path: string, logger?: Logger
   try {
     first = open();
     // The first sync is what proves the primary answers; its own wait is bounded like every other call.
-    await withDeadline(first.sync(), timeoutMs);
+    await withDeadline(first.sync(), timeoutMs, () => {
+      throw new Error(`no answer within ${timeoutMs} ms`);
+    });
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     if (!existsSync(path)) {
@@ -118,14 +121,6 @@ async function openReplica(config: DatabaseConfig, path: string, logger?: Logger
     return next;
   }, { timeoutMs, remote: true });
   return { ...createDatabase(client), mode: 'replica' };
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 export async function migrateDatabase(db: Database): Promise<void> {

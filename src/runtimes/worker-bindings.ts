@@ -7,7 +7,7 @@
 // The HTTP client alone: the config accepts only libsql:// (HTTP on the web client too) and http(s):// on a Worker,
 // so @libsql/client/web's WebSocket client (ws://, wss://) was dead weight in both Workers' bundles.
 import { createClient } from '@libsql/client/http';
-import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { ConfigError, loadConfig, type Config, type ConfigProblem } from '../config.ts';
 import { createDatabase, deadlineFetch, guardedClient, type Database } from '../platform/db/client.ts';
 
 /** Bindings: plain-text vars and secrets (strings), queue producers and, with later issues, KV and limiters. */
@@ -23,24 +23,32 @@ export function configFromBindings(env: WorkerEnv): Record<string, string | unde
   return out;
 }
 
-/** The configuration of a Worker; throws ConfigError naming the variable, like loadConfig. */
+/**
+ * The configuration of a Worker; throws one ConfigError naming every bad variable, like loadConfig, with the rules
+ * of a Worker (no file system, no @upstash/redis) among them.
+ */
 export function workerConfig(env: WorkerEnv): Config {
   const vars = configFromBindings(env);
-  if (vars.HOP_DATABASE_URL === undefined || vars.HOP_DATABASE_URL === '') {
-    throw new ConfigError(
-      'Invalid configuration:\n  HOP_DATABASE_URL: is required on Workers (libsql:// for Turso, http(s):// for sqld)',
-    );
+  const problems: ConfigProblem[] = [];
+  const urlMissing = vars.HOP_DATABASE_URL === undefined || vars.HOP_DATABASE_URL === '';
+  if (urlMissing) {
+    problems.push({ variable: 'HOP_DATABASE_URL', message: 'is required on Workers (libsql:// for Turso, http(s):// for sqld)' });
   }
-  const config = loadConfig(vars);
-  if (config.databaseUrl.startsWith('file:') || config.databaseSyncUrl) {
-    throw new ConfigError(
-      'Invalid configuration:\n  HOP_DATABASE_URL: a Worker has no file system; use libsql:// (Turso) or http(s):// (sqld)',
-    );
+  let config: Config | undefined;
+  try {
+    config = loadConfig(vars);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
   }
-  if (config.rateLimit.mode === 'redis') {
+  if (config && !urlMissing && (config.databaseUrl.startsWith('file:') || config.databaseSyncUrl)) {
+    problems.push({ variable: 'HOP_DATABASE_URL', message: 'a Worker has no file system; use libsql:// (Turso) or http(s):// (sqld)' });
+  }
+  if (config?.rateLimit.mode === 'redis') {
     // @upstash/redis would add ~17 KiB gzip to a Worker that has a hard size budget; the bindings do the same job.
-    throw new ConfigError('Invalid configuration:\n  HOP_RATE_LIMIT: redis is for Node and Bun; on Workers use cloudflare (the ratelimits bindings) or memory');
+    problems.push({ variable: 'HOP_RATE_LIMIT', message: 'redis is for Node and Bun; on Workers use cloudflare (the ratelimits bindings) or memory' });
   }
+  if (problems.length || !config) throw new ConfigError(problems);
   return config;
 }
 

@@ -16,6 +16,7 @@
 import { composeClickConsumer, type ClickStore } from '../composition/clicks.ts';
 import type { ConfigError } from '../config.ts';
 import type { KvNamespaceLike } from '../platform/cache/shared.ts';
+import { backoffDelay } from '../platform/resilience.ts';
 import { createLogger, describeError, type Logger } from '../platform/logger.ts';
 import { perBindings, tryWorkerConfig, workerDatabase, type WorkerEnv } from './worker-bindings.ts';
 
@@ -75,7 +76,7 @@ export const consumerFor: (env: WorkerEnv) => Built = perBindings(buildConsumer)
  * (wrangler.consumer.toml) a batch rides out about an hour of database outage before Queues dead-letters it.
  */
 export function retryDelaySeconds(attempts: number): number {
-  return Math.min(2 ** Math.max(1, attempts), 300);
+  return backoffDelay(attempts, { firstMs: 2, maxMs: 300 });
 }
 
 /** The dead-letter reason is for a person reading it; a message can fail many fields, the reason stays short. */

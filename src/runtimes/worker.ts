@@ -41,9 +41,7 @@ function rateLimitBindings(config: Config, env: WorkerEnv) {
     else missing.push(name);
   }
   if (!missing.length) return bindings;
-  const error = new ConfigError(
-    `Invalid configuration:\n  HOP_RATE_LIMIT: cloudflare needs the ratelimits bindings ${missing.join(', ')} (wrangler.toml [[ratelimits]])`,
-  );
+  const error = new ConfigError([{ variable: 'HOP_RATE_LIMIT', message: `cloudflare needs the ratelimits bindings ${missing.join(', ')} (wrangler.toml [[ratelimits]])` }]);
   console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: error.message }));
   return error;
 }
@@ -58,7 +56,7 @@ export function buildWorkerApp(env: WorkerEnv): Built {
   // from HOP_REDIS_URL/TOKEN by the composition root).
   const kv = env.CACHE as KvNamespaceLike | undefined;
   if (config.cache.mode === 'kv' && !kv) {
-    const error = new ConfigError('Invalid configuration:\n  HOP_CACHE: kv needs a KV namespace bound as CACHE ([[kv_namespaces]] in wrangler.toml)');
+    const error = new ConfigError([{ variable: 'HOP_CACHE', message: 'kv needs a KV namespace bound as CACHE ([[kv_namespaces]] in wrangler.toml)' }]);
     console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: error.message }));
     return { error };
   }

@@ -444,7 +444,8 @@ describe('GET /v1/links', () => {
 
   it.each(['not-a-cursor!', 'bm9wZQ', 'A'.repeat(201)])('refuses the cursor %s with 400', async (cursor) => {
     const problem = await expectProblem(await t.request(`/v1/links?cursor=${cursor}`), 400, 'validation');
-    expect(problem.errors?.map((e) => e.field)).toEqual(['cursor']);
+    // bm9wZQ passes the schema and is refused by the service, which names the field; the route says where it was.
+    expect(problem.errors?.map((e) => [e.in, e.field])).toEqual([['query', 'cursor']]);
   });
 
   it('filters by domain', async () => {

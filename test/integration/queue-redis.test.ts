@@ -115,7 +115,13 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     const entries = (await redis.exec(['XRANGE', names.deadLetter, '-', '+'])) as Array<[string, string[]]>;
     return entries.map(([, list]) => {
       const fields = Object.fromEntries(list.flatMap((v, i) => (i % 2 ? [] : [[v, list[i + 1]!]])));
-      return { m: fields.m!, reason: fields.reason!, deliveries: Number(fields.deliveries), ...(fields.index === undefined ? {} : { index: Number(fields.index) }) };
+      return {
+        m: fields.m!,
+        ...(fields.kind === undefined ? {} : { kind: fields.kind }),
+        reason: fields.reason!,
+        deliveries: Number(fields.deliveries),
+        ...(fields.index === undefined ? {} : { index: Number(fields.index) }),
+      };
     });
   }
   /** Everything sent so far is in the stream (so a consumer started now reads it at once); resolves with its entries. */
@@ -251,11 +257,11 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     expect(dead).toHaveLength(5);
     expect(dead).toEqual(
       expect.arrayContaining([
-        { m: 'not json {', reason: 'not JSON', deliveries: 1 },
-        { m: '', reason: 'no "m" or "b" field', deliveries: 1 },
-        { m: '{"not":"an array"}', reason: 'not a JSON array', deliveries: 1 },
-        { m: expect.stringContaining('"nope"'), reason: expect.stringMatching(/^id: Invalid string/), deliveries: 1 },
-        { m: expect.stringContaining('"nope-in-batch"'), reason: expect.stringMatching(/^id: Invalid string/), deliveries: 1, index: 1 },
+        { m: 'not json {', kind: 'refused', reason: 'not JSON', deliveries: 1 },
+        { m: '', kind: 'refused', reason: 'no "m" or "b" field', deliveries: 1 },
+        { m: '{"not":"an array"}', kind: 'refused', reason: 'not a JSON array', deliveries: 1 },
+        { m: expect.stringContaining('"nope"'), kind: 'refused', reason: expect.stringMatching(/^id: Invalid string/), deliveries: 1 },
+        { m: expect.stringContaining('"nope-in-batch"'), kind: 'refused', reason: expect.stringMatching(/^id: Invalid string/), deliveries: 1, index: 1 },
       ]),
     );
     expect(c.stats()).toMatchObject({ deadLettered: 5, acked: 5 });
@@ -289,11 +295,12 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     // Three deliveries of its entry, then its messages one by one: the fourth try is the bad one alone.
     expect(attemptsWithBad).toBe(4);
     const [dead] = await deadLetters();
-    expect(dead).toMatchObject({ reason: 'not stored after 3 deliveries', deliveries: 4, index: 4 });
+    expect(dead).toMatchObject({ kind: 'given-up', reason: 'not stored after 3 deliveries', deliveries: 4, index: 4 });
     expect(JSON.parse(dead!.m)).toMatchObject({ id: bad });
 
     // Storage is fixed: the operator puts the given-up click back (hop redrive). A message refused for what it is
-    // stays unless asked for, and then is refused again.
+    // stays unless asked for, and then is refused again. This one was written before dead letters had a kind: its
+    // reason says it.
     await redis.xadd(names.deadLetter, '*', { m: 'not json {', id: '0-1', reason: 'not JSON', deliveries: 1, stream: names.stream });
     await c.stop(1000);
     const healthy = consumer({ maxDeliveries: 3 });

@@ -1,6 +1,7 @@
 // loadConfig: defaults, one ConfigError naming each bad variable, and empty strings read as unset.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, loadServerConfig } from '../../src/config.ts';
+import { ConfigError, formatConfigProblems, loadConfig, loadServerConfig } from '../../src/config.ts';
+import { workerConfig } from '../../src/runtimes/worker-bindings.ts';
 
 /** The ConfigError thrown for `env`; fails the test when none is thrown. */
 function configError(env: Record<string, string | undefined>, load: (env: Record<string, string | undefined>) => unknown = loadConfig): ConfigError {
@@ -235,11 +236,32 @@ describe('loadConfig', () => {
   });
 
   it('names the bad variables of both the shared and the Node/Bun settings at once', () => {
+    // Each rule between variables runs once the variables it reads are valid, whatever else is wrong: HOP_QUEUE=redis
+    // is valid, so the missing Redis URL and token are named with the bad PORT and HOP_QUEUE_MAX_DELIVERIES (before,
+    // a bad Node/Bun variable hid the rules of the Node/Bun settings, and an operator learnt of them one start later).
     const err = configError({ PORT: 'abc', HOP_QUEUE: 'redis', HOP_QUEUE_MAX_DELIVERIES: '0' }, loadServerConfig);
     const named = [...err.message.matchAll(/^ {2}([A-Z_]+):/gm)].map((m) => m[1]);
-    expect(named).toEqual(['PORT', 'HOP_QUEUE_MAX_DELIVERIES']);
+    expect(named).toEqual(['PORT', 'HOP_QUEUE_MAX_DELIVERIES', 'HOP_REDIS_URL', 'HOP_REDIS_TOKEN']);
     const missing = configError({ PORT: 'abc', HOP_QUEUE: 'redis' }, loadServerConfig);
     expect([...missing.message.matchAll(/^ {2}([A-Z_]+):/gm)].map((m) => m[1])).toEqual(['PORT', 'HOP_REDIS_URL', 'HOP_REDIS_TOKEN']);
+  });
+
+  it('skips a rule whose variables did not parse, and names the broken rules beside the bad values', () => {
+    // HOP_DATABASE_URL is bad: the sync-URL rule, which reads it, would only add noise.
+    const bad = configError({ HOP_DATABASE_URL: 'postgres://x', HOP_DATABASE_SYNC_URL: 'http://127.0.0.1:8081' });
+    expect(bad.problems.map((p) => p.variable)).toEqual(['HOP_DATABASE_URL']);
+    const both = configError({ PORT: 'abc', HOP_DATABASE_URL: 'http://127.0.0.1:8080', HOP_DATABASE_SYNC_URL: 'http://127.0.0.1:8081' });
+    expect(both.problems.map((p) => p.variable)).toEqual(['PORT', 'HOP_DATABASE_SYNC_URL']);
+  });
+
+  it('formats every configuration error one way, from its problems', () => {
+    const err = new ConfigError([
+      { variable: 'HOP_QUEUE', message: 'hop consume needs HOP_QUEUE=redis' },
+      { variable: 'PORT', message: 'must be a decimal integer' },
+    ]);
+    expect(err.message).toBe(formatConfigProblems(err.problems));
+    expect(err.message).toBe('Invalid configuration:\n  HOP_QUEUE: hop consume needs HOP_QUEUE=redis\n  PORT: must be a decimal integer');
+    expect(configError({ PORT: 'abc' }).problems).toEqual([{ variable: 'PORT', message: 'must be a decimal integer' }]);
   });
 
   it('names every bad variable at once', () => {
@@ -368,5 +390,26 @@ describe('loadConfig', () => {
 
   it('ignores variables it does not know', () => {
     expect(loadConfig({ PATH: '/usr/bin', HOP_UNKNOWN: 'x' })).toEqual(loadConfig({}));
+  });
+});
+
+describe('workerConfig', () => {
+  const names = (env: Record<string, string>) => configError(env, workerConfig).problems.map((p) => p.variable);
+
+  it('needs a remote database', () => {
+    expect(configError({}, workerConfig).message).toBe(
+      'Invalid configuration:\n  HOP_DATABASE_URL: is required on Workers (libsql:// for Turso, http(s):// for sqld)',
+    );
+    expect(configError({ HOP_DATABASE_URL: 'file:./hop.db' }, workerConfig).message).toMatch(/^ {2}HOP_DATABASE_URL: a Worker has no file system/m);
+  });
+
+  it('names the bad variables and the Worker\'s own rules in one error', () => {
+    expect(names({ PORT: 'abc' })).toEqual(['HOP_DATABASE_URL', 'PORT']);
+    const redis = { HOP_REDIS_URL: 'https://x.upstash.io', HOP_REDIS_TOKEN: 't', HOP_RATE_LIMIT_SALT: 's'.repeat(16) };
+    expect(names({ ...redis, HOP_DATABASE_URL: 'file:./hop.db', HOP_RATE_LIMIT: 'redis' })).toEqual(['HOP_DATABASE_URL', 'HOP_RATE_LIMIT']);
+  });
+
+  it('reads a Worker\'s configuration', () => {
+    expect(workerConfig({ HOP_DATABASE_URL: 'libsql://db.example.turso.io', PORT: 9000 }).port).toBe(9000);
   });
 });

@@ -53,7 +53,7 @@ describe('guardedClient', () => {
     const err = await rejection(guardedClient(open, { timeoutMs: 50, remote: true }).execute('select 1'));
     expect(Date.now() - started).toBeLessThan(1000);
     expect(err).toBeInstanceOf(AppError);
-    expect(err).toMatchObject({ code: 'unavailable', headers: { 'retry-after': '1' } });
+    expect(err).toMatchObject({ code: 'unavailable', retryAfterS: 1 });
     expect((err as Error).message).toMatch(/did not answer within 50 ms/);
   });
 

@@ -112,8 +112,20 @@ describe('lower layers never import HTTP', () => {
     ['src/platform/logger.ts', "import type { AppEnv } from '../http/env.ts';\nexport type X = AppEnv;\n"],
     ['src/platform/db/client.ts', "import type { AppEnv } from '../../http/env.ts';\nexport type X = AppEnv;\n"],
     ['src/db/schema.ts', "import type { AppEnv } from '../http/env.ts';\nexport type X = AppEnv;\n"],
+    // A module's other files, and the error model every layer throws, map nothing to HTTP themselves.
+    ['src/modules/stats/stats.time.ts', "import { errorStatus } from '../../http/problem.ts';\nexport const x = errorStatus;\n"],
+    ['src/modules/redirect/redirect.cache.ts', "import { HttpError } from '../../http/problem.ts';\nexport const x = HttpError;\n"],
+    ['src/platform/ratelimit/guard.ts', "import { HttpError } from '../../http/problem.ts';\nexport const x = HttpError;\n"],
+    ['src/errors.ts', "import { errorStatus } from './http/problem.ts';\nexport const x = errorStatus;\n"],
+    ['src/config.ts', "import type { AppEnv } from './http/env.ts';\nexport type X = AppEnv;\n"],
   ])('refuses in %s: %j', async (filePath, code) => {
     expect(await ruleIds(code, filePath)).toContain('no-restricted-imports');
+  });
+
+  it('allows a routes file and the HTTP layer to import the problem mapper', async () => {
+    const code = "import { HttpError } from '../../http/problem.ts';\nexport const x = HttpError;\n";
+    expect(await ruleIds(code, 'src/modules/links/links.routes.ts')).toEqual([]);
+    expect(await ruleIds(code.replace('../../http/', '../'), 'src/http/middleware/auth.ts')).toEqual([]);
   });
 
   it('allows a service to import its repository, schemas and the shared modules context', async () => {

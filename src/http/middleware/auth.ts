@@ -3,7 +3,7 @@
  * Keys are looked up on every request, so a revoked key fails on the very next one.
  */
 import type { MiddlewareHandler } from 'hono';
-import { AppError } from '../../errors.ts';
+import { HttpError } from '../problem.ts';
 import { timingSafeEqual } from '../../platform/crypto.ts';
 import type { AppEnv, Principal, Scope } from '../env.ts';
 
@@ -17,12 +17,12 @@ function bearerToken(header: string | undefined): string | null {
 }
 
 const missing = () =>
-  new AppError('unauthorized', 'Send an API key as "Authorization: Bearer hop_...".', {
+  new HttpError('unauthorized', 'Send an API key as "Authorization: Bearer hop_...".', {
     headers: { 'www-authenticate': challenge() },
   });
 
 const invalid = () =>
-  new AppError('unauthorized', 'The API key is invalid or has been revoked.', {
+  new HttpError('unauthorized', 'The API key is invalid or has been revoked.', {
     headers: { 'www-authenticate': challenge('invalid_token') },
   });
 
@@ -42,7 +42,7 @@ export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
   return async function requireScope(c, next) {
     const { scopes } = c.get('principal');
     if (!scopes.includes(scope) && !scopes.includes('workspace:admin')) {
-      throw new AppError('forbidden', `This API key lacks the "${scope}" scope.`, {
+      throw new HttpError('forbidden', `This API key lacks the "${scope}" scope.`, {
         headers: { 'www-authenticate': challenge('insufficient_scope', `, scope="${scope}"`) },
       });
     }
@@ -56,7 +56,7 @@ export function operatorAuth(adminToken: string | undefined): MiddlewareHandler<
     const token = bearerToken(c.req.header('authorization'));
     if (token === null) throw missing();
     if (!adminToken || !token || !(await timingSafeEqual(token, adminToken))) {
-      throw new AppError('unauthorized', 'This route needs the operator token (HOP_ADMIN_TOKEN).', {
+      throw new HttpError('unauthorized', 'This route needs the operator token (HOP_ADMIN_TOKEN).', {
         headers: { 'www-authenticate': challenge('invalid_token') },
       });
     }

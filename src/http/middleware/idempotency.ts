@@ -3,19 +3,19 @@
  * body, and leaves nothing behind when the request is refused or fails.
  */
 import type { MiddlewareHandler } from 'hono';
-import { invalidFields } from '../../errors.ts';
 import {
   IDEMPOTENCY_KEY_PATTERN,
   type IdempotencyService,
 } from '../../modules/idempotency/idempotency.service.ts';
 import type { AppEnv } from '../env.ts';
+import { invalidInput } from '../problem.ts';
 
 export function idempotency(service: IdempotencyService, now: () => Date): MiddlewareHandler<AppEnv> {
   return async function idempotency(c, next) {
     const key = c.req.header('idempotency-key');
     if (key === undefined) return next();
     if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
-      throw invalidFields([{ in: 'header', field: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' }]);
+      throw invalidInput('header', [{ field: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' }]);
     }
     const { workspaceId } = c.get('principal');
     const request = `${c.req.method} ${c.req.path}\n${await c.req.text()}`;

@@ -7,12 +7,13 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import type { Config } from '../../config.ts';
-import { AppError } from '../../errors.ts';
+import type { AppError } from '../../errors.ts';
 import type { Metrics } from '../../platform/metrics.ts';
 import type { RateLimiter } from '../../platform/ratelimit/policies.ts';
 import type { RateVerdict } from '../../platform/ratelimit/ratelimit.ts';
 import { clientKey } from '../client-ip.ts';
 import type { AppEnv } from '../env.ts';
+import { HttpError } from '../problem.ts';
 
 export interface RateLimitsOptions {
   /** The connection's peer address from the request and the runtime's `env` (Node: the socket; Bun: the server). */
@@ -41,7 +42,8 @@ export function createRateLimits(config: Config, limiter: RateLimiter | undefine
       metrics.increment('hop_ratelimit_limited_total', 'Requests refused with 429, by rate-limit policy.', {
         policy: verdict.policy.name,
       });
-      return new AppError('rate_limited', `Too many requests; retry in ${retryAfter(verdict)} seconds.`, {
+      return new HttpError('rate_limited', `Too many requests; retry in ${retryAfter(verdict)} seconds.`, {
+        retryAfterS: retryAfter(verdict),
         headers: rateLimitHeaders(verdict),
       });
     },

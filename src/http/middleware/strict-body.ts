@@ -5,8 +5,9 @@
  * validators that follow.
  */
 import type { MiddlewareHandler } from 'hono';
-import { AppError, invalidFields } from '../../errors.ts';
+import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../env.ts';
+import { invalidInput } from '../problem.ts';
 
 const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 const PROTO = '__proto__';
@@ -40,7 +41,7 @@ export function strictBody(): MiddlewareHandler<AppEnv> {
       try {
         assertNoProtoKey(text);
       } catch {
-        throw invalidFields([{ in: 'body', field: PROTO, message: 'is not an allowed key' }]);
+        throw invalidInput('body', [{ field: PROTO, message: 'is not an allowed key' }]);
       }
     }
     await next();

@@ -49,7 +49,7 @@ export function createIdempotencyService(repo: IdempotencyRepository) {
         return begin(workspaceId, key, request, now);
       }
       throw new AppError('idempotency_in_progress', 'The first request with this Idempotency-Key has not finished.', {
-        headers: { 'retry-after': '1' },
+        retryAfterS: 1,
       });
     }
     return {

@@ -4,7 +4,7 @@
  */
 import type { Config } from '../../config.ts';
 import type { LinkRow } from '../../db/schema.ts';
-import { AppError, invalidBody, invalidFields } from '../../errors.ts';
+import { AppError, invalidFields } from '../../errors.ts';
 import { isUniqueViolation } from '../../platform/db/client.ts';
 import { newId, randomBase62 } from '../../platform/crypto.ts';
 import type { ServiceContext } from '../context.ts';
@@ -55,7 +55,7 @@ export function encodeCursor(row: Pick<LinkRow, 'createdAt' | 'id'>): string {
 }
 
 export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const bad = () => invalidFields([{ in: 'query', field: 'cursor', message: 'is not a cursor this API returned' }]);
+  const bad = () => invalidFields([{ field: 'cursor', message: 'is not a cursor this API returned' }]);
   let text: string;
   try {
     text = atob(cursor.replaceAll('-', '+').replaceAll('_', '/'));
@@ -126,7 +126,7 @@ export function createLinksService(
     if (input.expiresAt && input.expiresAt.getTime() <= ctx.now().getTime()) {
       errors.push({ field: 'expiresAt', message: 'must be in the future' });
     }
-    if (errors.length) throw invalidBody(errors);
+    if (errors.length) throw invalidFields(errors);
   }
 
   const slugTaken = (row: Pick<LinkRow, 'domain' | 'slug'>) =>

@@ -36,7 +36,7 @@ interface RangeInput {
   tz: string;
 }
 
-const queryError = (field: string, message: string): FieldError => ({ in: 'query', field, message });
+const fieldError = (field: string, message: string): FieldError => ({ field, message });
 
 /** The range a request asks for, with the defaults filled in and the bounds checked, cut into buckets. */
 export function resolveRange(input: RangeInput, now: Date): Buckets & { interval: Interval; tz: string } {
@@ -45,14 +45,14 @@ export function resolveRange(input: RangeInput, now: Date): Buckets & { interval
   if (from >= to) {
     // Name the field the caller sent: with only `from`, `to` is the current time.
     throw invalidFields([
-      input.to ? queryError('to', 'must be later than from') : queryError('from', 'must be earlier than to (default: now)'),
+      input.to ? fieldError('to', 'must be later than from') : fieldError('from', 'must be earlier than to (default: now)'),
     ]);
   }
   const interval = input.interval ?? (to - from <= HOURLY_UP_TO_DAYS * DAY_MS ? 'hour' : 'day');
   const maxDays = MAX_RANGE_DAYS[interval];
   if (to - from > maxDays * DAY_MS) {
     const hint = interval === 'hour' ? '; ask for interval=day for longer ranges' : '';
-    throw invalidFields([queryError('from', `must be at most ${maxDays} days before to with interval=${interval}${hint}`)]);
+    throw invalidFields([fieldError('from', `must be at most ${maxDays} days before to with interval=${interval}${hint}`)]);
   }
   return { ...bucketize(from, to, interval, input.tz), interval, tz: input.tz };
 }
@@ -167,12 +167,12 @@ export function createStatsService(repo: StatsRepository, workspaces: Workspaces
       if (ctx.actor.type !== 'operator') {
         if (input.domain === config.defaultDomain) {
           throw invalidFields([
-            queryError('domain', 'is the default domain, shared by every workspace: only the operator sees its orphan visits'),
+            fieldError('domain', 'is the default domain, shared by every workspace: only the operator sees its orphan visits'),
           ]);
         }
         const own = await workspaces.listDomains(ctx);
         if (!own.some((d) => d.hostname === input.domain)) {
-          throw invalidFields([queryError('domain', 'is not a domain of this workspace (add it with POST /v1/domains)')]);
+          throw invalidFields([fieldError('domain', 'is not a domain of this workspace (add it with POST /v1/domains)')]);
         }
       }
       const [rows, slugs] = await Promise.all([
@@ -196,7 +196,7 @@ export function createStatsService(repo: StatsRepository, workspaces: Workspaces
      */
     async exportClicks(ctx: ServiceContext, linkId: string, input: ExportInput): Promise<AsyncGenerator<ExportedClick[], void>> {
       if (input.from && input.to && input.from.getTime() >= input.to.getTime()) {
-        throw invalidFields([queryError('to', 'must be later than from')]);
+        throw invalidFields([fieldError('to', 'must be later than from')]);
       }
       if (!(await repo.linkExists(ctx.workspaceId, linkId))) throw noSuchLink();
       const { workspaceId } = ctx;

@@ -4,7 +4,7 @@
  */
 import type { Config } from '../../config.ts';
 import type { ApiKeyRow, DomainRow, WorkspaceRow } from '../../db/schema.ts';
-import { AppError, invalidBody } from '../../errors.ts';
+import { AppError, invalidFields } from '../../errors.ts';
 import { isUniqueViolation } from '../../platform/db/client.ts';
 import { newApiKey, newId, sha256Hex, API_KEY_PATTERN } from '../../platform/crypto.ts';
 import type { Principal, Scope, ServiceContext } from '../context.ts';
@@ -112,7 +112,7 @@ export function createWorkspacesService(repo: WorkspacesRepository, config: Conf
 
     async createDomain(ctx: ServiceContext, input: CreateDomainInput): Promise<Domain> {
       if (input.hostname === config.defaultDomain) {
-        throw invalidBody([{ field: 'hostname', message: 'is the default domain, which every workspace has' }]);
+        throw invalidFields([{ field: 'hostname', message: 'is the default domain, which every workspace has' }]);
       }
       const targeting = await repo.countLinksTargeting(ctx.workspaceId, input.hostname);
       if (targeting > 0) {

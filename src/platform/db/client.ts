@@ -10,7 +10,8 @@ import type { LibSQLDatabase } from 'drizzle-orm/libsql';
 // eslint-disable-next-line no-restricted-imports -- drizzle's HTTP driver, not src/http/ (the rule's `**/http`)
 import { drizzle } from 'drizzle-orm/libsql/http';
 import * as schema from '../../db/schema.ts';
-import { AppError, isBusy } from '../../errors.ts';
+import { AppError, errorCode, findCause, isBusy } from '../../errors.ts';
+import { withDeadline } from '../resilience.ts';
 
 export type Orm = LibSQLDatabase<typeof schema> & { $client: Client };
 
@@ -27,16 +28,10 @@ export function createDatabase(client: Client): Database {
     orm: drizzle(client, { schema }),
     client,
     async ping(timeoutMs) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
+      // A table of hop's, not `select 1`: a database without the schema (not migrated, wrong file) is not ready.
+      await withDeadline(client.execute('select 1 from workspaces limit 1'), timeoutMs, () => {
+        throw new Error(`database did not answer within ${timeoutMs} ms`);
       });
-      try {
-        // A table of hop's, not `select 1`: a database without the schema (not migrated, wrong file) is not ready.
-        await Promise.race([client.execute('select 1 from workspaces limit 1'), deadline]);
-      } finally {
-        clearTimeout(timer);
-      }
     },
     close: () => client.close(),
   };
@@ -53,7 +48,7 @@ export interface GuardOptions {
 }
 
 const unavailable = (detail: string, cause?: unknown) =>
-  new AppError('unavailable', detail, { headers: { 'retry-after': '1' }, cause });
+  new AppError('unavailable', detail, { retryAfterS: 1, cause });
 
 /** A statement's SQL, whatever form it was handed in. */
 const sqlOf = (stmt: InStatement): string => (typeof stmt === 'string' ? stmt : stmt.sql);
@@ -67,11 +62,7 @@ const READ_ONLY_SQL = /^\s*(select|with|pragma|explain)\b/i;
  * what it is not.
  */
 export function isUnreachable(err: unknown): boolean {
-  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('SQLITE_')) return false;
-  }
-  return true;
+  return findCause(err, (e) => errorCode(e)?.startsWith('SQLITE_') === true) === undefined;
 }
 
 /**
@@ -88,13 +79,6 @@ export function guardedClient(open: () => Client, options: GuardOptions): Client
   const { timeoutMs } = options;
 
   function guard<T>(run: () => Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(unavailable(`The database did not answer within ${timeoutMs} ms; retry shortly.`)),
-        timeoutMs,
-      );
-    });
     const call = run().catch((err: unknown) => {
       if (err instanceof AppError) throw err;
       if (isBusy(err)) {
@@ -106,7 +90,9 @@ export function guardedClient(open: () => Client, options: GuardOptions): Client
       if (options.remote && isUnreachable(err)) throw unavailable('The database cannot be reached; retry shortly.', err);
       throw err;
     });
-    return Promise.race([call, deadline]).finally(() => clearTimeout(timer));
+    return withDeadline(call, timeoutMs, () => {
+      throw unavailable(`The database did not answer within ${timeoutMs} ms; retry shortly.`);
+    });
   }
 
   function refuseWrite(stmts: InStatement[]) {
@@ -165,11 +151,12 @@ export function deadlineFetch(timeoutMs: number) {
 
 /** True when a libSQL error is a unique-constraint violation (a duplicate slug, hostname, key...). */
 export function isUniqueViolation(err: unknown): boolean {
-  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: unknown }).code;
-    const message = (e as { message?: unknown }).message;
-    if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return true;
-    if (typeof message === 'string' && /UNIQUE constraint failed/.test(message)) return true;
-  }
-  return false;
+  return (
+    findCause(err, (e) => {
+      const code = errorCode(e);
+      if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return true;
+      const message = (e as { message?: unknown }).message;
+      return typeof message === 'string' && /UNIQUE constraint failed/.test(message);
+    }) !== undefined
+  );
 }

@@ -9,6 +9,7 @@
  * order does not matter and each batch waits for a round trip, sends several at once (`maxInFlight`).
  */
 import type { Logger } from '../logger.ts';
+import { createBackoff } from '../resilience.ts';
 import type { BatchHandler, QueueProducer } from './queue.ts';
 
 export interface MemoryQueueOptions<T> {
@@ -44,7 +45,7 @@ export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueu
   let inFlight = 0;
   // Set once the oldest waiting message has waited maxWaitMs (or on flush): batches go out before they are full.
   let due = false;
-  let backoffMs = 0;
+  const backoff = createBackoff({ firstMs: 100, maxMs: 30_000 });
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
   let waitTimer: ReturnType<typeof setTimeout> | undefined;
   const idle: Array<() => void> = [];
@@ -97,24 +98,23 @@ export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueu
       counts.delivered += batch.length - rejected.length;
       counts.rejected += rejected.length;
       for (const r of rejected) logger.log('warn', 'click event rejected', { reason: r.reason });
-      backoffMs = 0;
+      backoff.reset();
     } catch (err) {
       counts.failures += 1;
       // Back at the front: it goes first once the consumer answers again.
       if (head > 0) batches[--head] = batch;
       else batches.unshift(batch);
       if (!retryTimer && !closed) {
-        backoffMs = Math.min(backoffMs ? backoffMs * 2 : 100, 30_000);
         retryTimer = setTimeout(() => {
           retryTimer = undefined;
           due = true;
           pump();
-        }, backoffMs);
+        }, backoff.fail());
         unref(retryTimer);
       }
       logger.log('warn', 'click batch not stored; will retry', {
         size: batch.length,
-        retryInMs: backoffMs,
+        retryInMs: backoff.ms,
         error: err instanceof Error ? err.message : String(err),
       });
     }

@@ -39,7 +39,7 @@ export function guardRateLimitStore(store: RateLimitStore, options: GuardOptions
       mode: onError,
     });
     if (onError === 'closed') {
-      throw new AppError('unavailable', 'Rate limiting is unavailable; retry shortly.', { headers: { 'retry-after': '1' } });
+      throw new AppError('unavailable', 'Rate limiting is unavailable; retry shortly.', { retryAfterS: 1 });
     }
     return takes.map(({ policy }) => ({ policy, allowed: true, remaining: undefined, resetS: undefined }));
   }
