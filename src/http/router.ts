@@ -21,8 +21,9 @@ export function createRouter() {
       }
       route = withConditionalGet(route, revalidation);
     }
+    const registered = register(route, ...rest);
     if (route.method === 'get') router.openAPIRegistry.registerPath(headOf(route));
-    return register(route, ...rest);
+    return registered;
   };
   router.openapi = wrapped as unknown as typeof router.openapi;
   return router;

@@ -28,8 +28,8 @@ const REFERENCE_PAGE =
 const LANDING_PAGE =
   '<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">' +
   '<title>hop</title><body style="font:16px/1.5 system-ui;margin:4rem auto;max-width:36rem;padding:0 1rem">' +
-  '<h1>hop</h1><p>This host serves short links and the hop API: short links with click analytics, for ' +
-  'applications calling it with an API key.</p>' +
+  '<h1>hop</h1><p>hop is a short-link and click-analytics API. This host redirects its short links and answers ' +
+  'applications that call the API with a key.</p>' +
   '<p><a href="/docs">The API reference</a> · <a href="/openapi.json">its OpenAPI document</a></p></body></html>';
 
 /** The same reading of Accept as the redirect's pages: HTML only to a client that asks for it and not for JSON. */
