@@ -65,10 +65,11 @@ const core = { files: ['src/**/*.ts'], ignores: ['src/runtimes/**', 'src/cli/**'
 // Everything of a module but its routes file, and what every layer shares (the error model, the configuration).
 const lowerLayers = {
   files: ['src/modules/**/*.ts', 'src/platform/**/*.ts', 'src/db/**/*.ts', 'src/errors.ts', 'src/config.ts'],
-  ignores: ['src/**/*.routes.ts'],
+  ignores: ['src/**/*.routes.ts', 'src/**/*.openapi.ts'],
 };
 const repositories = ['src/modules/**/*.repository.ts'];
-const routes = ['src/**/*.routes.ts', 'src/http/**/*.ts'];
+// A module's HTTP face: its routes and, for the redirect (a plain handler), its OpenAPI definition.
+const routes = ['src/**/*.routes.ts', 'src/**/*.openapi.ts', 'src/http/**/*.ts'];
 // What wires hop together outside the composition root; the adapter tests named here test one adapter each.
 const wiring = { files: ['src/app.ts', 'src/runtimes/**/*.ts', 'src/cli/**/*.ts', 'bench/**/*.ts', 'test/**/*.ts'],
   ignores: ['test/unit/**', 'test/integration/queue-redis.test.ts', 'test/integration/clicks.test.ts', 'test/workers/ratelimit.test.ts'] };

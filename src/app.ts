@@ -3,7 +3,6 @@
  * It never listens and builds nothing: the composition root (src/composition/) hands it the services, and the
  * runtime entries in src/runtimes/ serve it.
  */
-import { Scalar } from '@scalar/hono-api-reference';
 import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import type { Config } from './config.ts';
@@ -14,9 +13,11 @@ import { requestBookkeeping, requestContext } from './http/middleware/request-co
 import { strictBody } from './http/middleware/strict-body.ts';
 import { errorHandler, HttpError } from './http/problem.ts';
 import { createRouter } from './http/router.ts';
+import { docsRoutes } from './modules/docs/docs.routes.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { linksRoutes } from './modules/links/links.routes.ts';
-import { redirectDocument, redirectRoutes } from './modules/redirect/redirect.routes.ts';
+import { redirectDocument, redirectHeadDocument } from './modules/redirect/redirect.openapi.ts';
+import { redirectRoutes } from './modules/redirect/redirect.routes.ts';
 import { statsOperatorRoutes, statsRoutes } from './modules/stats/stats.routes.ts';
 import { operatorRoutes, workspaceRoutes } from './modules/workspaces/workspaces.routes.ts';
 import type { Database } from './platform/db/client.ts';
@@ -65,7 +66,7 @@ export function createApp(deps: AppDeps) {
   // they do nothing for, and eleven headers on every click cost measurable throughput (docs/benchmarks.md).
   // Browsers' default referrer policy, not no-referrer: destinations of a short link may see where clicks came from.
   const security = secureHeaders({ referrerPolicy: 'strict-origin-when-cross-origin' });
-  for (const path of ['/v1/*', '/docs', '/openapi.json', '/livez', '/readyz', '/metrics']) app.use(path, security);
+  for (const path of ['/', '/v1/*', '/docs', '/docs/*', '/openapi.json', '/livez', '/readyz', '/metrics']) app.use(path, security);
   const tooLarge = () => new AppError('payload_too_large', `The request body exceeds ${config.bodyLimitBytes} bytes.`);
   // A declared length is refused before anything touches the body: on Node, once the body stream has been opened,
   // the unread rest of a refused body is never drained and the keep-alive connection dies with the next request
@@ -116,8 +117,8 @@ export function createApp(deps: AppDeps) {
   app.route('/', statsRoutes(stats, now));
 
   let document: unknown;
-  app.get('/openapi.json', (c) => {
-    document ??= app.getOpenAPI31Document({
+  const openApiDocument = () =>
+    (document ??= app.getOpenAPI31Document({
       openapi: '3.1.0',
       info: {
         title: 'hop',
@@ -125,21 +126,21 @@ export function createApp(deps: AppDeps) {
         description: 'Short links and click analytics. Errors are RFC 9457 problem+json.',
       },
       servers: [{ url: config.baseUrl }],
-    });
-    return c.json(document);
-  });
-  // A pinned version of the reference's script: an unpinned CDN URL would run whatever is published next on hop's
-  // origin. (Offline, /docs renders nothing; /openapi.json is the source of truth.)
-  app.get(
-    '/docs',
-    Scalar({
-      url: '/openapi.json',
-      pageTitle: 'hop API reference',
-      cdn: 'https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.72.1',
-    }),
-  );
+      tags: [
+        { name: 'Workspaces', description: 'Tenants, created by the operator.' },
+        { name: 'API keys', description: 'Scoped keys of a workspace, shown once.' },
+        { name: 'Domains', description: 'Short-link hostnames a workspace owns.' },
+        { name: 'Links', description: 'Short links and their redirect rules.' },
+        { name: 'Statistics', description: 'Clicks counted per hour, raw clicks streamed.' },
+        { name: 'Redirect', description: 'The short links themselves.' },
+        { name: 'Operations', description: 'Probes and metrics.' },
+        { name: 'Documentation', description: 'This document, its reference and the landing page.' },
+      ],
+    }));
+  app.route('/', docsRoutes({ document: openApiDocument, baseUrl: config.baseUrl }));
 
   app.openAPIRegistry.registerPath(redirectDocument);
+  app.openAPIRegistry.registerPath(redirectHeadDocument);
   const redirects = redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, logger, limits });
   app.route('/', redirects.routes);
 

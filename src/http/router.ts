@@ -1,6 +1,7 @@
 /**
  * The router factory every module uses, so all of them share the validation hook and conditional GET, and the
- * OpenAPI pieces (problem schema, error responses, bearer security) that route definitions reuse.
+ * OpenAPI pieces (problem schema, error responses, bearer security) that route definitions reuse. Every GET is
+ * documented with its HEAD twin (Hono answers HEAD wherever it answers GET).
  */
 import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi';
 import * as z from '../platform/zod.ts';
@@ -14,12 +15,16 @@ export function createRouter() {
   let revalidation: ReturnType<typeof conditionalGet> | undefined;
   const wrapped = (route: RouteConfig, handler: RouteHandler, ...rest: unknown[]) => {
     rest.unshift(locatingFields(handler, route.request?.body ? 'body' : 'query'));
-    if (!answersJsonToGet(route)) return register(route, ...rest);
-    if (!revalidation) {
-      revalidation = conditionalGet();
-      registerConditionalGetComponents(router);
+    if (answersJsonToGet(route)) {
+      if (!revalidation) {
+        revalidation = conditionalGet();
+        registerConditionalGetComponents(router);
+      }
+      route = withConditionalGet(route, revalidation);
     }
-    return register(withConditionalGet(route, revalidation), ...rest);
+    const registered = register(route, ...rest);
+    if (route.method === 'get') router.openAPIRegistry.registerPath(headOf(route));
+    return registered;
   };
   router.openapi = wrapped as unknown as typeof router.openapi;
   return router;
@@ -66,6 +71,28 @@ function withConditionalGet(route: RouteConfig, revalidation: ReturnType<typeof 
       200: { ...ok, headers: { ...ok.headers, ...REVALIDATION_HEADERS } },
       304: { $ref: '#/components/responses/NotModified' },
     },
+  };
+}
+
+/**
+ * The HEAD twin of a GET's OpenAPI entry: the same parameters, statuses and headers, no bodies. Its operationId is the
+ * GET's with a `Head` suffix.
+ */
+export function headOf(route: RouteConfig): RouteConfig {
+  const { middleware: _middleware, ...documented } = route;
+  const responses = Object.fromEntries(
+    Object.entries(route.responses).map(([status, response]) => [
+      status,
+      '$ref' in response ? response : { description: response.description, headers: response.headers },
+    ]),
+  );
+  return {
+    ...documented,
+    method: 'head',
+    operationId: route.operationId && `${route.operationId}Head`,
+    summary: route.summary && `${route.summary} (HEAD: the same headers, no body)`,
+    request: route.request && { ...route.request, body: undefined },
+    responses,
   };
 }
 
@@ -124,20 +151,44 @@ export const ProblemSchema = z
   })
   .openapi('Problem');
 
-const problem = (description: string) => ({
+type Header = { description: string; required?: boolean; schema: { type: 'string' | 'integer'; pattern?: string; minimum?: number } };
+
+/** Headers of hop's answers, for the OpenAPI entries (names as HTTP spells them; HTTP compares them case-insensitively). */
+export const headers = {
+  requestId: {
+    'X-Request-Id': {
+      description: 'The request id: the client\'s own when well-formed, else a new one. Quote it when reporting a fault.',
+      required: true,
+      schema: { type: 'string' },
+    },
+  },
+  retryAfter: {
+    'Retry-After': { description: 'Seconds to wait before retrying.', required: true, schema: { type: 'string', pattern: '^[0-9]+$' } },
+  },
+  challenge: {
+    'WWW-Authenticate': { description: 'A Bearer challenge (RFC 6750).', required: true, schema: { type: 'string', pattern: '^Bearer ' } },
+  },
+  location: (description: string) => ({ Location: { description, required: true, schema: { type: 'string' } } }),
+} satisfies Record<string, Record<string, Header> | ((description: string) => Record<string, Header>)>;
+
+export const problem = (description: string, extra: Record<string, Header> = {}) => ({
   description,
+  headers: { ...headers.requestId, ...extra },
   content: { 'application/problem+json': { schema: ProblemSchema } },
 });
 
 /** The error answers every authenticated route can give, for its OpenAPI entry. */
 export const commonErrors = {
   400: problem('Invalid input; `errors[]` names each invalid field.'),
-  401: problem('Missing, invalid or revoked API key.'),
+  401: problem('Missing, invalid or revoked API key.', headers.challenge),
   403: problem('The key lacks the scope this route needs.'),
   404: problem('No such resource in your workspace.'),
   413: problem('The request body is too large.'),
   415: problem('The request body is not JSON.'),
-  429: problem('Too many requests for this API key, or failed authentications from this address; retry after `Retry-After` seconds.'),
+  429: problem(
+    'Too many requests for this API key, or failed authentications from this address; retry after `Retry-After` seconds.',
+    headers.retryAfter,
+  ),
   500: problem('A fault of the server; the detail names only the instance id.'),
   503: problem('The database is busy or did not answer in time; retry after `Retry-After` seconds.'),
 } as const;
@@ -149,6 +200,8 @@ export const idempotencyErrors = {
 } as const;
 
 export const bearerSecurity = [{ bearerAuth: [] }];
+/** Routes anyone may call: the redirect, probes and documents. */
+export const publicSecurity: Array<Record<string, string[]>> = [];
 
 export const IdParams = z.object({
   id: z

@@ -5,7 +5,13 @@ export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 /** A UTF-16 surrogate without its pair (`"\ud800"` in JSON): not a character, and not valid UTF-8 once stored. */
 export const LONE_SURROGATE = /\p{Cs}/u;
 
-/** Human-readable text: trimmed, 1..max characters, no control characters. */
+/** CONTROL_CHARS as a JSON Schema character class body, for the documents' patterns. */
+const CONTROL_CLASS = '\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029';
+
+/**
+ * Human-readable text: trimmed, 1..max characters, no control characters. The document's pattern says as much of
+ * it as a pattern can: at least one visible character and no control character (surrounding whitespace is trimmed).
+ */
 export const PlainText = (max: number) =>
   z
     .string()
@@ -13,7 +19,8 @@ export const PlainText = (max: number) =>
     .min(1, 'must not be empty')
     .max(max, `must be at most ${max} characters`)
     .refine((v) => !CONTROL_CHARS.test(v), 'must not contain control characters')
-    .refine((v) => !LONE_SURROGATE.test(v), 'must be valid Unicode (no lone surrogates)');
+    .refine((v) => !LONE_SURROGATE.test(v), 'must be valid Unicode (no lone surrogates)')
+    .openapi({ pattern: `^[^${CONTROL_CLASS}]*[^\\s${CONTROL_CLASS}][^${CONTROL_CLASS}]*$` });
 
 /** A decimal integer query parameter in [min, max]; `0x5`, `1e1` or ` 1` are refused rather than read. */
 export const QueryInt = (min: number, max: number) =>
@@ -32,6 +39,7 @@ export const IsoDateTime = z
   .iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone, e.g. 2027-01-31T12:00:00Z' })
   .transform((v) => new Date(v))
   .refine((d) => d.getTime() <= MAX_TIME, 'must be no later than 9999-12-31T23:59:59.999Z')
-  .openapi({ type: 'string', format: 'date-time' });
+  // No `type` here: it would replace the generated one, which is ["string", "null"] where a field is nullable.
+  .openapi({ format: 'date-time' });
 
 export const Timestamp = z.string().openapi({ format: 'date-time', example: '2026-11-21T12:00:00.000Z' });

@@ -2,10 +2,11 @@
  * The Node entry: serves the prepared app (src/runtimes/server.ts) with @hono/node-server and drains on
  * SIGTERM/SIGINT. Run directly (`node src/runtimes/node.ts`) or through `hop serve` / `npm start`.
  */
-import { serve } from '@hono/node-server';
-import type { IncomingMessage } from 'node:http';
+import { getRequestListener, RequestError } from '@hono/node-server';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { unparsableRequest } from '../http/unparsable-request.ts';
 import { drainOnSignals, prepare, runEntry, StartError } from './server.ts';
 
 export { announceKey, StartError } from './server.ts';
@@ -16,8 +17,15 @@ export async function startNode(env: Record<string, string | undefined>) {
     clientIp: (_request, env) => (env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress,
   });
   const { config, logger, app } = prepared;
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+  const server = await new Promise<Server>((resolve, reject) => {
+    // What serve() does, plus an errorHandler (serve() passes none): a request the adapter cannot turn into a
+    // Request (a malformed Host) is answered as problem+json instead of a bare 400.
+    const listener = getRequestListener(app.fetch, {
+      hostname: config.host,
+      errorHandler: (err) => unparsableRequest(err instanceof RequestError),
+    });
+    const s = createServer(listener);
+    s.listen(config.port, config.host, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
       reject(
         err.code === 'EADDRINUSE'

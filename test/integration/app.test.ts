@@ -41,13 +41,15 @@ describe('OpenAPI and docs', () => {
     };
     expect(doc.openapi).toBe('3.1.0');
     const ops = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`));
-    expect(ops.sort()).toEqual(
+    // Every GET is documented with its HEAD twin.
+    for (const op of ops.filter((o) => o.startsWith('GET '))) expect(ops).toContain(op.replace('GET', 'HEAD'));
+    expect(ops.filter((o) => !o.startsWith('HEAD ')).sort()).toEqual(
       [
         'POST /v1/workspaces', 'GET /v1/workspace', 'POST /v1/keys', 'GET /v1/keys', 'DELETE /v1/keys/{id}',
         'POST /v1/domains', 'GET /v1/domains', 'DELETE /v1/domains/{id}', 'POST /v1/links', 'GET /v1/links',
         'GET /v1/links/{id}', 'PATCH /v1/links/{id}', 'DELETE /v1/links/{id}', 'GET /livez', 'GET /readyz', 'GET /metrics',
         'GET /{slug}', 'GET /v1/links/{id}/stats', 'GET /v1/stats', 'GET /v1/links/{id}/clicks', 'GET /v1/orphans',
-        'GET /v1/operator/orphans',
+        'GET /v1/operator/orphans', 'GET /', 'GET /openapi.json', 'GET /docs', 'GET /docs/{asset}',
       ].sort(),
     );
     for (const name of ['Link', 'CreateLink', 'UpdateLink', 'LinkList', 'Problem', 'CreatedWorkspace', 'Domain']) {

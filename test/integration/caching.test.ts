@@ -222,7 +222,7 @@ describe('OpenAPI', () => {
     responses: Record<string, { $ref?: string; headers?: Record<string, { $ref: string }> }>;
   }
 
-  it('documents If-None-Match, the 304 and the 200 headers once, on every JSON GET of /v1 and nowhere else', async () => {
+  it('documents If-None-Match, the 304 and the 200 headers once, on every JSON GET of /v1 (and its HEAD) and nowhere else', async () => {
     const doc = (await (await t.request('/openapi.json', { key: null })).json()) as {
       paths: Record<string, Record<string, Operation>>;
       components: Record<string, Record<string, unknown>>;
@@ -242,12 +242,12 @@ describe('OpenAPI', () => {
         });
       }
     }
-    expect(conditional.sort()).toEqual(
-      [
-        'GET /v1/workspace', 'GET /v1/keys', 'GET /v1/domains', 'GET /v1/links', 'GET /v1/links/{id}',
-        'GET /v1/links/{id}/stats', 'GET /v1/stats', 'GET /v1/orphans', 'GET /v1/operator/orphans',
-      ].sort(),
-    );
+    // Each with its HEAD twin, which answers 304 the same way.
+    const gets = [
+      'GET /v1/workspace', 'GET /v1/keys', 'GET /v1/domains', 'GET /v1/links', 'GET /v1/links/{id}',
+      'GET /v1/links/{id}/stats', 'GET /v1/stats', 'GET /v1/orphans', 'GET /v1/operator/orphans',
+    ];
+    expect(conditional.sort()).toEqual([...gets, ...gets.map((g) => g.replace('GET', 'HEAD'))].sort());
     expect(doc.components.parameters!.IfNoneMatch).toMatchObject({ name: 'If-None-Match', in: 'header', required: false });
     expect(doc.components.responses!.NotModified).toMatchObject({ headers: { ETag: { $ref: '#/components/headers/ETag' } } });
     expect(doc.components.headers!.CacheControl).toMatchObject({ schema: { const: 'private, no-cache' } });

@@ -5,7 +5,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import * as z from '../../platform/zod.ts';
 import { AppError } from '../../errors.ts';
-import { createRouter, jsonResponse, ProblemSchema } from '../../http/router.ts';
+import { createRouter, jsonResponse, problem, publicSecurity } from '../../http/router.ts';
 import type { Metrics } from '../../platform/metrics.ts';
 
 export interface Readiness {
@@ -23,7 +23,9 @@ const ReadySchema = z
 const live = createRoute({
   method: 'get',
   path: '/livez',
+  operationId: 'getLiveness',
   tags: ['Operations'],
+  security: publicSecurity,
   summary: 'Liveness: the process answers',
   responses: { 200: jsonResponse(LiveSchema, 'Alive.') },
 });
@@ -31,18 +33,22 @@ const live = createRoute({
 const ready = createRoute({
   method: 'get',
   path: '/readyz',
+  operationId: 'getReadiness',
   tags: ['Operations'],
+  security: publicSecurity,
   summary: 'Readiness: the database answers within the deadline and the process is not draining',
   responses: {
     200: jsonResponse(ReadySchema, 'Ready for traffic.'),
-    503: { description: 'Not ready.', content: { 'application/problem+json': { schema: ProblemSchema } } },
+    503: problem('Not ready: a dependency did not answer in time, or the process is draining.'),
   },
 });
 
 const metrics = createRoute({
   method: 'get',
   path: '/metrics',
+  operationId: 'getMetrics',
   tags: ['Operations'],
+  security: publicSecurity,
   summary: "This process's counters (cache hits and misses, degraded cache and rate limiting), Prometheus text format",
   responses: { 200: { description: 'Prometheus text exposition format 0.0.4.', content: { 'text/plain': { schema: z.string() } } } },
 });

@@ -12,30 +12,44 @@ import {
   IdParams,
   idempotencyErrors,
   jsonBody,
+  headers,
   jsonResponse,
 } from '../../http/router.ts';
 import type { IdempotencyService } from '../idempotency/idempotency.service.ts';
 import type { LinksService } from './links.service.ts';
+import { IDEMPOTENCY_KEY_PATTERN } from '../idempotency/idempotency.service.ts';
 import { CreateLinkSchema, LinkListSchema, LinkSchema, ListLinksQuery, UpdateLinkSchema } from './links.schemas.ts';
 
+// The idempotency middleware checks the key before this validator runs; the schema states its rule.
 const IdempotencyHeader = z.object({
   'idempotency-key': z
     .string()
+    .regex(IDEMPOTENCY_KEY_PATTERN, 'must be 1-255 visible ASCII characters')
     .optional()
-    .openapi({ description: 'Retries with the same key and body get the first answer for 24 hours.' }),
+    .openapi({ description: 'Retries with the same key and body get the first answer for 24 hours (1-255 visible ASCII characters).' }),
 });
 
 export function linksRoutes(service: LinksService, idempotencyService: IdempotencyService, now: () => Date) {
   const createLink = createRoute({
     method: 'post',
     path: '/v1/links',
+    operationId: 'createLink',
     tags: ['Links'],
     summary: 'Create a short link',
     security: bearerSecurity,
     middleware: [requireScope('links:write'), idempotency(idempotencyService, now)] as const,
     request: { headers: IdempotencyHeader, body: jsonBody(CreateLinkSchema) },
     responses: {
-      201: jsonResponse(LinkSchema, 'The link.'),
+      201: {
+        ...jsonResponse(LinkSchema, 'The link.'),
+        headers: {
+          ...headers.location('The new link: `/v1/links/{id}`.'),
+          'Idempotent-Replayed': {
+            description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key.',
+            schema: { type: 'string', enum: ['true'] },
+          },
+        },
+      },
       ...commonErrors,
       ...idempotencyErrors,
     },
@@ -44,6 +58,7 @@ export function linksRoutes(service: LinksService, idempotencyService: Idempoten
   const listLinks = createRoute({
     method: 'get',
     path: '/v1/links',
+    operationId: 'listLinks',
     tags: ['Links'],
     summary: 'List links, newest first, with cursor pagination and filters',
     security: bearerSecurity,
@@ -55,6 +70,7 @@ export function linksRoutes(service: LinksService, idempotencyService: Idempoten
   const getLink = createRoute({
     method: 'get',
     path: '/v1/links/{id}',
+    operationId: 'getLink',
     tags: ['Links'],
     summary: 'Get a link',
     security: bearerSecurity,
@@ -66,6 +82,7 @@ export function linksRoutes(service: LinksService, idempotencyService: Idempoten
   const updateLink = createRoute({
     method: 'patch',
     path: '/v1/links/{id}',
+    operationId: 'updateLink',
     tags: ['Links'],
     summary: 'Change a link (null clears an optional field)',
     security: bearerSecurity,
@@ -77,6 +94,7 @@ export function linksRoutes(service: LinksService, idempotencyService: Idempoten
   const deleteLink = createRoute({
     method: 'delete',
     path: '/v1/links/{id}',
+    operationId: 'deleteLink',
     tags: ['Links'],
     summary: 'Delete a link',
     security: bearerSecurity,

@@ -18,6 +18,22 @@ export const RESERVED_SLUGS: ReadonlySet<string> = new Set([
 
 export const isReservedSlug = (slug: string) => RESERVED_SLUGS.has(slug.toLowerCase());
 
+/** `abc` → `[aA][bB][cC]`: JSON Schema patterns have no case-insensitive flag. */
+const anyCase = (word: string) => word.replace(/[a-z]/g, (c) => `[${c}${c.toUpperCase()}]`);
+
+/** SLUG_PATTERN without the reserved words (those with a dot cannot match it anyway), for the document. */
+const SLUG_DOCUMENT_PATTERN =
+  `^(?!(?:${[...RESERVED_SLUGS].filter((w) => SLUG_PATTERN.test(w)).map(anyCase).join('|')})$)` + SLUG_PATTERN.source.slice(1);
+
+/**
+ * What a pattern can say of a target URL: an http or https scheme (any case, as the URL parser reads it), then no
+ * whitespace or control character.
+ */
+const TARGET_URL_PATTERN = '^[Hh][Tt][Tt][Pp][Ss]?:[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$';
+
+const COUNTRY_CODE = /^[A-Z]{2}$/;
+const MAX_GEO_TARGETS = 50;
+
 /** An absolute http(s) URL without credentials or control characters, at most 2048 characters. */
 export const TargetUrl = z
   .string()
@@ -48,13 +64,20 @@ export const TargetUrl = z
     ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_URL_LENGTH} characters once normalised` });
     return z.NEVER;
   })
-  .openapi({ type: 'string', format: 'uri', maxLength: MAX_URL_LENGTH, example: 'https://example.com/launch?utm_source=hop' });
+  // No `type`: it would replace the generated one, which is ["string", "null"] where a field is nullable.
+  .openapi({
+    format: 'uri',
+    maxLength: MAX_URL_LENGTH,
+    pattern: TARGET_URL_PATTERN,
+    description: 'An absolute http(s) URL without credentials (user:password@), not on one of hop\'s own short-link hosts.',
+    example: 'https://example.com/launch?utm_source=hop',
+  });
 
 export const SlugSchema = z
   .string()
   .regex(SLUG_PATTERN, 'must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-", starting with a letter or digit')
   .refine((s) => !isReservedSlug(s), 'is reserved')
-  .openapi({ example: 'launch' });
+  .openapi({ pattern: SLUG_DOCUMENT_PATTERN, description: 'Not a reserved word (v1, docs, metrics...), in any case.', example: 'launch' });
 
 export const LinkDomainSchema = z
   .string()
@@ -63,18 +86,26 @@ export const LinkDomainSchema = z
   .max(253)
   .regex(/^[a-z0-9.-]+$/, 'must be a hostname such as go.example.com')
   .transform(canonicalHost)
-  .openapi({ description: "A domain the workspace owns, or the default domain (when omitted)." });
+  // Matched once lower-cased: the document's pattern takes either case.
+  .openapi({ pattern: '^[A-Za-z0-9.-]+$', description: 'A domain the workspace owns, or the default domain (when omitted).' });
 
 const TagSchema = PlainText(50);
 const Tags = z
   .array(TagSchema)
   .max(20, 'must have at most 20 tags')
-  .refine((t) => new Set(t).size === t.length, 'must not repeat a tag');
+  .refine((t) => new Set(t).size === t.length, 'must not repeat a tag')
+  .openapi({ uniqueItems: true });
 
 const Geo = z
-  .record(z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 country code in capitals'), TargetUrl)
-  .refine((g) => Object.keys(g).length <= 50, 'must have at most 50 countries')
-  .openapi({ example: { DE: 'https://example.de/', FR: 'https://example.fr/' } });
+  .record(z.string().regex(COUNTRY_CODE, 'must be an ISO 3166-1 alpha-2 country code in capitals'), TargetUrl)
+  .refine((g) => Object.keys(g).length <= MAX_GEO_TARGETS, `must have at most ${MAX_GEO_TARGETS} countries`)
+  .openapi({
+    // JSON Schema's propertyNames (3.1), which the metadata type does not list; the generator copies it as given.
+    ...({ propertyNames: { pattern: COUNTRY_CODE.source } } as object),
+    maxProperties: MAX_GEO_TARGETS,
+    description: 'ISO 3166-1 alpha-2 country code (capitals) → target URL.',
+    example: { DE: 'https://example.de/', FR: 'https://example.fr/' },
+  });
 
 const RedirectStatus = z
   .union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)], {
@@ -123,7 +154,7 @@ export const UpdateLinkSchema = z
     geo: Geo.nullable().optional(),
   })
   .refine((o) => Object.keys(o).length > 0, 'must change at least one field')
-  .openapi('UpdateLink');
+  .openapi('UpdateLink', { minProperties: 1 });
 
 export const LinkSchema = z
   .object({

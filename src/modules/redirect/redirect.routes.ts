@@ -4,8 +4,6 @@
  * response. Unknown slugs answer 404 problem+json, or a small HTML page when the client prefers text/html; exhausted
  * links 410 the same way, and a client over its rate limits 429.
  */
-import type { RouteConfig } from '@hono/zod-openapi';
-import * as z from '../../platform/zod.ts';
 import { Hono, type Context } from 'hono';
 import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../../http/env.ts';
@@ -13,7 +11,6 @@ import { rateLimitHeaders, type RateLimits } from '../../http/middleware/rate-li
 import type { RequestBookkeeping } from '../../http/middleware/request-context.ts';
 import { errorResponse, problemResponse } from '../../http/problem.ts';
 import type { Logger } from '../../platform/logger.ts';
-import { ProblemSchema } from '../../http/router.ts';
 import { canonicalHost } from '../hosts.ts';
 import type { RateVerdict } from '../../platform/ratelimit/ratelimit.ts';
 import type { RedirectOutcome, RedirectService, RedirectVisit, VisitOutcome } from './redirect.service.ts';
@@ -47,37 +44,7 @@ export function requestHost(hostHeader: string | null, url: string): string | nu
 const prefersHtml = (accept: string | null) =>
   !!accept && accept.includes('text/html') && !accept.includes('application/json');
 
-/**
- * The redirect's entry in the OpenAPI document. The route itself is a plain Hono handler: a zod validator on
- * the hot path would cost every click, and the slug's syntax is checked by the service anyway.
- */
-export const redirectDocument = {
-  method: 'get',
-  path: '/{slug}',
-  tags: ['Redirect'],
-  summary: 'Follow a short link (GET or HEAD) on any short-link host',
-  request: { params: z.object({ slug: z.string().openapi({ param: { name: 'slug', in: 'path' }, example: 'launch' }) }) },
-  responses: {
-    301: { description: "Permanent redirect (the link's redirectStatus); Location is the target." },
-    302: { description: 'Redirect (default); Location is the target, or fallbackUrl for an expired link.' },
-    307: { description: 'Temporary redirect keeping the method.' },
-    308: { description: 'Permanent redirect keeping the method.' },
-    404: {
-      description: 'No such link; a small HTML page when the client prefers text/html.',
-      content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
-    },
-    410: {
-      description: 'Expired or out of clicks, without fallbackUrl.',
-      content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
-    },
-    429: {
-      description: 'Too many requests, or unknown slugs, from this address; with Retry-After. HTML to a browser.',
-      content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
-    },
-    400: { description: 'The Host header is not one host.', content: { 'application/problem+json': { schema: ProblemSchema } } },
-    500: { description: 'A fault of the server.', content: { 'application/problem+json': { schema: ProblemSchema } } },
-  },
-} satisfies RouteConfig;
+export { redirectDocument, redirectHeadDocument } from './redirect.openapi.ts';
 
 export interface RedirectRouteOptions {
   /** The trusted request header carrying the visitor's country. */

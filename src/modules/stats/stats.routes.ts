@@ -20,9 +20,10 @@ const STATS_DESCRIPTION =
   'From hourly rollups, kept when raw clicks expire. Clicks count once the queue delivers them (about a second); ' +
   'top lists of UTC days closed over an hour ago are cached for up to 10 minutes.';
 
-const orphansRoute = (path: string, security: Array<Record<string, string[]>>, description: string) => ({
+const orphansRoute = (path: string, operationId: string, security: Array<Record<string, string[]>>, description: string) => ({
   method: 'get' as const,
   path,
+  operationId,
   tags: TAGS,
   description,
   security,
@@ -34,6 +35,7 @@ export function statsRoutes(service: StatsService, now: () => Date) {
   const linkStats = createRoute({
     method: 'get',
     path: '/v1/links/{id}/stats',
+    operationId: 'getLinkStats',
     tags: TAGS,
     summary: "A link's clicks: totals, series and top values",
     description: STATS_DESCRIPTION,
@@ -46,6 +48,7 @@ export function statsRoutes(service: StatsService, now: () => Date) {
   const workspaceStats = createRoute({
     method: 'get',
     path: '/v1/stats',
+    operationId: 'getWorkspaceStats',
     tags: TAGS,
     summary: "The workspace's clicks over all its links: totals, series and top values",
     description: `${STATS_DESCRIPTION} Clicks of deleted links still count here.`,
@@ -58,6 +61,7 @@ export function statsRoutes(service: StatsService, now: () => Date) {
   const exportClicks = createRoute({
     method: 'get',
     path: '/v1/links/{id}/clicks',
+    operationId: 'exportClicks',
     tags: TAGS,
     summary: "Stream a link's raw clicks as NDJSON or CSV",
     description:
@@ -69,8 +73,23 @@ export function statsRoutes(service: StatsService, now: () => Date) {
     responses: {
       200: {
         description: 'An attachment.',
+        headers: {
+          'Content-Disposition': {
+            description: 'attachment; filename="clicks-{id}.{format}"',
+            required: true,
+            schema: { type: 'string', pattern: '^attachment; filename=' },
+          },
+        },
         content: {
-          'application/x-ndjson': { schema: ExportedClickSchema },
+          // A stream of Click objects, one JSON text per line: not one JSON value, so not a schema of one object.
+          'application/x-ndjson': {
+            schema: {
+              type: 'string',
+              description: 'Newline-delimited JSON: one `Click` (components/schemas/Click) per line.',
+              example: '{"id":"clk_...","at":"2026-11-21T12:00:00.000Z","country":"DE","device":"desktop","browser":"Chrome","os":"Linux","referrer":null,"bot":false}\n',
+            },
+            'x-item-schema': { $ref: '#/components/schemas/Click' },
+          },
           'text/csv': { schema: { type: 'string', example: 'id,at,country,device,browser,os,referrer,bot\r\n' } },
         },
       },
@@ -79,12 +98,15 @@ export function statsRoutes(service: StatsService, now: () => Date) {
   });
 
   const orphans = createRoute({
-    ...orphansRoute('/v1/orphans', bearerSecurity, 'On a domain the workspace registered (not the shared default one).'),
+    ...orphansRoute('/v1/orphans', 'getOrphanStats', bearerSecurity, 'On a domain the workspace registered (not the shared default one).'),
     summary: 'Visits to unknown slugs of one of your domains',
     middleware: [requireScope('analytics:read')] as const,
   });
 
-  return createRouter()
+  const router = createRouter();
+  // The export's NDJSON lines: named in the document, though no response is one Click.
+  router.openAPIRegistry.register('Click', ExportedClickSchema);
+  return router
     .openapi(linkStats, async (c) => {
       const stats = await service.linkStats(serviceContext(c, now), c.req.valid('param').id, c.req.valid('query'));
       return c.json(stats, 200);
@@ -117,6 +139,7 @@ export function statsOperatorRoutes(service: StatsService, adminToken: string | 
   const operatorOrphans = createRoute({
     ...orphansRoute(
       '/v1/operator/orphans',
+      'getOperatorOrphanStats',
       [{ operatorToken: [] }],
       'On any host, the shared default domain included.',
     ),

@@ -48,8 +48,9 @@ const Dimensions = z
   })
   .openapi({
     type: 'string',
+    pattern: `^(?:${DIMENSIONS.join('|')})(?:,(?:${DIMENSIONS.join('|')}))*$`,
     example: 'country,referrer',
-    description: 'Comma-separated top lists to answer (default: all).',
+    description: 'Comma-separated top lists to answer (default: all); a name given twice counts once.',
   });
 
 const rangeFields = {
@@ -85,7 +86,8 @@ const OrphanDomain = z
   .max(253)
   .regex(/^[a-z0-9.:[\]-]+$/, 'must be a hostname such as go.example.com')
   .transform(canonicalHost)
-  .openapi({ example: 'go.example.com' });
+  // Matched once lower-cased: the document's pattern takes either case.
+  .openapi({ pattern: '^[A-Za-z0-9.:[\\]-]+$', example: 'go.example.com' });
 
 export const OrphansQuery = z.strictObject({
   domain: OrphanDomain,

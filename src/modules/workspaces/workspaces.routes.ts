@@ -10,6 +10,7 @@ import {
   IdParams,
   jsonBody,
   jsonResponse,
+  problem,
 } from '../../http/router.ts';
 import type { WorkspacesService } from './workspaces.service.ts';
 import {
@@ -29,6 +30,7 @@ export function operatorRoutes(service: WorkspacesService, adminToken: string | 
   const createWorkspace = createRoute({
     method: 'post',
     path: '/v1/workspaces',
+    operationId: 'createWorkspace',
     tags: ['Workspaces'],
     summary: 'Create a workspace and its first admin API key (operator token)',
     security: [{ operatorToken: [] }],
@@ -50,6 +52,7 @@ export function workspaceRoutes(service: WorkspacesService, now: () => Date) {
   const getWorkspace = createRoute({
     method: 'get',
     path: '/v1/workspace',
+    operationId: 'getWorkspace',
     tags: ['Workspaces'],
     summary: "The caller's workspace",
     security: bearerSecurity,
@@ -59,6 +62,7 @@ export function workspaceRoutes(service: WorkspacesService, now: () => Date) {
   const createKey = createRoute({
     method: 'post',
     path: '/v1/keys',
+    operationId: 'createApiKey',
     tags: ['API keys'],
     summary: 'Create an API key (shown once)',
     security: bearerSecurity,
@@ -70,6 +74,7 @@ export function workspaceRoutes(service: WorkspacesService, now: () => Date) {
   const listKeys = createRoute({
     method: 'get',
     path: '/v1/keys',
+    operationId: 'listApiKeys',
     tags: ['API keys'],
     summary: 'List active API keys',
     security: bearerSecurity,
@@ -80,17 +85,23 @@ export function workspaceRoutes(service: WorkspacesService, now: () => Date) {
   const revokeKey = createRoute({
     method: 'delete',
     path: '/v1/keys/{id}',
+    operationId: 'revokeApiKey',
     tags: ['API keys'],
     summary: 'Revoke an API key (effective on the next request)',
     security: bearerSecurity,
     middleware: [requireScope('workspace:admin')] as const,
     request: { params: IdParams },
-    responses: { 204: { description: 'Revoked.' }, ...commonErrors },
+    responses: {
+      204: { description: 'Revoked.' },
+      ...commonErrors,
+      409: problem("The workspace's last admin key: create another admin key first."),
+    },
   });
 
   const createDomain = createRoute({
     method: 'post',
     path: '/v1/domains',
+    operationId: 'createDomain',
     tags: ['Domains'],
     summary: 'Add a short-link domain',
     security: bearerSecurity,
@@ -102,6 +113,7 @@ export function workspaceRoutes(service: WorkspacesService, now: () => Date) {
   const listDomains = createRoute({
     method: 'get',
     path: '/v1/domains',
+    operationId: 'listDomains',
     tags: ['Domains'],
     summary: "List the workspace's domains",
     security: bearerSecurity,
@@ -112,6 +124,7 @@ export function workspaceRoutes(service: WorkspacesService, now: () => Date) {
   const deleteDomain = createRoute({
     method: 'delete',
     path: '/v1/domains/{id}',
+    operationId: 'deleteDomain',
     tags: ['Domains'],
     summary: 'Remove a domain that no link uses',
     security: bearerSecurity,

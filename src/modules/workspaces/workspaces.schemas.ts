@@ -36,13 +36,21 @@ export const CreateApiKeySchema = z
     scopes: z
       .array(ScopeSchema)
       .min(1, 'must name at least one scope')
-      .refine((s) => new Set(s).size === s.length, 'must not repeat a scope'),
+      .refine((s) => new Set(s).size === s.length, 'must not repeat a scope')
+      .openapi({ uniqueItems: true }),
   })
   .openapi('CreateApiKey');
 
 export const ApiKeyListSchema = z.object({ data: z.array(ApiKeySchema) }).openapi('ApiKeyList');
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/**
+ * HostnameSchema's rule as one pattern for the document: labels in either case (hop lower-cases them), at least two,
+ * the last not all digits, trailing dots allowed (DNS's root, dropped).
+ */
+const HOSTNAME_PATTERN =
+  '^(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\\.)+(?![0-9]+\\.*$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)\\.*$';
 
 /** A DNS hostname in ASCII (punycode for IDNs): at least two labels, not an IP address. */
 export const HostnameSchema = z
@@ -54,7 +62,8 @@ export const HostnameSchema = z
   .refine((h) => {
     const labels = h.split('.');
     return labels.length >= 2 && labels.every((l) => LABEL.test(l)) && !/^[0-9]+$/.test(labels.at(-1) ?? '');
-  }, 'must be a DNS hostname such as go.example.com (no scheme, port or path; IDNs in punycode)');
+  }, 'must be a DNS hostname such as go.example.com (no scheme, port or path; IDNs in punycode)')
+  .openapi({ type: 'string', pattern: HOSTNAME_PATTERN, example: 'go.example.com' });
 
 export const DomainSchema = z
   .object({ id: z.string(), hostname: z.string(), createdAt: Timestamp })
