@@ -63,7 +63,7 @@ export function createApp(deps: AppDeps) {
   }
   app.on(['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], '/:slug', context);
   // Security headers protect documents: the API, its reference and the probes. A redirect is a bodyless 3xx that
-  // they do nothing for, and eleven headers on every click cost measurable throughput (docs/benchmarks.md).
+  // they do nothing for, and eleven headers on every click cost measurable throughput (docs/perf-history.md).
   // Browsers' default referrer policy, not no-referrer: destinations of a short link may see where clicks came from.
   const security = secureHeaders({ referrerPolicy: 'strict-origin-when-cross-origin' });
   for (const path of ['/', '/v1/*', '/docs', '/docs/*', '/openapi.json', '/livez', '/readyz', '/metrics']) app.use(path, security);

@@ -19,7 +19,7 @@ export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', impor
  * Frames the write-ahead log may hold before a committing connection copies them back into the database file. The
  * click writer rewrites the same pages batch after batch (a link's rollups, its count, its index page): copied back
  * every 1,000 frames (SQLite's default) each was written back many times over; at 10,000 (about 40 MB of log) far
- * fewer (docs/benchmarks.md).
+ * fewer (docs/perf-history.md).
  */
 export const WAL_AUTOCHECKPOINT_FRAMES = 10_000;
 

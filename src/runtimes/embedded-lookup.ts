@@ -1,7 +1,7 @@
 /**
  * The redirect's read for an embedded `file:` database on Node: a read-only libSQL connection with the lookup
  * statement prepared once. @libsql/client prepares every statement anew and builds rows column by column, which
- * made this one query cost about ten times more than the statement itself (docs/benchmarks.md). Writes still go
+ * made this one query cost about ten times more than the statement itself (docs/perf-history.md). Writes still go
  * through @libsql/client; in WAL mode this connection sees each write as soon as it commits.
  */
 import Database from 'libsql';

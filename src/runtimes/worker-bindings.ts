@@ -76,7 +76,7 @@ export function workerDatabase(config: Config): Database {
         fetch: deadlineFetch(timeoutMs),
         // The client is shared by every request of the isolate, and its default limit of 20 calls in flight queues
         // the 21st behind another request's fetch; workerd does not carry I/O across requests, so that call never
-        // ran and the isolate stopped answering (docs/benchmarks.md). Each call has its deadline instead. (0 does
+        // ran and the isolate stopped answering (docs/perf-history.md). Each call has its deadline instead. (0 does
         // not lift the limit: the client reads it as "use the default".)
         concurrency: Number.MAX_SAFE_INTEGER,
       }),

@@ -91,7 +91,7 @@ function singleSegment(url: string): string | undefined {
 /**
  * The redirect as a function of the raw Request, answered before Hono's router (`match`, then `handle`): on the
  * hottest path, routing, a Context and its request wrapper are a measurable share of a cached redirect's cost
- * (docs/benchmarks.md). The same handler is registered as a route, for the OpenAPI document and `Allow`.
+ * (docs/perf-history.md). The same handler is registered as a route, for the OpenAPI document and `Allow`.
  */
 export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, logger, limits }: RedirectRouteOptions) {
   /** Logs the answer (sampled) and returns it. */

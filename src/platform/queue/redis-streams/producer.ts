@@ -3,7 +3,7 @@
  * buffer, with its batching, backoff and flush on close) and go to the stream one entry per batch (a JSON array of
  * up to 100 messages, wire.ts), up to ten entries per request (a pipeline) and a few requests in flight at once;
  * `send` never waits. One JSON string per entry and one request per ten, instead of a command per message:
- * producing was the largest cost clicks added to a redirect (docs/benchmarks.md).
+ * producing was the largest cost clicks added to a redirect (docs/perf-history.md).
  */
 import type { Redis } from '@upstash/redis';
 import type { Logger } from '../../logger.ts';
