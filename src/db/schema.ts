@@ -150,7 +150,8 @@ export const clicks = sqliteTable(
 /**
  * Clicks per link, per 15-minute slot (`slot`: epoch ms of its start), per dimension value, humans and bots apart:
  * what top lists sum at the ragged edges of a range. Dimensions: `country`, `device`, `browser`, `os`, `referrer`.
- * Every offset in the tz database is a multiple of 15 minutes, so slots add up to any zone's local hours and days.
+ * Every offset the tz database has used since 1972 is a multiple of 15 minutes, so slots add up to any zone's local
+ * hours and days.
  * Kept when raw clicks expire. Keyed (link, slot, dimension, value): one link-slot's rows lie together, so a
  * consumer batch writes about one page per link it touches. No workspace column: a link belongs to one workspace,
  * checked before any read. Rows from before 0004 hold a whole UTC hour each, in that hour's first slot.
