@@ -48,9 +48,9 @@ export interface OrphanRow {
   bot: boolean;
 }
 
-/** Rollups count per 15-minute slot (every offset in use in the tz database is a multiple of it) and per UTC day. */
-export const SLOT_MS = 900_000;
-export const DAY_MS = 86_400_000;
+/** Rollups count per 15-minute slot (every offset the tz database has used since 1972 is a multiple of it) and per UTC day. */
+const SLOT_MS = 900_000;
+const DAY_MS = 86_400_000;
 const slotOf = (ms: number) => ms - (ms % SLOT_MS);
 const dayOf = (ms: number) => ms - (ms % DAY_MS);
 
