@@ -106,7 +106,7 @@ async function measure(target: string, databaseUrl: string): Promise<Row> {
     await pipeline.close();
 
     const rs = await db.client.execute(
-      "select (select count(*) from clicks) as raw, (select sum(humans) + sum(bots) from click_rollups where dimension = 'all') as rolled",
+      "select (select count(*) from clicks) as raw, (select sum(humans) + sum(bots) from click_totals) as rolled",
     );
     const { raw, rolled } = rs.rows[0] as unknown as { raw: number; rolled: number };
     if (Number(raw) !== EVENTS || Number(rolled) !== EVENTS) throw new Error(`${target}: stored ${raw} clicks, rolled up ${rolled}, sent ${EVENTS}`);

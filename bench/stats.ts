@@ -4,15 +4,17 @@
  * the last 90 days; ~40 countries, 4 device types, ~10 browsers, ~8 operating systems, ~50 referrers, ~5% bots)
  * and stores them through the real consumer (`clicks.ingest`, batches of 1,000), which builds the rollups. Then
  * starts hop on Node (`node src/runtimes/node.ts` on that file), checks that it counts every click, and measures
- * one request at a time (p50 / p99 over BENCH_STATS_REQUESTS requests after a warm-up):
- *   link, 7 days hourly; link, 30 days daily; link, 90 days daily; link, 90 days daily in America/New_York;
- *   workspace, 30 days daily; workspace, 90 days daily.
- * `hop first` is the first request of each row: the top lists' per-day sums not yet in memory (stats.top.ts), except
- * where an earlier row already summed the same UTC days (New York after UTC). p50 / p99 are with them in memory.
- * The baseline of each row, in the same run, is the SQL one request would send without that memory: the series (one
- * lookup per hour) and every dimension's values as one GROUP BY over the whole range, run one after the other from
- * this process on the same file with the libSQL client. It is what answering from the hourly rollups alone costs the
- * database, without HTTP, validation, zone bucketing or JSON; a ratio below 1 is the per-day memory at work.
+ * one request at a time, for the link and for the workspace: 7 days hourly, 30, 90 and 731 days daily, in UTC and
+ * in zones whose local days are not UTC days (America/New_York, Asia/Kolkata +05:30, Asia/Kathmandu +05:45).
+ *
+ * Every row has three figures, each against the 50 ms target:
+ *   first: the first request of the row, on a server that answered nothing of it before;
+ *   cold p50 / p99: requests whose answer is not kept (each asks a range 1 ms shorter, which starts in the same bucket,
+ *     so the kept answers, `ANSWER_TTL_MS` in stats.service.ts, never hold it): what a dashboard's first load costs;
+ *   warm p50 / p99: the same request again and again (the kept answer, up to 5 s old).
+ * The baseline of each row, in the same run, is the same counts read from the 15-minute slots alone (the totals as
+ * one range, every value as one GROUP BY over the range), from this process on the same file with the libSQL
+ * client: what the daily rollups save.
  *
  * Environment: BENCH_STATS_CLICKS (default 1000000), BENCH_STATS_REQUESTS (default 200), BENCH_STATS_KEEP (a
  * directory: keep the seeded database there and reuse it on the next run).
@@ -39,7 +41,10 @@ const WARMUP = Math.max(5, Math.round(REQUESTS / 10));
 const BATCH = 1000;
 const DAYS = 90;
 const DAY_MS = 86_400_000;
-const TARGET_P50_MS = 50;
+/** Every figure, cold or warm, p99 included (issue 14). */
+const TARGET_MS = 50;
+const COLD_REQUESTS = Math.max(10, Math.round(REQUESTS / 4));
+const BASELINE_REQUESTS = 20;
 
 function count(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -171,12 +176,13 @@ async function seed(dir: string): Promise<Seeded> {
     }
     const seconds = (performance.now() - began) / 1000;
     const rows = await db.client.execute(
-      "select (select count(*) from click_rollups) as link_rows, (select count(*) from workspace_rollups) as ws_rows, (select clicks from links) as humans",
+      'select (select count(*) from click_rollups) as link_rows, (select count(*) from click_days) as day_rows, ' +
+        '(select count(*) from workspace_rollups) as ws_rows, (select clicks from links) as humans',
     );
     const r = rows.rows[0]!;
     console.log(
       `seeded ${CLICKS} clicks through the consumer in ${seconds.toFixed(1)} s (${Math.round(CLICKS / seconds)}/s): ` +
-        `${r.link_rows} click_rollups rows, ${r.ws_rows} workspace_rollups rows, ${r.humans} humans`,
+        `${r.link_rows} click_rollups rows, ${r.day_rows} click_days rows, ${r.ws_rows} workspace_rollups rows, ${r.humans} humans`,
     );
     await db.client.execute('pragma wal_checkpoint(truncate)');
     return { dbPath, workspaceId, linkId, apiKey: key, end };
@@ -189,46 +195,48 @@ async function seed(dir: string): Promise<Seeded> {
 
 interface Case {
   name: string;
-  path: (s: Seeded) => string;
-  /** Rollups table and key of the baseline queries. */
-  table: 'click_rollups' | 'workspace_rollups';
+  path: (s: Seeded, extraMs: number) => string;
+  /** Whose rollups the baseline reads. */
+  owner: 'link' | 'workspace';
   days: number;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
-const range = (s: Seeded, days: number, interval: string, tz = 'UTC') =>
-  `from=${iso(s.end - days * DAY_MS)}&to=${iso(s.end)}&interval=${interval}&tz=${encodeURIComponent(tz)}`;
+const range = (s: Seeded, days: number, interval: string, tz: string, extraMs: number) =>
+  `from=${iso(s.end - days * DAY_MS + extraMs)}&to=${iso(s.end)}&interval=${interval}&tz=${encodeURIComponent(tz)}`;
 
-const CASES: Case[] = [
-  { name: 'link, 7 days hourly', table: 'click_rollups', days: 7, path: (s) => `/v1/links/${s.linkId}/stats?${range(s, 7, 'hour')}` },
-  { name: 'link, 30 days daily', table: 'click_rollups', days: 30, path: (s) => `/v1/links/${s.linkId}/stats?${range(s, 30, 'day')}` },
-  { name: 'link, 90 days daily', table: 'click_rollups', days: 90, path: (s) => `/v1/links/${s.linkId}/stats?${range(s, 90, 'day')}` },
-  {
-    name: 'link, 90 days daily, America/New_York',
-    table: 'click_rollups',
-    days: 90,
-    path: (s) => `/v1/links/${s.linkId}/stats?${range(s, 90, 'day', 'America/New_York')}`,
-  },
-  { name: 'workspace, 30 days daily', table: 'workspace_rollups', days: 30, path: (s) => `/v1/stats?${range(s, 30, 'day')}` },
-  { name: 'workspace, 90 days daily', table: 'workspace_rollups', days: 90, path: (s) => `/v1/stats?${range(s, 90, 'day')}` },
+const ROWS: Array<[days: number, interval: 'hour' | 'day', tz: string]> = [
+  [7, 'hour', 'UTC'],
+  [7, 'hour', 'Asia/Kathmandu'],
+  [30, 'day', 'UTC'],
+  [90, 'day', 'UTC'],
+  [90, 'day', 'America/New_York'],
+  [90, 'day', 'Asia/Kolkata'],
+  [731, 'day', 'UTC'],
+  [731, 'day', 'Asia/Kathmandu'],
 ];
 
-/** The statements the repository sends for one request, as plain SQL. */
+const CASES: Case[] = (['link', 'workspace'] as const).flatMap((owner) =>
+  ROWS.map(([days, interval, tz]) => ({
+    name: `${owner}, ${days} days ${interval === 'hour' ? 'hourly' : 'daily'}${tz === 'UTC' ? '' : `, ${tz}`}`,
+    owner,
+    days,
+    path: (s: Seeded, extraMs: number) =>
+      `${owner === 'link' ? `/v1/links/${s.linkId}/stats` : '/v1/stats'}?${range(s, days, interval, tz, extraMs)}`,
+  })),
+);
+
+/** The counts of a row read from the 15-minute slots alone, as plain SQL. */
 function baselineStatements(c: Case, s: Seeded) {
-  const [key, owner] = c.table === 'click_rollups' ? ['link_id', s.linkId] : ['workspace_id', s.workspaceId];
+  const [prefix, key, owner] = c.owner === 'link' ? ['click', 'link_id', s.linkId] : ['workspace', 'workspace_id', s.workspaceId];
   const from = s.end - c.days * DAY_MS;
   return [
     {
-      sql:
-        'with recursive hours(hour) as (select ? union all select hour + 3600000 from hours where hour + 3600000 < ?) ' +
-        `select r.hour, r.humans, r.bots from hours cross join ${c.table} r ` +
-        `where r.${key} = ? and r.hour = hours.hour and r.dimension = 'all' and r.value = '' order by hours.hour`,
-      args: [from, s.end, owner],
+      sql: `select slot, humans, bots from ${prefix}_totals where ${key} = ? and slot >= ? and slot < ? order by slot`,
+      args: [owner, from, s.end],
     },
     {
-      sql:
-        `select dimension, value, sum(humans), sum(bots) from ${c.table} ` +
-        `where ${key} = ? and hour >= ? and hour < ? and dimension <> 'all' group by dimension, value`,
+      sql: `select dimension, value, sum(humans), sum(bots) from ${prefix}_rollups where ${key} = ? and slot >= ? and slot < ? group by dimension, value`,
       args: [owner, from, s.end],
     },
   ];
@@ -245,12 +253,12 @@ function percentiles(samples: number[]): Timing {
   return { p50: at(50), p99: at(99) };
 }
 
-async function time(run: () => Promise<void>): Promise<Timing> {
-  for (let i = 0; i < WARMUP; i++) await run();
+async function time(run: (i: number) => Promise<void>, requests = REQUESTS, warmup = WARMUP): Promise<Timing> {
+  for (let i = 0; i < warmup; i++) await run(i);
   const samples: number[] = [];
-  for (let i = 0; i < REQUESTS; i++) {
+  for (let i = 0; i < requests; i++) {
     const t0 = performance.now();
-    await run();
+    await run(warmup + i);
     samples.push(performance.now() - t0);
   }
   return percentiles(samples);
@@ -341,11 +349,19 @@ try {
   const db = await openDatabase(config);
   const bare = new Map<string, Timing>();
   try {
+    // The same statements whatever the zone; a few runs each: over the slots, a long range costs hundreds of ms.
+    const byRange = new Map<string, Timing>();
     for (const c of CASES) {
-      const statements = baselineStatements(c, seeded);
-      bare.set(c.name, await time(async () => {
-        for (const s of statements) await db.client.execute(s);
-      }));
+      const key = `${c.owner}/${c.days}`;
+      let timing = byRange.get(key);
+      if (!timing) {
+        const statements = baselineStatements(c, seeded);
+        timing = await time(async () => {
+          for (const s of statements) await db.client.execute(s);
+        }, BASELINE_REQUESTS, 2);
+        byRange.set(key, timing);
+      }
+      bare.set(c.name, timing);
     }
   } finally {
     db.close();
@@ -358,40 +374,44 @@ try {
     const res = await fetch(`${hop.url}/v1/links/${seeded.linkId}/stats?from=2001-01-01T00:00:00Z&to=2001-01-03T00:00:00Z`, { headers });
     await res.arrayBuffer();
   }
-  const rows: Array<{ name: string; hop: Timing; cold: number; bare: Timing; points: number }> = [];
+  const rows: Array<{ name: string; first: number; cold: Timing; warm: Timing; bare: Timing; points: number }> = [];
   for (const c of CASES) {
-    const url = hop.url + c.path(seeded);
-    // Correct answers first: over the whole range every seeded click is counted.
+    const get = async (extraMs: number) => {
+      const res = await fetch(hop!.url + c.path(seeded, extraMs), { headers });
+      const body = (await res.json()) as { totals?: { humans: number; bots: number }; series?: unknown[] };
+      if (res.status !== 200 || !body.totals || !body.series) throw new Error(`${c.name}: ${res.status} ${JSON.stringify(body)}`);
+      return body as { totals: { humans: number; bots: number }; series: unknown[] };
+    };
+    // Correct answers first: over 30 days or more every seeded click is counted (the 30-day rows a third of them).
     const began = performance.now();
-    const check = await fetch(url, { headers });
-    const body = (await check.json()) as { totals?: { humans: number; bots: number }; series?: unknown[] };
-    const cold = performance.now() - began;
-    if (check.status !== 200 || !body.totals || !body.series) throw new Error(`${c.name}: ${check.status} ${JSON.stringify(body)}`);
-    if (c.days === 90 && body.totals.humans + body.totals.bots !== CLICKS) {
+    const body = await get(0);
+    const first = performance.now() - began;
+    if (c.days >= 90 && body.totals.humans + body.totals.bots !== CLICKS) {
       throw new Error(`${c.name}: counted ${body.totals.humans + body.totals.bots} clicks, seeded ${CLICKS}`);
     }
-    const timing = await time(async () => {
-      const res = await fetch(url, { headers });
-      await res.arrayBuffer();
-      if (res.status !== 200) throw new Error(`${c.name}: ${res.status}`);
-    });
-    rows.push({ name: c.name, hop: timing, cold, bare: bare.get(c.name)!, points: body.series.length });
+    const cold = await time((i) => get(i + 1).then(() => undefined), COLD_REQUESTS, 0);
+    const warm = await time(() => get(0).then(() => undefined));
+    rows.push({ name: c.name, first, cold, warm, bare: bare.get(c.name)!, points: body.series.length });
   }
 
-  const ms = (n: number) => n.toFixed(2).padStart(8);
-  console.log(`\nstatistics of one link with ${CLICKS.toLocaleString('en-US')} clicks over ${DAYS} days; ${REQUESTS} requests per row, one at a time`);
-  console.log('| request | points | hop first ms | hop p50 ms | hop p99 ms | bare SQL p50 ms | bare SQL p99 ms | p50 ratio |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  const ms = (n: number) => n.toFixed(1).padStart(6);
+  const fig = (n: number) => `${ms(n)}${n < TARGET_MS ? '' : ' ✗'}`;
+  console.log(`\nstatistics of one link with ${CLICKS.toLocaleString('en-US')} clicks over ${DAYS} days; ` +
+    `${COLD_REQUESTS} cold and ${REQUESTS} warm requests per row, one at a time; target < ${TARGET_MS} ms for every figure (✗: missed)`);
+  console.log('| request | points | first ms | cold p50 ms | cold p99 ms | warm p50 ms | warm p99 ms | target | met | slots-only SQL p50 ms |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
   for (const r of rows) {
+    const figures = [r.first, r.cold.p50, r.cold.p99, r.warm.p50, r.warm.p99];
+    const met = figures.every((n) => n < TARGET_MS) ? 'met' : 'missed';
     console.log(
-      `| ${r.name} | ${r.points} | ${ms(r.cold)} | ${ms(r.hop.p50)} | ${ms(r.hop.p99)} | ${ms(r.bare.p50)} | ${ms(r.bare.p99)} | ${(r.hop.p50 / r.bare.p50).toFixed(2)} |`,
+      `| ${r.name} | ${r.points} | ${figures.map(fig).join(' | ')} | < ${TARGET_MS} | ${met} | ${ms(r.bare.p50)} |`,
     );
   }
-  const slow = rows.filter((r) => r.hop.p50 >= TARGET_P50_MS);
+  const missed = rows.filter((r) => [r.first, r.cold.p50, r.cold.p99, r.warm.p50, r.warm.p99].some((n) => n >= TARGET_MS));
   console.log(
-    slow.length
-      ? `\nabove the ${TARGET_P50_MS} ms target (p50): ${slow.map((r) => r.name).join(', ')}`
-      : `\nevery row within the ${TARGET_P50_MS} ms target (p50)`,
+    missed.length
+      ? `\nabove the ${TARGET_MS} ms target: ${missed.map((r) => r.name).join(', ')}`
+      : `\nevery figure of every row, cold and warm, within the ${TARGET_MS} ms target`,
   );
 } finally {
   if (hop) await stopChild(hop.child);

@@ -148,40 +148,95 @@ export const clicks = sqliteTable(
 );
 
 /**
- * Clicks per link, per UTC hour, per dimension value, humans and bots apart: what statistics read. Dimensions:
- * `all` (value ''), `country`, `device`, `browser`, `os`, `referrer`. Kept when raw clicks expire.
- * Keyed (link, hour, dimension, value): one link-hour's rows lie together, so a consumer batch writes about one
- * page per link it touches, and statistics read every dimension of a range in one pass (stats.repository.ts).
- * No workspace column: a link belongs to one workspace, checked before any read.
+ * Clicks per link, per 15-minute slot (`slot`: epoch ms of its start), per dimension value, humans and bots apart:
+ * what top lists sum at the ragged edges of a range. Dimensions: `country`, `device`, `browser`, `os`, `referrer`.
+ * Every offset the tz database has used since 1972 is a multiple of 15 minutes, so slots add up to any zone's local
+ * hours and days.
+ * Kept when raw clicks expire. Keyed (link, slot, dimension, value): one link-slot's rows lie together, so a
+ * consumer batch writes about one page per link it touches. No workspace column: a link belongs to one workspace,
+ * checked before any read. Rows from before 0004 hold a whole UTC hour each, in that hour's first slot.
  */
 export const clickRollups = sqliteTable(
   'click_rollups',
   {
     linkId: text('link_id').notNull(),
-    hour: integer('hour').notNull(),
+    slot: integer('slot').notNull(),
     dimension: text('dimension').notNull(),
     value: text('value').notNull(),
     humans: integer('humans').notNull().default(0),
     bots: integer('bots').notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.linkId, t.hour, t.dimension, t.value] })],
+  (t) => [primaryKey({ columns: [t.linkId, t.slot, t.dimension, t.value] })],
 );
 
-/** The same rollups summed over a workspace's links, so workspace statistics read as few rows as a link's do. */
+/** A link's clicks per 15-minute slot, every dimension together: series read them as one range of the key. */
+export const clickTotals = sqliteTable(
+  'click_totals',
+  {
+    linkId: text('link_id').notNull(),
+    slot: integer('slot').notNull(),
+    humans: integer('humans').notNull().default(0),
+    bots: integer('bots').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.linkId, t.slot] })],
+);
+
+/**
+ * A link's clicks per UTC day (`day`: epoch ms of its midnight) and dimension value, the totals as dimension `all`
+ * (value ''): long ranges read a row per day and value instead of 96, and the slots only for their edges.
+ */
+export const clickDays = sqliteTable(
+  'click_days',
+  {
+    linkId: text('link_id').notNull(),
+    day: integer('day').notNull(),
+    dimension: text('dimension').notNull(),
+    value: text('value').notNull(),
+    humans: integer('humans').notNull().default(0),
+    bots: integer('bots').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.linkId, t.day, t.dimension, t.value] })],
+);
+
+/** The same three tables summed over a workspace's links, so workspace statistics read as few rows as a link's do. */
 export const workspaceRollups = sqliteTable(
   'workspace_rollups',
   {
     workspaceId: text('workspace_id').notNull(),
-    hour: integer('hour').notNull(),
+    slot: integer('slot').notNull(),
     dimension: text('dimension').notNull(),
     value: text('value').notNull(),
     humans: integer('humans').notNull().default(0),
     bots: integer('bots').notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.workspaceId, t.hour, t.dimension, t.value] })],
+  (t) => [primaryKey({ columns: [t.workspaceId, t.slot, t.dimension, t.value] })],
 );
 
-/** Requests for unknown slugs, raw (deduplicated like clicks, same retention) and rolled up per domain and hour. */
+export const workspaceTotals = sqliteTable(
+  'workspace_totals',
+  {
+    workspaceId: text('workspace_id').notNull(),
+    slot: integer('slot').notNull(),
+    humans: integer('humans').notNull().default(0),
+    bots: integer('bots').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.workspaceId, t.slot] })],
+);
+
+export const workspaceDays = sqliteTable(
+  'workspace_days',
+  {
+    workspaceId: text('workspace_id').notNull(),
+    day: integer('day').notNull(),
+    dimension: text('dimension').notNull(),
+    value: text('value').notNull(),
+    humans: integer('humans').notNull().default(0),
+    bots: integer('bots').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.workspaceId, t.day, t.dimension, t.value] })],
+);
+
+/** Requests for unknown slugs, raw (deduplicated like clicks, same retention) and rolled up per domain and 15-minute slot. */
 export const orphanVisits = sqliteTable(
   'orphan_visits',
   {
@@ -198,9 +253,9 @@ export const orphanRollups = sqliteTable(
   'orphan_rollups',
   {
     domain: text('domain').notNull(),
-    hour: integer('hour').notNull(),
+    slot: integer('slot').notNull(),
     humans: integer('humans').notNull().default(0),
     bots: integer('bots').notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.domain, t.hour] })],
+  (t) => [primaryKey({ columns: [t.domain, t.slot] })],
 );

@@ -35,12 +35,23 @@ async function linkClicks() {
   return ((await res.json()) as { clicks: number }).clicks;
 }
 
+/** A link's counts per value of a dimension (`all`: the totals), checked to agree per slot and per UTC day. */
 async function rollup(dimension: string) {
-  const rs = await t.db.client.execute({
-    sql: 'select value, sum(humans) as humans, sum(bots) as bots from click_rollups where link_id = ? and dimension = ? group by value order by value',
-    args: [linkId, dimension],
-  });
-  return rs.rows.map((r) => ({ value: r.value, humans: Number(r.humans), bots: Number(r.bots) }));
+  const read = async (sql: string, args: string[]) =>
+    (await t.db.client.execute({ sql, args })).rows.map((r) => ({ value: r.value, humans: Number(r.humans), bots: Number(r.bots) }));
+  const bySlot =
+    dimension === 'all'
+      ? await read("select '' as value, sum(humans) as humans, sum(bots) as bots from click_totals where link_id = ? having count(*) > 0", [linkId])
+      : await read(
+          'select value, sum(humans) as humans, sum(bots) as bots from click_rollups where link_id = ? and dimension = ? group by value order by value',
+          [linkId, dimension],
+        );
+  const byDay = await read(
+    'select value, sum(humans) as humans, sum(bots) as bots from click_days where link_id = ? and dimension = ? group by value order by value',
+    [linkId, dimension],
+  );
+  expect(byDay).toEqual(bySlot);
+  return bySlot;
 }
 
 describe('click events at the redirect', () => {
@@ -121,15 +132,15 @@ describe.each(['libSQL client', 'embedded writer'])('the consumer, SQL over the 
     expect(await rollup('all')).toEqual([{ value: '', humans: 1, bots: 3 }]);
   });
 
-  it('keeps orphan visits per domain and hour', async () => {
+  it('keeps orphan visits per domain and 15-minute slot', async () => {
     await visit('/nope', { 'user-agent': DESKTOP });
     await visit('/nope-2', { 'user-agent': DESKTOP });
     await clicks.ingest(sent);
     await clicks.ingest(sent);
-    const rs = await t.db.client.execute('select domain, hour, humans, bots from orphan_rollups');
+    const rs = await t.db.client.execute('select domain, slot, humans, bots from orphan_rollups');
     expect(rs.rows).toHaveLength(1);
     expect(rs.rows[0]).toMatchObject({ domain: 'localhost', humans: 2, bots: 0 });
-    expect(Number(rs.rows[0]!.hour) % 3_600_000).toBe(0);
+    expect(Number(rs.rows[0]!.slot) % 900_000).toBe(0);
   });
 
   it('enforces maxClicks from the stored count', async () => {

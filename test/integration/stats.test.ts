@@ -212,17 +212,6 @@ describe('GET /v1/links/{id}/stats', () => {
     ]);
   });
 
-  it('starts days at the first whole UTC hour in a half-hour zone (Asia/Kolkata), as start says', async () => {
-    await visit('2026-03-01T18:45:00Z'); // 00:15 on the 2nd in Kolkata, in the UTC hour that began on the 1st
-    await visit('2026-03-01T19:10:00Z'); // 00:40 on the 2nd
-    await consume();
-    const s = await getStats(`/v1/links/${linkId}/stats?${q({ from: '2026-03-01T12:00:00Z', to: '2026-03-02T12:00:00Z', interval: 'day', tz: 'Asia/Kolkata' })}`);
-    expect(counts(s)).toEqual([
-      ['2026-03-01T00:30:00+05:30', 1, 0],
-      ['2026-03-02T00:30:00+05:30', 1, 0],
-    ]);
-  });
-
   it('limits top lists to top=N (ties by value), answers only the dimensions asked for, and none with top=0', async () => {
     const referrers = { 'r1.example': 5, 'r2.example': 3, 'r3.example': 3, 'r4.example': 1 };
     for (const [host, n] of Object.entries(referrers)) {
@@ -243,7 +232,7 @@ describe('GET /v1/links/{id}/stats', () => {
     expect(none.totals).toEqual({ humans: 12, bots: 0 });
   });
 
-  it('sums top lists over many days from per-day sums and ragged edges, cached once a day is closed', async () => {
+  it('sums top lists over many days from daily rollups and ragged edges of slots', async () => {
     // 60 clicks over 6 days, every 2h24m, on 4 referrers in turn, every fifth from a bot; the range cuts into the
     // first and last day.
     const start = Date.parse('2026-03-01T00:00:00Z');
@@ -279,17 +268,13 @@ describe('GET /v1/links/{id}/stats', () => {
     expect(first.totals).toEqual({ humans: want.reduce((n, w) => n + w.humans, 0), bots: want.reduce((n, w) => n + w.bots, 0) });
     expect(await getStats(path)).toEqual(first);
 
-    // A click for a closed day that arrives late: totals and series see it at once, the cached top lists within
-    // ten minutes.
+    // A click for a closed day that arrives late counts at once, in the totals and the top lists alike.
     await visit('2026-03-03T12:00:00Z', 'a', { referer: 'https://late.example/' });
     await consume();
     t.clock.now = new Date('2026-03-10T00:00:00Z');
-    const stale = await getStats(path);
-    expect(stale.totals.humans).toBe(first.totals.humans + 1);
-    expect(stale.top.referrer).toEqual(want);
-    t.clock.now = new Date('2026-03-10T00:11:00Z');
-    const fresh = await getStats(path);
-    expect(fresh.top.referrer).toContainEqual({ value: 'late.example', humans: 1, bots: 0 });
+    const late = await getStats(path);
+    expect(late.totals.humans).toBe(first.totals.humans + 1);
+    expect(late.top.referrer).toContainEqual({ value: 'late.example', humans: 1, bots: 0 });
 
     // In a zone, the same days: Paris midnights are 23:00 UTC, so every edge is a ragged one.
     const paris = await getStats(`/v1/links/${linkId}/stats?${q({ from: '2026-03-01T00:00:00+01:00', to: '2026-03-06T00:00:00+01:00', interval: 'day', tz: 'Europe/Paris', top: '100' })}`);
@@ -312,6 +297,129 @@ describe('GET /v1/links/{id}/stats', () => {
     expect(await t.count('clicks')).toBe(0);
     const s = await getStats(`/v1/links/${linkId}/stats?${q({ from: '2026-01-01T00:00:00Z', to: '2026-02-01T00:00:00Z' })}`);
     expect(s.totals).toEqual({ humans: 1, bots: 0 });
+  });
+});
+
+describe('local days and hours in every zone', () => {
+  // Zones whose offset is not whole hours, in January and in July (southern summer and northern summer).
+  const cases: Array<[string, string, string]> = [
+    ['Asia/Kolkata', '2026-01-15', '+05:30'],
+    ['Asia/Kathmandu', '2026-01-15', '+05:45'],
+    ['America/St_Johns', '2026-01-15', '-03:30'],
+    ['America/St_Johns', '2026-07-15', '-02:30'],
+    ['Australia/Lord_Howe', '2026-01-15', '+11:00'],
+    ['Australia/Lord_Howe', '2026-07-15', '+10:30'],
+    ['Pacific/Chatham', '2026-01-15', '+13:45'],
+    ['Pacific/Chatham', '2026-07-15', '+12:45'],
+  ];
+  const nextDay = (date: string, n = 1) => new Date(Date.parse(`${date}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
+
+  it.each(cases)('puts a click at 23:50 and one at 00:10 in %s (%s, %s) in their own local days and hours', async (tz, day, offset) => {
+    const slug = `z${cases.findIndex((c) => c[0] === tz && c[1] === day)}`;
+    const id = await createLink(slug);
+    const d1 = nextDay(day);
+    const d2 = nextDay(day, 2);
+    await visit(new Date(`${day}T23:50:00${offset}`).toISOString(), slug);
+    await visit(new Date(`${d1}T00:10:00${offset}`).toISOString(), slug);
+    await visit(new Date(`${d1}T23:50:00${offset}`).toISOString(), slug);
+    await consume();
+    const days = await getStats(`/v1/links/${id}/stats?${q({ from: `${day}T00:00:00${offset}`, to: `${nextDay(day, 3)}T00:00:00${offset}`, interval: 'day', tz })}`);
+    expect(counts(days)).toEqual([
+      [`${day}T00:00:00${offset}`, 1, 0],
+      [`${d1}T00:00:00${offset}`, 2, 0],
+      [`${d2}T00:00:00${offset}`, 0, 0],
+    ]);
+    // Hours follow the local clock, :30 and :45 included.
+    const hours = await getStats(`/v1/links/${id}/stats?${q({ from: `${day}T22:00:00${offset}`, to: `${d1}T02:00:00${offset}`, interval: 'hour', tz })}`);
+    expect(counts(hours)).toEqual([
+      [`${day}T22:00:00${offset}`, 0, 0],
+      [`${day}T23:00:00${offset}`, 1, 0],
+      [`${d1}T00:00:00${offset}`, 1, 0],
+      [`${d1}T01:00:00${offset}`, 0, 0],
+    ]);
+    // The same, read by the workspace, and over a range long enough to be summed from daily rollups.
+    const ws = await getStats(`/v1/stats?${q({ from: `${nextDay(day, -20)}T00:00:00${offset}`, to: `${nextDay(day, 20)}T00:00:00${offset}`, interval: 'day', tz })}`);
+    expect(ws.series).toHaveLength(40);
+    expect(ws.series.filter((p) => p.humans).map((p) => [p.start, p.humans])).toEqual([
+      [`${day}T00:00:00${offset}`, 1],
+      [`${d1}T00:00:00${offset}`, 2],
+    ]);
+  });
+
+  it.each<[string, string, string, string, number]>([
+    ['Europe/Paris', '2026-03-29T00:00:00+01:00', '2026-03-30T00:00:00+02:00', '2026-03-29T01:30:00Z', 23],
+    ['Europe/Paris', '2026-10-25T00:00:00+02:00', '2026-10-26T00:00:00+01:00', '2026-10-25T01:30:00Z', 25],
+    ['America/New_York', '2026-03-08T00:00:00-05:00', '2026-03-09T00:00:00-04:00', '2026-03-08T07:30:00Z', 23],
+    ['America/New_York', '2026-11-01T00:00:00-04:00', '2026-11-02T00:00:00-05:00', '2026-11-01T06:30:00Z', 25],
+  ])('gives the local day in %s from %s its %i hourly points', async (tz, from, to, click, points) => {
+    await visit(new Date(Date.parse(from) - 60_000).toISOString()); // the evening before
+    await visit(click); // just after the change
+    await visit(new Date(Date.parse(to) - 60_000).toISOString()); // 23:59
+    await visit(to); // the next day
+    await consume();
+    const hours = await getStats(`/v1/links/${linkId}/stats?${q({ from, to, interval: 'hour', tz })}`);
+    expect(hours.series).toHaveLength(points);
+    expect(hours.from).toBe(from);
+    expect(hours.to).toBe(to);
+    expect(hours.totals).toEqual({ humans: 2, bots: 0 });
+    const day = await getStats(`/v1/links/${linkId}/stats?${q({ from, to, interval: 'day', tz })}`);
+    expect(counts(day)).toEqual([[from, 2, 0]]);
+  });
+
+  it("follows Lord Howe's 30-minute DST: a day of 24.5 hours and one of 23.5", async () => {
+    const fall = await getStats(`/v1/links/${linkId}/stats?${q({ from: '2026-04-05T00:00:00+11:00', to: '2026-04-06T00:00:00+10:30', interval: 'hour', tz: 'Australia/Lord_Howe' })}`);
+    expect(fall.series.slice(0, 4).map((p) => p.start)).toEqual([
+      '2026-04-05T00:00:00+11:00',
+      '2026-04-05T01:00:00+11:00',
+      '2026-04-05T01:30:00+10:30',
+      '2026-04-05T02:00:00+10:30',
+    ]);
+    expect(fall.series).toHaveLength(25);
+    const spring = await getStats(`/v1/links/${linkId}/stats?${q({ from: '2026-10-04T00:00:00+10:30', to: '2026-10-05T00:00:00+11:00', interval: 'hour', tz: 'Australia/Lord_Howe' })}`);
+    expect(spring.series.slice(1, 4).map((p) => p.start)).toEqual([
+      '2026-10-04T01:00:00+10:30',
+      '2026-10-04T02:30:00+11:00',
+      '2026-10-04T03:00:00+11:00',
+    ]);
+    expect(spring.series).toHaveLength(24);
+  });
+
+  it('counts the same clicks in every zone, each in the local day Intl gives it, top lists included', async () => {
+    // 120 clicks, one every 97 minutes from March 24 (across Europe's and New York's switch to summer time).
+    const made: Array<{ at: number; host: string }> = [];
+    for (let i = 0; i < 120; i++) {
+      const at = Date.parse('2026-03-24T00:07:00Z') + i * 97 * 60_000;
+      const host = `r${i % 3}.example`;
+      made.push({ at, host });
+      await visit(new Date(at).toISOString(), 'a', { referer: `https://${host}/` });
+    }
+    await consume();
+    const zones = ['UTC', 'Asia/Kolkata', 'Asia/Kathmandu', 'America/St_Johns', 'Australia/Lord_Howe', 'Pacific/Chatham', 'Europe/Paris', 'America/New_York', 'Pacific/Kiritimati', 'Pacific/Pago_Pago'];
+    for (const tz of zones) {
+      const localDay = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' });
+      const range = { from: '2026-03-20T00:00:00Z', to: '2026-04-05T00:00:00Z', tz, top: '100', dimensions: 'referrer' };
+      for (const interval of ['day', 'hour']) {
+        const s = await getStats(`/v1/links/${linkId}/stats?${q({ ...range, interval })}`);
+        expect(s.totals, `${tz} ${interval}`).toEqual({ humans: 120, bots: 0 });
+        expect(s.series.reduce((n, p) => n + p.humans, 0)).toBe(120);
+        expect(s.top.referrer!.reduce((n, e) => n + e.humans, 0)).toBe(120);
+      }
+      // Each local day holds the clicks Intl puts on that date; and a range of whole local days in the middle
+      // (its ends are edges of slots, not UTC midnights) has exactly their top lists.
+      const s = await getStats(`/v1/links/${linkId}/stats?${q({ ...range, interval: 'day' })}`);
+      const perDay = new Map<string, number>();
+      for (const m of made) perDay.set(localDay.format(m.at), (perDay.get(localDay.format(m.at)) ?? 0) + 1);
+      expect(new Map(s.series.filter((p) => p.humans).map((p) => [p.start.slice(0, 10), p.humans])), tz).toEqual(perDay);
+      const middle = s.series.slice(6, 11);
+      const from = middle[0]!.start;
+      const to = s.series[11]!.start;
+      const inside = made.filter((m) => m.at >= Date.parse(from) && m.at < Date.parse(to));
+      const part = await getStats(`/v1/links/${linkId}/stats?${q({ from, to, tz, interval: 'day', top: '100', dimensions: 'referrer' })}`);
+      expect(part.totals.humans).toBe(inside.length);
+      const want = new Map<string, number>();
+      for (const m of inside) want.set(m.host, (want.get(m.host) ?? 0) + 1);
+      expect(new Map(part.top.referrer!.map((e) => [e.value, e.humans])), tz).toEqual(want);
+    }
   });
 });
 

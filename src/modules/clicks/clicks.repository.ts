@@ -48,12 +48,17 @@ export interface OrphanRow {
   bot: boolean;
 }
 
-const HOUR_MS = 3_600_000;
-const hourOf = (ms: number) => ms - (ms % HOUR_MS);
+/** Rollups count per 15-minute slot (every offset the tz database has used since 1972 is a multiple of it) and per UTC day. */
+const SLOT_MS = 900_000;
+const DAY_MS = 86_400_000;
+const slotOf = (ms: number) => ms - (ms % SLOT_MS);
+const dayOf = (ms: number) => ms - (ms % DAY_MS);
 
-/** The dimensions every click is rolled up by; `all` (value '') is the total. */
-const ROLLUP_DIMENSIONS = ['all', 'country', 'device', 'browser', 'os', 'referrer'] as const;
-const dimensionValue = (row: ClickRow, dimension: (typeof ROLLUP_DIMENSIONS)[number]): string => {
+/** The dimensions every click is rolled up by; `all` (value '') is the total, kept per slot in a table of its own. */
+const DIMENSIONS = ['country', 'device', 'browser', 'os', 'referrer'] as const;
+const DAY_DIMENSIONS = ['all', ...DIMENSIONS] as const;
+type RollupDimension = (typeof DAY_DIMENSIONS)[number];
+const dimensionValue = (row: ClickRow, dimension: RollupDimension): string => {
   switch (dimension) {
     case 'all':
       return '';
@@ -87,19 +92,25 @@ const count = (c: Counter, bot: boolean) => {
 };
 
 /**
- * Humans and bots per (owner, hour, dimension, value), the key of a rollup table whose owner is a link or a
- * workspace. Kept as a map per owner-hour, then per dimension, of value to counter: a click costs one lookup by
- * a built key and six by values it already holds (this runs for every click stored).
+ * Humans and bots per (owner, period, dimension value): the key of a rollup table whose owner is a link or a
+ * workspace and whose period is a slot or a day. Kept as a map per owner-period, then per dimension, of value to
+ * counter: a click costs one lookup by a built key and one per dimension by values it already holds (this runs for
+ * every click stored, three times).
  */
 class Rollup {
-  private readonly groups = new Map<string, { owner: string; hour: number; values: Array<Map<string, Counter>> }>();
+  private readonly groups = new Map<string, { owner: string; period: number; values: Array<Map<string, Counter>> }>();
+  private readonly dimensions: readonly RollupDimension[];
 
-  add(owner: string, hour: number, row: ClickRow) {
-    const key = `${owner}\u0000${hour}`;
+  constructor(dimensions: readonly RollupDimension[]) {
+    this.dimensions = dimensions;
+  }
+
+  add(owner: string, period: number, row: ClickRow) {
+    const key = `${owner}\u0000${period}`;
     let group = this.groups.get(key);
-    if (!group) this.groups.set(key, (group = { owner, hour, values: ROLLUP_DIMENSIONS.map(() => new Map()) }));
-    for (let d = 0; d < ROLLUP_DIMENSIONS.length; d++) {
-      const value = dimensionValue(row, ROLLUP_DIMENSIONS[d]!);
+    if (!group) this.groups.set(key, (group = { owner, period, values: this.dimensions.map(() => new Map()) }));
+    for (let d = 0; d < this.dimensions.length; d++) {
+      const value = dimensionValue(row, this.dimensions[d]!);
       const values = group.values[d]!;
       let c = values.get(value);
       if (!c) values.set(value, (c = { humans: 0, bots: 0 }));
@@ -107,15 +118,31 @@ class Rollup {
     }
   }
 
-  /** [owner, hour, dimension, value, humans, bots] per counter, in key order within each owner-hour. */
+  /** [owner, period, dimension, value, humans, bots] per counter, in key order within each owner-period. */
   rows(): unknown[][] {
     const out: unknown[][] = [];
-    for (const { owner, hour, values } of this.groups.values()) {
-      for (let d = 0; d < ROLLUP_DIMENSIONS.length; d++) {
-        for (const [value, c] of values[d]!) out.push([owner, hour, ROLLUP_DIMENSIONS[d], value, c.humans, c.bots]);
+    for (const { owner, period, values } of this.groups.values()) {
+      for (let d = 0; d < this.dimensions.length; d++) {
+        for (const [value, c] of values[d]!) out.push([owner, period, this.dimensions[d], value, c.humans, c.bots]);
       }
     }
     return out;
+  }
+}
+
+/** Humans and bots per (owner, slot): the totals. */
+class Totals {
+  private readonly counters = new Map<string, Counter & { owner: string; slot: number }>();
+
+  add(owner: string, slot: number, bot: boolean) {
+    const key = `${owner}\u0000${slot}`;
+    let c = this.counters.get(key);
+    if (!c) this.counters.set(key, (c = { owner, slot, humans: 0, bots: 0 }));
+    count(c, bot);
+  }
+
+  rows(): unknown[][] {
+    return [...this.counters.values()].map((c) => [c.owner, c.slot, c.humans, c.bots]);
   }
 }
 
@@ -158,37 +185,55 @@ const MAX_ATTEMPTS = 5;
 
 const CLICK_COLUMNS = ['id', 'workspace_id', 'link_id', 'at', 'country', 'device', 'browser', 'os', 'referrer', 'bot'];
 const ORPHAN_COLUMNS = ['id', 'domain', 'slug', 'at', 'bot'];
-const LINK_KEY = ['link_id', 'hour', 'dimension', 'value'];
-const WORKSPACE_KEY = ['workspace_id', 'hour', 'dimension', 'value'];
+/** Each owner's three rollup tables (slots per dimension, slot totals, days per dimension) and their keys. */
+const OWNERS = {
+  link: { rollups: 'click_rollups', totals: 'click_totals', days: 'click_days', owner: 'link_id' },
+  workspace: { rollups: 'workspace_rollups', totals: 'workspace_totals', days: 'workspace_days', owner: 'workspace_id' },
+} as const;
+
+/** One owner's rollups of a batch, counted as its rows are added. */
+class OwnerRollups {
+  readonly slots = new Rollup(DIMENSIONS);
+  readonly totals = new Totals();
+  readonly days = new Rollup(DAY_DIMENSIONS);
+
+  add(owner: string, row: ClickRow) {
+    const slot = slotOf(row.at);
+    this.slots.add(owner, slot, row);
+    this.totals.add(owner, slot, row.bot);
+    this.days.add(owner, dayOf(row.at), row);
+  }
+
+  statements({ rollups, totals, days, owner }: (typeof OWNERS)[keyof typeof OWNERS]): InStatement[] {
+    return [
+      ...addToRollup(rollups, [owner, 'slot', 'dimension', 'value'], this.slots.rows()),
+      ...addToRollup(totals, [owner, 'slot'], this.totals.rows()),
+      ...addToRollup(days, [owner, 'day', 'dimension', 'value'], this.days.rows()),
+    ];
+  }
+}
 
 /**
  * The writes for rows known to be new: the rows, then the rollups, workspace rollups and link counts they add.
  * `counts` is where the link count updates start; each returns its link when the link has a maxClicks.
  */
 function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): { statements: InStatement[]; counts: [number, number] } {
-  const links = new Rollup();
-  const workspaces = new Rollup();
+  const links = new OwnerRollups();
+  const workspaces = new OwnerRollups();
   const humansPerLink = new Map<string, number>();
   for (const row of newClicks) {
-    const hour = hourOf(row.at);
-    links.add(row.linkId, hour, row);
-    workspaces.add(row.workspaceId, hour, row);
+    links.add(row.linkId, row);
+    workspaces.add(row.workspaceId, row);
     // The link's count is of humans: link previews and crawlers must not use up a link's maxClicks.
     if (!row.bot) humansPerLink.set(row.linkId, (humansPerLink.get(row.linkId) ?? 0) + 1);
   }
-  const domains = new Map<string, Counter & { domain: string; hour: number }>();
-  for (const row of newOrphans) {
-    const hour = hourOf(row.at);
-    const key = `${row.domain}\u0000${hour}`;
-    let c = domains.get(key);
-    if (!c) domains.set(key, (c = { domain: row.domain, hour, humans: 0, bots: 0 }));
-    count(c, row.bot);
-  }
+  const domains = new Totals();
+  for (const row of newOrphans) domains.add(row.domain, slotOf(row.at), row.bot);
   const before = [
     // No `on conflict`: a row stored since the read must fail the batch, or it would be counted twice.
     ...inserts('clicks', CLICK_COLUMNS, newClicks.map((r) => [r.id, r.workspaceId, r.linkId, r.at, r.country, r.device, r.browser, r.os, r.referrer, r.bot ? 1 : 0])),
-    ...addToRollup('click_rollups', LINK_KEY, links.rows()),
-    ...addToRollup('workspace_rollups', WORKSPACE_KEY, workspaces.rows()),
+    ...links.statements(OWNERS.link),
+    ...workspaces.statements(OWNERS.workspace),
   ];
   // One statement for every link's count (UPDATE ... FROM, SQLite 3.33+): a statement per link cost more than the
   // rows it changed. `column1`/`column2` are SQLite's names for a VALUES list's columns.
@@ -208,7 +253,7 @@ function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): { statem
     ...before,
     ...counts,
     ...inserts('orphan_visits', ORPHAN_COLUMNS, newOrphans.map((r) => [r.id, r.domain, r.slug, r.at, r.bot ? 1 : 0])),
-    ...addToRollup('orphan_rollups', ['domain', 'hour'], [...domains.values()].map((c) => [c.domain, c.hour, c.humans, c.bots])),
+    ...addToRollup('orphan_rollups', ['domain', 'slot'], domains.rows()),
   ];
   return { statements, counts: [before.length, before.length + counts.length] };
 }

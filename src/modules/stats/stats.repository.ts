@@ -1,22 +1,34 @@
 /**
- * drizzle reads behind statistics. Counts come from the hourly rollups only (click_rollups for a link,
- * workspace_rollups for a workspace, orphan_rollups for a domain), each read as one range of its primary key, or
- * for a series as one lookup of it per hour; raw rows are read only to export a link's clicks (keyset pages on the
- * (link_id, at, id) index) and for the top slugs of orphan visits. Every read of a workspace's data is bound to that
- * workspace; a link's rollups are read by its id once `linkExists` found it in the workspace.
+ * drizzle reads behind statistics. Counts come from the rollups only: per 15-minute slot (click_rollups per value,
+ * click_totals for the totals; workspace_* for a workspace; orphan_rollups for a domain) and per UTC day
+ * (click_days, workspace_days), each read as ranges of its primary key or lookups of it; raw rows are read only to
+ * export a link's clicks (keyset pages on the (link_id, at, id) index) and for the top slugs of orphan visits. Every
+ * read of a workspace's data is bound to that workspace; a link's rollups are read by its id once `linkExists`
+ * found it in the workspace.
  */
 import { and, asc, eq, gte, lt, ne, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
-import { clickRollups, clicks, links, orphanRollups, orphanVisits, workspaceRollups } from '../../db/schema.ts';
+import {
+  clickDays,
+  clickRollups,
+  clicks,
+  clickTotals,
+  links,
+  orphanRollups,
+  orphanVisits,
+  workspaceDays,
+  workspaceRollups,
+  workspaceTotals,
+} from '../../db/schema.ts';
 import type { Orm } from '../../platform/db/client.ts';
 import type { Dimension } from './stats.schemas.ts';
-import { HOUR_MS } from './stats.time.ts';
+import { DAY_MS } from './stats.time.ts';
 
 /** Whose rollups: one link of a workspace, or the whole workspace. */
 export type StatsTarget = { workspaceId: string; linkId: string } | { workspaceId: string; linkId?: undefined };
 
-export interface HourCount {
-  /** Epoch ms of the UTC hour. */
-  hour: number;
+export interface SlotCount {
+  /** Epoch ms of the 15-minute slot (or of the UTC day, for days). */
+  slot: number;
   humans: number;
   bots: number;
 }
@@ -56,21 +68,40 @@ export interface DimensionCount extends ValueCount {
 }
 
 /**
- * Which rollups: a link's (its workspace was checked by the caller, `linkExists`) or a whole workspace's. Both tables
- * are keyed (owner, hour, dimension, value), so a range of hours is one range of the key, every dimension in it.
+ * Which rollups: a link's (its workspace was checked by the caller, `linkExists`) or a whole workspace's. The tables
+ * of values are keyed (owner, slot or day, dimension, value), so a range of slots or days is one range of the key,
+ * every dimension in it; the totals are keyed (owner, slot).
  */
 function rollupSource(target: StatsTarget) {
-  if (target.linkId !== undefined) return { t: clickRollups, owner: eq(clickRollups.linkId, target.linkId) };
-  return { t: workspaceRollups, owner: eq(workspaceRollups.workspaceId, target.workspaceId) };
+  if (target.linkId !== undefined) {
+    const id = target.linkId;
+    return {
+      slots: clickRollups,
+      inSlots: eq(clickRollups.linkId, id),
+      totals: clickTotals,
+      inTotals: eq(clickTotals.linkId, id),
+      days: clickDays,
+      inDays: eq(clickDays.linkId, id),
+    };
+  }
+  const id = target.workspaceId;
+  return {
+    slots: workspaceRollups,
+    inSlots: eq(workspaceRollups.workspaceId, id),
+    totals: workspaceTotals,
+    inTotals: eq(workspaceTotals.workspaceId, id),
+    days: workspaceDays,
+    inDays: eq(workspaceDays.workspaceId, id),
+  };
 }
 
-export function createStatsRepository(orm: Orm) {
-  /** The rows top lists sum: every dimension's values (not the totals) over the hours [start, end). */
-  function perValue(target: StatsTarget, start: number, end: number) {
-    const { t, owner } = rollupSource(target);
-    return { t, where: and(owner, gte(t.hour, start), lt(t.hour, end), ne(t.dimension, 'all')) };
-  }
+const toCount = (r: { slot: unknown; humans: unknown; bots: unknown }): SlotCount => ({
+  slot: Number(r.slot),
+  humans: Number(r.humans),
+  bots: Number(r.bots),
+});
 
+export function createStatsRepository(orm: Orm) {
   return {
     async linkExists(workspaceId: string, linkId: string): Promise<boolean> {
       const [row] = await orm
@@ -81,75 +112,80 @@ export function createStatsRepository(orm: Orm) {
       return row !== undefined;
     },
 
-    /**
-     * Hourly totals (dimension `all`) of the whole hours [start, end), oldest first; hours without clicks have no
-     * row. One key lookup per hour rather than a scan of the range: the range holds every dimension's rows (a
-     * hundred an hour for a busy link), the totals one of them.
-     */
-    async series(target: StatsTarget, start: number, end: number): Promise<HourCount[]> {
-      const { t, owner } = rollupSource(target);
-      const first = Math.ceil(start / HOUR_MS) * HOUR_MS;
-      if (first >= end) return [];
-      // `cross join` keeps the hours as the outer loop, so each is one lookup of the full primary key.
-      const rows = await orm.all<{ hour: number; humans: number; bots: number }>(sql`
-        with recursive hours(hour) as (select ${first} union all select hour + ${HOUR_MS} from hours where hour + ${HOUR_MS} < ${end})
-        select ${t.hour} as hour, ${t.humans} as humans, ${t.bots} as bots
-        from hours cross join ${t}
-        where ${owner} and ${t.hour} = hours.hour and ${t.dimension} = 'all' and ${t.value} = ''
-        order by hours.hour`);
-      return rows.map((r) => ({ hour: Number(r.hour), humans: Number(r.humans), bots: Number(r.bots) }));
+    /** The totals of the slots [start, end) that had clicks, oldest first: one range of the totals' key. */
+    async slotTotals(target: StatsTarget, start: number, end: number): Promise<SlotCount[]> {
+      const { totals: t, inTotals } = rollupSource(target);
+      return orm
+        .select({ slot: t.slot, humans: t.humans, bots: t.bots })
+        .from(t)
+        .where(and(inTotals, gte(t.slot, start), lt(t.slot, end)))
+        .orderBy(asc(t.slot));
     },
 
-    /** Every value of every dimension with its clicks over [start, end), in no order: one pass over the range. */
-    async sums(target: StatsTarget, start: number, end: number): Promise<DimensionCount[]> {
-      const { t, where } = perValue(target, start, end);
+    /**
+     * The totals of each range of slots, in the order given (zeros where a range had no clicks), in one statement:
+     * each range is one seek and a short walk of the totals' key.
+     */
+    async rangeTotals(target: StatsTarget, ranges: Array<[number, number]>): Promise<Array<{ humans: number; bots: number }>> {
+      const out = ranges.map(() => ({ humans: 0, bots: 0 }));
+      if (!ranges.length) return out;
+      const { totals: t, inTotals } = rollupSource(target);
+      // `cross join` keeps the ranges as the outer loop, so each is a range of the key, not a scan of the owner's rows.
+      const rows = await orm.all<{ i: number; humans: number; bots: number }>(sql`
+        select r.key as i, sum(${t.humans}) as humans, sum(${t.bots}) as bots
+        from json_each(${JSON.stringify(ranges)}) r cross join ${t}
+        where ${inTotals} and ${t.slot} >= r.value ->> 0 and ${t.slot} < r.value ->> 1
+        group by r.key`);
+      for (const r of rows) out[Number(r.i)] = { humans: Number(r.humans), bots: Number(r.bots) };
+      return out;
+    },
+
+    /**
+     * Daily totals (dimension `all`) of the UTC days [start, end), oldest first; days without clicks have no row.
+     * One key lookup per day rather than a scan: a day's range holds every dimension's rows.
+     */
+    async dayTotals(target: StatsTarget, start: number, end: number): Promise<SlotCount[]> {
+      if (start >= end) return [];
+      const { days: t, inDays } = rollupSource(target);
+      const rows = await orm.all<{ slot: number; humans: number; bots: number }>(sql`
+        with recursive days(day) as (select ${start} union all select day + ${DAY_MS} from days where day + ${DAY_MS} < ${end})
+        select ${t.day} as slot, ${t.humans} as humans, ${t.bots} as bots
+        from days cross join ${t}
+        where ${inDays} and ${t.day} = days.day and ${t.dimension} = 'all' and ${t.value} = ''
+        order by days.day`);
+      return rows.map(toCount);
+    },
+
+    /** Every value of every dimension with its clicks over the slots [start, end), in no order: one pass over the range. */
+    async slotSums(target: StatsTarget, start: number, end: number): Promise<DimensionCount[]> {
+      const { slots: t, inSlots } = rollupSource(target);
       const rows = await orm
         .select({ dimension: t.dimension, value: t.value, humans: sum(t.humans), bots: sum(t.bots) })
         .from(t)
-        .where(where)
+        .where(and(inSlots, gte(t.slot, start), lt(t.slot, end)))
         .groupBy(t.dimension, t.value);
       return rows as DimensionCount[];
     },
 
-    /**
-     * The same per UTC day (`day`: epoch ms of its midnight) over whole days [start, end), each day's values as one
-     * JSON array: a day has up to a few hundred values, and one row per day reads ~10x faster than one per value.
-     */
-    async sumsByDay(target: StatsTarget, start: number, end: number): Promise<Array<{ day: number; values: DimensionCount[] }>> {
-      const { t, where } = perValue(target, start, end);
-      const day = sql<number>`${t.hour} / 86400000 * 86400000`;
-      const summed = orm
-        .select({ day: day.as('day'), dimension: t.dimension, value: t.value, humans: sum(t.humans).as('humans'), bots: sum(t.bots).as('bots') })
-        .from(t)
-        .where(where)
-        .groupBy(day, t.dimension, t.value)
-        .as('summed');
+    /** The same over the UTC days [start, end), from the daily rollups. */
+    async daySums(target: StatsTarget, start: number, end: number): Promise<DimensionCount[]> {
+      const { days: t, inDays } = rollupSource(target);
       const rows = await orm
-        .select({
-          day: sql<number>`${summed.day}`.mapWith(Number),
-          values: sql<string>`json_group_array(json_array(${summed.dimension}, ${summed.value}, ${summed.humans}, ${summed.bots}))`,
-        })
-        .from(summed)
-        .groupBy(sql`${summed.day}`);
-      return rows.map((r) => ({
-        day: r.day,
-        values: (JSON.parse(r.values) as Array<[Dimension, string, number, number]>).map(([dimension, value, humans, bots]) => ({
-          dimension,
-          value,
-          humans,
-          bots,
-        })),
-      }));
+        .select({ dimension: t.dimension, value: t.value, humans: sum(t.humans), bots: sum(t.bots) })
+        .from(t)
+        .where(and(inDays, gte(t.day, start), lt(t.day, end), ne(t.dimension, 'all')))
+        .groupBy(t.dimension, t.value);
+      return rows as DimensionCount[];
     },
 
-    /** Hourly orphan visits of a domain over [start, end), oldest first. */
-    async orphanSeries(domain: string, start: number, end: number): Promise<HourCount[]> {
+    /** Orphan visits of a domain per slot over [start, end), oldest first. */
+    async orphanSeries(domain: string, start: number, end: number): Promise<SlotCount[]> {
       const t = orphanRollups;
       return orm
-        .select({ hour: t.hour, humans: t.humans, bots: t.bots })
+        .select({ slot: t.slot, humans: t.humans, bots: t.bots })
         .from(t)
-        .where(and(eq(t.domain, domain), gte(t.hour, start), lt(t.hour, end)))
-        .orderBy(asc(t.hour));
+        .where(and(eq(t.domain, domain), gte(t.slot, start), lt(t.slot, end)))
+        .orderBy(asc(t.slot));
     },
 
     /** The most requested unknown slugs of a domain over [start, end), from the raw visits still kept. */

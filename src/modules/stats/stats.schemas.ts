@@ -65,8 +65,8 @@ const rangeFields = {
   }),
   tz: TimeZoneSchema.default('UTC').openapi({
     description:
-      'IANA zone of the buckets and times (default UTC); days follow DST. Counts are kept per UTC hour: where the ' +
-      'offset is not whole hours (Asia/Kolkata), a day starts at the first whole UTC hour of the local day (00:30).',
+      'IANA zone of the buckets and times (default UTC); hours and days follow the local clock in every zone, ' +
+      'DST and offsets such as +05:30 and +05:45 included.',
   }),
 };
 

@@ -1,13 +1,14 @@
 /**
- * Statistics of a link, a workspace and a domain's orphan visits, answered from the hourly rollups: the range is
- * resolved (defaults from the clock, bounds), cut into buckets in the caller's time zone (stats.time.ts), and the
- * hourly rows are summed into them; top lists are summed per day (stats.top.ts). Also the raw click export, as pages.
+ * Statistics of a link, a workspace and a domain's orphan visits, answered from the rollups: the range is resolved
+ * (defaults from the clock, bounds) and cut into buckets in the caller's time zone (stats.time.ts); an hourly series
+ * sums the slots' totals into them, a daily one is made of daily totals and short edges of slots (`dailySeries`);
+ * top lists likewise (stats.top.ts). Also the raw click export, as pages.
  */
 import type { Config } from '../../config.ts';
 import { AppError, invalidFields, type FieldError } from '../../errors.ts';
 import type { ServiceContext } from '../context.ts';
 import type { WorkspacesService } from '../workspaces/workspaces.service.ts';
-import type { HourCount, RawClick, StatsRepository, StatsTarget, ValueCount } from './stats.repository.ts';
+import type { RawClick, SlotCount, StatsRepository, StatsTarget, ValueCount } from './stats.repository.ts';
 import {
   DEFAULT_RANGE_DAYS,
   DIMENSIONS,
@@ -24,7 +25,7 @@ import {
 } from './stats.schemas.ts';
 import { createLru } from '../../platform/cache/lru.ts';
 import { createTopLists } from './stats.top.ts';
-import { bucketize, DAY_MS, type Bucket, type Buckets, type Interval } from './stats.time.ts';
+import { bucketize, cutAt, DAY_MS, type Bucket, type Buckets, type Interval } from './stats.time.ts';
 
 /** Raw clicks per database read of an export: bounded memory whatever the link's size. */
 export const EXPORT_PAGE_SIZE = 1000;
@@ -57,20 +58,60 @@ export function resolveRange(input: RangeInput, now: Date): Buckets & { interval
   return { ...bucketize(from, to, interval, input.tz), interval, tz: input.tz };
 }
 
-/** Sums hourly rows (oldest first) into consecutive buckets; hours outside every bucket are not counted. */
-export function fillSeries(buckets: Bucket[], rows: HourCount[]): { totals: Totals; series: Stats['series'] } {
+/** Sums slot rows (oldest first) into consecutive buckets; slots outside every bucket are not counted. */
+export function fillSeries(buckets: Bucket[], rows: SlotCount[]): { totals: Totals; series: Stats['series'] } {
   const totals = { humans: 0, bots: 0 };
   const series = buckets.map((b) => ({ start: b.label, humans: 0, bots: 0 }));
   let i = 0;
   for (const row of rows) {
-    while (i < buckets.length && row.hour >= buckets[i]!.end) i++;
+    while (i < buckets.length && row.slot >= buckets[i]!.end) i++;
     if (i === buckets.length) break;
-    if (row.hour < buckets[i]!.start) continue;
+    if (row.slot < buckets[i]!.start) continue;
     series[i]!.humans += row.humans;
     series[i]!.bots += row.bots;
     totals.humans += row.humans;
     totals.bots += row.bots;
   }
+  return { totals, series };
+}
+
+/**
+ * A daily series without reading every slot: a bucket's count is the count up to its end minus the count up to its
+ * start, and each of those is the daily totals up to a UTC midnight plus or minus at most 12 hours of slots
+ * (`cutAt`). One lookup per UTC day and one short range of slots per bucket edge that is not a UTC midnight, read
+ * in two statements whatever the range's length.
+ */
+async function dailySeries(repo: StatsRepository, target: StatsTarget, buckets: Bucket[]): Promise<{ totals: Totals; series: Stats['series'] }> {
+  const edges = [buckets[0]!.start, ...buckets.map((b) => b.end)];
+  const cuts = edges.map(cutAt);
+  const firstDay = cuts[0]!.day;
+  const lastDay = cuts.at(-1)!.day;
+  const withEdge = cuts.filter((c) => c.edge !== undefined);
+  const [days, partial] = await Promise.all([
+    repo.dayTotals(target, firstDay, lastDay),
+    repo.rangeTotals(target, withEdge.map((c) => c.edge!)),
+  ]);
+  // Clicks of the days from firstDay up to each day: before[i] counts the days [firstDay, firstDay + i days).
+  const before: Array<{ humans: number; bots: number }> = [{ humans: 0, bots: 0 }];
+  let d = 0;
+  for (let day = firstDay; day < lastDay; day += DAY_MS) {
+    const prev = before.at(-1)!;
+    const row = days[d]?.slot === day ? days[d++]! : undefined;
+    before.push({ humans: prev.humans + (row?.humans ?? 0), bots: prev.bots + (row?.bots ?? 0) });
+  }
+  let p = 0;
+  const upTo = cuts.map((c) => {
+    const base = before[(c.day - firstDay) / DAY_MS]!;
+    if (!c.edge) return base;
+    const edge = partial[p++]!;
+    return { humans: base.humans + c.sign * edge.humans, bots: base.bots + c.sign * edge.bots };
+  });
+  const series = buckets.map((b, i) => ({
+    start: b.label,
+    humans: upTo[i + 1]!.humans - upTo[i]!.humans,
+    bots: upTo[i + 1]!.bots - upTo[i]!.bots,
+  }));
+  const totals = { humans: upTo.at(-1)!.humans - upTo[0]!.humans, bots: upTo.at(-1)!.bots - upTo[0]!.bots };
   return { totals, series };
 }
 
@@ -116,19 +157,21 @@ export function createStatsService(repo: StatsRepository, workspaces: Workspaces
     return stats;
   };
 
-  async function stats(target: StatsTarget, input: StatsInput, range: ReturnType<typeof resolveRange>, now: number): Promise<Stats> {
+  async function stats(target: StatsTarget, input: StatsInput, range: ReturnType<typeof resolveRange>): Promise<Stats> {
     const dimensions = input.dimensions ?? DIMENSIONS;
     // Independent reads: over a remote database they overlap; embedded, they run one after another anyway.
-    const [rows, tops] = await Promise.all([
-      repo.series(target, range.start, range.end),
-      input.top > 0 ? topLists.top(target, dimensions, range.start, range.end, input.top, now) : undefined,
+    const [counted, tops] = await Promise.all([
+      range.interval === 'day'
+        ? dailySeries(repo, target, range.buckets)
+        : repo.slotTotals(target, range.start, range.end).then((rows) => fillSeries(range.buckets, rows)),
+      input.top > 0 ? topLists.top(target, dimensions, range.start, range.end, input.top) : undefined,
     ]);
     return {
       from: range.startLabel,
       to: range.endLabel,
       interval: range.interval,
       tz: range.tz,
-      ...fillSeries(range.buckets, rows),
+      ...counted,
       top: Object.fromEntries(dimensions.map((d) => [d, (tops?.get(d) ?? []).map(toTopEntry)])),
     };
   }
@@ -142,14 +185,14 @@ export function createStatsService(repo: StatsRepository, workspaces: Workspaces
       const range = resolveRange(input, now);
       if (!(await repo.linkExists(ctx.workspaceId, linkId))) throw noSuchLink();
       const target = { workspaceId: ctx.workspaceId, linkId };
-      return cached(target, input, now.getTime(), () => stats(target, input, range, now.getTime()));
+      return cached(target, input, now.getTime(), () => stats(target, input, range));
     },
 
     async workspaceStats(ctx: ServiceContext, input: StatsInput): Promise<Stats> {
       const now = ctx.now();
       const range = resolveRange(input, now);
       const target = { workspaceId: ctx.workspaceId };
-      return cached(target, input, now.getTime(), () => stats(target, input, range, now.getTime()));
+      return cached(target, input, now.getTime(), () => stats(target, input, range));
     },
 
     /** This process stored clicks: kept answers no longer hold. */

@@ -1,20 +1,20 @@
 /**
- * Calendar arithmetic for statistics: the buckets of a series in an IANA time zone, built from whole UTC hours
- * (what the rollups count). An hour belongs to the bucket in which it starts: exact for every zone whose offset is
- * a whole number of hours, DST included (a local day has 23, 24 or 25 hours). In a zone whose offset is not whole
- * hours (Asia/Kolkata +05:30, Australia/Adelaide +09:30/+10:30, Asia/Kathmandu +05:45) the UTC hour that contains
- * local midnight counts for the day before, so a day bucket starts at the first whole UTC hour of the local day
- * (00:30 in Kolkata), and its `start` says so.
+ * Calendar arithmetic for statistics: the buckets of a series in an IANA time zone, built from 15-minute UTC slots
+ * (what the rollups count). Every offset the tz database has used since 1972 is a multiple of 15 minutes, so local
+ * hours and days are whole runs of slots in every zone: Asia/Kolkata (+05:30), Asia/Kathmandu (+05:45),
+ * Australia/Lord_Howe (a 30-minute DST), DST days of 23 and 25 hours. A slot belongs to the bucket in which it
+ * starts (this only matters for the odd offsets of local mean time before 1972, such as Monrovia's -00:44:30).
  *
  * Intl is the only source of offsets. It is asked about once per day of the range (plus a few times per offset
- * change), never once per hour, and its formatters are kept per zone.
+ * change), never once per slot, and its formatters are kept per zone.
  */
 
+export const SLOT_MS = 900_000;
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
 
-export const floorHour = (ms: number) => Math.floor(ms / HOUR_MS) * HOUR_MS;
-export const ceilHour = (ms: number) => Math.ceil(ms / HOUR_MS) * HOUR_MS;
+export const floorSlot = (ms: number) => Math.floor(ms / SLOT_MS) * SLOT_MS;
+export const ceilSlot = (ms: number) => Math.ceil(ms / SLOT_MS) * SLOT_MS;
 
 // Building a formatter costs ~40 µs; a zone is asked for again and again. Emptied when full, like the UA memo.
 const MAX_FORMATTERS = 256;
@@ -66,13 +66,14 @@ function offsetAt(f: Intl.DateTimeFormat, ms: number): number {
 }
 
 /**
- * The zone's offsets over the whole hours of [first, last]: one sample per day, and where two samples differ, a
- * binary search for the hour the offset changed. (A zone that changes its offset twice within one day would be
- * missed; none has.)
+ * The zone's offsets over the slots of [first, last]: one sample per day, and where two samples differ, a binary
+ * search for the slot the offset changed. (A zone that changes its offset twice within one day would be missed;
+ * none has.)
  */
 class Offsets {
-  private readonly starts: number[] = [];
-  private readonly offsets: number[] = [];
+  /** Where each offset starts (a slot), ascending; the first covers everything before the second. */
+  readonly starts: number[] = [];
+  readonly offsets: number[] = [];
 
   constructor(timeZone: string, first: number, last: number) {
     if (isUtc(timeZone)) {
@@ -89,11 +90,11 @@ class Offsets {
       const next = Math.min(at + DAY_MS, last);
       const nextOffset = offsetAt(f, next);
       if (nextOffset !== offset) {
-        // The first hour in (at, next] with the new offset.
+        // The first slot in (at, next] with the new offset.
         let lo = at;
         let hi = next;
-        while (hi - lo > HOUR_MS) {
-          const mid = floorHour(lo + (hi - lo) / 2);
+        while (hi - lo > SLOT_MS) {
+          const mid = floorSlot(lo + (hi - lo) / 2);
           if (offsetAt(f, mid) === offset) lo = mid;
           else hi = mid;
         }
@@ -105,7 +106,8 @@ class Offsets {
     }
   }
 
-  at(ms: number): number {
+  /** The index of the offset in force at `ms`. */
+  indexAt(ms: number): number {
     let lo = 0;
     let hi = this.starts.length - 1;
     while (lo < hi) {
@@ -113,7 +115,11 @@ class Offsets {
       if (this.starts[mid]! <= ms) lo = mid;
       else hi = mid - 1;
     }
-    return this.offsets[lo]!;
+    return lo;
+  }
+
+  at(ms: number): number {
+    return this.offsets[this.indexAt(ms)]!;
   }
 }
 
@@ -131,9 +137,9 @@ export function localIso(ms: number, offset: number): string {
 export type Interval = 'hour' | 'day';
 
 export interface Bucket {
-  /** Epoch ms of the first UTC hour in the bucket. */
+  /** Epoch ms of the first slot in the bucket. */
   start: number;
-  /** Epoch ms of the first UTC hour after it. */
+  /** Epoch ms of the first slot after it. */
   end: number;
   /** `start` as ISO-8601 local time with the zone's offset. */
   label: string;
@@ -149,31 +155,65 @@ export interface Buckets {
 }
 
 /**
- * The buckets covering [from, to) in `timeZone`, hourly or daily, built of whole UTC hours. `from` is rounded down
- * to the start of its bucket and `to` up to the end of the bucket holding its last moment.
+ * The slot at which the bucket after the one starting at `start` begins: the first slot whose local hour (or day)
+ * differs from `start`'s, or, for hours, where the clock goes back (the repeated hour of a fall-back is a bucket of
+ * its own). Jumps from one candidate to the next: the next local boundary at the current offset, or the next change
+ * of offset, whichever comes first.
+ */
+function nextBoundary(offsets: Offsets, start: number, period: number): number {
+  let i = offsets.indexAt(start);
+  const key = Math.floor((start + offsets.offsets[i]!) / period);
+  for (;;) {
+    const offset = offsets.offsets[i]!;
+    const boundary = ceilSlot((key + 1) * period - offset);
+    const change = offsets.starts[i + 1];
+    if (change === undefined || boundary <= change) return boundary;
+    const after = offsets.offsets[i + 1]!;
+    if (Math.floor((change + after) / period) !== key || (period === HOUR_MS && after < offset)) return change;
+    i++;
+  }
+}
+
+/**
+ * The buckets covering [from, to) in `timeZone`, hourly or daily, built of slots. `from` is rounded down to the
+ * start of its bucket and `to` up to the end of the bucket holding its last moment.
  */
 export function bucketize(from: number, to: number, interval: Interval, timeZone: string): Buckets {
-  const firstHour = floorHour(from);
-  const endHour = Math.max(ceilHour(to), firstHour + HOUR_MS);
-  // A day has at most 25 hours (26 at Lord Howe's half-hour DST, counted in whole hours): look that far either side.
-  const offsets = new Offsets(timeZone, firstHour - 2 * DAY_MS, endHour + 2 * DAY_MS);
+  const period = interval === 'hour' ? HOUR_MS : DAY_MS;
+  const firstSlot = floorSlot(from);
+  const endSlot = Math.max(ceilSlot(to), firstSlot + SLOT_MS);
+  // A day has at most 26 hours (25 hours, or Lord Howe's 30-minute DST): look that far either side.
+  const offsets = new Offsets(timeZone, firstSlot - 2 * DAY_MS, endSlot + 2 * DAY_MS);
   const label = (ms: number) => localIso(ms, offsets.at(ms));
+  // The bucket holding `from` starts at the last boundary at or before it: found walking forward from a bucket
+  // that surely starts earlier (a bucket lasts at most 26 hours).
+  let start = nextBoundary(offsets, floorSlot(from - period - 3 * HOUR_MS), period);
+  for (let next = nextBoundary(offsets, start, period); next <= firstSlot; next = nextBoundary(offsets, start, period)) start = next;
   const buckets: Bucket[] = [];
-  if (interval === 'hour') {
-    for (let h = firstHour; h < endHour; h += HOUR_MS) buckets.push({ start: h, end: h + HOUR_MS, label: label(h) });
-  } else {
-    const localDay = (h: number) => Math.floor((h + offsets.at(h)) / DAY_MS);
-    let start = firstHour;
-    while (localDay(start - HOUR_MS) === localDay(start)) start -= HOUR_MS;
-    while (start < endHour) {
-      const day = localDay(start);
-      let end = start + HOUR_MS;
-      while (localDay(end) === day) end += HOUR_MS;
-      buckets.push({ start, end, label: label(start) });
-      start = end;
-    }
+  while (start < endSlot) {
+    const end = nextBoundary(offsets, start, period);
+    buckets.push({ start, end, label: label(start) });
+    start = end;
   }
   const first = buckets[0]!;
   const last = buckets.at(-1)!;
   return { start: first.start, end: last.end, startLabel: first.label, endLabel: label(last.end), buckets };
+}
+
+/**
+ * How a count up to the instant `t` (a slot) is made of daily rollups and slots: the days before `day`, plus
+ * (`sign` 1) or minus (`sign` -1) the slots of [`edge[0]`, `edge[1]`), whichever of the two sides of `t`'s UTC day
+ * is shorter: at most 12 hours of slots, none at a UTC midnight.
+ */
+export interface Cut {
+  day: number;
+  edge: [number, number] | undefined;
+  sign: 1 | -1;
+}
+
+export function cutAt(t: number): Cut {
+  const day = Math.floor(t / DAY_MS) * DAY_MS;
+  if (t === day) return { day, edge: undefined, sign: 1 };
+  if (t - day <= DAY_MS / 2) return { day, edge: [day, t], sign: 1 };
+  return { day: day + DAY_MS, edge: [t, day + DAY_MS], sign: -1 };
 }
