@@ -102,7 +102,7 @@ async function measure(target: string, databaseUrl: string): Promise<Row> {
     await queue.flush();
     const seconds = (performance.now() - start) / 1000;
     const s = queue.stats();
-    if (s.buffered || s.dropped || s.failures) throw new Error(`${target}: queue ended with ${JSON.stringify(s)}`);
+    if (s.buffered || s.refused || s.failures) throw new Error(`${target}: queue ended with ${JSON.stringify(s)}`);
     await pipeline.close();
 
     const rs = await db.client.execute(

@@ -75,6 +75,10 @@ export const redirectDocument = {
       content: { 'application/problem+json': { schema: ProblemSchema }, 'text/html': { schema: z.string() } },
     },
     400: { description: 'The Host header is not one host.', content: { 'application/problem+json': { schema: ProblemSchema } } },
+    503: {
+      description: 'Too busy to record the visit (the click queue is full), or the database is unavailable; with Retry-After.',
+      content: { 'application/problem+json': { schema: ProblemSchema } },
+    },
     500: { description: 'A fault of the server.', content: { 'application/problem+json': { schema: ProblemSchema } } },
   },
 } satisfies RouteConfig;
