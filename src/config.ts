@@ -360,7 +360,7 @@ function serverParser() {
     HOP_QUEUE_DEAD_LETTER: key.default('hop:clicks:dead'),
     HOP_QUEUE_MAX_DELIVERIES: positiveInt(1, 1000).default(5),
     HOP_QUEUE_CLAIM_IDLE_MS: positiveInt(1000, 86_400_000).default(60_000),
-    HOP_QUEUE_MAX_BUFFERED: positiveInt(100, 10_000_000).default(50_000),
+    HOP_QUEUE_MAX_BUFFERED: positiveInt(100, 10_000_000).default(20_000),
   };
   type Server = z.output<z.ZodObject<typeof variables>>;
   const rules: Rule<Server>[] = [
