@@ -1,13 +1,13 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=8
 // @ts-check
 /**
  * The `hop` command's launcher (npm start, npm run hop, npm run migrate and the package's bin): plain JavaScript, so
  * that a Node too old to load TypeScript still reads it and can say so, with exit status 1 and no stack trace,
  * instead of failing on the first `.ts` import. On a recent Node it hands over to src/cli/hop.ts.
  *
- * `--max-semi-space-size=4` (here and in `npm start`): V8 sizes the young generation by the machine's memory, up to
- * 64 MB per semi-space, which was a third of hop's RSS at idle and more under load; at 4 MB redirects ran as fast
- * (docs/architecture.md, "Memory").
+ * `--max-semi-space-size=8` (here and in `npm start`): V8 sizes the young generation by the machine's memory, up to
+ * 64 MB per semi-space, which was ~40 MB of hop's peak under load; at 8 MB redirects ran as fast (at 4 MB about 5%
+ * slower), see docs/architecture.md, "Memory".
  */
 import module from 'node:module';
 import { runsHop, tooOldMessage } from './node-version.js';

@@ -19,7 +19,7 @@ afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const runtimes = [
-  { name: 'Node', command: 'node', args: ['--max-semi-space-size=4', 'bin/hop.js', 'serve'] },
+  { name: 'Node', command: 'node', args: ['--max-semi-space-size=8', 'bin/hop.js', 'serve'] },
   { name: 'Bun', command: 'node_modules/.bin/bun', args: ['src/runtimes/bun.ts'] },
 ];
 
