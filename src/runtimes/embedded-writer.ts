@@ -1,7 +1,7 @@
 /**
  * The click consumer's SQL on an embedded `file:` database (Node, Bun): a native libSQL connection of its own, each
  * statement prepared once and kept, each batch one `BEGIN IMMEDIATE` ... `COMMIT`. @libsql/client parses every
- * statement on every call; a consumer batch is a handful of hundred-row statements, always of the same few shapes,
+ * statement on every call; a consumer batch is a handful of multi-row statements, of shapes that recur,
  * and parsing them again cost about a third of storing a click (docs/benchmarks.md). Same answers as the client
  * (`SqlRunner`), so the clicks repository cannot tell which one runs its SQL.
  */

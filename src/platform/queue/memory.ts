@@ -4,7 +4,7 @@
  * busy or unreachable) is kept and retried with backoff, so a message is lost only if the process dies first.
  *
  * Batches grow with the backlog: while one is being handled the next ones gather, and the next hand-out takes
- * everything waiting up to `maxBatchUnderLoad` (a write of 1,000 clicks costs far less per click than ten of 100).
+ * everything waiting up to `maxBatchUnderLoad` (one write of 1,000 clicks costs far less per click than ten of 100).
  * The buffer is bounded: at `maxBuffered` the queue refuses the message (`send` throws an `overloaded` AppError),
  * so the caller answers 503 with Retry-After instead of losing what it was asked to record; nothing is dropped.
  *
@@ -60,7 +60,7 @@ export interface MemoryQueueStats {
 }
 
 /** Refused with this when the buffer is full; the HTTP layer answers 503 with Retry-After. */
-export function queueFull(retryAfterS: number): AppError {
+function queueFull(retryAfterS: number): AppError {
   return new AppError('overloaded', 'Too many visits to record right now; retry shortly.', { retryAfterS });
 }
 
@@ -104,19 +104,17 @@ export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueu
 
   /** The oldest batch, if it may go (full, or its wait is over), with the batches behind it up to maxBatchUnderLoad. */
   function take(): T[] | undefined {
-    let next = batches[head];
-    if (!next || (!due && next.length < maxBatch)) return undefined;
+    const first = batches[head];
+    if (!first || (!due && first.length < maxBatch)) return undefined;
+    const parts = [first];
+    let size = first.length;
     batches[head++] = [];
-    if (head < batches.length && next.length + batches[head]!.length <= maxBatchUnderLoad) {
-      const parts = [next];
-      let size = next.length;
-      while (head < batches.length && size + batches[head]!.length <= maxBatchUnderLoad) {
-        size += batches[head]!.length;
-        parts.push(batches[head]!);
-        batches[head++] = [];
-      }
-      next = parts.flat();
+    while (head < batches.length && size + batches[head]!.length <= maxBatchUnderLoad) {
+      size += batches[head]!.length;
+      parts.push(batches[head]!);
+      batches[head++] = [];
     }
+    const next = parts.length === 1 ? first : parts.flat();
     counts.batches += 1;
     if (next.length > counts.largestBatch) counts.largestBatch = next.length;
     // Drop the handed-out slots now and then rather than shifting the array on every batch.
