@@ -739,10 +739,11 @@ async function cacheNote(url: string): Promise<string> {
   const total = memory + shared + miss + coalesced;
   const pct = (n: number) => `${((n / total) * 100).toFixed(1)}%`;
   const cache = total ? ` (cache: memory ${pct(memory)}, shared ${pct(shared)}, miss ${pct(miss)}, waited for another's lookup ${pct(coalesced)})` : '';
-  // With clicks on: whether the queue kept up. Dropped events make a run look faster than recording them would be.
+  // With clicks on: whether the queue kept up. Refused events (their redirects answered 503) make a run look faster
+  // than recording them would be.
   const events = (result: string) => Number(new RegExp(`hop_click_queue_events_total\\{queue="\\w+",result="${result}"\\} (\\d+)`).exec(text)?.[1] ?? -1);
   const buffered = Number(/hop_click_queue_buffered\{queue="\w+"\} (\d+)/.exec(text)?.[1] ?? -1);
-  const clicks = events('delivered') >= 0 ? ` (clicks: ${events('delivered')} handed on, ${buffered} still buffered, ${events('dropped')} dropped)` : '';
+  const clicks = events('delivered') >= 0 ? ` (clicks: ${events('delivered')} handed on, ${buffered} still buffered, ${events('refused')} refused)` : '';
   return cache + clicks;
 }
 

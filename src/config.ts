@@ -360,6 +360,7 @@ function serverParser() {
     HOP_QUEUE_DEAD_LETTER: key.default('hop:clicks:dead'),
     HOP_QUEUE_MAX_DELIVERIES: positiveInt(1, 1000).default(5),
     HOP_QUEUE_CLAIM_IDLE_MS: positiveInt(1000, 86_400_000).default(60_000),
+    HOP_QUEUE_MAX_BUFFERED: positiveInt(100, 10_000_000).default(20_000),
   };
   type Server = z.output<z.ZodObject<typeof variables>>;
   const rules: Rule<Server>[] = [
@@ -394,6 +395,11 @@ function serverParser() {
     ...sharedConfig(c),
     /** The click queue: in-process (`memory`) or Redis Streams (`redis`, over the Upstash REST protocol). */
     queue: c.HOP_QUEUE,
+    /**
+     * Click events a process holds at most, not yet stored (in-process queue) or sent (Redis): past it, redirects
+     * are refused with 503 rather than their clicks lost. Also what a SIGKILL can lose at most.
+     */
+    queueMaxBuffered: c.HOP_QUEUE_MAX_BUFFERED,
     /** With the Redis queue: whether a server process also consumes it (`hop consume` runs a consumer alone). */
     clickConsumer: c.HOP_CLICK_CONSUMER === 'on',
     /** The Redis Streams queue: stream, consumer group, dead-letter stream, and when an entry is given up or taken over. */

@@ -23,6 +23,7 @@ export const errorCodes = {
   rate_limited: { title: 'Too many requests.' },
   internal: { title: 'Internal server error.' },
   unavailable: { title: 'Service unavailable.' },
+  overloaded: { title: 'Too busy to record this request.' },
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

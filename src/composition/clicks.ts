@@ -25,6 +25,9 @@ import {
 import { createRedisRestClient } from '../platform/redis.ts';
 
 const PURGE_EVERY_MS = 3_600_000;
+// The consumer's batch under load: ~4x the clicks per second of batches of 100 (docs/benchmarks.md), and still
+// well inside SQLite's bound-parameter limit for the repository's multi-row statements.
+const CONSUMER_BATCH_UNDER_LOAD = 1000;
 
 /** The clicks service over a database, its SQL run by `runner` when a runtime has a faster one (embedded-writer.ts). */
 export function composeClicksService(db: Database, runner?: SqlRunner): ClicksService {
@@ -51,12 +54,12 @@ export interface PipelineOptions {
   /** What a committed batch makes stale (the composed services' `invalidation`). */
   invalidation: ClickInvalidation;
   logger: Logger;
-  /** Where the producer's counts are shown (`/metrics`): buffered, delivered, dropped, failed. */
+  /** Where the producer's counts are shown (`/metrics`): buffered and its high-water mark, delivered, refused, failed. */
   metrics?: Metrics | undefined;
   /** The Redis Streams consumer's name, unique per process (the runtime knows its host and process id). */
   consumerName?: string | undefined;
-  /** The in-process queue's batch size and bound, when not its defaults (the ingestion benchmark's). */
-  memoryQueue?: { maxBatch?: number; maxBuffered?: number } | undefined;
+  /** The in-process queue's batch sizes and bound, when not the configured ones (the ingestion benchmark's). */
+  memoryQueue?: { maxBatch?: number; maxBatchUnderLoad?: number; maxBuffered?: number } | undefined;
 }
 
 /** The producer's counts, read when /metrics is rendered. */
@@ -65,14 +68,21 @@ function queueMetrics(metrics: Metrics, queue: MemoryQueue<unknown>, kind: strin
   metrics.collect('hop_click_queue_buffered', 'Click events held by this process, not yet handed on.', 'gauge', () => [
     [labels, queue.stats().buffered],
   ]);
+  metrics.collect('hop_click_queue_buffered_max', 'The most click events this process has held at once.', 'gauge', () => [
+    [labels, queue.stats().highWater],
+  ]);
   metrics.collect('hop_click_queue_events_total', 'Click events by what became of them in this process.', 'counter', () => {
     const s = queue.stats();
     return [
       [{ ...labels, result: 'delivered' }, s.delivered],
       [{ ...labels, result: 'rejected' }, s.rejected],
-      [{ ...labels, result: 'dropped' }, s.dropped],
+      // Refused at the door, the buffer full: their redirects were answered 503, so no click was lost.
+      [{ ...labels, result: 'refused' }, s.refused],
     ];
   });
+  metrics.collect('hop_click_queue_batch_max', 'The largest batch handed on by this process.', 'gauge', () => [
+    [labels, queue.stats().largestBatch],
+  ]);
   metrics.collect('hop_click_queue_failures_total', 'Batches that could not be handed on (retried).', 'counter', () => [
     [labels, queue.stats().failures],
   ]);
@@ -105,7 +115,13 @@ export async function startClickPipeline(config: ServerConfig, options: Pipeline
   const clicks = invalidatingStore(options.store, options.invalidation);
   const stopPurge = options.consume ? startPurge(config, logger, clicks) : () => {};
   if (config.queue === 'memory') {
-    const queue = createMemoryQueue<ClickEvent>({ logger, ...options.memoryQueue, handle: (batch) => clicks.ingest(batch) });
+    const queue = createMemoryQueue<ClickEvent>({
+      logger,
+      maxBuffered: config.queueMaxBuffered,
+      maxBatchUnderLoad: CONSUMER_BATCH_UNDER_LOAD,
+      ...options.memoryQueue,
+      handle: (batch) => clicks.ingest(batch),
+    });
     if (metrics) queueMetrics(metrics, queue, 'memory');
     return {
       queue,
@@ -120,7 +136,9 @@ export async function startClickPipeline(config: ServerConfig, options: Pipeline
   const redis = createRedisRestClient(config.redis!);
   await checkRedis(redis, config, logger);
   const { key, group, deadLetterKey, maxDeliveries, claimIdleMs } = config.clickStream;
-  const producer = options.produce ? createRedisStreamsProducer<ClickEvent>({ redis, stream: key, logger }) : undefined;
+  const producer = options.produce
+    ? createRedisStreamsProducer<ClickEvent>({ redis, stream: key, logger, maxBuffered: config.queueMaxBuffered })
+    : undefined;
   if (producer && metrics) queueMetrics(metrics, producer, 'redis');
   let consumer: RedisStreamsConsumer | undefined;
   if (options.consume) {

@@ -42,6 +42,7 @@ export const errorStatus: Record<ErrorCode, number> = {
   rate_limited: 429,
   internal: 500,
   unavailable: 503,
+  overloaded: 503,
 };
 
 /** The part of a request an invalid field was in. */
@@ -166,7 +167,8 @@ export function errorResponse(logger: Logger, err: unknown, request: { requestId
   const appError = toAppError(err);
   if (appError.code === 'internal' && !(err instanceof AppError)) {
     logger.log('error', 'request failed', { requestId, path, ...describeError(err) });
-  } else if (errorStatus[appError.code] >= 500) {
+  } else if (errorStatus[appError.code] >= 500 && appError.code !== 'overloaded') {
+    // An overload is logged once per episode by what refused (the click queue), not once per refused request.
     // Expected refusals (draining, a busy or unreachable database): a warning without a stack, not an error.
     const cause = appError.cause instanceof Error ? `${appError.cause.name}: ${appError.cause.message}` : undefined;
     logger.log('warn', 'request refused', { requestId, path, code: appError.code, detail: appError.message, cause });

@@ -18,6 +18,12 @@ type Call = ThreadRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> :
 export type ThreadReply = { id: number; ok: unknown } | { id: number; error: string };
 
 const ENTRY = new URL('./click-thread.worker.ts', import.meta.url);
+/**
+ * The thread's heap. V8 would size its young generation by the machine's memory (up to 128 MB, as much again as the
+ * main thread); a batch of 1,000 clicks needs a few MB. Past the old generation's bound the thread dies, its batch is
+ * failed back to the queue and retried by a new thread: memory stays bounded, no click is lost.
+ */
+const THREAD_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 };
 
 export function createThreadedClicks(env: Record<string, string | undefined>, logger: Logger) {
   let worker: Worker | undefined;
@@ -25,7 +31,7 @@ export function createThreadedClicks(env: Record<string, string | undefined>, lo
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
   function start(): Worker {
-    const w = new Worker(ENTRY, { workerData: { env } });
+    const w = new Worker(ENTRY, { workerData: { env }, resourceLimits: THREAD_LIMITS });
     // An idle thread must not keep the process alive, but one with work in flight must (a shutdown's last flush).
     w.unref();
     w.on('message', (reply: ThreadReply) => {

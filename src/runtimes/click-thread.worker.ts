@@ -9,6 +9,7 @@ import { createLogger } from '../platform/logger.ts';
 import type { ThreadReply, ThreadRequest } from './click-thread.ts';
 import { embeddedPath, openDatabase } from './database.ts';
 import { createEmbeddedWriter } from './embedded-writer.ts';
+import { releaseLoadingGarbage } from './heap.ts';
 
 const config = loadServerConfig((workerData as { env: Record<string, string | undefined> }).env);
 const logger = createLogger({ level: config.logLevel });
@@ -20,6 +21,7 @@ const writer = createEmbeddedWriter(embeddedPath(config.databaseUrl), {
 });
 const clicks = composeClicksService(db, writer);
 const port = parentPort!;
+releaseLoadingGarbage();
 
 // One request at a time, in order: batches must not race each other for the write lock.
 let queue = Promise.resolve();

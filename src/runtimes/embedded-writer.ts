@@ -1,7 +1,7 @@
 /**
  * The click consumer's SQL on an embedded `file:` database (Node, Bun): a native libSQL connection of its own, each
  * statement prepared once and kept, each batch one `BEGIN IMMEDIATE` ... `COMMIT`. @libsql/client parses every
- * statement on every call; a consumer batch is a handful of hundred-row statements, always of the same few shapes,
+ * statement on every call; a consumer batch is a handful of multi-row statements, of shapes that recur,
  * and parsing them again cost about a third of storing a click (docs/perf-history.md). Same answers as the client
  * (`SqlRunner`), so the clicks repository cannot tell which one runs its SQL.
  */
@@ -9,12 +9,16 @@ import type { InStatement } from '@libsql/client';
 import Database from 'libsql';
 import type { SqlRow, SqlRunner } from '../modules/clicks/clicks.repository.ts';
 import { WAL_AUTOCHECKPOINT_FRAMES } from './database.ts';
+import { collectGarbage } from './heap.ts';
 
 type Statement = ReturnType<InstanceType<typeof Database>['prepare']>;
 
-// Multi-row statements differ by their row count (up to 100 per batch, per table): a few hundred shapes in all.
-// Past this many the cache is emptied rather than tracked, as a guard against a caller with unbounded shapes.
-const MAX_STATEMENTS = 1000;
+// Multi-row statements differ by their row count (up to 1,000 per batch under load, per table): hundreds of shapes,
+// some of hundreds of KB of native memory each. A statement's native memory is freed only when V8 collects its
+// wrapper, and V8 does not see that memory: a cache that dropped statements and left them to V8 grew hop's RSS by
+// about 1 MB/s under saturation. So the cache is bounded by the length of its SQL, and emptying it is followed by a
+// full collection (a few ms on the click thread's small heap, every few seconds at most).
+const MAX_CACHED_SQL_CHARS = 1_000_000;
 
 export interface EmbeddedWriter extends SqlRunner {
   close(): void;
@@ -38,12 +42,18 @@ export function createEmbeddedWriter(path: string, options: EmbeddedWriterOption
   db.exec(`pragma wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_FRAMES}`);
   if (!options.syncEachCommit) db.exec('pragma synchronous = normal');
   const cache = new Map<string, Statement>();
+  let cachedChars = 0;
   const prepared = (sql: string): Statement => {
     let statement = cache.get(sql);
     if (!statement) {
-      if (cache.size >= MAX_STATEMENTS) cache.clear();
+      if (cachedChars + sql.length > MAX_CACHED_SQL_CHARS && cache.size) {
+        cache.clear();
+        cachedChars = 0;
+        collectGarbage();
+      }
       statement = db.prepare(sql);
       cache.set(sql, statement);
+      cachedChars += sql.length;
     }
     return statement;
   };

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../platform/logger.ts';
 import { createThreadedClicks } from './click-thread.ts';
 import { DatabaseOpenError, embeddedPath, migrateDatabase, openDatabase, type OpenedDatabase } from './database.ts';
 import { createEmbeddedLookup } from './embedded-lookup.ts';
+import { releaseLoadingGarbage } from './heap.ts';
 
 /** Prints the one-time admin key of a freshly created default workspace. */
 export function announceKey(config: Config, created: { id: string; apiKey: { key: string } }, write = console.log) {
@@ -91,6 +92,7 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
     if (created) announceKey(config, created);
   }
   logger.log('debug', 'prepared', { runtime, database: db.mode, clicks: hop.clicks?.description ?? 'off', cache: config.cache.mode });
+  releaseLoadingGarbage();
   return {
     config,
     logger,

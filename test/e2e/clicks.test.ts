@@ -35,10 +35,10 @@ describe.each(runtimes)('clicks on $name', ({ command, args }) => {
       // The in-process queue flushes within a second.
       await new Promise((r) => setTimeout(r, 1500));
       expect(await link.clicks()).toBe(250);
-      // What became of them, as /metrics shows it: all handed to the consumer, none dropped, none waiting.
+      // What became of them, as /metrics shows it: all handed to the consumer, none refused, none waiting.
       const metrics = await (await fetch(`${base}/metrics`)).text();
       expect(metrics).toContain('hop_click_queue_events_total{queue="memory",result="delivered"} 250');
-      expect(metrics).toContain('hop_click_queue_events_total{queue="memory",result="dropped"} 0');
+      expect(metrics).toContain('hop_click_queue_events_total{queue="memory",result="refused"} 0');
       expect(metrics).toContain('hop_click_queue_buffered{queue="memory"} 0');
 
       // 50 more, then stop at once: those are still buffered and must be stored before the process exits.

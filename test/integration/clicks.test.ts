@@ -5,11 +5,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { composeClicksService, invalidatingStore, type ClickStore } from '../../src/composition/clicks.ts';
 import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
 import { createLogger } from '../../src/platform/logger.ts';
+import { AppError } from '../../src/errors.ts';
 import { createMemoryQueue } from '../../src/platform/queue/memory.ts';
 import { createThreadedClicks } from '../../src/runtimes/click-thread.ts';
 import { createEmbeddedWriter, type EmbeddedWriter } from '../../src/runtimes/embedded-writer.ts';
 import { createTestApp, type TestApp } from '../helpers/app.ts';
 import { DESKTOP, IPHONE, SLACK } from '../support/agents.ts';
+import { expectProblem } from '../support/problem.ts';
 
 
 let t: TestApp;
@@ -188,6 +190,42 @@ describe('the consumer in a worker thread (embedded database on Node and Bun)', 
   });
 });
 
+describe('a full click queue', () => {
+  it('refuses the redirect with 503 problem+json and Retry-After rather than lose its click, and serves again once drained', async () => {
+    const stored: ClickEvent[] = [];
+    const queue = createMemoryQueue<ClickEvent>({
+      logger: createLogger({ level: 'silent' }),
+      maxBatch: 1000,
+      maxWaitMs: 60_000,
+      maxBuffered: 2,
+      handle: async (b) => (stored.push(...b), { rejected: [] }),
+    });
+    const full = await createTestApp({}, { clickQueue: queue });
+    try {
+      await full.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/a', slug: 'a' } });
+      const go = (method = 'GET') => full.app.request('/a', { method, headers: { host: 'localhost:8787' } });
+      expect((await go()).status).toBe(302);
+      expect((await go('HEAD')).status).toBe(302);
+      const refused = await go();
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(refused.headers.get('location')).toBeNull();
+      await expectProblem(refused, 503, 'overloaded');
+      // An unknown slug's orphan visit is a click too: refused the same way, not lost.
+      await expectProblem(await full.app.request('/nope', { headers: { host: 'localhost:8787' } }), 503, 'overloaded');
+      // One warning for the episode, not one log line per refused request.
+      expect(full.logs.filter((l) => l.includes('request refused'))).toEqual([]);
+      await queue.flush();
+      expect((await go()).status).toBe(302);
+      await queue.close();
+      // Every redirect served has its click stored; the refused ones have none.
+      expect(stored).toHaveLength(3);
+      expect(queue.stats()).toMatchObject({ delivered: 3, refused: 2, highWater: 2 });
+    } finally {
+      full.close();
+    }
+  });
+});
+
 describe('the in-process queue', () => {
   const logger = createLogger({ level: 'silent' });
 
@@ -245,14 +283,66 @@ describe('the in-process queue', () => {
       expect(most).toBe(maxInFlight);
       expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 95 }, (_, i) => i));
       if (maxInFlight === 1) expect(seen).toEqual(Array.from({ length: 95 }, (_, i) => i));
-      expect(q.stats()).toMatchObject({ buffered: 0, delivered: 95, dropped: 0 });
+      expect(q.stats()).toMatchObject({ buffered: 0, delivered: 95, refused: 0 });
     }
   });
 
-  it('drops what overflows its bound instead of growing without end, and counts it', async () => {
-    const q = createMemoryQueue<number>({ logger, maxBatch: 1000, maxWaitMs: 10_000, maxBuffered: 3, handle: async () => ({ rejected: [] }) });
-    for (let i = 0; i < 5; i++) q.send(i);
-    expect(q.stats()).toMatchObject({ buffered: 3, dropped: 2 });
+  it('refuses what would overflow its bound (overloaded, with a retry-after), counts it, and takes messages again once drained', async () => {
+    const stored: number[] = [];
+    const q = createMemoryQueue<number>({
+      logger,
+      maxBatch: 1000,
+      maxWaitMs: 10_000,
+      maxBuffered: 3,
+      handle: async (b) => (stored.push(...b), { rejected: [] }),
+    });
+    for (let i = 0; i < 3; i++) q.send(i);
+    let refusal: unknown;
+    try {
+      q.send(3);
+    } catch (err) {
+      refusal = err;
+    }
+    expect(refusal).toBeInstanceOf(AppError);
+    expect(refusal).toMatchObject({ code: 'overloaded', retryAfterS: 1 });
+    expect(q.stats()).toMatchObject({ buffered: 3, highWater: 3, refused: 1 });
+    await q.flush();
+    q.send(4);
     await q.close();
+    // Nothing taken was lost, and the refused message was never taken.
+    expect(stored).toEqual([0, 1, 2, 4]);
+    expect(q.stats()).toMatchObject({ buffered: 0, delivered: 4, refused: 1, highWater: 3 });
+  });
+
+  it('grows its batches with the backlog, up to maxBatchUnderLoad, in order and each message once', async () => {
+    const sizes: number[] = [];
+    const seen: number[] = [];
+    let release: () => void = () => {};
+    const q = createMemoryQueue<number>({
+      logger,
+      maxBatch: 10,
+      maxBatchUnderLoad: 1000,
+      maxWaitMs: 10,
+      maxBuffered: 10_000,
+      handle: async (b) => {
+        sizes.push(b.length);
+        seen.push(...b);
+        await new Promise<void>((r) => (release = r));
+        return { rejected: [] };
+      },
+    });
+    // The first batch is taken as soon as it is full; the rest gathers while it is being stored.
+    for (let i = 0; i < 2510; i++) q.send(i);
+    expect(sizes).toEqual([10]);
+    for (let n = 1; n <= 3; n++) {
+      release();
+      await new Promise((r) => setTimeout(r, 0));
+      expect(sizes).toHaveLength(n + 1);
+    }
+    release();
+    await q.close();
+    expect(sizes).toEqual([10, 1000, 1000, 500]);
+    expect(seen).toEqual(Array.from({ length: 2510 }, (_, i) => i));
+    expect(q.stats()).toMatchObject({ buffered: 0, delivered: 2510, batches: 4, largestBatch: 1000, highWater: 2510 });
   });
 });

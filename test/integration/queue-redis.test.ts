@@ -142,7 +142,7 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     await waitFor('250 stored', async () => (await stored()) === 250 && (await drained()));
     expect(await linkClicks()).toBe(250);
     expect(a.stats().acked + b.stats().acked).toBe(250);
-    expect(producer.stats()).toMatchObject({ delivered: 250, buffered: 0, dropped: 0 });
+    expect(producer.stats()).toMatchObject({ delivered: 250, buffered: 0, refused: 0 });
     expect(await deadLetters()).toEqual([]);
   });
 
@@ -166,7 +166,7 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
       consumer();
       await waitFor('250 stored', async () => (await stored()) === 250 && (await drained()));
       expect(await linkClicks()).toBe(250);
-      expect(bulk.stats()).toMatchObject({ delivered: 250, buffered: 0, dropped: 0 });
+      expect(bulk.stats()).toMatchObject({ delivered: 250, buffered: 0, refused: 0 });
     } finally {
       await bulk.close(1000);
     }
@@ -378,7 +378,7 @@ describe.runIf(redisAvailable())('the Redis Streams click queue', () => {
     // The restarted Redis is empty (no persistence): the consumer makes the group again, the producer resends.
     await waitFor('200 stored', async () => (await stored()) === 200 && (await drained()), 20_000);
     expect(await linkClicks()).toBe(200);
-    expect(producer.stats()).toMatchObject({ buffered: 0, dropped: 0, delivered: 200 });
+    expect(producer.stats()).toMatchObject({ buffered: 0, refused: 0, delivered: 200 });
   });
 
   it('a Redis crash without persistence loses what was in the stream and not yet stored; an append-only file keeps it', async () => {

@@ -187,11 +187,18 @@ describe('loadConfig', () => {
     expect(loadServerConfig({})).toEqual({
       ...loadConfig({}),
       queue: 'memory',
+      queueMaxBuffered: 20_000,
       redis: undefined,
       clickConsumer: true,
       clickStream: { key: 'hop:clicks', group: 'hop-clicks', deadLetterKey: 'hop:clicks:dead', maxDeliveries: 5, claimIdleMs: 60_000 },
     });
     expect(loadConfig({ HOP_QUEUE: 'kafka' })).not.toHaveProperty('queue');
+  });
+
+  it('bounds the click buffer by HOP_QUEUE_MAX_BUFFERED, naming it when it is not a count', () => {
+    expect(loadServerConfig({ HOP_QUEUE_MAX_BUFFERED: '2000' }).queueMaxBuffered).toBe(2000);
+    expect(() => loadServerConfig({ HOP_QUEUE_MAX_BUFFERED: '10' })).toThrow(/HOP_QUEUE_MAX_BUFFERED/);
+    expect(() => loadServerConfig({ HOP_QUEUE_MAX_BUFFERED: 'lots' })).toThrow(/HOP_QUEUE_MAX_BUFFERED/);
   });
 
   it('reads the Redis Streams queue settings', () => {

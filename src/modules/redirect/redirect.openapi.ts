@@ -43,7 +43,7 @@ export const redirectDocument = {
     410: problemOrPage('Expired or out of clicks, without fallbackUrl.'),
     429: problemOrPage('Too many requests, or unknown slugs, from this address. HTML to a browser.', headers.retryAfter),
     500: { description: 'A fault of the server.', content: { 'application/problem+json': { schema: ProblemSchema } } },
-    503: problem('The database did not answer in time; retry after `Retry-After` seconds.'),
+    503: problem('Too busy to record the visit (the click queue is full), or the database did not answer in time; retry after `Retry-After` seconds.'),
   },
 } satisfies RouteConfig;
 

@@ -3,7 +3,9 @@
  * its unknown-slug quota is refused for every slug), then the decision ((host, slug) → the host's domain → one
  * indexed read → expiry, max clicks, device and geo targeting, query forwarding and cache policy), then what is
  * recorded: a click for every redirect served (HEAD included, marked), an orphan visit for an unknown slug, nothing
- * for a gone link or a refusal; and an unknown slug counts against the visitor's not-found quota. Pure apart from
+ * for a gone link or a refusal; and an unknown slug counts against the visitor's not-found quota. When the click
+ * queue is full it refuses the event (an `overloaded` AppError) and the visit fails with it: a redirect is never
+ * served without its click being taken. Pure apart from
  * the read, the limit store and the queue, so it stays cheap and easy to test.
  */
 import { linkClick, orphanVisit } from '../clicks/clicks.events.ts';

@@ -1,13 +1,18 @@
 /**
  * The in-process queue: messages gather in memory and go to the consumer in batches, on size (`maxBatch`), on
  * time (`maxWaitMs` after the first message) and on close (shutdown). A batch whose handler fails (the database
- * busy or unreachable) is kept and retried with backoff, so a click is lost only if the process dies first; the
- * buffer is bounded, and what would overflow it is dropped and counted rather than growing without end.
+ * busy or unreachable) is kept and retried with backoff, so a message is lost only if the process dies first.
+ *
+ * Batches grow with the backlog: while one is being handled the next ones gather, and the next hand-out takes
+ * everything waiting up to `maxBatchUnderLoad` (one write of 1,000 clicks costs far less per click than ten of 100).
+ * The buffer is bounded: at `maxBuffered` the queue refuses the message (`send` throws an `overloaded` AppError),
+ * so the caller answers 503 with Retry-After instead of losing what it was asked to record; nothing is dropped.
  *
  * Messages are kept as a list of batches, so taking a batch never copies the backlog behind it (under load the
  * backlog is what grows). Batches go one at a time and in order by default; a producer to a remote queue, where
  * order does not matter and each batch waits for a round trip, sends several at once (`maxInFlight`).
  */
+import { AppError } from '../../errors.ts';
 import type { Logger } from '../logger.ts';
 import { createBackoff } from '../resilience.ts';
 import type { BatchHandler, QueueProducer } from './queue.ts';
@@ -15,10 +20,15 @@ import type { BatchHandler, QueueProducer } from './queue.ts';
 export interface MemoryQueueOptions<T> {
   handle: BatchHandler<T>;
   logger: Logger;
+  /** A batch this full goes at once, without waiting for `maxWaitMs`. */
   maxBatch?: number;
+  /** The largest batch handed out when a backlog waits (default `maxBatch`: batches do not grow). */
+  maxBatchUnderLoad?: number;
   maxWaitMs?: number;
-  /** Messages held at most while the consumer fails or lags; beyond it new messages are dropped (and counted). */
+  /** Messages held at most while the consumer fails or lags; at the bound `send` refuses (and counts) new ones. */
   maxBuffered?: number;
+  /** Seconds a refused caller is told to wait (Retry-After). */
+  retryAfterS?: number;
   /** Batches handed to `handle` at once (default 1: one after another, in order). */
   maxInFlight?: number;
 }
@@ -28,12 +38,37 @@ export interface MemoryQueue<T> extends QueueProducer<T> {
   flush(): Promise<void>;
   /** Flushes, retrying for up to `deadlineMs`, then stops the timers. */
   close(deadlineMs?: number): Promise<void>;
-  stats(): { buffered: number; dropped: number; delivered: number; rejected: number; failures: number };
+  stats(): MemoryQueueStats;
+}
+
+export interface MemoryQueueStats {
+  /** Messages held now: waiting or being handled. */
+  buffered: number;
+  /** The most ever held at once (the backlog's high-water mark). */
+  highWater: number;
+  /** Messages `send` refused because the buffer was full (their callers were told to retry). */
+  refused: number;
+  /** Handled and accepted by the consumer. */
+  delivered: number;
+  /** Handled and refused for good by the consumer (dead letters). */
+  rejected: number;
+  /** Batches whose handling failed (kept and retried). */
+  failures: number;
+  /** Batches handed out, and the largest of them. */
+  batches: number;
+  largestBatch: number;
+}
+
+/** Refused with this when the buffer is full; the HTTP layer answers 503 with Retry-After. */
+function queueFull(retryAfterS: number): AppError {
+  return new AppError('overloaded', 'Too many visits to record right now; retry shortly.', { retryAfterS });
 }
 
 export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueue<T> {
   const { handle, logger } = options;
   const maxBatch = options.maxBatch ?? 100;
+  const maxBatchUnderLoad = Math.max(maxBatch, options.maxBatchUnderLoad ?? maxBatch);
+  const retryAfterS = options.retryAfterS ?? 1;
   const maxWaitMs = options.maxWaitMs ?? 1000;
   const maxBuffered = options.maxBuffered ?? 100_000;
   const maxInFlight = options.maxInFlight ?? 1;
@@ -50,7 +85,9 @@ export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueu
   let waitTimer: ReturnType<typeof setTimeout> | undefined;
   const idle: Array<() => void> = [];
   let closed = false;
-  const counts = { dropped: 0, delivered: 0, rejected: 0, failures: 0 };
+  const counts = { highWater: 0, refused: 0, delivered: 0, rejected: 0, failures: 0, batches: 0, largestBatch: 0 };
+  // Refusals of the current episode: logged when it starts and when the backlog is down to half again.
+  let refusing = 0;
 
   const waiting = () => batches.length - head;
   const unref = (t: ReturnType<typeof setTimeout>) => (t as { unref?: () => void }).unref?.();
@@ -65,11 +102,21 @@ export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueu
     unref(waitTimer);
   }
 
-  /** The oldest batch, if it may go: full, or its wait is over. */
+  /** The oldest batch, if it may go (full, or its wait is over), with the batches behind it up to maxBatchUnderLoad. */
   function take(): T[] | undefined {
-    const next = batches[head];
-    if (!next || (!due && next.length < maxBatch)) return undefined;
+    const first = batches[head];
+    if (!first || (!due && first.length < maxBatch)) return undefined;
+    const parts = [first];
+    let size = first.length;
     batches[head++] = [];
+    while (head < batches.length && size + batches[head]!.length <= maxBatchUnderLoad) {
+      size += batches[head]!.length;
+      parts.push(batches[head]!);
+      batches[head++] = [];
+    }
+    const next = parts.length === 1 ? first : parts.flat();
+    counts.batches += 1;
+    if (next.length > counts.largestBatch) counts.largestBatch = next.length;
     // Drop the handed-out slots now and then rather than shifting the array on every batch.
     if (head > 1024 && head * 2 > batches.length) {
       batches = batches.slice(head);
@@ -99,6 +146,10 @@ export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueu
       counts.rejected += rejected.length;
       for (const r of rejected) logger.log('warn', 'click event rejected', { reason: r.reason });
       backoff.reset();
+      if (refusing && buffered * 2 <= maxBuffered) {
+        logger.log('info', 'queue accepting again', { refused: refusing, buffered });
+        refusing = 0;
+      }
     } catch (err) {
       counts.failures += 1;
       // Back at the front: it goes first once the consumer answers again.
@@ -134,10 +185,12 @@ export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueu
   return {
     send(message) {
       if (buffered >= maxBuffered) {
-        counts.dropped += 1;
-        return;
+        counts.refused += 1;
+        if (!refusing++) logger.log('warn', 'queue full; refusing new messages until it drains', { buffered, maxBuffered });
+        throw queueFull(retryAfterS);
       }
       buffered += 1;
+      if (buffered > counts.highWater) counts.highWater = buffered;
       const last = waiting() ? batches[batches.length - 1]! : undefined;
       if (last && last.length < maxBatch) last.push(message);
       else batches.push([message]);

@@ -6,8 +6,10 @@
 
 export interface QueueProducer<T> {
   /**
-   * Hands one message over without making the caller wait for storage. Never throws. A returned promise is work
-   * the platform must let finish after the response (`waitUntil` on Workers); in-process adapters return nothing.
+   * Hands one message over without making the caller wait for storage. A returned promise is work the platform
+   * must let finish after the response (`waitUntil` on Workers); in-process adapters return nothing. Throws only an
+   * `overloaded` AppError, when the adapter's buffer is full: the message was not taken, and the caller must not
+   * answer as if it had been (the redirect answers 503 with Retry-After rather than lose its click).
    */
   send(message: T): void | Promise<void>;
 }

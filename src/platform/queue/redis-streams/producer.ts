@@ -22,7 +22,7 @@ export interface RedisStreamsProducerOptions {
   maxInFlight?: number;
   /** How long the first buffered message waits for others before its batch is sent. */
   maxWaitMs?: number;
-  /** Messages held at most while Redis is unreachable; beyond it new ones are dropped and counted. */
+  /** Messages held at most while Redis is unreachable; at the bound `send` refuses new ones (counted). */
   maxBuffered?: number;
 }
 
