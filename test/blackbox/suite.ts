@@ -1247,6 +1247,27 @@ export function blackBoxSuite(target: () => SuiteTarget) {
     });
   });
 
+  describe('concurrent writes', () => {
+    // A primary takes one write at a time: a burst must wait its turn within the deadline, not answer 503 busy.
+    it('creates every link of 3 rounds of 200 concurrent POST /v1/links, with tags and an idempotency key each', async () => {
+      const ws = await createWorkspace('burst');
+      for (let round = 0; round < 3; round++) {
+        const answers = await Promise.all(
+          Array.from({ length: 200 }, (_, i) =>
+            api('/v1/links', {
+              method: 'POST',
+              key: ws.key,
+              json: { url: `https://example.com/burst/${round}/${i}`, tags: ['burst'] },
+              headers: { 'idempotency-key': `burst-${round}-${i}` },
+            }).then(async (res) => `${res.status}${res.status === 201 ? '' : ` ${await res.text()}`}`),
+          ),
+        );
+        expect(answers.filter((a) => a !== '201'), `round ${round}`).toEqual([]);
+      }
+      expect(await listAll(ws, 'tag=burst')).toHaveLength(600);
+    }, 60_000);
+  });
+
   describe('expiry', () => {
     it('redirects until expiresAt', () => {
       expect(expiring.before).toEqual([

@@ -1,5 +1,6 @@
 // The guarded database client: a deadline on every call, 503 for a server that cannot be reached, statement errors
-// passed through, the embedded client replaced after SQLITE_BUSY, and read-only refusal of writes.
+// passed through, the embedded client replaced after SQLITE_BUSY, a remote primary's writes gated and retried while it
+// answers busy, and read-only refusal of writes.
 import type { Client, Transaction } from '@libsql/client';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
@@ -96,6 +97,55 @@ describe('guardedClient', () => {
     busy = false;
     await client.execute('insert');
     expect(opened).toHaveLength(2);
+  });
+
+  it('retries a write a remote primary refused as busy, within the deadline, without replacing the client', async () => {
+    let refusals = 3;
+    const { open, opened } = fakeClient(async () => {
+      if (refusals-- > 0) throw sqliteError('SQLITE_BUSY');
+      return { rows: [] };
+    });
+    const client = guardedClient(open, { timeoutMs: 1000, remote: true });
+    expect(await client.batch(['insert into links values (1)'], 'write')).toEqual([{ rows: [] }]);
+    expect(refusals).toBe(-1);
+    expect(opened).toHaveLength(1);
+    expect(opened[0]!.closed).toBe(false);
+  });
+
+  it('gives up on a busy remote primary at the deadline with 503, and never retries a read', async () => {
+    let calls = 0;
+    const { open } = fakeClient(async () => {
+      calls++;
+      throw sqliteError('SQLITE_BUSY');
+    });
+    const client = guardedClient(open, { timeoutMs: 100, remote: true });
+    expect(await rejection(client.execute('insert into links values (1)'))).toMatchObject({ code: 'unavailable' });
+    expect(calls).toBeGreaterThan(1);
+    calls = 0;
+    expect(await rejection(client.execute('select 1'))).toMatchObject({ code: 'SQLITE_BUSY' });
+    expect(calls).toBe(1);
+  });
+
+  it('sends a remote primary at most `writers` writes at once; one whose deadline passed while waiting never runs', async () => {
+    let running = 0;
+    let most = 0;
+    const seen: string[] = [];
+    const { open } = fakeClient(async (sql) => {
+      seen.push(sql);
+      most = Math.max(most, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      running--;
+      return {};
+    });
+    const client = guardedClient(open, { timeoutMs: 100, remote: true, writers: 2 });
+    const writes = Array.from({ length: 6 }, (_, i) => client.execute(`insert into t values (${i})`).then(() => 'ok', (e) => e.code));
+    const reads = client.execute('select 1');
+    // 0-60 ms: writes 0 and 1; 60-120 ms: writes 2 and 3, past their deadline at 100 ms; 4 and 5 would start at 120.
+    expect(await Promise.all(writes)).toEqual(['ok', 'ok', 'unavailable', 'unavailable', 'unavailable', 'unavailable']);
+    await reads;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(most).toBe(3); // two writes and the read, which is never gated
+    expect(seen.filter((sql) => sql.startsWith('insert'))).toHaveLength(4);
   });
 
   it('refuses writes when read-only, and still reads', async () => {

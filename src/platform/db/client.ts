@@ -11,7 +11,7 @@ import type { LibSQLDatabase } from 'drizzle-orm/libsql';
 import { drizzle } from 'drizzle-orm/libsql/http';
 import * as schema from '../../db/schema.ts';
 import { AppError, errorCode, findCause, isBusy } from '../../errors.ts';
-import { withDeadline } from '../resilience.ts';
+import { backoffDelay, withDeadline } from '../resilience.ts';
 
 export type Orm = LibSQLDatabase<typeof schema> & { $client: Client };
 
@@ -45,7 +45,15 @@ export interface GuardOptions {
   remote?: boolean;
   /** Refuse writes with 503 (an embedded replica whose primary could not be reached). */
   readOnly?: boolean;
+  /**
+   * Writes a remote primary is sent at once; the others wait their turn within their deadline. A primary takes one
+   * write transaction at a time, so more in flight only queue behind its lock and time out there as "busy".
+   */
+  writers?: number;
 }
+
+/** Writes on a remote primary in flight at once, unless told otherwise (measured: docs/architecture.md). */
+export const REMOTE_WRITERS = 4;
 
 const unavailable = (detail: string, cause?: unknown) =>
   new AppError('unavailable', detail, { retryAfterS: 1, cause });
@@ -53,6 +61,47 @@ const unavailable = (detail: string, cause?: unknown) =>
 /** A statement's SQL, whatever form it was handed in. */
 const sqlOf = (stmt: InStatement): string => (typeof stmt === 'string' ? stmt : stmt.sql);
 const READ_ONLY_SQL = /^\s*(select|with|pragma|explain)\b/i;
+const isWrite = (stmts: InStatement[]) => !stmts.every((s) => READ_ONLY_SQL.test(sqlOf(s)));
+
+/** Waits of a write the primary refused as busy: short, since its lock is usually held for milliseconds. */
+const BUSY_BACKOFF = { firstMs: 5, maxMs: 100 };
+
+/**
+ * Runs a write again while a remote primary answers busy (its lock held by another process's write), until it
+ * succeeds, fails otherwise, or its deadline has passed. A refused write changed nothing: a statement or a batch is
+ * one transaction, rolled back whole. Jittered, so writers refused together do not come back together.
+ */
+async function retryWhileBusy<T>(run: () => Promise<T>, expired: { value: boolean }): Promise<T> {
+  for (let failures = 1; ; failures++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!isBusy(err) || expired.value) throw err;
+      await new Promise((resolve) => setTimeout(resolve, backoffDelay(failures, BUSY_BACKOFF) * (0.5 + Math.random())));
+    }
+  }
+}
+
+/** At most `limit` calls running; the others wait in order. One whose deadline passed while waiting never runs. */
+function createGate(limit: number) {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    async run<T>(work: () => Promise<T>, expired: { value: boolean }): Promise<T> {
+      if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+      else running++;
+      try {
+        if (expired.value) throw unavailable('The database did not answer in time; retry shortly.');
+        return await work();
+      } finally {
+        // The slot passes straight to the next waiter (running unchanged), or is freed.
+        const next = waiting.shift();
+        if (next) next();
+        else running--;
+      }
+    },
+  };
+}
 
 /**
  * True when a remote client's failure means the database could not be reached or did not answer: anything but a
@@ -71,32 +120,43 @@ export function isUnreachable(err: unknown): boolean {
  *   of hanging (a remote client's default timeout is minutes) or surfacing as a 500;
  * - after SQLITE_BUSY the embedded client is replaced: the driver leaves the failed statement unreset, so the
  *   connection stays inside an implicit transaction that never commits, and every later write on it would answer
- *   success and vanish at close (libsql-client-ts issue 352). A fresh client drops that connection.
+ *   success and vanish at close (libsql-client-ts issue 352). A fresh client drops that connection;
+ * - a remote primary gets at most `writers` writes at once, and a write it refuses as busy is run again until the
+ *   deadline (docs/architecture.md, "A remote primary under a burst of writes"). Reads go straight through.
  * A remote client should also abort its fetches at the deadline (`deadlineFetch`) so that no socket lingers.
  */
 export function guardedClient(open: () => Client, options: GuardOptions): Client {
   let inner = open();
   const { timeoutMs } = options;
+  const gate = options.remote ? createGate(options.writers ?? REMOTE_WRITERS) : undefined;
 
-  function guard<T>(run: () => Promise<T>): Promise<T> {
-    const call = run().catch((err: unknown) => {
+  async function attempt<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
       if (err instanceof AppError) throw err;
-      if (isBusy(err)) {
+      // Only an embedded client is replaced (see above); closing a remote one would fail every call in flight on it.
+      if (isBusy(err) && !options.remote) {
         const stale = inner;
         inner = open();
         stale.close();
-        throw err;
       }
       if (options.remote && isUnreachable(err)) throw unavailable('The database cannot be reached; retry shortly.', err);
       throw err;
-    });
+    }
+  }
+
+  function guard<T>(run: () => Promise<T>, write = false): Promise<T> {
+    const expired = { value: false };
+    const call = gate && write ? retryWhileBusy(() => gate.run(() => attempt(run), expired), expired) : attempt(run);
     return withDeadline(call, timeoutMs, () => {
+      expired.value = true;
       throw unavailable(`The database did not answer within ${timeoutMs} ms; retry shortly.`);
     });
   }
 
   function refuseWrite(stmts: InStatement[]) {
-    if (options.readOnly && !stmts.every((s) => READ_ONLY_SQL.test(sqlOf(s)))) {
+    if (options.readOnly && isWrite(stmts)) {
       throw unavailable('The database is read-only while its primary cannot be reached; retry shortly.');
     }
   }
@@ -119,16 +179,18 @@ export function guardedClient(open: () => Client, options: GuardOptions): Client
   return new Proxy(inner, {
     get(_target, prop) {
       if (prop === 'execute') {
-        return (...args: Parameters<Client['execute']>) =>
-          guard(async () => {
-            const [first] = args;
-            refuseWrite([typeof first === 'string' ? first : (first as InStatement)]);
+        return (...args: Parameters<Client['execute']>) => {
+          const [first] = args;
+          const stmt = typeof first === 'string' ? first : (first as InStatement);
+          return guard(async () => {
+            refuseWrite([stmt]);
             return (inner.execute as (...a: unknown[]) => Promise<ResultSet>)(...args);
-          });
+          }, isWrite([stmt]));
+        };
       }
       if (prop === 'batch') {
         return (stmts: InStatement[], mode?: TransactionMode) =>
-          guard(async () => (refuseWrite(stmts), inner.batch(stmts, mode)));
+          guard(async () => (refuseWrite(stmts), inner.batch(stmts, mode)), mode !== 'read' && isWrite(stmts));
       }
       if (prop === 'transaction') {
         return (mode?: TransactionMode) =>
