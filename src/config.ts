@@ -91,7 +91,7 @@ const sharedVariables = {
     .string()
     .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
     .transform((v) => v.toLowerCase())
-    .default('cf-ipcountry'),
+    .optional(),
   HOP_READY_TIMEOUT_MS: positiveInt(10, 60_000).default(1000),
   HOP_SHUTDOWN_DELAY_MS: positiveInt(0, 120_000).default(3000),
   HOP_CLICKS: z.enum(['on', 'off']).default('on'),
@@ -273,6 +273,10 @@ function sharedConfig(c: Shared) {
     logLevel: c.HOP_LOG_LEVEL,
     logSampleRate: c.HOP_LOG_SAMPLE_RATE,
     bodyLimitBytes: c.HOP_BODY_LIMIT_BYTES,
+    /**
+     * The header an edge in front sets to the visitor's country. Unset: no country (any client can send a header,
+     * so Node and Bun trust none unless told); a Worker defaults it to `cf-ipcountry`, which Cloudflare sets.
+     */
     geoHeader: c.HOP_GEO_HEADER,
     readyTimeoutMs: c.HOP_READY_TIMEOUT_MS,
     /** On SIGTERM, how long /readyz answers 503 while the server still serves, so load balancers move away first. */

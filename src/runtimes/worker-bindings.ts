@@ -28,7 +28,8 @@ export function configFromBindings(env: WorkerEnv): Record<string, string | unde
  * of a Worker (no file system, no @upstash/redis) among them.
  */
 export function workerConfig(env: WorkerEnv): Config {
-  const vars = configFromBindings(env);
+  // Cloudflare sets cf-ipcountry on every request and overwrites a client's own: on Workers it is trusted by default.
+  const vars: Record<string, string | undefined> = { HOP_GEO_HEADER: 'cf-ipcountry', ...configFromBindings(env) };
   const problems: ConfigProblem[] = [];
   const urlMissing = vars.HOP_DATABASE_URL === undefined || vars.HOP_DATABASE_URL === '';
   if (urlMissing) {

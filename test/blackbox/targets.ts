@@ -163,6 +163,8 @@ async function startServer(spec: TargetSpec, dir: string, databaseUrl: string, a
     // Every request of a suite comes from 127.0.0.1: limits it never reaches, in process also on workerd (the
     // bindings of wrangler.toml are fixed at production's limits); rateLimitSuite's target sets small ones.
     HOP_RATE_LIMIT: 'memory',
+    // The suite's geo tests send cf-ipcountry, as Cloudflare's edge would (trusted by default only on workerd).
+    HOP_GEO_HEADER: 'cf-ipcountry',
     ...GENEROUS_RATE_LIMITS,
     ...spec.env,
   };

@@ -59,12 +59,14 @@ export interface TestAppOptions {
 }
 
 
-export async function createTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
+export async function createTestApp(env: Record<string, string | undefined> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'hop-test-'));
   const config = loadConfig({
     HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`,
     HOP_ADMIN_TOKEN: ADMIN_TOKEN,
     HOP_LOG_LEVEL: 'warn',
+    // As behind an edge that sets the visitor's country (Cloudflare's header); a test can unset it.
+    HOP_GEO_HEADER: 'cf-ipcountry',
     ...GENEROUS_RATE_LIMITS,
     ...env,
   });

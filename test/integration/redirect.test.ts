@@ -155,6 +155,16 @@ describe.each(['portable', 'embedded'] as const)('with the %s redirect lookup', 
       });
     });
 
+    it('trusts no country header unless HOP_GEO_HEADER names one (any client can send cf-ipcountry to Node or Bun)', async () => {
+      const bare = await createTestApp({ HOP_GEO_HEADER: undefined }, { redirectLookup });
+      try {
+        await createLink({ url: 'https://example.com/', slug: 'g', geo: { DE: 'https://example.de/' } }, bare);
+        await expectRedirect(await visit('/g', { headers: { 'cf-ipcountry': 'DE' } }, bare), 302, 'https://example.com/');
+      } finally {
+        bare.close();
+      }
+    });
+
     it('reads the country from HOP_GEO_HEADER when it is set', async () => {
       const custom = await createTestApp({ HOP_GEO_HEADER: 'X-Visitor-Country' }, { redirectLookup });
       try {

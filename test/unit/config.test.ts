@@ -31,7 +31,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       logSampleRate: 1,
       bodyLimitBytes: 1024 * 1024,
-      geoHeader: 'cf-ipcountry',
+      geoHeader: undefined,
       readyTimeoutMs: 1000,
       shutdownDelayMs: 3000,
       clicks: true,

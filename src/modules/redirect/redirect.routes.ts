@@ -48,7 +48,8 @@ export { redirectDocument, redirectHeadDocument } from './redirect.openapi.ts';
 
 export interface RedirectRouteOptions {
   /** The trusted request header carrying the visitor's country. */
-  geoHeader: string;
+  /** The header carrying the visitor's country, when an edge in front sets one (HOP_GEO_HEADER). */
+  geoHeader: string | undefined;
   now: () => Date;
   /** Request id and log, kept here rather than by middleware (see request-context.ts). */
   bookkeeping: RequestBookkeeping;
@@ -99,13 +100,13 @@ class HttpVisit implements RedirectVisit {
   private readonly env: unknown;
   /** Keeps background work alive past the response: Workers only (a field, not a method: it is passed on unbound). */
   readonly defer: ((work: Promise<unknown>) => void) | undefined;
-  private readonly geoHeader: string;
+  private readonly geoHeader: string | undefined;
   private readonly limits: RateLimits | undefined;
   readonly host: string;
   readonly slug: string;
   readonly now: Date;
 
-  constructor(req: Request, env: unknown, ctx: Deferrer | undefined, host: string, slug: string, now: Date, geoHeader: string, limits: RateLimits | undefined) {
+  constructor(req: Request, env: unknown, ctx: Deferrer | undefined, host: string, slug: string, now: Date, geoHeader: string | undefined, limits: RateLimits | undefined) {
     this.req = req;
     this.env = env;
     this.defer = ctx && ((work) => ctx.waitUntil(work));
@@ -124,7 +125,7 @@ class HttpVisit implements RedirectVisit {
     return this.req.headers.get('user-agent') ?? undefined;
   }
   country() {
-    return this.req.headers.get(this.geoHeader) ?? undefined;
+    return this.geoHeader ? (this.req.headers.get(this.geoHeader) ?? undefined) : undefined;
   }
   referer() {
     return this.req.headers.get('referer') ?? undefined;
