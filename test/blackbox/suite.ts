@@ -1247,6 +1247,30 @@ export function blackBoxSuite(target: () => SuiteTarget) {
     });
   });
 
+  describe('races', () => {
+    // Two admin keys revoking each other at once: the check "another admin key remains" and the revocation must be
+    // one step, or both pass the check and the workspace is left without an admin key.
+    it('keeps exactly one admin key when two admin keys revoke each other at the same moment (200 races)', async () => {
+      const ws = await createWorkspace('revoke-race');
+      const listed = (await (await api('/v1/keys', { key: ws.key })).json()) as { data: Array<{ id: string }> };
+      let survivor = { id: listed.data[0]!.id, key: ws.key };
+      const revoke = (id: string, key: string) => api(`/v1/keys/${id}`, { method: 'DELETE', key });
+      for (let race = 0; race < 200; race++) {
+        const a = await createKey({ ...ws, key: survivor.key }, ['workspace:admin']);
+        const b = await createKey({ ...ws, key: survivor.key }, ['workspace:admin']);
+        // The last race's survivor goes, so a and b are the only admin keys.
+        expect((await revoke(survivor.id, a.key)).status).toBe(204);
+        const [byA, byB] = await Promise.all([revoke(b.id, a.key), revoke(a.id, b.key)]);
+        // One revocation wins; the other is refused as the last admin key's (409), or finds its own key already
+        // revoked (401). Either way exactly one of the two keys still works.
+        expect(byA.status === 204 ? [401, 409] : [204], `race ${race}: ${byA.status} ${byB.status}`).toContain(byB.status);
+        const works = await Promise.all([a, b].map(async (k) => (await api('/v1/workspace', { key: k.key })).status === 200));
+        expect(works.filter(Boolean), `race ${race}`).toHaveLength(1);
+        survivor = works[0] ? a : b;
+      }
+    }, 120_000);
+  });
+
   describe('concurrent writes', () => {
     // A primary takes one write at a time: a burst must wait its turn within the deadline, not answer 503 busy.
     it('creates every link of 3 rounds of 200 concurrent POST /v1/links, with tags and an idempotency key each', async () => {

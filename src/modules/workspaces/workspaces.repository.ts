@@ -50,12 +50,27 @@ export function createWorkspacesRepository(orm: Orm) {
         .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id));
     },
 
-    /** Marks a key revoked; returns false when it does not exist in this workspace or is already revoked. */
+    /**
+     * Marks a key revoked, unless it is the workspace's last active admin key; returns false when it does not exist
+     * in this workspace, is already revoked, or is that last admin key. The check and the write are one statement,
+     * so two admin keys revoking each other at once cannot both pass the check.
+     */
     async revokeKey(workspaceId: string, id: string, at: Date): Promise<boolean> {
+      const isAdmin = (scopes: SQL) => sql`exists (select 1 from json_each(${scopes}) where value = 'workspace:admin')`;
+      const anotherAdmin = sql`exists (select 1 from ${apiKeys} as other
+        where other.workspace_id = ${workspaceId} and other.id <> ${id} and other.revoked_at is null
+          and ${isAdmin(sql`other.scopes`)})`;
       const rows = await orm
         .update(apiKeys)
         .set({ revokedAt: at })
-        .where(and(eq(apiKeys.id, id), eq(apiKeys.workspaceId, workspaceId), isNull(apiKeys.revokedAt)))
+        .where(
+          and(
+            eq(apiKeys.id, id),
+            eq(apiKeys.workspaceId, workspaceId),
+            isNull(apiKeys.revokedAt),
+            or(sql`not ${isAdmin(sql`${apiKeys}.scopes`)}`, anotherAdmin),
+          ),
+        )
         .returning({ id: apiKeys.id });
       return rows.length > 0;
     },

@@ -98,6 +98,9 @@ export function createWorkspacesService(repo: WorkspacesRepository, config: Conf
         throw new AppError('conflict', "This is the workspace's last admin key; create another admin key first.");
       }
       if (!(await repo.revokeKey(ctx.workspaceId, id, ctx.now()))) {
+        // Refused between the read and the write: revoked by someone else meanwhile, or the last admin key by now.
+        const still = (await repo.listActiveKeys(ctx.workspaceId)).some((k) => k.id === id);
+        if (still) throw new AppError('conflict', "This is the workspace's last admin key; create another admin key first.");
         throw new AppError('not_found', 'No such API key.');
       }
     },
