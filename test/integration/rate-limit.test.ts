@@ -178,6 +178,25 @@ describe('rate limits with the in-process store', () => {
       await expectProblem(await t.request('/v1/workspace', { key: 'hop_wrong', ...from('198.51.100.3') }), 429);
     });
 
+    it('checks at most the quota of concurrent bad keys from one address (200 races of 60 at a quota of 30)', async () => {
+      const t = await limitedApp({ HOP_RATE_LIMIT_UNAUTHENTICATED: '30/60s' });
+      for (let race = 0; race < 200; race++) {
+        const ip = `10.1.${race >> 8}.${race & 255}`;
+        const answers = await Promise.all(
+          Array.from({ length: 60 }, (_, i) =>
+            t.request('/v1/workspace', { key: `hop_${String(i).padStart(43, 'x')}`, ...from(ip) }).then((r) => r.status),
+          ),
+        );
+        expect(answers.filter((s) => s === 401), `race ${race}`).toHaveLength(30);
+        expect(answers.filter((s) => s === 429), `race ${race}`).toHaveLength(30);
+      }
+      // Good requests hold a place only while their key is checked: afterwards the address is not limited by them.
+      const busy = await Promise.all(Array.from({ length: 60 }, () => t.request('/v1/workspace', from('10.2.0.1'))));
+      expect(busy.map((r) => r.status).filter((s) => s !== 200)).toEqual([]);
+      for (let i = 0; i < 30; i++) await expectProblem(await t.request('/v1/workspace', { key: 'hop_wrong', ...from('10.2.0.1') }), 401);
+      await expectProblem(await t.request('/v1/workspace', { key: 'hop_wrong', ...from('10.2.0.1') }), 429);
+    });
+
     it('limits guesses of the operator token the same way', async () => {
       const t = await limitedApp({ HOP_RATE_LIMIT_UNAUTHENTICATED: '2/60s' });
       const create = (token: string) =>
@@ -251,6 +270,18 @@ describe('rate limits with the in-process store', () => {
       expect((await visit('known', '192.0.2.11')).status).toBe(302);
       t.clock.now = new Date(t.clock.now.getTime() + 45_000);
       expect((await visit('known')).status).toBe(302);
+    });
+
+    it('answers at most the quota of 404s to concurrent unknown slugs from one address (200 races of 120 at 60)', async () => {
+      const t = await limitedApp({ HOP_RATE_LIMIT_NOT_FOUND: '60/60s' });
+      for (let race = 0; race < 200; race++) {
+        const ip = `10.3.${race >> 8}.${race & 255}`;
+        const answers = await Promise.all(
+          Array.from({ length: 120 }, async (_, i) => (await t.app.request(`/guess-${race}-${i}`, from(ip))).status),
+        );
+        expect(answers.filter((s) => s === 404), `race ${race}`).toHaveLength(60);
+        expect(answers.filter((s) => s === 429), `race ${race}`).toHaveLength(60);
+      }
     });
 
     it('reports the later window when both redirect limits refuse', async () => {
@@ -340,6 +371,25 @@ describe.runIf(redisAvailable())('rate limits in Redis (redis-server behind the 
     HOP_RATE_LIMIT_TIMEOUT_MS: '300',
     ...env,
   });
+  it('holds to the quotas across two apps under concurrency: bad keys checked and unknown slugs answered (200 races each)', async () => {
+    // A generous deadline: a call past it fails open (allowed unchecked, as documented), which is not what this tests.
+    const env = redisEnv({ HOP_RATE_LIMIT_UNAUTHENTICATED: '6/60s', HOP_RATE_LIMIT_NOT_FOUND: '6/60s', HOP_RATE_LIMIT_TIMEOUT_MS: '5000' });
+    const [a, b] = [await limitedApp(env), await limitedApp(env)];
+    for (let race = 0; race < 200; race++) {
+      const ip = `10.9.${race >> 8}.${race & 255}`;
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, async (_, i) => {
+          const app = i % 2 ? a : b;
+          const guess = await app.request('/v1/workspace', { key: `hop_${String(i).padStart(43, 'z')}`, ...from(ip) });
+          const slug = await app.app.request(`/nothing-${race}-${i}`, from(ip));
+          return [guess.status, slug.status];
+        }),
+      );
+      expect(answers.filter(([g]) => g === 401), `race ${race}`).toHaveLength(6);
+      expect(answers.filter(([, s]) => s === 404), `race ${race}`).toHaveLength(6);
+    }
+  }, 60_000);
+
   it('shares the count between two apps: an address and an API key are counted once across them', async () => {
     const a = await limitedApp(redisEnv({ HOP_RATE_LIMIT_REDIRECT: '4/60s', HOP_RATE_LIMIT_API: '3/60s' }));
     const b = await limitedApp(redisEnv({ HOP_RATE_LIMIT_REDIRECT: '4/60s' }));
@@ -369,11 +419,12 @@ describe.runIf(redisAvailable())('rate limits in Redis (redis-server behind the 
 
   it('keeps counters in Redis under HMACs, never the address or key id in the clear, and lets them expire', async () => {
     const t = await limitedApp(redisEnv({ HOP_RATE_LIMIT_NOT_FOUND: '5/10s' }));
+    const earlier = new Set(await redis.keys('hop:rl:*'));
     await expectProblem(await t.app.request('/nope', from('203.0.113.60')), 404);
     await t.request('/v1/workspace');
     // The unknown slug is counted after the answer: wait for it.
     await new Promise((r) => setTimeout(r, 100));
-    const keys = await redis.keys('hop:rl:*');
+    const keys = (await redis.keys('hop:rl:*')).filter((k) => !earlier.has(k));
     expect(keys.length).toBeGreaterThanOrEqual(3);
     for (const key of keys) {
       expect(key).toMatch(/^hop:rl:\{[A-Za-z0-9_-]{22}\}:(api|redirect|not-found|unauthenticated)$/);

@@ -14,13 +14,27 @@ describe('the in-process store', () => {
     const store = createMemoryRateLimitStore();
     const read = () => store.take([{ policy: perMinute, key: 'a', cost: 0 }], T0) as RateVerdict[];
     const hit = (now = T0) => store.take([{ policy: perMinute, key: 'a', cost: 1 }], now) as RateVerdict[];
-    expect(read()).toEqual([{ policy: perMinute, allowed: true, remaining: 2, resetS: 60 }]);
-    expect(hit()).toEqual([{ policy: perMinute, allowed: true, remaining: 1, resetS: 60 }]);
-    expect(hit(T0 + 1500)).toEqual([{ policy: perMinute, allowed: true, remaining: 0, resetS: 59 }]);
-    expect(read()).toEqual([{ policy: perMinute, allowed: false, remaining: 0, resetS: 60 }]);
+    expect(read()).toEqual([{ policy: perMinute, allowed: true, remaining: 2, resetS: 60, used: 0 }]);
+    expect(hit()).toEqual([{ policy: perMinute, allowed: true, remaining: 1, resetS: 60, used: 1 }]);
+    expect(hit(T0 + 1500)).toEqual([{ policy: perMinute, allowed: true, remaining: 0, resetS: 59, used: 2 }]);
+    expect(read()).toEqual([{ policy: perMinute, allowed: false, remaining: 0, resetS: 60, used: 2 }]);
     expect(hit(T0 + 59_001)[0]).toMatchObject({ allowed: false, remaining: 0, resetS: 1 });
     // The window started at T0 ends at T0 + 60 s, and a new one starts with the next request.
     expect(hit(T0 + 60_000)[0]).toMatchObject({ allowed: true, remaining: 1, resetS: 60 });
+  });
+
+  it('gives a place back with cost -1, never below zero, and nothing once the window has passed', () => {
+    const store = createMemoryRateLimitStore();
+    const take = (cost: -1 | 0 | 1, now = T0) => (store.take([{ policy: perMinute, key: 'a', cost }], now) as RateVerdict[])[0]!;
+    expect(store.refunds).toBe(true);
+    take(1);
+    take(1);
+    expect(take(-1).used).toBe(1);
+    expect(take(-1).used).toBe(0);
+    expect(take(-1).used).toBe(0);
+    take(1);
+    expect(take(-1, T0 + 60_000).used).toBe(0);
+    expect(take(1, T0 + 60_000)).toMatchObject({ used: 1, allowed: true });
   });
 
   it('keeps policies and keys apart, and consults several counters in one call', () => {

@@ -10,7 +10,7 @@ import type { Config } from '../../config.ts';
 import type { AppError } from '../../errors.ts';
 import type { Metrics } from '../../platform/metrics.ts';
 import type { RateLimiter } from '../../platform/ratelimit/policies.ts';
-import type { RateVerdict } from '../../platform/ratelimit/ratelimit.ts';
+import type { RateTake, RateVerdict } from '../../platform/ratelimit/ratelimit.ts';
 import { clientKey } from '../client-ip.ts';
 import type { AppEnv } from '../env.ts';
 import { HttpError } from '../problem.ts';
@@ -70,21 +70,61 @@ export function rateLimitHeaders(verdict: RateVerdict): Record<string, string> {
  * times in the window is refused with 429 before its credentials are checked, so guessing keys or the operator
  * token is slow, and a refused guess learns nothing. Only failures count: a busy office behind one address is not
  * limited by its good requests.
+ *
+ * Credentials checked at the same time must not all pass on a count taken before any of them failed. With a store
+ * that can give places back (memory, Redis), a request holds a place in a second counter of its address while its
+ * credentials are checked: it starts only while failures + checks in flight are under the quota, so at most the
+ * quota of credentials is ever checked. One that finds the places taken by checks in flight (not by failures) waits
+ * for them instead of being refused. A Cloudflare binding only counts up: there failures are counted once answered.
  */
 export function authFailureLimit(limits: RateLimits): MiddlewareHandler<AppEnv> {
-  const { store, unauthenticated } = limits;
+  const { store, unauthenticated: policy } = limits;
   return async function authFailureLimit(c, next) {
     const key = limits.client(c.req.raw, c.env);
-    const [seen] = await store.take([{ policy: unauthenticated, key, cost: 0 }], limits.nowMs());
-    if (!seen!.allowed) throw limits.refuse(seen!);
-    await next();
-    if (c.res.status === 401) {
-      // The answer is decided: a store failing now (closed mode) must not turn this 401 into a 503.
-      await Promise.resolve()
-        .then(() => store.take([{ policy: unauthenticated, key, cost: 1 }], limits.nowMs()))
-        .catch(() => undefined);
+    if (!store.refunds) {
+      const [seen] = await store.take([{ policy, key, cost: 0 }], limits.nowMs());
+      if (!seen!.allowed) throw limits.refuse(seen!);
+      await next();
+      if (c.res.status === 401) await settle(store.take([{ policy, key, cost: 1 }], limits.nowMs()));
+      return;
+    }
+    const checking = `${key}:checking`;
+    for (let waits = 0; ; waits++) {
+      const [failures, held] = await store.take(
+        [
+          { policy, key, cost: 0 },
+          { policy, key: checking, cost: 1 },
+        ],
+        limits.nowMs(),
+      );
+      if (!failures!.allowed) {
+        await settle(store.take([{ policy, key: checking, cost: -1 }], limits.nowMs()));
+        throw limits.refuse(failures!);
+      }
+      // A store that could not count (failing open) reports no figures: nothing is held then.
+      if (failures!.used === undefined || held!.used === undefined) return next();
+      if (failures!.used + held!.used <= policy.limit) break;
+      await settle(store.take([{ policy, key: checking, cost: -1 }], limits.nowMs()));
+      // Checks in flight take every place left: wait for one to finish (each lasts a database read).
+      if (waits >= MAX_CHECK_WAITS) throw limits.refuse({ ...failures!, allowed: false, resetS: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 8));
+    }
+    try {
+      await next();
+    } finally {
+      const takes: RateTake[] = [{ policy, key: checking, cost: -1 }];
+      if (c.res.status === 401) takes.push({ policy, key, cost: 1 });
+      await settle(store.take(takes, limits.nowMs()));
     }
   };
+}
+
+/** About a second of waiting for other checks of the same address, after which the request is refused (429). */
+const MAX_CHECK_WAITS = 200;
+
+/** Bookkeeping after the answer is decided: a store failing now (closed mode) must not turn it into a 503. */
+async function settle(take: RateVerdict[] | Promise<RateVerdict[]>) {
+  await Promise.resolve(take).catch(() => undefined);
 }
 
 /** After apiKeyAuth: counts the request against its key's policy; 429 past it, the RateLimit fields on every answer. */

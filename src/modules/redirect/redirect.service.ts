@@ -159,8 +159,24 @@ export function createRedirectService({ lookup: links, defaultDomain, clicks, li
     return own instanceof Promise ? own.then((yes) => find(yes ? req.host : defaultDomain)) : find(own ? req.host : defaultDomain);
   }
 
-  /** Records what the outcome calls for; resolves once an unknown slug has been counted (never rejects). */
+  /**
+   * An unknown slug is counted, and judged, once its lookup has answered: lookups started together all passed the
+   * check before any was counted, so this count is what bounds the 404s an address gets; past the quota the visit is
+   * refused instead (and not recorded). A failing store (closed mode) leaves the 404 as decided.
+   */
   function recorded(v: RedirectVisit, o: RedirectOutcome): VisitOutcome | Promise<VisitOutcome> {
+    if (!limits || o.kind !== 'not_found') return record(v, o);
+    const judge = ([verdict]: RateVerdict[]): VisitOutcome => (verdict!.allowed ? record(v, o) : { kind: 'limited', verdict: verdict! });
+    try {
+      const counted = limits.store.take([{ policy: limits.notFound, key: v.client(), cost: 1 }], v.now.getTime());
+      return counted instanceof Promise ? counted.then(judge, () => record(v, o)) : judge(counted);
+    } catch {
+      return record(v, o);
+    }
+  }
+
+  /** Sends the outcome's click (or orphan visit) when it calls for one. */
+  function record(v: RedirectVisit, o: RedirectOutcome): RedirectOutcome {
     if (clicks && o.kind !== 'gone') {
       const facts = {
         at: v.now.getTime(),
@@ -172,11 +188,7 @@ export function createRedirectService({ lookup: links, defaultDomain, clicks, li
       const pending = clicks.send(o.kind === 'redirect' ? linkClick(o.workspaceId, o.linkId, facts) : orphanVisit(v.host, v.slug, facts));
       if (pending) v.defer?.(pending);
     }
-    if (!limits || o.kind !== 'not_found') return o;
-    // Counted before the 404 leaves, so that this address's next request already sees it; the 404 is decided, so a
-    // failing store (closed mode) must not turn it into an error.
-    const counted = limits.store.take([{ policy: limits.notFound, key: v.client(), cost: 1 }], v.now.getTime());
-    return counted instanceof Promise ? counted.then(() => o, () => o) : o;
+    return o;
   }
 
   function visitAdmitted(v: RedirectVisit): VisitOutcome | Promise<VisitOutcome> {

@@ -29,12 +29,14 @@ export function createCloudflareRateLimitStore(
 
   return {
     kind: 'cloudflare',
+    // A binding only counts up.
+    refunds: false,
     async take(takes, now) {
       return Promise.all(
         takes.map(async ({ policy, key, cost }): Promise<RateVerdict> => {
           const binding = bindings[policy.name];
           if (!binding) throw new Error(`no ratelimits binding for the "${policy.name}" policy`);
-          if (cost === 0) {
+          if (cost <= 0) {
             const until = refused.get(policy.name)?.get(key);
             const allowed = until === undefined || until <= now;
             return { policy, allowed, remaining: undefined, resetS: allowed ? undefined : Math.ceil((until - now) / 1000) };

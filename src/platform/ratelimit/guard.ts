@@ -46,6 +46,7 @@ export function guardRateLimitStore(store: RateLimitStore, options: GuardOptions
 
   return {
     kind: store.kind,
+    refunds: store.refunds,
     take(takes, now) {
       return breaker
         .run(() => withDeadline(Promise.resolve().then(() => store.take(takes, now)), timeoutMs, `rate limit (${store.kind})`))

@@ -21,6 +21,7 @@ export function createMemoryRateLimitStore({ maxKeys = 100_000 } = {}): RateLimi
 
   return {
     kind: 'memory',
+    refunds: true,
     take(takes, now) {
       const out: RateVerdict[] = [];
       for (const take of takes) {
@@ -32,6 +33,12 @@ export function createMemoryRateLimitStore({ maxKeys = 100_000 } = {}): RateLimi
           counters.nextSweep = now + policy.windowS * 1000;
         }
         let w = counters.windows.get(key);
+        if (cost === -1) {
+          // A window that has passed since the place was taken has nothing left to give back.
+          if (w && w.endsAt > now) w.used = Math.max(0, w.used - 1);
+          out.push(verdictOf(take, w && w.endsAt > now ? w.used : 0, w && w.endsAt > now ? w.endsAt - now : policy.windowS * 1000));
+          continue;
+        }
         if (!w || w.endsAt <= now) {
           const fresh = { used: 0, endsAt: now + policy.windowS * 1000 };
           if (cost === 0) {

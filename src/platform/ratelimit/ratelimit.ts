@@ -11,11 +11,14 @@ export interface RatePolicy {
   readonly windowS: number;
 }
 
-/** One counter to consult: `cost` 1 counts this request, 0 only reads the counter. */
+/**
+ * One counter to consult: `cost` 1 counts this request, 0 only reads the counter, -1 gives back a place taken
+ * earlier in the window (a store whose `refunds` is true; never below zero).
+ */
 export interface RateTake {
   policy: RatePolicy;
   key: string;
-  cost: 0 | 1;
+  cost: -1 | 0 | 1;
 }
 
 export interface RateVerdict {
@@ -26,10 +29,14 @@ export interface RateVerdict {
   remaining: number | undefined;
   /** Seconds until the window ends (at least 1); undefined when the store cannot tell. */
   resetS: number | undefined;
+  /** The counter after this take; undefined when the store cannot tell. */
+  used?: number | undefined;
 }
 
 export interface RateLimitStore {
   readonly kind: 'memory' | 'redis' | 'cloudflare';
+  /** Whether a place can be given back (cost -1): counters can then hold requests in flight, not only outcomes. */
+  readonly refunds: boolean;
   /** Consults the counters in order; synchronous when the store is in process, so a redirect needs no promise. */
   take(takes: readonly RateTake[], nowMs: number): RateVerdict[] | Promise<RateVerdict[]>;
 }
@@ -42,5 +49,6 @@ export function verdictOf(take: RateTake, used: number, resetMs: number): RateVe
     allowed: used - take.cost < policy.limit,
     remaining: Math.max(0, policy.limit - used),
     resetS: Math.max(1, Math.ceil(resetMs / 1000)),
+    used,
   };
 }

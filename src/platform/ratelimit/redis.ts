@@ -19,6 +19,9 @@ for i = 1, #KEYS do
   local used
   if cost > 0 then
     used = redis.call('INCRBY', KEYS[i], cost)
+  elseif cost < 0 then
+    used = tonumber(redis.call('GET', KEYS[i]) or '0')
+    if used > 0 then used = redis.call('DECRBY', KEYS[i], -cost) end
   else
     used = tonumber(redis.call('GET', KEYS[i]) or '0')
   end
@@ -57,6 +60,7 @@ export function createRedisRateLimitStore({ redis, salt, prefix = 'hop:rl:' }: R
 
   return {
     kind: 'redis',
+    refunds: true,
     async take(takes) {
       const keys: string[] = [];
       const args: string[] = [];
