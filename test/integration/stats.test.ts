@@ -689,6 +689,7 @@ describe('orphan visits', () => {
   const range = q({ from: '2026-03-10T00:00:00Z', to: '2026-03-11T00:00:00Z' });
 
   beforeEach(async () => {
+    t.clock.now = new Date('2026-03-10T00:00:00Z');
     const res = await t.request('/v1/domains', { method: 'POST', json: { hostname: 'go.example.com' } });
     expect(res.status).toBe(201);
     await visit('2026-03-10T10:00:00Z', 'nope', { host: 'go.example.com' });
@@ -710,6 +711,32 @@ describe('orphan visits', () => {
       { value: 'nope', humans: 2, bots: 0 },
       { value: 'wp-admin', humans: 0, bots: 1 },
     ]);
+  });
+
+  it("never shows a domain's new owner the orphan visits it had before, under its earlier owner", async () => {
+    const domains = (await (await t.request('/v1/domains')).json()) as { data: Array<{ id: string }> };
+    t.clock.now = new Date('2026-03-10T12:05:00Z');
+    expect((await t.request(`/v1/domains/${domains.data[0]!.id}`, { method: 'DELETE' })).status).toBe(204);
+    const next = await t.createWorkspace('next owner');
+    const res = await t.request('/v1/domains', { method: 'POST', key: next.adminKey, json: { hostname: 'go.example.com' } });
+    expect(res.status).toBe(201);
+    await visit('2026-03-10T12:10:00Z', 'old-link', { host: 'go.example.com' });
+    await visit('2026-03-10T12:40:00Z', 'nope', { host: 'go.example.com', 'user-agent': SLACK });
+    await consume();
+    t.clock.now = new Date('2026-03-11T00:00:00Z');
+    const theirs = await t.request(`/v1/orphans?domain=go.example.com&${range}&interval=hour`, { key: next.adminKey });
+    expect(theirs.status).toBe(200);
+    const s = (await theirs.json()) as OrphanStats;
+    // Series: from 12:15, the first slot after the registration at 12:05; top slugs: from 12:05 exactly.
+    expect(s.totals).toEqual({ humans: 0, bots: 1 });
+    expect(s.series[10]).toEqual({ start: '2026-03-10T10:00:00+00:00', humans: 0, bots: 0 });
+    expect(s.top.slug).toEqual([
+      { value: 'nope', humans: 0, bots: 1 },
+      { value: 'old-link', humans: 1, bots: 0 },
+    ]);
+    // The operator still sees every visit of the host.
+    const all = (await (await t.request(`/v1/operator/orphans?domain=go.example.com&${range}`, { key: ADMIN_TOKEN })).json()) as OrphanStats;
+    expect(all.totals).toEqual({ humans: 3, bots: 2 });
   });
 
   it("refuses the default domain, another workspace's domain and an unknown one alike for workspaces", async () => {

@@ -25,7 +25,7 @@ import {
 } from './stats.schemas.ts';
 import { createLru } from '../../platform/cache/lru.ts';
 import { createTopLists } from './stats.top.ts';
-import { bucketize, cutAt, DAY_MS, type Bucket, type Buckets, type Interval } from './stats.time.ts';
+import { bucketize, ceilSlot, cutAt, DAY_MS, type Bucket, type Buckets, type Interval } from './stats.time.ts';
 
 /** Raw clicks per database read of an export: bounded memory whatever the link's size. */
 export const EXPORT_PAGE_SIZE = 1000;
@@ -203,24 +203,31 @@ export function createStatsService(repo: StatsRepository, workspaces: Workspaces
     /**
      * Visits to unknown slugs of one domain. A workspace sees those of the domains it registered; the default
      * domain is shared by every workspace (and unregistered hosts fall back to it), so its visits, and those of
-     * any host no workspace registered, are the operator's alone (`actor.type === 'operator'`).
+     * any host no workspace registered, are the operator's alone (`actor.type === 'operator'`). A workspace sees
+     * only visits since it registered the domain, never those of an earlier owner: the series from the first
+     * 15-minute slot that starts after the registration (a slot's rollup cannot be split), the top slugs from the
+     * registration itself.
      */
     async orphanStats(ctx: ServiceContext, input: OrphansInput): Promise<OrphanStats> {
       const range = resolveRange(input, ctx.now());
+      let since = Number.NEGATIVE_INFINITY;
       if (ctx.actor.type !== 'operator') {
         if (input.domain === config.defaultDomain) {
           throw invalidFields([
             fieldError('domain', 'is the default domain, shared by every workspace: only the operator sees its orphan visits'),
           ]);
         }
-        const own = await workspaces.listDomains(ctx);
-        if (!own.some((d) => d.hostname === input.domain)) {
+        const own = (await workspaces.listDomains(ctx)).find((d) => d.hostname === input.domain);
+        if (!own) {
           throw invalidFields([fieldError('domain', 'is not a domain of this workspace (add it with POST /v1/domains)')]);
         }
+        since = Date.parse(own.createdAt);
       }
+      const seriesStart = Math.max(range.start, ceilSlot(since));
+      const topStart = Math.max(range.start, since);
       const [rows, slugs] = await Promise.all([
-        repo.orphanSeries(input.domain, range.start, range.end),
-        input.top > 0 ? repo.orphanTopSlugs(input.domain, range.start, range.end, input.top) : Promise.resolve([]),
+        seriesStart < range.end ? repo.orphanSeries(input.domain, seriesStart, range.end) : Promise.resolve([]),
+        input.top > 0 && topStart < range.end ? repo.orphanTopSlugs(input.domain, topStart, range.end, input.top) : Promise.resolve([]),
       ]);
       return {
         domain: input.domain,
