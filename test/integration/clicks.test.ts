@@ -154,6 +154,21 @@ describe.each(['libSQL client', 'embedded writer'])('the consumer, SQL over the 
     expect((await visit('/c', { 'user-agent': IPHONE })).status).toBe(410);
   });
 
+  it('caps human visits with maxClicks: HEAD and bots are answered without using it up, and refused once it is', async () => {
+    const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/once', slug: 'once', maxClicks: 1 } });
+    expect(res.status).toBe(201);
+    for (let i = 0; i < 3; i++) {
+      expect((await visit('/once', { 'user-agent': IPHONE }, 'HEAD')).status).toBe(302);
+      expect((await visit('/once', { 'user-agent': SLACK })).status).toBe(302);
+    }
+    await clicks.ingest(sent.splice(0));
+    expect((await visit('/once', { 'user-agent': IPHONE })).status).toBe(302);
+    await clicks.ingest(sent.splice(0));
+    for (const [agent, method] of [[IPHONE, 'GET'], [IPHONE, 'HEAD'], [SLACK, 'GET'], [DESKTOP, 'GET']] as const) {
+      expect((await visit('/once', { 'user-agent': agent }, method)).status, `${method} ${agent}`).toBe(410);
+    }
+  });
+
   it('purges raw clicks past their retention and keeps the rollups', async () => {
     await visit('/a', { 'user-agent': IPHONE });
     await clicks.ingest(sent);

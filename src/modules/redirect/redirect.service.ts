@@ -167,12 +167,13 @@ export function createRedirectService({ lookup: links, defaultDomain, clicks, li
   function recorded(v: RedirectVisit, o: RedirectOutcome): VisitOutcome | Promise<VisitOutcome> {
     if (!limits || o.kind !== 'not_found') return record(v, o);
     const judge = ([verdict]: RateVerdict[]): VisitOutcome => (verdict!.allowed ? record(v, o) : { kind: 'limited', verdict: verdict! });
+    let counted: RateVerdict[] | Promise<RateVerdict[]>;
     try {
-      const counted = limits.store.take([{ policy: limits.notFound, key: v.client(), cost: 1 }], v.now.getTime());
-      return counted instanceof Promise ? counted.then(judge, () => record(v, o)) : judge(counted);
+      counted = limits.store.take([{ policy: limits.notFound, key: v.client(), cost: 1 }], v.now.getTime());
     } catch {
       return record(v, o);
     }
+    return counted instanceof Promise ? counted.then(judge, () => record(v, o)) : judge(counted);
   }
 
   /** Sends the outcome's click (or orphan visit) when it calls for one. */
