@@ -5,6 +5,7 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { loadServerConfig } from '../../src/config.ts';
 import { kubectlAvailable, render, ROOT, validate, type K8sObject } from '../support/k8s-validate.ts';
 
@@ -144,6 +145,18 @@ describe.runIf(kubectlAvailable())('Kubernetes manifests (deploy/k8s)', () => {
         for (const ref of c.envFrom ?? []) if (ref.configMapRef) expect(ref.configMapRef.name).toBe(configName);
       }
     }
+  });
+
+  it('the redirect HPA targets the metric the Prometheus adapter rule makes', () => {
+    const values = parse(readFileSync(join(K8S, 'prometheus-adapter-values.yaml'), 'utf8')) as {
+      rules: { custom: { seriesQuery: string; name: { as: string } }[] };
+    };
+    const hpa = of(rendered.base!, 'HorizontalPodAutoscaler').find((h) => h.metadata.name === 'hop-redirect') as K8sObject & {
+      spec: { metrics: { type: string; pods?: { metric: { name: string } } }[] };
+    };
+    const pods = hpa.spec.metrics.find((m) => m.type === 'Pods')!.pods!.metric.name;
+    expect(values.rules.custom.map((r) => r.name.as)).toContain(pods);
+    expect(hpa.spec.metrics.some((m) => m.type === 'Resource')).toBe(true);
   });
 
   it('dev: the Secret it generates holds every key the pods need, and hop accepts the configuration of each role', () => {
