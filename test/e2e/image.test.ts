@@ -132,4 +132,21 @@ describe.runIf(podmanAvailable())('the container image', () => {
     expect(after).toMatch(/"msg":"shutting down","signal":"SIGTERM","delayMs":3000/);
     console.log(`stopped by SIGTERM in ${elapsed} ms (exit code 0)`);
   });
+
+  it('with --init, a SIGTERM sent while it is still starting stops it at once too', async () => {
+    // Before hop installs its handlers, PID 1 would ignore SIGTERM and wait for SIGKILL; behind an init (catatonit
+    // here, tini under docker) the signal reaches a process that is not PID 1, whose default action is to exit.
+    const name = `${NAME}-init`;
+    try {
+      await podman('run', '-d', '--init', '--name', name, '--read-only', IMAGE);
+      const started = Date.now();
+      await podman('stop', '-t', '30', name);
+      const elapsed = Date.now() - started;
+      // 143 (128 + SIGTERM): killed by the signal before its handler existed; 0: it had started and drained.
+      expect(['0', '143']).toContain(await podman('inspect', '--format', '{{.State.ExitCode}}', name));
+      expect(elapsed).toBeLessThan(DRAIN_MS);
+    } finally {
+      await podman('rm', '-f', '-v', name).catch(() => undefined);
+    }
+  });
 });
