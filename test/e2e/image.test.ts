@@ -40,8 +40,9 @@ describe.runIf(podmanAvailable())('the container image', () => {
     // The script prints the podman configuration it wrote (runc, ulimits, storage) as `export A=... B=...`.
     const { stdout } = await exec('bash', [`${ROOT}deploy/local-base.sh`], { env, timeout: 900_000 });
     for (const [, k, v] of stdout.matchAll(/(CONTAINERS_[A-Z_]+)=(\S+)/g)) env[k!] = v!;
-    // Behind this machine's TLS-intercepting egress the build's npm needs its CA bundle, passed as a build secret.
-    const ca = [env.NODE_EXTRA_CA_CERTS, env.SSL_CERT_FILE].find((f) => f && existsSync(f));
+    // Behind this machine's TLS-intercepting egress the build's npm needs its CA bundle, passed as a build secret
+    // (the host's bundle: harmless where nothing intercepts).
+    const ca = [env.NODE_EXTRA_CA_CERTS, env.SSL_CERT_FILE, '/etc/ssl/certs/ca-certificates.crt'].find((f) => f && existsSync(f));
     await podman(
       'build', '--format', 'docker', '--network', 'host', '--build-arg', `BASE=${BASE}`,
       ...(ca ? ['--secret', `id=ca,src=${ca}`] : []),
