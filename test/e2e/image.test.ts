@@ -1,12 +1,17 @@
 // The container image (deploy/Dockerfile), built with podman from the local base (deploy/local-base.sh) and run with a
 // read-only root filesystem: the README walkthrough and a click seen in the statistics against it, a non-root user,
-// the HEALTHCHECK, SIGTERM draining within the drain time, and the image's size. Slow (a base built once, then an
+// the click consumer role (`consume`, with a real Redis), the HEALTHCHECK, SIGTERM draining within the drain time, and
+// the image's size. Slow (a base built once, then an
 // image build): run by `npm run test:image` (vitest.image.config.ts), not by `npm test`; `.ci/run` runs both.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/process.ts';
+import { redisAvailable, startRedis } from '../support/redis.ts';
+import { startUpstashRest } from '../support/upstash-rest.ts';
 import { runWalkthrough } from '../support/walkthrough.ts';
 
 const exec = promisify(execFile);
@@ -104,6 +109,56 @@ describe.runIf(podmanAvailable())('the container image', () => {
       totals = ((await stats.json()) as { totals: typeof totals }).totals;
     }
     expect(totals).toEqual({ humans: 1, bots: 0 });
+  });
+
+  it.runIf(redisAvailable())('runs the click consumer (`consume`) from the same image: it stores the clicks a server produced, and drains on SIGTERM', async () => {
+    // A server that only produces (HOP_CLICK_CONSUMER=off) and a `hop consume` container, both on the host's network
+    // to reach a real redis-server behind the REST stand-in on loopback, sharing one database file.
+    const redis = await startRedis();
+    const rest = await startUpstashRest({ redisPort: redis.port });
+    const dir = mkdtempSync(join(tmpdir(), 'hop-image-'));
+    chownSync(dir, 10001, 10001);
+    const serverPort = await freePort();
+    const names = [`${NAME}-producer`, `${NAME}-consumer`];
+    const common = [
+      '--network', 'host', '--read-only', '-v', `${dir}:/data`, '-e', 'HOP_QUEUE=redis', '-e', `HOP_REDIS_URL=${rest.url}`,
+      '-e', `HOP_REDIS_TOKEN=${rest.token}`, '-e', 'HOP_CLICK_CONSUMER=off', '-e', 'HOST=127.0.0.1',
+    ];
+    try {
+      await podman('run', '-d', '--name', names[0]!, ...common, '-e', `PORT=${serverPort}`, '-e', `HOP_BASE_URL=http://localhost:${serverPort}`, IMAGE);
+      const base = `http://127.0.0.1:${serverPort}`;
+      const deadline = Date.now() + 60_000;
+      while (!(await fetch(`${base}/readyz`).then((r) => r.ok, () => false))) {
+        if (Date.now() > deadline) throw new Error(`the producer never became ready:\n${await podman('logs', names[0]!).catch(String)}`);
+        await sleep(250);
+      }
+      await podman('run', '-d', '--name', names[1]!, ...common, IMAGE, 'consume');
+      const key = KEY_LINE.exec(await podman('logs', names[0]!))![1]!;
+      const auth = { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' };
+      const created = await fetch(`${base}/v1/links`, { method: 'POST', headers: auth, body: JSON.stringify({ url: 'https://example.com/consumed' }) });
+      expect(created.status).toBe(201);
+      const link = (await created.json()) as { id: string; slug: string };
+      const browser = { 'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36' };
+      for (let i = 0; i < 3; i++) expect((await fetch(`${base}/${link.slug}`, { redirect: 'manual', headers: browser })).status).toBe(302);
+      let humans = 0;
+      for (let i = 0; i < 60 && humans < 3; i++) {
+        await sleep(500);
+        const stats = await fetch(`${base}/v1/links/${link.id}/stats`, { headers: auth });
+        humans = ((await stats.json()) as { totals: { humans: number } }).totals.humans;
+      }
+      expect(humans).toBe(3);
+      expect(await podman('logs', names[1]!)).toContain('"msg":"consuming"');
+      const started = Date.now();
+      await podman('stop', '-t', '30', names[1]!);
+      expect(await podman('inspect', '--format', '{{.State.ExitCode}}', names[1]!)).toBe('0');
+      expect(Date.now() - started).toBeLessThan(DRAIN_MS);
+      expect(await podman('logs', names[1]!)).toMatch(/"msg":"shutting down","signal":"SIGTERM"/);
+    } finally {
+      for (const name of names) await podman('rm', '-f', '-v', name).catch(() => undefined);
+      await rest.close();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('declares a HEALTHCHECK on /livez that passes', async () => {
