@@ -85,7 +85,6 @@ export function createApp(deps: AppDeps) {
       },
     }),
   );
-  app.use('/v1/*', strictBody());
 
   app.route(
     '/',
@@ -112,6 +111,9 @@ export function createApp(deps: AppDeps) {
   app.route('/', statsOperatorRoutes(stats, config.adminToken, now));
   app.use('/v1/*', apiKeyAuth((token) => workspaces.authenticate(token)));
   if (limits) app.use('/v1/*', apiKeyLimit(limits));
+  // Bodies are read and checked only once their sender is known and within its quota (the operator route checks its
+  // token first the same way): a large body from a stranger, or from an address refused 429, costs nothing.
+  app.use('/v1/*', strictBody());
   app.route('/', workspaceRoutes(workspaces, now));
   app.route('/', linksRoutes(links, idempotency, now));
   app.route('/', statsRoutes(stats, now));

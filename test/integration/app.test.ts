@@ -1,7 +1,7 @@
 // App-wide behaviour: probes, OpenAPI and docs, request ids, headers, logs, 404s, and no 500 for any outside input.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compose, composeApp } from '../../src/composition/root.ts';
-import { createTestApp, expectProblem, type TestApp } from '../helpers/app.ts';
+import { ADMIN_TOKEN, createTestApp, expectProblem, type TestApp } from '../helpers/app.ts';
 
 let t: TestApp;
 beforeEach(async () => {
@@ -238,6 +238,23 @@ describe('keys and values a lenient parser would change', () => {
     const problem = await expectProblem(res, 400, 'validation');
     expect(problem.errors?.[0]?.field).toBe('__proto__');
     expect(await t.count('links')).toBe(0);
+  });
+
+  it('reads no body before its sender is known: a stranger and an address refused 429 get 401 and 429, not a body check', async () => {
+    const limited = await createTestApp({ HOP_RATE_LIMIT_UNAUTHENTICATED: '1/60s' });
+    try {
+      // 0.7 MB of objects with a __proto__ key: checking it is the expensive part, and nobody is owed it unauthenticated.
+      const body = `[${Array.from({ length: 20_000 }, () => '{"__proto__":{"a":1}}').join(',')}]`;
+      const post = (key: string | null) => limited.request('/v1/links', { method: 'POST', key, headers: { 'content-type': 'application/json' }, body });
+      await expectProblem(await post(null), 401, 'unauthorized');
+      await expectProblem(await post(null), 429, 'rate-limited');
+      const operator = await limited.request('/v1/workspaces', { method: 'POST', key: 'wrong-operator-token', headers: { 'content-type': 'application/json' }, body });
+      await expectProblem(operator, 429, 'rate-limited');
+    } finally {
+      limited.close();
+    }
+    // Known senders get the check, the operator too.
+    await expectProblem(await t.request('/v1/workspaces', { method: 'POST', key: ADMIN_TOKEN, headers: { 'content-type': 'application/json' }, body: '{"__proto__":{},"name":"x"}' }), 400, 'validation');
   });
 
   it('refuses an expiry past the year 9999, which could not be echoed back in ISO-8601', async () => {
