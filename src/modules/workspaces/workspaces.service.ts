@@ -142,11 +142,16 @@ export function createWorkspacesService(repo: WorkspacesRepository, config: Conf
     async deleteDomain(ctx: ServiceContext, id: string): Promise<void> {
       const domain = await repo.getDomain(ctx.workspaceId, id);
       if (!domain) throw new AppError('not_found', 'No such domain.');
-      const inUse = await repo.countLinksOnDomain(ctx.workspaceId, domain.hostname);
-      if (inUse > 0) {
-        throw new AppError('conflict', `${inUse} link(s) still use ${domain.hostname}; delete or move them first.`);
+      const inUse = () => repo.countLinksOnDomain(ctx.workspaceId, domain.hostname);
+      const stillUsed = (n: number) => new AppError('conflict', `${n} link(s) still use ${domain.hostname}; delete or move them first.`);
+      const used = await inUse();
+      if (used > 0) throw stillUsed(used);
+      if (!(await repo.deleteDomain(ctx.workspaceId, id))) {
+        // A link arrived on it since the count (the delete checks again), or another request deleted it.
+        const now = await inUse();
+        if (now > 0) throw stillUsed(now);
+        throw new AppError('not_found', 'No such domain.');
       }
-      await repo.deleteDomain(ctx.workspaceId, id);
       invalidation.host(domain.hostname);
     },
 
