@@ -51,7 +51,7 @@ export async function startOidcProvider(options: { audience: string; clients: Te
   const { audience, clients } = options;
   const workspaces = new Map<string, string>();
   let keys = [await rsaKey()];
-  let signingAlg = 'RS256';
+  let signingAlg: 'RS256' | 'ES256' = 'RS256';
   const fetches = { jwks: 0, discovery: 0 };
 
   let handler: (req: IncomingMessage, res: ServerResponse) => void = () => undefined;
