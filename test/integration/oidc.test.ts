@@ -59,3 +59,17 @@ describe('an unreachable provider', () => {
     expect(t.logs.filter((line) => line.includes('oidc provider unreachable'))).toHaveLength(1);
   });
 });
+
+describe('the OpenAPI document', () => {
+  it('names the provider beside API keys in the bearer scheme when OIDC is on', async () => {
+    const t = await createTestApp({ HOP_OIDC_ISSUER: provider.issuer, HOP_OIDC_AUDIENCE: AUDIENCE });
+    try {
+      const doc = (await (await t.request('/openapi.json', { key: null })).json()) as {
+        components: { securitySchemes: { bearerAuth: { description: string } } };
+      };
+      expect(doc.components.securitySchemes.bearerAuth.description).toContain(`OpenID Connect provider ${provider.issuer}`);
+    } finally {
+      t.close();
+    }
+  });
+});
