@@ -98,7 +98,9 @@ export function createApp(deps: AppDeps) {
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',
     scheme: 'bearer',
-    description: 'An API key: `Authorization: Bearer hop_...`',
+    description: config.oidc
+      ? `An API key (\`Authorization: Bearer hop_...\`) or an access token (JWT) of the OpenID Connect provider ${config.oidc.issuer}.`
+      : 'An API key: `Authorization: Bearer hop_...`',
   });
   app.openAPIRegistry.registerComponent('securitySchemes', 'operatorToken', {
     type: 'http',

@@ -59,6 +59,31 @@ const baseUrl = z
   }, 'must be an http(s) origin without path, query or credentials')
   .transform((value) => new URL(value).origin);
 
+/** Whether `hostname` (as URL.hostname gives it) is this machine: localhost, 127.0.0.0/8 or [::1]. */
+export const isLoopbackHost = (hostname: string) =>
+  hostname === 'localhost' || hostname === '[::1]' || /^127(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(hostname);
+
+/**
+ * What is wrong with the URL of an identity provider (its issuer, discovery or JWKS document), or undefined: it must
+ * be https, or http on a loopback address (development and tests), without credentials or fragment.
+ */
+export function providerUrlProblem(value: string): string | undefined {
+  const u = URL.parse(value);
+  if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:')) return 'must be an https:// URL';
+  if (u.protocol === 'http:' && !isLoopbackHost(u.hostname)) return 'must be https:// (http:// only on a loopback address: localhost, 127.0.0.1, [::1])';
+  if (u.username || u.password || u.hash) return 'must not carry credentials or a fragment';
+  return undefined;
+}
+
+const providerUrl = (extra?: (u: URL) => string | undefined) =>
+  z.string().check((payload) => {
+    const message = providerUrlProblem(payload.value) ?? extra?.(new URL(payload.value));
+    if (message) payload.issues.push({ code: 'custom', message, input: payload.value });
+  });
+
+/** A JWT claim's name: printable, no spaces (a URI is fine: `https://hop.example/workspace`). */
+const claimName = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be a claim name: 1-200 printable characters without spaces');
+
 /** The variables every runtime reads, each with its own rules. */
 const sharedVariables = {
   PORT: positiveInt(1, 65535).default(8787),
@@ -120,6 +145,15 @@ const sharedVariables = {
     .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
     .transform((v) => v.toLowerCase())
     .optional(),
+  // Bearer JWTs from an OpenID Connect provider, beside API keys (docs/architecture.md, "OIDC access tokens").
+  // The issuer is compared as written with each token's `iss`, so it is kept exactly as given.
+  HOP_OIDC_ISSUER: providerUrl((u) => (u.search ? 'must not carry a query string' : undefined)).optional(),
+  HOP_OIDC_AUDIENCE: z.string().min(1).max(500).optional(),
+  HOP_OIDC_JWKS_URL: providerUrl().optional(),
+  HOP_OIDC_WORKSPACE_CLAIM: claimName.default('hop_workspace'),
+  HOP_OIDC_SCOPES_CLAIM: claimName.default('scope'),
+  HOP_OIDC_CLOCK_SKEW_S: positiveInt(0, 300).default(30),
+  HOP_OIDC_JWKS_COOLDOWN_S: positiveInt(1, 3600).default(30),
 };
 
 
@@ -248,6 +282,19 @@ const sharedRules = <C extends Shared>(queue?: (c: C) => string): Rule<C>[] => [
       }
     },
   },
+  {
+    reads: ['HOP_OIDC_ISSUER', 'HOP_OIDC_AUDIENCE', 'HOP_OIDC_JWKS_URL'],
+    check(c, problem) {
+      if (c.HOP_OIDC_ISSUER && !c.HOP_OIDC_AUDIENCE) {
+        problem('HOP_OIDC_AUDIENCE', "missing (HOP_OIDC_ISSUER needs it: the audience hop's tokens are issued for)");
+      }
+      if (!c.HOP_OIDC_ISSUER) {
+        for (const name of ['HOP_OIDC_AUDIENCE', 'HOP_OIDC_JWKS_URL'] as const) {
+          if (c[name]) problem(name, 'needs HOP_OIDC_ISSUER');
+        }
+      }
+    },
+  },
 ];
 
 function sharedConfig(c: Shared) {
@@ -334,6 +381,26 @@ function sharedConfig(c: Shared) {
      * address of the connection's peer (Workers: `cf-connecting-ip`). Never read unless configured.
      */
     clientIpHeader: c.HOP_CLIENT_IP_HEADER,
+    /** Bearer JWTs from this OpenID Connect provider are accepted beside API keys; undefined: API keys only. */
+    oidc:
+      c.HOP_OIDC_ISSUER && c.HOP_OIDC_AUDIENCE
+        ? {
+            /** Compared as written with each token's `iss`; its discovery document is `<issuer>/.well-known/openid-configuration`. */
+            issuer: c.HOP_OIDC_ISSUER,
+            /** What each token's `aud` must contain. */
+            audience: c.HOP_OIDC_AUDIENCE,
+            /** The provider's keys; undefined: the discovery document's `jwks_uri`. */
+            jwksUrl: c.HOP_OIDC_JWKS_URL,
+            /** The claim holding the workspace id. */
+            workspaceClaim: c.HOP_OIDC_WORKSPACE_CLAIM,
+            /** The claim holding the hop scopes (space separated, or an array); other scopes in it are ignored. */
+            scopesClaim: c.HOP_OIDC_SCOPES_CLAIM,
+            /** Leeway on `exp` and `nbf` for clocks that disagree. */
+            clockSkewS: c.HOP_OIDC_CLOCK_SKEW_S,
+            /** Least time between two fetches of the provider's documents (an unknown `kid`, a failed fetch). */
+            jwksCooldownS: c.HOP_OIDC_JWKS_COOLDOWN_S,
+          }
+        : undefined,
   };
 }
 
@@ -345,6 +412,7 @@ export type Env = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type CacheConfig = Config['cache'];
 export type RateLimitConfig = Config['rateLimit'];
+export type OidcConfig = NonNullable<Config['oidc']>;
 
 /** Parses environment variables into a Config; throws ConfigError naming every bad variable. */
 export const loadConfig = (env: Record<string, string | undefined>): Config => shared.parse(env);
