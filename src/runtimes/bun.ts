@@ -3,6 +3,7 @@
  * The Bun entry: serves the prepared app (src/runtimes/server.ts) with Bun.serve, same PORT/HOST convention as
  * Node, and drains on SIGTERM/SIGINT. `npm run start:bun` or `bun src/runtimes/bun.ts`.
  */
+import { bunServeOptions, tlsStartError } from './listen.ts';
 import { drainOnSignals, prepare, runEntry, StartError } from './server.ts';
 
 export async function startBun(env: Record<string, string | undefined>) {
@@ -12,15 +13,17 @@ export async function startBun(env: Record<string, string | undefined>) {
   });
   const { config, logger, app } = prepared;
   let server: ReturnType<typeof Bun.serve>;
+  const options = bunServeOptions(config.listen);
   try {
-    server = Bun.serve({ fetch: app.fetch, port: config.port, hostname: config.host });
+    server = Bun.serve({ fetch: app.fetch, port: config.port, hostname: config.host, ...options });
   } catch (err) {
     if ((err as { code?: string }).code === 'EADDRINUSE') {
       throw new StartError(`${config.host}:${config.port} is already in use; set PORT to another port.`);
     }
+    if (options.tls) throw tlsStartError(err);
     throw err;
   }
-  logger.log('info', 'listening', { url: `http://${config.host}:${server.port}`, baseUrl: config.baseUrl, runtime: 'bun' });
+  logger.log('info', 'listening', { url: `${options.tls ? 'https' : 'http'}://${config.host}:${server.port}`, baseUrl: config.baseUrl, runtime: 'bun' });
   const shutdown = drainOnSignals(prepared, {
     stop: () => server.stop(false),
     stopNow: () => void server.stop(true),

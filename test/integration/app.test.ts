@@ -82,8 +82,17 @@ describe('every response', () => {
   it('carries security headers', async () => {
     const res = await t.request('/v1/workspace');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
-    expect(res.headers.get('strict-transport-security')).toContain('max-age');
     expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+  });
+
+  it('carries Strict-Transport-Security only when the request arrived over TLS', async () => {
+    expect((await t.request('/v1/workspace')).headers.get('strict-transport-security')).toBeNull();
+    const tls = await t.request('https://localhost/v1/workspace');
+    expect(tls.status).toBe(200);
+    expect(tls.headers.get('strict-transport-security')).toBe('max-age=31536000');
+    // No proxy is configured here: a client's own X-Forwarded-Proto is not believed.
+    const claimed = await t.request('/v1/workspace', { headers: { 'x-forwarded-proto': 'https' } });
+    expect(claimed.headers.get('strict-transport-security')).toBeNull();
   });
 
   it('writes one JSON log line per request with its id, status and duration', async () => {
