@@ -9,7 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startProcess, type Running } from '../support/process.ts';
+import { freePort, startProcess } from '../support/process.ts';
 
 const BUN = 'node_modules/.bin/bun';
 const runtimes = [
