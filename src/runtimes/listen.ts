@@ -144,6 +144,13 @@ export function createNodeServer(listener: Listener, settings: ListenSettings, l
       keepAliveTimeout: settings.keepAliveTimeoutMs,
       connectionsCheckingInterval: checkEveryMs,
     });
+    // An HTTP/2 server has no closeAllConnections(), which the drain calls past its deadline: this one is its own.
+    const sockets = new Set<Socket>();
+    server.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+    Object.assign(server, { closeAllConnections: () => sockets.forEach((socket) => socket.destroy()) });
   } else {
     server = createServer(
       {
