@@ -95,6 +95,23 @@ describe('every response', () => {
     expect(claimed.headers.get('strict-transport-security')).toBeNull();
   });
 
+  it('logs a request whose client went away while its body was read as 499, with no error and no stack', async () => {
+    const client = new AbortController();
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        // What a runtime does when the connection closes mid-upload: the signal aborts, the body errors.
+        client.abort();
+        controller.error(new TypeError('terminated'));
+      },
+    });
+    const init = { method: 'POST', body, signal: client.signal, duplex: 'half', headers: { 'content-type': 'application/json', 'x-request-id': 'gone-1' } };
+    const res = await t.request('/v1/links', init as RequestInit);
+    expect(res.status).toBe(499);
+    const lines = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === 'gone-1');
+    expect(lines.filter((l) => l.msg === 'request')).toMatchObject([{ level: 'info', status: 499 }]);
+    expect(lines.filter((l) => l.level === 'error' || 'stack' in l)).toEqual([]);
+  });
+
   it('writes one JSON log line per request with its id, status and duration', async () => {
     await t.request('/livez', { key: null, headers: { 'x-request-id': 'log-me' } });
     const lines = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === 'log-me');
