@@ -3,17 +3,17 @@
  * The Bun entry: serves the prepared app (src/runtimes/server.ts) with Bun.serve, same PORT/HOST convention as
  * Node, and drains on SIGTERM/SIGINT. `npm run start:bun` or `bun src/runtimes/bun.ts`.
  */
-import { bunServeOptions, tlsStartError } from './listen.ts';
+import { bunServeOptions, loadListen, tlsStartError } from './listen.ts';
 import { drainOnSignals, prepare, runEntry, StartError } from './server.ts';
 
 export async function startBun(env: Record<string, string | undefined>) {
+  const options = bunServeOptions(loadListen(env));
   // Bun.serve passes itself as the app's env: it knows each request's peer address.
   const prepared = await prepare(env, 'bun', {
     clientIp: (request, env) => (env as Bun.Server<undefined> | undefined)?.requestIP(request)?.address,
   });
   const { config, logger, app } = prepared;
   let server: ReturnType<typeof Bun.serve>;
-  const options = bunServeOptions(config.listen);
   try {
     server = Bun.serve({ fetch: app.fetch, port: config.port, hostname: config.host, ...options });
   } catch (err) {

@@ -4,11 +4,12 @@
  * per client address) with rate-limited logging of what they refuse, and `Connection: close` on answers sent
  * before their request's body was read.
  */
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { ServerConfig } from '../config.ts';
+import { loadServerConfig, type ServerConfig } from '../config.ts';
 import { addressKey } from '../http/client-ip.ts';
 import type { Logger } from '../platform/logger.ts';
 import { StartError } from './server.ts';
@@ -16,8 +17,20 @@ import { StartError } from './server.ts';
 export type ListenSettings = ServerConfig['listen'];
 type Listener = (incoming: IncomingMessage | Http2ServerRequest, outgoing: ServerResponse | Http2ServerResponse) => unknown;
 
-/** The certificate and key as PEM text; a file that cannot be read stops the start with its variable named. */
-export function readTls(tls: NonNullable<ListenSettings['tls']>): { cert: string; key: string } {
+/** How a server listens: the settings, and the certificate and key (PEM text) when it serves TLS. */
+export type Listen = ListenSettings & { pem?: { cert: string; key: string } | undefined };
+
+/**
+ * The listen settings of `env`, with the certificate and key read and checked: called before anything else starts
+ * (the database, the one-time admin key), so that an unreadable file, a file that is not PEM, or a key that does not
+ * belong to the certificate stops the start at once, naming the variable, without a stack.
+ */
+export function loadListen(env: Record<string, string | undefined>): Listen {
+  const settings = loadServerConfig(env).listen;
+  return settings.tls ? { ...settings, pem: readTls(settings.tls) } : settings;
+}
+
+function readTls(tls: NonNullable<ListenSettings['tls']>): { cert: string; key: string } {
   const read = (variable: string, file: string) => {
     try {
       return readFileSync(file, 'utf8');
@@ -25,13 +38,30 @@ export function readTls(tls: NonNullable<ListenSettings['tls']>): { cert: string
       throw new StartError(`${variable}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
     }
   };
-  return { cert: read('HOP_TLS_CERT', tls.certFile), key: read('HOP_TLS_KEY', tls.keyFile) };
+  const cert = read('HOP_TLS_CERT', tls.certFile);
+  const key = read('HOP_TLS_KEY', tls.keyFile);
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch {
+    throw new StartError(`HOP_TLS_CERT: ${tls.certFile} holds no PEM certificate.`);
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new StartError(`HOP_TLS_KEY: ${tls.keyFile} holds no PEM private key.`);
+  }
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new StartError(`HOP_TLS_KEY: ${tls.keyFile} is not the key of the certificate in HOP_TLS_CERT.`);
+  }
+  return { cert, key };
 }
 
-/** A certificate or key that does not parse, or that do not match, as an operator's error. */
+/** What the TLS stack still refuses in a certificate and key that parsed, as an operator's error. */
 export function tlsStartError(err: unknown): StartError {
   const reason = err instanceof Error ? err.message : String(err);
-  return new StartError(`HOP_TLS_CERT/HOP_TLS_KEY: not a usable PEM certificate and key (${reason}).`);
+  return new StartError(`HOP_TLS_CERT/HOP_TLS_KEY: not a usable certificate and key (${reason}).`);
 }
 
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
@@ -122,13 +152,13 @@ function closeEarlyAnswers(listener: Listener): Listener {
  * The Node server of `listener`: HTTP/2 over TLS with HTTP/1.1 for clients without it when `tls` is given, else
  * HTTP/1.1; with the configured timeouts and connection caps.
  */
-export function createNodeServer(listener: Listener, settings: ListenSettings, logger: Logger): Server | Http2SecureServer {
+export function createNodeServer(listener: Listener, settings: Listen, logger: Logger): Server | Http2SecureServer {
   const handler = closeEarlyAnswers(listener);
   // How often Node checks the head and request deadlines (its default, 30 s, would stretch them by that much).
   const checkEveryMs = Math.min(1000, settings.headersTimeoutMs);
   let server: Server | Http2SecureServer;
-  if (settings.tls) {
-    const { cert, key } = readTls(settings.tls);
+  if (settings.pem) {
+    const { cert, key } = settings.pem;
     try {
       server = createSecureServer(
         { cert, key, allowHTTP1: true, handshakeTimeout: settings.headersTimeoutMs },
@@ -178,7 +208,7 @@ export function createNodeServer(listener: Listener, settings: ListenSettings, l
  * shorter of the head and idle timeouts. Bun has no total or per-address connection cap and no separate request
  * or keep-alive timeout (docs/architecture.md).
  */
-export function bunServeOptions(settings: ListenSettings) {
+export function bunServeOptions(settings: Listen) {
   const idleTimeout = Math.min(255, Math.ceil(Math.min(settings.headersTimeoutMs, settings.idleTimeoutMs) / 1000));
-  return { idleTimeout, ...(settings.tls ? { tls: readTls(settings.tls), http2: true } : {}) };
+  return { idleTimeout, ...(settings.pem ? { tls: settings.pem, http2: true } : {}) };
 }

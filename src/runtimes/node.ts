@@ -7,12 +7,13 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { unparsableRequest } from '../http/unparsable-request.ts';
-import { createNodeServer } from './listen.ts';
+import { createNodeServer, loadListen } from './listen.ts';
 import { drainOnSignals, prepare, runEntry, StartError } from './server.ts';
 
 export { announceKey, StartError } from './server.ts';
 
 export async function startNode(env: Record<string, string | undefined>) {
+  const listen = loadListen(env);
   // @hono/node-server passes the request's IncomingMessage as the app's env: the socket's peer is the client.
   const prepared = await prepare(env, 'node', {
     clientIp: (_request, env) => (env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress,
@@ -25,7 +26,7 @@ export async function startNode(env: Record<string, string | undefined>) {
       hostname: config.host,
       errorHandler: (err) => unparsableRequest(err instanceof RequestError),
     });
-    const s = createNodeServer(listener, config.listen, logger);
+    const s = createNodeServer(listener, listen, logger);
     s.listen(config.port, config.host, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
       reject(
@@ -36,7 +37,7 @@ export async function startNode(env: Record<string, string | undefined>) {
     );
   });
   const address = server.address() as AddressInfo;
-  logger.log('info', 'listening', { url: `${config.listen.tls ? 'https' : 'http'}://${config.host}:${address.port}`, baseUrl: config.baseUrl, runtime: 'node' });
+  logger.log('info', 'listening', { url: `${listen.pem ? 'https' : 'http'}://${config.host}:${address.port}`, baseUrl: config.baseUrl, runtime: 'node' });
   const shutdown = drainOnSignals(prepared, {
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
     stopNow: () => (server as { closeAllConnections?: () => void }).closeAllConnections?.(),
