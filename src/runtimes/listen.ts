@@ -130,9 +130,9 @@ function lingeringClose(socket: Socket) {
  */
 function closeEarlyAnswers(listener: Listener): Listener {
   return (incoming, outgoing) => {
-    // Only a request that has a body can have one left unread (the redirect's GET pays one header lookup).
-    const framed = incoming.headers['transfer-encoding'] !== undefined || (incoming.headers['content-length'] ?? '0') !== '0';
-    if (framed && outgoing instanceof ServerResponse && !(incoming as IncomingMessage).complete) {
+    // A GET or HEAD body is never read (node:http discards it): the redirect's requests are not wrapped.
+    const method = incoming.method;
+    if (method !== 'GET' && method !== 'HEAD' && outgoing instanceof ServerResponse && !(incoming as IncomingMessage).complete) {
       const writeHead = outgoing.writeHead;
       outgoing.writeHead = function (this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
         const socket = this.socket;

@@ -170,8 +170,10 @@ describe.each(runtimes)('a flood of idle connections on $name', ({ name, command
       expect(stillOpen).toBeGreaterThanOrEqual(995);
       expect(await livez(server.port, '127.0.0.1')).not.toBe(200);
       const refusals = linesOf(server.hop.output()).filter((l) => l.msg === 'connections refused');
-      // Thousands refused, one line logged (the rest are summed up in the next line, ten seconds later).
-      expect(refusals).toHaveLength(1);
+      // Thousands refused, one line logged at once (the rest are summed up in one line ten seconds later, which a
+      // slow run may already show).
+      expect(refusals.length).toBeGreaterThanOrEqual(1);
+      expect(refusals.length).toBeLessThanOrEqual(2);
       expect(refusals[0]).toMatchObject({ level: 'warn', refused: { 'per address': 1 }, addresses: ['127.0.0.1'] });
     } else {
       // Bun has no connection cap: it holds them all and still serves.
@@ -258,7 +260,7 @@ describe.each(runtimes)('request bodies cut short or too large on $name', ({ nam
     await sleep(500);
     const output = server.hop.output().slice(before);
     const lines = linesOf(output);
-    expect(lines.filter((l) => l.msg === 'request').map((l) => l.status)).toEqual([499, 499]);
+    expect(lines.filter((l) => l.msg === 'request' && l.path === '/v1/links').map((l) => l.status)).toEqual([499, 499]);
     expect(lines.filter((l) => l.level === 'error')).toEqual([]);
     expect(output).not.toMatch(/stack|\n\s+at /);
   });
