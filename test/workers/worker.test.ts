@@ -1,6 +1,7 @@
 // Worker-only behaviour, inside workerd: configuration from bindings (wrangler.toml's vars plus secrets), a
-// configuration error answered as problem+json, one app per isolate, and a database that cannot be reached
-// answering 503 within the deadline, and HSTS for requests the edge hands over as https. The shared HTTP behaviour is the black-box suite's (test/blackbox/).
+// configuration error answered as problem+json, one app per isolate, a database that cannot be reached answering 503
+// within the deadline, and HSTS for requests the edge hands over as https. The shared HTTP behaviour is the
+// black-box suite's (test/blackbox/).
 import { exports } from 'cloudflare:workers';
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
