@@ -32,8 +32,9 @@ const noServices = [
 // refused everywhere else that wires hop (entries, CLI, app, HTTP, benchmarks, tests). An adapter may still build
 // its own parts (platform/), and a unit test of one module, or the integration test of one adapter, its subject.
 const noConstruction = [
-  { group: ['**/*.service*', '**/*.cache*', '**/platform/queue/**', '**/platform/ratelimit/**', '**/platform/cache/**'],
-    importNamePattern: '^create\\w*(Service|Store|Queue|Producer|Consumer|Limiter|Lookup)$',
+  { group: ['**/*.service*', '**/*.cache*', '**/platform/queue/**', '**/platform/ratelimit/**', '**/platform/cache/**',
+    '**/platform/oidc*'],
+    importNamePattern: '^create\\w*(Service|Store|Queue|Producer|Consumer|Limiter|Lookup|Verifier)$',
     message: 'Services, stores and queues are built by the composition root (src/composition/), not here.' },
 ];
 const restrict = (...sets) => ['error', { patterns: sets.flat() }];

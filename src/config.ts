@@ -59,6 +59,31 @@ const baseUrl = z
   }, 'must be an http(s) origin without path, query or credentials')
   .transform((value) => new URL(value).origin);
 
+/** Whether `hostname` (as URL.hostname gives it) is this machine: localhost, 127.0.0.0/8 or [::1]. */
+export const isLoopbackHost = (hostname: string) =>
+  hostname === 'localhost' || hostname === '[::1]' || /^127(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(hostname);
+
+/**
+ * What is wrong with the URL of an identity provider (its issuer, discovery or JWKS document), or undefined: it must
+ * be https, or http on a loopback address (development and tests), without credentials or fragment.
+ */
+export function providerUrlProblem(value: string): string | undefined {
+  const u = URL.parse(value);
+  if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:')) return 'must be an https:// URL';
+  if (u.protocol === 'http:' && !isLoopbackHost(u.hostname)) return 'must be https:// (http:// only on a loopback address: localhost, 127.0.0.1, [::1])';
+  if (u.username || u.password || u.hash) return 'must not carry credentials or a fragment';
+  return undefined;
+}
+
+const providerUrl = (extra?: (u: URL) => string | undefined) =>
+  z.string().check((payload) => {
+    const message = providerUrlProblem(payload.value) ?? extra?.(new URL(payload.value));
+    if (message) payload.issues.push({ code: 'custom', message, input: payload.value });
+  });
+
+/** A JWT claim's name: printable, no spaces (a URI is fine: `https://hop.example/workspace`). */
+const claimName = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be a claim name: 1-200 printable characters without spaces');
+
 /** The variables every runtime reads, each with its own rules. */
 const sharedVariables = {
   PORT: positiveInt(1, 65535).default(8787),
@@ -120,6 +145,15 @@ const sharedVariables = {
     .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
     .transform((v) => v.toLowerCase())
     .optional(),
+  // Bearer JWTs from an OpenID Connect provider, beside API keys (docs/architecture.md, "OIDC access tokens").
+  // The issuer is compared as written with each token's `iss`, so it is kept exactly as given.
+  HOP_OIDC_ISSUER: providerUrl((u) => (u.search ? 'must not carry a query string' : undefined)).optional(),
+  HOP_OIDC_AUDIENCE: z.string().min(1).max(500).optional(),
+  HOP_OIDC_JWKS_URL: providerUrl().optional(),
+  HOP_OIDC_WORKSPACE_CLAIM: claimName.default('hop_workspace'),
+  HOP_OIDC_SCOPES_CLAIM: claimName.default('scope'),
+  HOP_OIDC_CLOCK_SKEW_S: positiveInt(0, 300).default(30),
+  HOP_OIDC_JWKS_COOLDOWN_S: positiveInt(1, 3600).default(30),
 };
 
 
@@ -248,6 +282,19 @@ const sharedRules = <C extends Shared>(queue?: (c: C) => string): Rule<C>[] => [
       }
     },
   },
+  {
+    reads: ['HOP_OIDC_ISSUER', 'HOP_OIDC_AUDIENCE', 'HOP_OIDC_JWKS_URL'],
+    check(c, problem) {
+      if (c.HOP_OIDC_ISSUER && !c.HOP_OIDC_AUDIENCE) {
+        problem('HOP_OIDC_AUDIENCE', "missing (HOP_OIDC_ISSUER needs it: the audience hop's tokens are issued for)");
+      }
+      if (!c.HOP_OIDC_ISSUER) {
+        for (const name of ['HOP_OIDC_AUDIENCE', 'HOP_OIDC_JWKS_URL'] as const) {
+          if (c[name]) problem(name, 'needs HOP_OIDC_ISSUER');
+        }
+      }
+    },
+  },
 ];
 
 function sharedConfig(c: Shared) {
@@ -334,6 +381,26 @@ function sharedConfig(c: Shared) {
      * address of the connection's peer (Workers: `cf-connecting-ip`). Never read unless configured.
      */
     clientIpHeader: c.HOP_CLIENT_IP_HEADER,
+    /** Bearer JWTs from this OpenID Connect provider are accepted beside API keys; undefined: API keys only. */
+    oidc:
+      c.HOP_OIDC_ISSUER && c.HOP_OIDC_AUDIENCE
+        ? {
+            /** Compared as written with each token's `iss`; its discovery document is `<issuer>/.well-known/openid-configuration`. */
+            issuer: c.HOP_OIDC_ISSUER,
+            /** What each token's `aud` must contain. */
+            audience: c.HOP_OIDC_AUDIENCE,
+            /** The provider's keys; undefined: the discovery document's `jwks_uri`. */
+            jwksUrl: c.HOP_OIDC_JWKS_URL,
+            /** The claim holding the workspace id. */
+            workspaceClaim: c.HOP_OIDC_WORKSPACE_CLAIM,
+            /** The claim holding the hop scopes (space separated, or an array); other scopes in it are ignored. */
+            scopesClaim: c.HOP_OIDC_SCOPES_CLAIM,
+            /** Leeway on `exp` and `nbf` for clocks that disagree. */
+            clockSkewS: c.HOP_OIDC_CLOCK_SKEW_S,
+            /** Least time between two fetches of the provider's documents (an unknown `kid`, a failed fetch). */
+            jwksCooldownS: c.HOP_OIDC_JWKS_COOLDOWN_S,
+          }
+        : undefined,
   };
 }
 
@@ -345,9 +412,60 @@ export type Env = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type CacheConfig = Config['cache'];
 export type RateLimitConfig = Config['rateLimit'];
+export type OidcConfig = NonNullable<Config['oidc']>;
 
 /** Parses environment variables into a Config; throws ConfigError naming every bad variable. */
 export const loadConfig = (env: Record<string, string | undefined>): Config => shared.parse(env);
+
+/** How a Node or Bun server listens: TLS, timeouts and connection caps (src/runtimes/listen.ts applies them). */
+const listenVariables = {
+  HOP_TLS_CERT: z.string().min(1).optional(),
+  HOP_TLS_KEY: z.string().min(1).optional(),
+  HOP_HEADERS_TIMEOUT_MS: positiveInt(100, 600_000).default(10_000),
+  HOP_REQUEST_TIMEOUT_MS: positiveInt(100, 3_600_000).default(30_000),
+  HOP_KEEP_ALIVE_TIMEOUT_MS: positiveInt(100, 600_000).default(65_000),
+  HOP_IDLE_TIMEOUT_MS: positiveInt(100, 3_600_000).default(120_000),
+  HOP_MAX_CONNECTIONS: positiveInt(1, 1_000_000).default(10_000),
+  HOP_MAX_CONNECTIONS_PER_ADDRESS: positiveInt(0, 1_000_000).default(1000),
+};
+type Listen = z.output<z.ZodObject<typeof listenVariables>>;
+
+const listenRules: Rule<Listen>[] = [
+  {
+    reads: ['HOP_TLS_CERT', 'HOP_TLS_KEY'],
+    check(c, problem) {
+      if (c.HOP_TLS_CERT && !c.HOP_TLS_KEY) problem('HOP_TLS_KEY', 'missing (HOP_TLS_CERT and HOP_TLS_KEY go together)');
+      if (c.HOP_TLS_KEY && !c.HOP_TLS_CERT) problem('HOP_TLS_CERT', 'missing (HOP_TLS_CERT and HOP_TLS_KEY go together)');
+    },
+  },
+  {
+    reads: ['HOP_HEADERS_TIMEOUT_MS', 'HOP_REQUEST_TIMEOUT_MS'],
+    check(c, problem) {
+      if (c.HOP_REQUEST_TIMEOUT_MS < c.HOP_HEADERS_TIMEOUT_MS) {
+        problem('HOP_REQUEST_TIMEOUT_MS', 'must be at least HOP_HEADERS_TIMEOUT_MS (the whole request includes its head)');
+      }
+    },
+  },
+];
+
+function listenSettings(c: Listen) {
+  return {
+    /** PEM files of the certificate chain and its key: the server speaks HTTPS (and HTTP/2 on Node) itself. */
+    tls: c.HOP_TLS_CERT && c.HOP_TLS_KEY ? { certFile: c.HOP_TLS_CERT, keyFile: c.HOP_TLS_KEY } : undefined,
+    /** Longest wait for a request's head, from the connection's start or the previous answer (slow-header clients). */
+    headersTimeoutMs: c.HOP_HEADERS_TIMEOUT_MS,
+    /** Longest wait for a whole request, body included (slow-body clients). */
+    requestTimeoutMs: c.HOP_REQUEST_TIMEOUT_MS,
+    /** How long an idle keep-alive connection is kept between requests. */
+    keepAliveTimeoutMs: c.HOP_KEEP_ALIVE_TIMEOUT_MS,
+    /** A connection with no traffic either way for this long is closed (a client that stops reading its answer). */
+    idleTimeoutMs: c.HOP_IDLE_TIMEOUT_MS,
+    /** Open connections in total; past it new ones are closed at once. */
+    maxConnections: c.HOP_MAX_CONNECTIONS,
+    /** Open connections per client address (an IPv6 client by its /64); 0: no cap. */
+    maxConnectionsPerAddress: c.HOP_MAX_CONNECTIONS_PER_ADDRESS,
+  };
+}
 
 /**
  * Settings only Node and Bun read: the click queue (a Worker has its Queues binding instead). Built on demand and
@@ -365,6 +483,7 @@ function serverParser() {
     HOP_QUEUE_MAX_DELIVERIES: positiveInt(1, 1000).default(5),
     HOP_QUEUE_CLAIM_IDLE_MS: positiveInt(1000, 86_400_000).default(60_000),
     HOP_QUEUE_MAX_BUFFERED: positiveInt(100, 10_000_000).default(20_000),
+    ...listenVariables,
   };
   type Server = z.output<z.ZodObject<typeof variables>>;
   const rules: Rule<Server>[] = [
@@ -372,6 +491,7 @@ function serverParser() {
     ...sharedRules<Server>((c) => c.HOP_QUEUE).map((rule) =>
       rule.reads.includes('HOP_REDIS_URL') ? { ...rule, reads: [...rule.reads, 'HOP_QUEUE' as const] } : rule,
     ),
+    ...listenRules,
     {
       reads: ['HOP_CLICK_CONSUMER', 'HOP_QUEUE'],
       check(c, problem) {
@@ -397,6 +517,9 @@ function serverParser() {
   ];
   return configParser(variables, rules, (c) => ({
     ...sharedConfig(c),
+    // Without HOP_BASE_URL, links point at the server itself: over https when it serves TLS.
+    ...(c.HOP_TLS_CERT && !c.HOP_BASE_URL ? { baseUrl: `https://localhost:${c.PORT}` } : {}),
+    listen: listenSettings(c),
     /** The click queue: in-process (`memory`) or Redis Streams (`redis`, over the Upstash REST protocol). */
     queue: c.HOP_QUEUE,
     /**

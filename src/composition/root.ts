@@ -23,6 +23,7 @@ import { guardShared, kvStore, redisStore, type KvNamespaceLike, type SharedStor
 import type { Database } from '../platform/db/client.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { createMetrics, type Metrics } from '../platform/metrics.ts';
+import { createTokenVerifier } from '../platform/oidc.ts';
 import { createCloudflareQueueProducer, type QueueBinding } from '../platform/queue/cloudflare.ts';
 import type { QueueProducer } from '../platform/queue/queue.ts';
 import { createCloudflareRateLimitStore, type RateLimitBinding } from '../platform/ratelimit/cloudflare.ts';
@@ -89,7 +90,7 @@ function rateLimitStore(config: Config, provided: Provided, logger: Logger, metr
   return guardRateLimitStore(remote, { timeoutMs: settings.timeoutMs, onError: settings.onError, logger, metrics });
 }
 
-function buildServices(config: Config, provided: Provided, logger: Logger, metrics: Metrics) {
+function buildServices(config: Config, provided: Provided, logger: Logger, metrics: Metrics, now: () => Date) {
   const { orm } = provided.db;
   const linksRepository = createLinksRepository(orm);
   const lookup = provided.redirectLookup ?? linksRepository;
@@ -105,9 +106,15 @@ function buildServices(config: Config, provided: Provided, logger: Logger, metri
           logger,
           metrics,
         });
-  const workspaces: ReturnType<typeof createWorkspacesService> = createWorkspacesService(createWorkspacesRepository(orm), config, {
-    host: (host) => linkCache?.invalidateHost(host),
-  });
+  const tokens =
+    config.oidc &&
+    createTokenVerifier({ config: config.oidc, now, logger, shareFetches: provided.singleFlight ?? true });
+  const workspaces: ReturnType<typeof createWorkspacesService> = createWorkspacesService(
+    createWorkspacesRepository(orm),
+    config,
+    { host: (host) => linkCache?.invalidateHost(host) },
+    tokens,
+  );
   const stats = createStatsService(createStatsRepository(orm), workspaces, config);
   const invalidation = {
     links: (refs: LinkRef[]) => linkCache?.invalidate(refs) ?? Promise.resolve(),
@@ -140,7 +147,7 @@ export function compose(config: Config, provided: Provided): Composed {
     logger,
     metrics,
     now,
-    services: buildServices(config, provided, logger, metrics),
+    services: buildServices(config, provided, logger, metrics, now),
     rateLimiter: store && createRateLimiter(config.rateLimit, store, now),
   };
 }

@@ -5,9 +5,10 @@
 export const scopes = ['links:read', 'links:write', 'analytics:read', 'workspace:admin'] as const;
 export type Scope = (typeof scopes)[number];
 
-/** Who is calling: an API key of one workspace with its scopes. */
+/** Who is calling: an API key of one workspace with its scopes, or an OIDC access token mapped to the same. */
 export interface Principal {
   workspaceId: string;
+  /** The API key's id, or `oidc:<sub>` for an access token (its rate-limit counter). */
   keyId: string;
   scopes: readonly Scope[];
 }

@@ -42,14 +42,14 @@ export function createEmbeddedLookup(path: string): EmbeddedLookup {
   // get() rather than all(): libsql's all() iterates in JavaScript and cost more than the query itself. Two
   // probes in code rather than one `domain in (?, ?) order by ...`, whose sort built a temporary B-tree per click.
   const onDomain = db.prepare(`select ${columns} from "links" where "slug" = ? and "domain" = ?`).raw(true);
-  const domainExists = db.prepare(`select 1 from "domains" where "hostname" = ?`).raw(true);
+  const domainOwner = db.prepare(`select "workspace_id" from "domains" where "hostname" = ?`).raw(true);
   return {
     findLink(domain, slug) {
       // get() rather than all(): libsql's all() iterates in JavaScript and cost more than the query itself.
       const row = onDomain.get(slug, domain) as Row | undefined;
       return row && toLink(row);
     },
-    isDomain: (host) => domainExists.get(host) !== undefined,
+    domainOwner: (host) => (domainOwner.get(host) as [string] | undefined)?.[0],
     close: () => db.close(),
   };
 }

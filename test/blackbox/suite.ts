@@ -1271,6 +1271,30 @@ export function blackBoxSuite(target: () => SuiteTarget) {
     }, 120_000);
   });
 
+  describe('races between a domain and its links', () => {
+    // A link created while its domain is deleted must not survive on a host nobody owns: when another workspace
+    // registers the host, such a link would redirect where the first workspace chose, out of the new owner's reach.
+    it('never leaves a link on a deleted domain, and the next owner of the host gets it clean (200 races)', async () => {
+      const [first, next] = [await createWorkspace('domain-race-a'), await createWorkspace('domain-race-b')];
+      for (let race = 0; race < 200; race++) {
+        const hostname = `race-${race}.example.com`;
+        const domain = await addDomain(first, hostname);
+        const [removed, created] = await Promise.all([
+          api(`/v1/domains/${domain.id}`, { method: 'DELETE', key: first.key }),
+          api('/v1/links', { method: 'POST', key: first.key, json: { url: 'https://first.example/', slug: 's', domain: hostname } }),
+        ]);
+        const outcome = `race ${race}: delete ${removed.status}, create ${created.status}`;
+        expect([[204, 400], [409, 201]].map(String), outcome).toContain(String([removed.status, created.status]));
+        if (removed.status !== 204) continue;
+        await addDomain(next, hostname);
+        const mine = await api('/v1/links', { method: 'POST', key: next.key, json: { url: 'https://next.example/', slug: 's', domain: hostname } });
+        expect(mine.status, outcome).toBe(201);
+        const followed = await rawRequest(t().baseUrl, '/s', { headers: { host: hostname } });
+        expect(followed.headers.location, `${outcome}: ${followed.status}`).toBe('https://next.example/');
+      }
+    }, 120_000);
+  });
+
   describe('concurrent writes', () => {
     // A primary takes one write at a time: a burst must wait its turn within the deadline, not answer 503 busy.
     it('creates every link of 3 rounds of 200 concurrent POST /v1/links, with tags and an idempotency key each', async () => {

@@ -1,7 +1,7 @@
 // App-wide behaviour: probes, OpenAPI and docs, request ids, headers, logs, 404s, and no 500 for any outside input.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compose, composeApp } from '../../src/composition/root.ts';
-import { createTestApp, expectProblem, type TestApp } from '../helpers/app.ts';
+import { ADMIN_TOKEN, createTestApp, expectProblem, type TestApp } from '../helpers/app.ts';
 
 let t: TestApp;
 beforeEach(async () => {
@@ -82,8 +82,34 @@ describe('every response', () => {
   it('carries security headers', async () => {
     const res = await t.request('/v1/workspace');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
-    expect(res.headers.get('strict-transport-security')).toContain('max-age');
     expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+  });
+
+  it('carries Strict-Transport-Security only when the request arrived over TLS', async () => {
+    expect((await t.request('/v1/workspace')).headers.get('strict-transport-security')).toBeNull();
+    const tls = await t.request('https://localhost/v1/workspace');
+    expect(tls.status).toBe(200);
+    expect(tls.headers.get('strict-transport-security')).toBe('max-age=31536000');
+    // No proxy is configured here: a client's own X-Forwarded-Proto is not believed.
+    const claimed = await t.request('/v1/workspace', { headers: { 'x-forwarded-proto': 'https' } });
+    expect(claimed.headers.get('strict-transport-security')).toBeNull();
+  });
+
+  it('logs a request whose client went away while its body was read as 499, with no error and no stack', async () => {
+    const client = new AbortController();
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        // What a runtime does when the connection closes mid-upload: the signal aborts, the body errors.
+        client.abort();
+        controller.error(new TypeError('terminated'));
+      },
+    });
+    const init = { method: 'POST', body, signal: client.signal, duplex: 'half', headers: { 'content-type': 'application/json', 'x-request-id': 'gone-1' } };
+    const res = await t.request('/v1/links', init as RequestInit);
+    expect(res.status).toBe(499);
+    const lines = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === 'gone-1');
+    expect(lines.filter((l) => l.msg === 'request')).toMatchObject([{ level: 'info', status: 499 }]);
+    expect(lines.filter((l) => l.level === 'error' || 'stack' in l)).toEqual([]);
   });
 
   it('writes one JSON log line per request with its id, status and duration', async () => {
@@ -238,6 +264,23 @@ describe('keys and values a lenient parser would change', () => {
     const problem = await expectProblem(res, 400, 'validation');
     expect(problem.errors?.[0]?.field).toBe('__proto__');
     expect(await t.count('links')).toBe(0);
+  });
+
+  it('reads no body before its sender is known: a stranger and an address refused 429 get 401 and 429, not a body check', async () => {
+    const limited = await createTestApp({ HOP_RATE_LIMIT_UNAUTHENTICATED: '1/60s' });
+    try {
+      // 0.7 MB of objects with a __proto__ key: checking it is the expensive part, and nobody is owed it unauthenticated.
+      const body = `[${Array.from({ length: 20_000 }, () => '{"__proto__":{"a":1}}').join(',')}]`;
+      const post = (key: string | null) => limited.request('/v1/links', { method: 'POST', key, headers: { 'content-type': 'application/json' }, body });
+      await expectProblem(await post(null), 401, 'unauthorized');
+      await expectProblem(await post(null), 429, 'rate-limited');
+      const operator = await limited.request('/v1/workspaces', { method: 'POST', key: 'wrong-operator-token', headers: { 'content-type': 'application/json' }, body });
+      await expectProblem(operator, 429, 'rate-limited');
+    } finally {
+      limited.close();
+    }
+    // Known senders get the check, the operator too.
+    await expectProblem(await t.request('/v1/workspaces', { method: 'POST', key: ADMIN_TOKEN, headers: { 'content-type': 'application/json' }, body: '{"__proto__":{},"name":"x"}' }), 400, 'validation');
   });
 
   it('refuses an expiry past the year 9999, which could not be echoed back in ISO-8601', async () => {

@@ -13,7 +13,7 @@ function counting() {
   const reads = { links: 0 };
   const wrap = (portable: RedirectLookup): RedirectLookup => ({
     findLink: (domain, slug) => (reads.links++, portable.findLink(domain, slug)),
-    isDomain: (host) => portable.isDomain(host),
+    domainOwner: (host) => portable.domainOwner(host),
   });
   return { reads, wrap };
 }

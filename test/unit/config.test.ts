@@ -50,6 +50,7 @@ describe('loadConfig', () => {
         salt: undefined,
       },
       clientIpHeader: undefined,
+      oidc: undefined,
     });
   });
 
@@ -191,8 +192,47 @@ describe('loadConfig', () => {
       redis: undefined,
       clickConsumer: true,
       clickStream: { key: 'hop:clicks', group: 'hop-clicks', deadLetterKey: 'hop:clicks:dead', maxDeliveries: 5, claimIdleMs: 60_000 },
+      listen: {
+        tls: undefined,
+        headersTimeoutMs: 10_000,
+        requestTimeoutMs: 30_000,
+        keepAliveTimeoutMs: 65_000,
+        idleTimeoutMs: 120_000,
+        maxConnections: 10_000,
+        maxConnectionsPerAddress: 1000,
+      },
     });
     expect(loadConfig({ HOP_QUEUE: 'kafka' })).not.toHaveProperty('queue');
+  });
+
+  it('serves TLS with a certificate and its key, both or neither, and links over https by default then', () => {
+    const tls = loadServerConfig({ HOP_TLS_CERT: '/etc/hop/cert.pem', HOP_TLS_KEY: '/etc/hop/key.pem', PORT: '8443' });
+    expect(tls.listen.tls).toEqual({ certFile: '/etc/hop/cert.pem', keyFile: '/etc/hop/key.pem' });
+    expect(tls.baseUrl).toBe('https://localhost:8443');
+    const behind = loadServerConfig({ HOP_TLS_CERT: 'c.pem', HOP_TLS_KEY: 'k.pem', HOP_BASE_URL: 'https://hop.example' });
+    expect(behind.baseUrl).toBe('https://hop.example');
+    expect(loadServerConfig({ HOP_BASE_URL: 'https://hop.example:8443' }).baseUrl).toBe('https://hop.example:8443');
+    expect(configError({ HOP_TLS_CERT: 'c.pem' }, loadServerConfig).problems).toEqual([
+      { variable: 'HOP_TLS_KEY', message: 'missing (HOP_TLS_CERT and HOP_TLS_KEY go together)' },
+    ]);
+    expect(configError({ HOP_TLS_KEY: 'k.pem' }, loadServerConfig).problems.map((p) => p.variable)).toEqual(['HOP_TLS_CERT']);
+  });
+
+  it('reads the timeouts and connection caps, refusing a request timeout shorter than the head\'s', () => {
+    const c = loadServerConfig({
+      HOP_HEADERS_TIMEOUT_MS: '2000',
+      HOP_REQUEST_TIMEOUT_MS: '5000',
+      HOP_KEEP_ALIVE_TIMEOUT_MS: '3000',
+      HOP_IDLE_TIMEOUT_MS: '9000',
+      HOP_MAX_CONNECTIONS: '500',
+      HOP_MAX_CONNECTIONS_PER_ADDRESS: '0',
+    }).listen;
+    expect(c).toMatchObject({ headersTimeoutMs: 2000, requestTimeoutMs: 5000, keepAliveTimeoutMs: 3000, idleTimeoutMs: 9000 });
+    expect(c).toMatchObject({ maxConnections: 500, maxConnectionsPerAddress: 0 });
+    const err = configError({ HOP_HEADERS_TIMEOUT_MS: '20000', HOP_REQUEST_TIMEOUT_MS: '10000' }, loadServerConfig);
+    expect(err.problems.map((p) => p.variable)).toEqual(['HOP_REQUEST_TIMEOUT_MS']);
+    const bad = configError({ HOP_HEADERS_TIMEOUT_MS: '10s', HOP_MAX_CONNECTIONS: '0', HOP_KEEP_ALIVE_TIMEOUT_MS: '-1' }, loadServerConfig);
+    expect(bad.problems.map((p) => p.variable)).toEqual(['HOP_HEADERS_TIMEOUT_MS', 'HOP_KEEP_ALIVE_TIMEOUT_MS', 'HOP_MAX_CONNECTIONS']);
   });
 
   it('bounds the click buffer by HOP_QUEUE_MAX_BUFFERED, naming it when it is not a count', () => {
@@ -418,5 +458,71 @@ describe('workerConfig', () => {
 
   it('reads a Worker\'s configuration', () => {
     expect(workerConfig({ HOP_DATABASE_URL: 'libsql://db.example.turso.io', PORT: 9000 }).port).toBe(9000);
+  });
+});
+
+describe('HOP_OIDC_*', () => {
+  const issuer = 'https://login.example.com/tenant/v2.0';
+
+  it('configures the provider with its defaults, the issuer kept exactly as written', () => {
+    expect(loadConfig({ HOP_OIDC_ISSUER: `${issuer}/`, HOP_OIDC_AUDIENCE: 'https://hop.example/api' }).oidc).toEqual({
+      issuer: `${issuer}/`,
+      audience: 'https://hop.example/api',
+      jwksUrl: undefined,
+      workspaceClaim: 'hop_workspace',
+      scopesClaim: 'scope',
+      clockSkewS: 30,
+      jwksCooldownS: 30,
+    });
+  });
+
+  it('accepts http:// on a loopback address only', () => {
+    for (const loopback of ['http://127.0.0.1:9000', 'http://localhost:9000/realms/hop', 'http://[::1]:9000', 'http://127.1.2.3']) {
+      expect(loadConfig({ HOP_OIDC_ISSUER: loopback, HOP_OIDC_AUDIENCE: 'hop' }).oidc?.issuer).toBe(loopback);
+    }
+    for (const remote of ['http://login.example.com', 'http://10.0.0.1', 'http://127.0.0.1.example.com', 'http://localhost.example.com']) {
+      expect(configError({ HOP_OIDC_ISSUER: remote, HOP_OIDC_AUDIENCE: 'hop' }).problems).toEqual([
+        { variable: 'HOP_OIDC_ISSUER', message: expect.stringMatching(/^must be https:\/\/ \(http:\/\/ only on a loopback address/) },
+      ]);
+    }
+  });
+
+  it('refuses other schemes, credentials, fragments and, for the issuer, a query string', () => {
+    const bad = {
+      HOP_OIDC_ISSUER: 'https://login.example.com/?tenant=1',
+      HOP_OIDC_AUDIENCE: 'hop',
+      HOP_OIDC_JWKS_URL: 'ftp://login.example.com/jwks',
+    };
+    expect(configError(bad).problems.map((p) => p.variable).sort()).toEqual(['HOP_OIDC_ISSUER', 'HOP_OIDC_JWKS_URL']);
+    expect(configError({ HOP_OIDC_ISSUER: 'https://user:pw@login.example.com', HOP_OIDC_AUDIENCE: 'hop' }).problems[0]!.message).toMatch(/credentials/);
+    expect(configError({ HOP_OIDC_ISSUER: 'not a url', HOP_OIDC_AUDIENCE: 'hop' }).problems[0]!.variable).toBe('HOP_OIDC_ISSUER');
+    expect(loadConfig({ HOP_OIDC_ISSUER: issuer, HOP_OIDC_AUDIENCE: 'hop', HOP_OIDC_JWKS_URL: 'https://keys.example.com/jwks?v=2' }).oidc?.jwksUrl).toBe(
+      'https://keys.example.com/jwks?v=2',
+    );
+  });
+
+  it('needs the audience with the issuer, and the issuer for the rest', () => {
+    expect(configError({ HOP_OIDC_ISSUER: issuer }).problems).toEqual([
+      { variable: 'HOP_OIDC_AUDIENCE', message: expect.stringMatching(/^missing \(HOP_OIDC_ISSUER needs it/) },
+    ]);
+    expect(configError({ HOP_OIDC_AUDIENCE: 'hop', HOP_OIDC_JWKS_URL: 'https://keys.example.com/jwks' }).problems).toEqual([
+      { variable: 'HOP_OIDC_AUDIENCE', message: 'needs HOP_OIDC_ISSUER' },
+      { variable: 'HOP_OIDC_JWKS_URL', message: 'needs HOP_OIDC_ISSUER' },
+    ]);
+  });
+
+  it('bounds the clock skew and the cooldown, and refuses claim names with spaces', () => {
+    const env = { HOP_OIDC_ISSUER: issuer, HOP_OIDC_AUDIENCE: 'hop' };
+    expect(configError({ ...env, HOP_OIDC_CLOCK_SKEW_S: '301' }).problems[0]!.variable).toBe('HOP_OIDC_CLOCK_SKEW_S');
+    expect(configError({ ...env, HOP_OIDC_JWKS_COOLDOWN_S: '0' }).problems[0]!.variable).toBe('HOP_OIDC_JWKS_COOLDOWN_S');
+    expect(configError({ ...env, HOP_OIDC_WORKSPACE_CLAIM: 'hop workspace' }).problems[0]!.variable).toBe('HOP_OIDC_WORKSPACE_CLAIM');
+    expect(loadConfig({ ...env, HOP_OIDC_SCOPES_CLAIM: 'scp', HOP_OIDC_WORKSPACE_CLAIM: 'https://hop.example/ws' }).oidc).toMatchObject({
+      scopesClaim: 'scp',
+      workspaceClaim: 'https://hop.example/ws',
+    });
+  });
+
+  it('is read from Worker bindings like any other variable', () => {
+    expect(workerConfig({ HOP_DATABASE_URL: 'http://127.0.0.1:8080', HOP_OIDC_ISSUER: issuer, HOP_OIDC_AUDIENCE: 'hop' } as never).oidc?.issuer).toBe(issuer);
   });
 });

@@ -159,6 +159,7 @@ describe('only the composition root builds services, stores and queues', () => {
     "import { createRedisStreamsProducer } from '../platform/queue/redis-streams.ts';\nexport const x = createRedisStreamsProducer;\n",
     "import { createMemoryRateLimitStore } from '../platform/ratelimit/memory.ts';\nexport const x = createMemoryRateLimitStore;\n",
     "import { createCachedLookup } from '../modules/redirect/redirect.cache.ts';\nexport const x = createCachedLookup;\n",
+    "import { createTokenVerifier } from '../platform/oidc.ts';\nexport const x = createTokenVerifier;\n",
   ];
   it.each(
     ['src/runtimes/server.ts', 'src/runtimes/worker.ts', 'src/cli/hop.ts', 'src/app.ts', 'src/http/example.ts',

@@ -172,11 +172,11 @@ describe('createRedirectService', () => {
         calls.push(['findLink', domain, slug]);
         return rows.find((r) => r.slug === slug && r.domain === domain);
       },
-      async isDomain(host: string) {
-        calls.push(['isDomain', host]);
-        return host === 'go.example.com';
+      async domainOwner(host: string) {
+        calls.push(['domainOwner', host]);
+        return host === 'go.example.com' ? 'ws_1' : undefined;
       },
-    } satisfies Pick<LinksRepository, 'findLink' | 'isDomain'>;
+    } satisfies Pick<LinksRepository, 'findLink' | 'domainOwner'>;
     return { repo: repo as unknown as LinksRepository, calls };
   }
 
@@ -241,10 +241,14 @@ describe('createRedirectService', () => {
     expect(await redirect.resolve(request({ host: 'unknown.example' }))).toMatchObject({ location: 'https://default.example/' });
     // A registered domain never serves the default domain's links.
     expect(await redirect.resolve(request({ host: 'go.example.com', slug: 'only-default' }))).toEqual({ kind: 'not_found' });
+    // A link on the domain left by a workspace that no longer owns it (ws_2) is not followed for the new owner.
+    const { repo: stale } = fakeRepository([link({ domain: 'go.example.com', workspaceId: 'ws_2', url: 'https://old-owner.example/' })]);
+    const staleRedirect = createRedirectService({ lookup: stale, defaultDomain: 'localhost' });
+    expect(await staleRedirect.resolve(request({ host: 'go.example.com' }))).toEqual({ kind: 'not_found' });
     expect(calls.slice(0, 4)).toEqual([
-      ['isDomain', 'go.example.com'],
+      ['domainOwner', 'go.example.com'],
       ['findLink', 'go.example.com', 'launch'],
-      ['isDomain', 'unknown.example'],
+      ['domainOwner', 'unknown.example'],
       ['findLink', 'localhost', 'launch'],
     ]);
   });

@@ -1,8 +1,9 @@
 /**
- * Bearer authentication with API keys, the scope guard each route declares, and the operator token guard.
- * Keys are looked up on every request, so a revoked key fails on the very next one.
+ * Bearer authentication with API keys (or OIDC access tokens), the scope guard each route declares, and the
+ * operator token guard. Keys are looked up on every request, so a revoked key fails on the very next one.
  */
 import type { MiddlewareHandler } from 'hono';
+import { AppError } from '../../errors.ts';
 import { HttpError } from '../problem.ts';
 import { timingSafeEqual } from '../../platform/crypto.ts';
 import type { AppEnv, Principal, Scope } from '../env.ts';
@@ -21,16 +22,20 @@ const missing = () =>
     headers: { 'www-authenticate': challenge() },
   });
 
-const invalid = () =>
-  new HttpError('unauthorized', 'The API key is invalid or has been revoked.', {
+const invalid = (detail = 'The API key is invalid or has been revoked.') =>
+  new HttpError('unauthorized', detail, {
     headers: { 'www-authenticate': challenge('invalid_token') },
   });
+
+/** A refused token's reason (the service's AppError) as the 401 with its challenge; anything else unchanged. */
+const challenged = (err: unknown) =>
+  err instanceof AppError && !(err instanceof HttpError) && err.code === 'unauthorized' ? invalid(err.message) : err;
 
 export function apiKeyAuth(authenticate: (token: string) => Promise<Principal | null>): MiddlewareHandler<AppEnv> {
   return async function apiKeyAuth(c, next) {
     const token = bearerToken(c.req.header('authorization'));
     if (token === null) throw missing();
-    const principal = token ? await authenticate(token) : null;
+    const principal = token ? await authenticate(token).catch((err: unknown) => Promise.reject(challenged(err))) : null;
     if (!principal) throw invalid();
     c.set('principal', principal);
     await next();

@@ -20,6 +20,10 @@ const escapeLike = (s: string) => s.replace(/[\\%_]/g, (m) => `\\${m}`);
 const tagRows = (link: Pick<LinkRow, 'id' | 'workspaceId' | 'tags'>) =>
   link.tags.map((tag) => ({ linkId: link.id, workspaceId: link.workspaceId, tag }));
 
+/** True in SQL while `workspaceId` owns the registered domain `hostname`. */
+const owns = (workspaceId: string, hostname: string) =>
+  sql`exists (select 1 from ${domains} where ${domains.hostname} = ${hostname} and ${domains.workspaceId} = ${workspaceId})`;
+
 export function createLinksRepository(orm: Orm) {
   const redirectColumns = Object.fromEntries(REDIRECT_COLUMNS.map((c) => [c, links[c]])) as Pick<
     typeof links,
@@ -30,17 +34,32 @@ export function createLinksRepository(orm: Orm) {
     .from(links)
     .where(and(eq(links.slug, sql.placeholder('slug')), eq(links.domain, sql.placeholder('domain'))))
     .prepare();
-  const domainExists = orm
-    .select({ one: sql`1` })
+  const domainOwner = orm
+    .select({ workspaceId: domains.workspaceId })
     .from(domains)
     .where(eq(domains.hostname, sql.placeholder('host')))
     .prepare();
 
   return {
-    async insert(link: LinkRow): Promise<void> {
+    /**
+     * Inserts the link and its tags. On a registered domain (`onRegisteredDomain`), the same transaction then takes
+     * the link back out unless its workspace still owns the domain, so a domain deleted between the service's check
+     * and this write leaves no link behind on a host nobody owns. False when it did.
+     */
+    async insert(link: LinkRow, onRegisteredDomain: boolean): Promise<boolean> {
       const tags = tagRows(link);
-      if (tags.length) await orm.batch([orm.insert(links).values(link), orm.insert(linkTags).values(tags)]);
-      else await orm.insert(links).values(link);
+      if (!onRegisteredDomain) {
+        if (tags.length) await orm.batch([orm.insert(links).values(link), orm.insert(linkTags).values(tags)]);
+        else await orm.insert(links).values(link);
+        return true;
+      }
+      const unowned = sql`not ${owns(link.workspaceId, link.domain)}`;
+      const undo = orm.delete(links).where(and(eq(links.id, link.id), unowned)).returning({ id: links.id });
+      const undoTags = orm.delete(linkTags).where(and(eq(linkTags.linkId, link.id), unowned));
+      const undone = tags.length
+        ? (await orm.batch([orm.insert(links).values(link), orm.insert(linkTags).values(tags), undoTags, undo]))[3]
+        : (await orm.batch([orm.insert(links).values(link), undo]))[1];
+      return undone.length === 0;
     },
 
     async get(workspaceId: string, id: string): Promise<LinkRow | undefined> {
@@ -87,16 +106,28 @@ export function createLinksRepository(orm: Orm) {
 
     /**
      * Writes only the changed columns (never `clicks`, which the click consumer owns); when `changes.tags` is
-     * given, the link's tag rows are replaced in the same batch.
+     * given, the link's tag rows are replaced in the same batch. A move to a registered domain
+     * (`toRegisteredDomain`) happens only while the workspace owns it, checked in the same statement. False when
+     * nothing was written.
      */
-    async update(workspaceId: string, id: string, changes: Partial<LinkRow>): Promise<boolean> {
+    async update(workspaceId: string, id: string, changes: Partial<LinkRow>, toRegisteredDomain = false): Promise<boolean> {
+      const where = [eq(links.id, id), eq(links.workspaceId, workspaceId)];
+      if (toRegisteredDomain && changes.domain) where.push(owns(workspaceId, changes.domain));
       const update = orm
         .update(links)
         .set(changes)
-        .where(and(eq(links.id, id), eq(links.workspaceId, workspaceId)))
+        .where(and(...where))
         .returning({ id: links.id });
       if (!changes.tags) return (await update).length > 0;
       const tags = tagRows({ id, workspaceId, tags: changes.tags });
+      if (toRegisteredDomain && changes.domain) {
+        // Every statement on the same condition, read in the same transaction: a refused move changes no tag either.
+        const owned = owns(workspaceId, changes.domain);
+        const del = orm.delete(linkTags).where(and(eq(linkTags.linkId, id), eq(linkTags.workspaceId, workspaceId), owned));
+        const add = orm.run(sql`insert into ${linkTags} (link_id, workspace_id, tag)
+          select ${id}, ${workspaceId}, value from json_each(${JSON.stringify(changes.tags)}) where ${owned}`);
+        return (await orm.batch([update, del, add]))[0].length > 0;
+      }
       const del = orm.delete(linkTags).where(and(eq(linkTags.linkId, id), eq(linkTags.workspaceId, workspaceId)));
       const results = tags.length
         ? await orm.batch([update, del, orm.insert(linkTags).values(tags)])
@@ -122,8 +153,8 @@ export function createLinksRepository(orm: Orm) {
       return link;
     },
 
-    async isDomain(host: string): Promise<boolean> {
-      return (await domainExists.all({ host })).length > 0;
+    async domainOwner(host: string): Promise<string | undefined> {
+      return (await domainOwner.all({ host }))[0]?.workspaceId;
     },
   };
 }

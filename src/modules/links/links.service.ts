@@ -103,12 +103,17 @@ export function createLinksService(
     updatedAt: row.updatedAt.toISOString(),
   });
 
+  const NOT_OWN_DOMAIN = 'is not a domain of this workspace (add it with POST /v1/domains)';
+  /** The domain was deleted between the check and the write (the write checks again, in its transaction). */
+  const domainGone = () => invalidFields([{ field: 'domain', message: NOT_OWN_DOMAIN }]);
+  const registered = (domain: string | undefined) => domain !== undefined && domain !== config.defaultDomain;
+
   /** Field errors for the rules zod cannot check alone: owned domain, own hosts as targets, past expiry. */
   async function checkRules(ctx: ServiceContext, input: RuleInput) {
     const errors: Array<{ field: string; message: string }> = [];
     const ownHosts = await workspaces.shortLinkHosts(ctx);
     if (input.domain !== undefined && !ownHosts.has(input.domain)) {
-      errors.push({ field: 'domain', message: 'is not a domain of this workspace (add it with POST /v1/domains)' });
+      errors.push({ field: 'domain', message: NOT_OWN_DOMAIN });
     }
     const targets: Array<[string, string | null | undefined]> = [
       ['url', input.url],
@@ -152,7 +157,7 @@ export function createLinksService(
       };
       if (input.slug !== undefined) {
         try {
-          await repo.insert(row);
+          if (!(await repo.insert(row, registered(row.domain)))) throw domainGone();
         } catch (err) {
           if (isUniqueViolation(err)) throw slugTaken(row);
           throw err;
@@ -165,7 +170,7 @@ export function createLinksService(
         row.slug = randomBase62(GENERATED_SLUG_LENGTH);
         if (isReservedSlug(row.slug)) continue;
         try {
-          await repo.insert(row);
+          if (!(await repo.insert(row, registered(row.domain)))) throw domainGone();
           await invalidation.links([row]);
           return toLink(row);
         } catch (err) {
@@ -219,7 +224,10 @@ export function createLinksService(
       if (changes.tags && changes.tags.join('\n') === current.tags.join('\n')) delete changes.tags;
       const next: LinkRow = { ...current, ...changes };
       try {
-        if (!(await repo.update(ctx.workspaceId, id, changes))) throw new AppError('not_found', 'No such link.');
+        if (!(await repo.update(ctx.workspaceId, id, changes, registered(changes.domain)))) {
+          if (registered(changes.domain) && (await repo.get(ctx.workspaceId, id))) throw domainGone();
+          throw new AppError('not_found', 'No such link.');
+        }
       } catch (err) {
         if (isUniqueViolation(err)) throw slugTaken(next);
         throw err;

@@ -106,21 +106,21 @@ export function createCachedLookup(lookup: RedirectLookup, options: LinkCacheOpt
     logger: options.logger,
     metrics: options.metrics,
   });
-  // Which hosts are registered domains: few, rarely changed, and only ever asked for by this process's requests.
-  const hosts = createLru<boolean>({ maxEntries: 10_000, maxBytes: 10_000 * 512 });
+  // Which workspace registered each host ('' for none): few, rarely changed, asked for only by this process's requests.
+  const hosts = createLru<string>({ maxEntries: 10_000, maxBytes: 10_000 * 512 });
 
   return {
     findLink(domain, slug, defer) {
       const found = links.get(keyOf(domain, slug), () => lookup.findLink(domain, slug), defer);
       return found instanceof Promise ? found.then((link) => link ?? undefined) : (found ?? undefined);
     },
-    isDomain(host) {
+    domainOwner(host) {
       const known = hosts.get(host);
-      if (known !== undefined) return known;
-      const answer = lookup.isDomain(host);
-      const keep = (yes: boolean) => {
-        hosts.set(host, yes, ttlMs, host.length * 2 + 100);
-        return yes;
+      if (known !== undefined) return known || undefined;
+      const answer = lookup.domainOwner(host);
+      const keep = (owner: string | undefined) => {
+        hosts.set(host, owner ?? '', ttlMs, host.length * 2 + 100);
+        return owner;
       };
       return answer instanceof Promise ? answer.then(keep) : keep(answer);
     },

@@ -27,6 +27,6 @@ export interface RedirectLookup {
     slug: string,
     defer?: (work: Promise<unknown>) => void,
   ): RedirectLink | undefined | Promise<RedirectLink | undefined>;
-  /** Whether `host` is a workspace's registered short-link domain. */
-  isDomain(host: string): boolean | Promise<boolean>;
+  /** The workspace that registered `host` as its short-link domain; undefined when none did. */
+  domainOwner(host: string): string | undefined | Promise<string | undefined>;
 }

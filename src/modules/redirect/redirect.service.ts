@@ -150,13 +150,17 @@ export function createRedirectService({ lookup: links, defaultDomain, clicks, li
   /** Synchronous when the lookup is (see RedirectLookup); a promise otherwise. */
   function resolve(req: RedirectRequest): RedirectOutcome | Promise<RedirectOutcome> {
     if (!SLUG_PATTERN.test(req.slug)) return { kind: 'not_found' };
-    const find = (domain: string) => {
+    // On a registered domain, only a link of the workspace that owns it: a link left on a host its workspace no
+    // longer owns must not follow the host to a new owner.
+    const find = (domain: string, owner?: string) => {
+      const mine = (link: RedirectLink | undefined) => (owner === undefined || link?.workspaceId === owner ? link : undefined);
       const found = links.findLink(domain, req.slug, req.defer);
-      return found instanceof Promise ? found.then((link) => decide(link, req)) : decide(found, req);
+      return found instanceof Promise ? found.then((link) => decide(mine(link), req)) : decide(mine(found), req);
     };
     if (req.host === defaultDomain) return find(defaultDomain);
-    const own = links.isDomain(req.host);
-    return own instanceof Promise ? own.then((yes) => find(yes ? req.host : defaultDomain)) : find(own ? req.host : defaultDomain);
+    const at = (owner: string | undefined) => (owner === undefined ? find(defaultDomain) : find(req.host, owner));
+    const owner = links.domainOwner(req.host);
+    return owner instanceof Promise ? owner.then(at) : at(owner);
   }
 
   /**

@@ -124,8 +124,22 @@ export function createWorkspacesRepository(orm: Orm) {
       return row?.n ?? 0;
     },
 
-    async deleteDomain(workspaceId: string, id: string): Promise<void> {
-      await orm.delete(domains).where(and(eq(domains.id, id), eq(domains.workspaceId, workspaceId)));
+    /**
+     * Deletes the domain unless a link of its workspace is on it, checked in the same statement (a link created
+     * meanwhile keeps it). False when nothing was deleted.
+     */
+    async deleteDomain(workspaceId: string, id: string): Promise<boolean> {
+      const rows = await orm
+        .delete(domains)
+        .where(
+          and(
+            eq(domains.id, id),
+            eq(domains.workspaceId, workspaceId),
+            sql`not exists (select 1 from ${links} where ${links.domain} = ${domains.hostname} and ${links.workspaceId} = ${domains.workspaceId})`,
+          ),
+        )
+        .returning({ id: domains.id });
+      return rows.length > 0;
     },
   };
 }

@@ -2,6 +2,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { serviceContext } from '../../http/context.ts';
 import { operatorAuth, requireScope } from '../../http/middleware/auth.ts';
+import { strictBody } from '../../http/middleware/strict-body.ts';
 import {
   bearerSecurity,
   commonErrors,
@@ -34,7 +35,7 @@ export function operatorRoutes(service: WorkspacesService, adminToken: string | 
     tags: ['Workspaces'],
     summary: 'Create a workspace and its first admin API key (operator token)',
     security: [{ operatorToken: [] }],
-    middleware: [operatorAuth(adminToken)] as const,
+    middleware: [operatorAuth(adminToken), strictBody()] as const,
     request: { body: jsonBody(CreateWorkspaceSchema) },
     responses: {
       201: jsonResponse(CreatedWorkspaceSchema, 'The workspace, with its admin key shown once.'),

@@ -1,13 +1,15 @@
 /**
  * Business rules of tenants: creating workspaces with their first admin key, issuing, listing, revoking and
- * authenticating API keys, and the short-link domains a workspace owns.
+ * authenticating API keys (and, when an OpenID Connect provider is configured, its access tokens), and the
+ * short-link domains a workspace owns.
  */
 import type { Config } from '../../config.ts';
 import type { ApiKeyRow, DomainRow, WorkspaceRow } from '../../db/schema.ts';
 import { AppError, invalidFields } from '../../errors.ts';
 import { isUniqueViolation } from '../../platform/db/client.ts';
 import { newApiKey, newId, sha256Hex, API_KEY_PATTERN } from '../../platform/crypto.ts';
-import type { Principal, Scope, ServiceContext } from '../context.ts';
+import type { TokenVerifier } from '../../platform/oidc.ts';
+import { scopes as knownScopes, type Principal, type Scope, type ServiceContext } from '../context.ts';
 import type { WorkspacesRepository } from './workspaces.repository.ts';
 import type {
   ApiKey,
@@ -20,6 +22,10 @@ import type {
 } from './workspaces.schemas.ts';
 
 const KEY_PREFIX_LENGTH = 12;
+/** A compact JWS: three base64url parts (the last empty for `alg: none`, refused later); bounded before any parsing. */
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
+const MAX_TOKEN_LENGTH = 16 * 1024;
+const isScope = (s: string): s is Scope => (knownScopes as readonly string[]).includes(s);
 
 
 const toWorkspace = (w: WorkspaceRow): Workspace => ({ id: w.id, name: w.name, createdAt: w.createdAt.toISOString() });
@@ -57,7 +63,13 @@ export interface HostInvalidation {
   host(hostname: string): void;
 }
 
-export function createWorkspacesService(repo: WorkspacesRepository, config: Config, invalidation: HostInvalidation) {
+export function createWorkspacesService(
+  repo: WorkspacesRepository,
+  config: Config,
+  invalidation: HostInvalidation,
+  /** HOP_OIDC_*: the provider's access tokens are accepted beside API keys. */
+  tokens?: TokenVerifier,
+) {
   return {
     /** Creates a workspace and its first key with the `workspace:admin` scope. */
     async createWorkspace(input: CreateWorkspaceInput, now: Date) {
@@ -105,12 +117,25 @@ export function createWorkspacesService(repo: WorkspacesRepository, config: Conf
       }
     },
 
-    /** The principal behind a bearer token, or null when the token is malformed, unknown or revoked. */
+    /**
+     * The principal behind a bearer token, or null when the token is malformed, unknown or revoked. An API key
+     * (`hop_...`) is looked up; a JWT is verified when a provider is configured, and its refusal thrown with the
+     * reason (AppError `unauthorized`, or `unavailable` when the provider cannot be reached).
+     */
     async authenticate(token: string): Promise<Principal | null> {
-      if (!API_KEY_PATTERN.test(token)) return null;
-      const row = await repo.findActiveKeyByHash(await sha256Hex(token));
-      if (!row) return null;
-      return { workspaceId: row.workspaceId, keyId: row.id, scopes: row.scopes as Scope[] };
+      if (API_KEY_PATTERN.test(token)) {
+        const row = await repo.findActiveKeyByHash(await sha256Hex(token));
+        if (!row) return null;
+        return { workspaceId: row.workspaceId, keyId: row.id, scopes: row.scopes as Scope[] };
+      }
+      if (!tokens || token.length > MAX_TOKEN_LENGTH || !JWT_SHAPE.test(token)) return null;
+      const claims = await tokens.verify(token);
+      // A token for a workspace that does not exist (any more) is refused like an unknown key.
+      if (!(await repo.getWorkspace(claims.workspace))) {
+        throw new AppError('unauthorized', "The token's workspace does not exist.");
+      }
+      // Scopes hop does not know (`openid`, another API's) are ignored: a provider issues one token for many APIs.
+      return { workspaceId: claims.workspace, keyId: `oidc:${claims.subject}`, scopes: claims.scopes.filter(isScope) };
     },
 
     async createDomain(ctx: ServiceContext, input: CreateDomainInput): Promise<Domain> {
@@ -142,11 +167,16 @@ export function createWorkspacesService(repo: WorkspacesRepository, config: Conf
     async deleteDomain(ctx: ServiceContext, id: string): Promise<void> {
       const domain = await repo.getDomain(ctx.workspaceId, id);
       if (!domain) throw new AppError('not_found', 'No such domain.');
-      const inUse = await repo.countLinksOnDomain(ctx.workspaceId, domain.hostname);
-      if (inUse > 0) {
-        throw new AppError('conflict', `${inUse} link(s) still use ${domain.hostname}; delete or move them first.`);
+      const inUse = () => repo.countLinksOnDomain(ctx.workspaceId, domain.hostname);
+      const stillUsed = (n: number) => new AppError('conflict', `${n} link(s) still use ${domain.hostname}; delete or move them first.`);
+      const used = await inUse();
+      if (used > 0) throw stillUsed(used);
+      if (!(await repo.deleteDomain(ctx.workspaceId, id))) {
+        // A link arrived on it since the count (the delete checks again), or another request deleted it.
+        const now = await inUse();
+        if (now > 0) throw stillUsed(now);
+        throw new AppError('not_found', 'No such domain.');
       }
-      await repo.deleteDomain(ctx.workspaceId, id);
       invalidation.host(domain.hostname);
     },
 
