@@ -20,6 +20,11 @@ type Statement = ReturnType<InstanceType<typeof Database>['prepare']>;
 // full collection (a few ms on the click thread's small heap, every few seconds at most).
 const MAX_CACHED_SQL_CHARS = 1_000_000;
 
+// SQLite's page cache for this connection (its default is 2 MiB): every batch upserts rollup rows spread over the
+// links it touches, and pages that fell out of a small cache are read again from the OS (a pread each). 16 MiB cut
+// the consumer's system time per click by about a third (docs/benchmarks.md); it is allocated as pages are used.
+const WRITER_CACHE_KIB = 16_384;
+
 export interface EmbeddedWriter extends SqlRunner {
   close(): void;
 }
@@ -41,6 +46,7 @@ export function createEmbeddedWriter(path: string, options: EmbeddedWriterOption
   const db = new Database(path, { timeout: options.busyTimeoutMs });
   db.exec(`pragma wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_FRAMES}`);
   if (!options.syncEachCommit) db.exec('pragma synchronous = normal');
+  db.exec(`pragma cache_size = -${WRITER_CACHE_KIB}`);
   const cache = new Map<string, Statement>();
   let cachedChars = 0;
   const prepared = (sql: string): Statement => {
