@@ -34,8 +34,9 @@ export interface EmbeddedWriterOptions {
   busyTimeoutMs: number;
   /**
    * Whether each commit waits for the disk (SQLite's `synchronous = full`, its default). Without (`normal`, the usual
-   * setting in WAL mode) a commit survives the process dying but the last few may be undone by a power cut or a
-   * kernel crash. Worth it with the in-process queue, which holds up to a second of clicks in memory anyway; an
+   * setting in WAL mode) a commit survives the process dying, but the log is synced only at checkpoints, so a power
+   * cut or a kernel crash may undo every commit since the last checkpoint (up to WAL_AUTOCHECKPOINT_FRAMES frames);
+   * the file stays consistent. Worth it with the in-process queue, which holds up to a second of clicks in memory anyway; an
    * external queue acknowledges what was committed, so it keeps the wait.
    */
   syncEachCommit: boolean;
