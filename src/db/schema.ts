@@ -198,6 +198,16 @@ export const clickDays = sqliteTable(
   (t) => [primaryKey({ columns: [t.linkId, t.day, t.dimension, t.value] })],
 );
 
+/**
+ * One row: the UTC midnight (epoch ms) before which click_days and workspace_days are complete. Days from it on are
+ * read from the slots; the consumer fills each day from its slots once the day has closed and moves it on, and a
+ * click of a day before it (a late one) is added to both.
+ */
+export const rollupWatermark = sqliteTable('rollup_watermark', {
+  id: integer('id').primaryKey(),
+  daysUntil: integer('days_until').notNull(),
+});
+
 /** The same three tables summed over a workspace's links, so workspace statistics read as few rows as a link's do. */
 export const workspaceRollups = sqliteTable(
   'workspace_rollups',

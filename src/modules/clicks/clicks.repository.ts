@@ -185,11 +185,44 @@ const MAX_ATTEMPTS = 5;
 
 const CLICK_COLUMNS = ['id', 'workspace_id', 'link_id', 'at', 'country', 'device', 'browser', 'os', 'referrer', 'bot'];
 const ORPHAN_COLUMNS = ['id', 'domain', 'slug', 'at', 'bot'];
-/** Each owner's three rollup tables (slots per dimension, slot totals, days per dimension) and their keys. */
+/** Each owner's three rollup tables (slots per dimension, slot totals, days per dimension), their keys, its own table. */
 const OWNERS = {
-  link: { rollups: 'click_rollups', totals: 'click_totals', days: 'click_days', owner: 'link_id' },
-  workspace: { rollups: 'workspace_rollups', totals: 'workspace_totals', days: 'workspace_days', owner: 'workspace_id' },
+  link: { rollups: 'click_rollups', totals: 'click_totals', days: 'click_days', owner: 'link_id', owners: 'links' },
+  workspace: { rollups: 'workspace_rollups', totals: 'workspace_totals', days: 'workspace_days', owner: 'workspace_id', owners: 'workspaces' },
 } as const;
+type Owner = (typeof OWNERS)[keyof typeof OWNERS];
+
+const WATERMARK = '(select days_until from rollup_watermark where id = 1)';
+
+/**
+ * Fills the daily rollups of the UTC days [watermark, `until`) from their slots, replacing what they held, and moves
+ * the watermark to `until`. Reads the watermark inside the transaction: a consumer that filled them meanwhile leaves
+ * nothing to do. Each owner's slots are one range of its key (owner, slot...): a seek per owner, once a day.
+ */
+function closeDays(until: number): InStatement[] {
+  const out: InStatement[] = [];
+  for (const { rollups, totals, days, owner, owners } of Object.values(OWNERS)) {
+    out.push(
+      { sql: `delete from ${days} where ${owner} in (select id from ${owners}) and day >= ${WATERMARK} and day < ?`, args: [until] },
+      {
+        sql:
+          `insert into ${days} (${owner}, day, dimension, value, humans, bots) ` +
+          `select r.${owner}, r.slot - r.slot % ${DAY_MS}, r.dimension, r.value, sum(r.humans), sum(r.bots) ` +
+          `from ${owners} o join ${rollups} r on r.${owner} = o.id and r.slot >= ${WATERMARK} and r.slot < ? group by 1, 2, 3, 4`,
+        args: [until],
+      },
+      {
+        sql:
+          `insert into ${days} (${owner}, day, dimension, value, humans, bots) ` +
+          `select t.${owner}, t.slot - t.slot % ${DAY_MS}, 'all', '', sum(t.humans), sum(t.bots) ` +
+          `from ${owners} o join ${totals} t on t.${owner} = o.id and t.slot >= ${WATERMARK} and t.slot < ? group by 1, 2`,
+        args: [until],
+      },
+    );
+  }
+  out.push({ sql: 'update rollup_watermark set days_until = ? where id = 1 and days_until < ?', args: [until, until] });
+  return out;
+}
 
 /** One owner's rollups of a batch, counted as its rows are added. */
 class OwnerRollups {
@@ -197,14 +230,16 @@ class OwnerRollups {
   readonly totals = new Totals();
   readonly days = new Rollup(DAY_DIMENSIONS);
 
-  add(owner: string, row: ClickRow) {
+  /** `daysUntil`: the day rows are kept for the days before it only (the later ones are filled when they close). */
+  add(owner: string, row: ClickRow, daysUntil: number) {
     const slot = slotOf(row.at);
     this.slots.add(owner, slot, row);
     this.totals.add(owner, slot, row.bot);
-    this.days.add(owner, dayOf(row.at), row);
+    const day = dayOf(row.at);
+    if (day < daysUntil) this.days.add(owner, day, row);
   }
 
-  statements({ rollups, totals, days, owner }: (typeof OWNERS)[keyof typeof OWNERS]): InStatement[] {
+  statements({ rollups, totals, days, owner }: Owner): InStatement[] {
     return [
       ...addToRollup(rollups, [owner, 'slot', 'dimension', 'value'], this.slots.rows()),
       ...addToRollup(totals, [owner, 'slot'], this.totals.rows()),
@@ -216,20 +251,34 @@ class OwnerRollups {
 /**
  * The writes for rows known to be new: the rows, then the rollups, workspace rollups and link counts they add.
  * `counts` is where the link count updates start; each returns its link when the link has a maxClicks.
+ *
+ * Daily rollups: a click of a day before `daysUntil` (the watermark as read, or today if later) is added to its day
+ * row too; today's and later ones only to the slots, their days filled from the slots once they close. A guard
+ * fails the batch (as a conflict: it is retried from the read) if the watermark went past `daysUntil` meanwhile,
+ * since a day filled from its slots before this batch's would then miss its clicks. When today is past the
+ * watermark, the batch closes the days in between after its own writes.
  */
-function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): { statements: InStatement[]; counts: [number, number] } {
+function statementsFor(
+  newClicks: ClickRow[],
+  newOrphans: OrphanRow[],
+  watermark: number,
+  today: number,
+): { statements: InStatement[]; counts: [number, number] } {
+  const daysUntil = Math.max(watermark, today);
   const links = new OwnerRollups();
   const workspaces = new OwnerRollups();
   const humansPerLink = new Map<string, number>();
   for (const row of newClicks) {
-    links.add(row.linkId, row);
-    workspaces.add(row.workspaceId, row);
+    links.add(row.linkId, row, daysUntil);
+    workspaces.add(row.workspaceId, row, daysUntil);
     // The link's count is of humans: link previews and crawlers must not use up a link's maxClicks.
     if (!row.bot) humansPerLink.set(row.linkId, (humansPerLink.get(row.linkId) ?? 0) + 1);
   }
   const domains = new Totals();
   for (const row of newOrphans) domains.add(row.domain, slotOf(row.at), row.bot);
   const before = [
+    // The watermark's primary key makes a moved watermark a conflict, like a row stored since the read.
+    { sql: `insert into rollup_watermark (id, days_until) select 1, 0 where ${WATERMARK} > ?`, args: [daysUntil] },
     // No `on conflict`: a row stored since the read must fail the batch, or it would be counted twice.
     ...inserts('clicks', CLICK_COLUMNS, newClicks.map((r) => [r.id, r.workspaceId, r.linkId, r.at, r.country, r.device, r.browser, r.os, r.referrer, r.bot ? 1 : 0])),
     ...links.statements(OWNERS.link),
@@ -254,6 +303,7 @@ function statementsFor(newClicks: ClickRow[], newOrphans: OrphanRow[]): { statem
     ...counts,
     ...inserts('orphan_visits', ORPHAN_COLUMNS, newOrphans.map((r) => [r.id, r.domain, r.slug, r.at, r.bot ? 1 : 0])),
     ...addToRollup('orphan_rollups', ['domain', 'slot'], domains.rows()),
+    ...(today > watermark ? closeDays(today) : []),
   ];
   return { statements, counts: [before.length, before.length + counts.length] };
 }
@@ -272,14 +322,17 @@ export function createClicksRepository(orm: Orm, runner: SqlRunner = orm.$client
     /** Stores one batch atomically. Returns how many clicks and orphan visits were new (not stored before). */
     async ingest(clickRows: ClickRow[], orphanRows: OrphanRow[]): Promise<IngestStored> {
       for (let attempt = 1; ; attempt++) {
-        const [storedClicks, storedOrphans] = await Promise.all([
+        const [storedClicks, storedOrphans, watermark] = await Promise.all([
           storedIds(client, 'clicks', clickRows.map((r) => r.id)),
           storedIds(client, 'orphan_visits', orphanRows.map((r) => r.id)),
+          client.execute('select days_until from rollup_watermark where id = 1'),
         ]);
         const newClicks = clickRows.filter((r) => !storedClicks.has(r.id));
         const newOrphans = orphanRows.filter((r) => !storedOrphans.has(r.id));
         if (!newClicks.length && !newOrphans.length) return { clicks: 0, orphans: 0, limited: [] };
-        const { statements, counts } = statementsFor(newClicks, newOrphans);
+        // No watermark row (a database it was deleted from): every day is kept on every batch, and none is filled.
+        const until = watermark.rows[0] ? Number(watermark.rows[0].days_until) : Number.MAX_SAFE_INTEGER;
+        const { statements, counts } = statementsFor(newClicks, newOrphans, until, dayOf(Date.now()));
         try {
           const results = await client.batch(statements, 'write');
           const limited = results

@@ -15,6 +15,7 @@ import {
   links,
   orphanRollups,
   orphanVisits,
+  rollupWatermark,
   workspaceDays,
   workspaceRollups,
   workspaceTotals,
@@ -102,7 +103,15 @@ const toCount = (r: { slot: unknown; humans: unknown; bots: unknown }): SlotCoun
 });
 
 export function createStatsRepository(orm: Orm) {
-  return {
+  /**
+   * Where [start, end) stops being read from the daily rollups: the watermark (days before it are complete, later
+   * ones are filled when they close), kept within the range. Without a watermark row every day is complete.
+   */
+  const daysSplit = async (start: number, end: number): Promise<number> => {
+    const [row] = await orm.select({ until: rollupWatermark.daysUntil }).from(rollupWatermark).where(eq(rollupWatermark.id, 1));
+    return row ? Math.min(Math.max(Number(row.until), start), end) : end;
+  };
+  const repository = {
     async linkExists(workspaceId: string, linkId: string): Promise<boolean> {
       const [row] = await orm
         .select({ id: links.id })
@@ -146,14 +155,28 @@ export function createStatsRepository(orm: Orm) {
      */
     async dayTotals(target: StatsTarget, start: number, end: number): Promise<SlotCount[]> {
       if (start >= end) return [];
+      const split = await daysSplit(start, end);
       const { days: t, inDays } = rollupSource(target);
-      const rows = await orm.all<{ slot: number; humans: number; bots: number }>(sql`
-        with recursive days(day) as (select ${start} union all select day + ${DAY_MS} from days where day + ${DAY_MS} < ${end})
+      const closed =
+        start < split
+          ? await orm.all<{ slot: number; humans: number; bots: number }>(sql`
+        with recursive days(day) as (select ${start} union all select day + ${DAY_MS} from days where day + ${DAY_MS} < ${split})
         select ${t.day} as slot, ${t.humans} as humans, ${t.bots} as bots
         from days cross join ${t}
         where ${inDays} and ${t.day} = days.day and ${t.dimension} = 'all' and ${t.value} = ''
-        order by days.day`);
-      return rows.map(toCount);
+        order by days.day`)
+          : [];
+      if (split >= end) return closed.map(toCount);
+      // Days not closed yet: from the slot totals.
+      const { totals: s, inTotals } = rollupSource(target);
+      const day = sql<number>`${s.slot} - ${s.slot} % ${DAY_MS}`.mapWith(Number);
+      const open = await orm
+        .select({ slot: day, humans: sum(s.humans), bots: sum(s.bots) })
+        .from(s)
+        .where(and(inTotals, gte(s.slot, split), lt(s.slot, end)))
+        .groupBy(day)
+        .orderBy(day);
+      return [...closed.map(toCount), ...open.map(toCount)];
     },
 
     /** Every value of every dimension with its clicks over the slots [start, end), in no order: one pass over the range. */
@@ -167,15 +190,30 @@ export function createStatsRepository(orm: Orm) {
       return rows as DimensionCount[];
     },
 
-    /** The same over the UTC days [start, end), from the daily rollups. */
+    /** The same over the UTC days [start, end), from the daily rollups (the days not closed yet from their slots). */
     async daySums(target: StatsTarget, start: number, end: number): Promise<DimensionCount[]> {
+      if (start >= end) return [];
+      const split = await daysSplit(start, end);
       const { days: t, inDays } = rollupSource(target);
-      const rows = await orm
-        .select({ dimension: t.dimension, value: t.value, humans: sum(t.humans), bots: sum(t.bots) })
-        .from(t)
-        .where(and(inDays, gte(t.day, start), lt(t.day, end), ne(t.dimension, 'all')))
-        .groupBy(t.dimension, t.value);
-      return rows as DimensionCount[];
+      const closed =
+        start < split
+          ? ((await orm
+              .select({ dimension: t.dimension, value: t.value, humans: sum(t.humans), bots: sum(t.bots) })
+              .from(t)
+              .where(and(inDays, gte(t.day, start), lt(t.day, split), ne(t.dimension, 'all')))
+              .groupBy(t.dimension, t.value)) as DimensionCount[])
+          : [];
+      if (split >= end) return closed;
+      const merged = new Map(closed.map((r) => [`${r.dimension}\u0000${r.value}`, { ...r }]));
+      for (const r of await repository.slotSums(target, split, end)) {
+        const key = `${r.dimension}\u0000${r.value}`;
+        const m = merged.get(key);
+        if (m) {
+          m.humans += r.humans;
+          m.bots += r.bots;
+        } else merged.set(key, { ...r });
+      }
+      return [...merged.values()];
     },
 
     /** Orphan visits of a domain per slot over [start, end), oldest first. */
@@ -225,6 +263,7 @@ export function createStatsRepository(orm: Orm) {
         .limit(page.limit);
     },
   };
+  return repository;
 }
 
 export type StatsRepository = ReturnType<typeof createStatsRepository>;
