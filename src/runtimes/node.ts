@@ -3,18 +3,25 @@
  * SIGTERM/SIGINT. Run directly (`node src/runtimes/node.ts`) or through `hop serve` / `npm start`.
  */
 import { getRequestListener, RequestError } from '@hono/node-server';
+import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { unparsableRequest } from '../http/unparsable-request.ts';
+import { loadServerConfig } from '../config.ts';
+import { supervise, workerCount } from './cluster.ts';
+import { joinSupervisor } from './cluster-worker.ts';
 import { drainOnSignals, prepare, runEntry, StartError } from './server.ts';
 
 export { announceKey, StartError } from './server.ts';
 
 export async function startNode(env: Record<string, string | undefined>) {
+  // A worker of `hop serve --workers N` (cluster.ts): the host's state is its supervisor's.
+  const supervisor = cluster.isWorker ? joinSupervisor() : undefined;
   // @hono/node-server passes the request's IncomingMessage as the app's env: the socket's peer is the client.
   const prepared = await prepare(env, 'node', {
     clientIp: (_request, env) => (env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress,
+    host: supervisor?.provided,
   });
   const { config, logger, app } = prepared;
   const server = await new Promise<Server>((resolve, reject) => {
@@ -24,7 +31,12 @@ export async function startNode(env: Record<string, string | undefined>) {
       hostname: config.host,
       errorHandler: (err) => unparsableRequest(err instanceof RequestError),
     });
-    const s = createServer(listener);
+    // Draining, each answer closes its connection: a keep-alive client reconnects (to another worker) instead of
+    // sending its next request on a connection about to close.
+    const s = createServer((req, res) => {
+      if (prepared.isDraining()) res.shouldKeepAlive = false;
+      return listener(req, res);
+    });
     s.listen(config.port, config.host, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
       reject(
@@ -40,9 +52,21 @@ export async function startNode(env: Record<string, string | undefined>) {
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
     stopNow: () => (server as { closeAllConnections?: () => void }).closeAllConnections?.(),
   });
+  if (supervisor) {
+    // A signal to the whole group (Ctrl-C, an orchestrator's) arrives again from the supervisor: one drain, not a
+    // kill. Drained, the worker lets go of its IPC channel, the one thing that would keep it running.
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(signal, () => void shutdown(signal).then(() => process.connected && process.disconnect()));
+    }
+    // Without its supervisor a worker has no rate limits, click writer or peers: it drains and stops.
+    process.once('disconnect', () => void shutdown('SIGINT'));
+    await supervisor.ready();
+  }
   return { server, port: address.port, shutdown };
 }
 
-export const main = (env: Record<string, string | undefined> = process.env) => runEntry(() => startNode(env));
+/** `hop serve`: one process, or with HOP_WORKERS > 1 a supervisor of that many (cluster.ts). */
+export const main = (env: Record<string, string | undefined> = process.env) =>
+  runEntry(() => (cluster.isPrimary && workerCount(loadServerConfig(env)) > 1 ? supervise(env) : startNode(env)));
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

@@ -1,0 +1,104 @@
+/**
+ * A worker's side of the supervisor (cluster.ts, HOP_WORKERS > 1): what it hands the composition in place of its
+ * own, so that the workers of one host behave as one server:
+ * - the rate-limit store asks the supervisor, which holds the host's counters (the takes of one event-loop turn
+ *   travel together, one message each way);
+ * - click batches go to the supervisor, whose one click thread writes the embedded database;
+ * - a change this worker makes is dropped from every other worker's memory tier before the API answers;
+ * - /metrics asks the supervisor for every worker's counters.
+ * It also tells the supervisor when this worker listens (a rolling restart waits for it).
+ */
+import type { CacheChange, CachePeers } from '../composition/root.ts';
+import type { ClickStore } from '../composition/clicks.ts';
+import { createMetrics, type MetricFamily } from '../platform/metrics.ts';
+import type { RateLimitStore, RateTake, RateVerdict } from '../platform/ratelimit/ratelimit.ts';
+import { createChannel, type Wire } from './ipc.ts';
+
+/** A take as sent: policy name, limit, window, key, cost. */
+export type WireTake = [string, number, number, string, 0 | 1];
+/** A verdict as answered: allowed (1 or 0), remaining, seconds to reset. */
+export type WireVerdict = [number, number, number];
+
+/** What a worker asks the supervisor. */
+export type WorkerRequest =
+  | { q: 'ready' }
+  | { q: 'take'; batch: Array<[number, WireTake[]]> }
+  | { q: 'ingest'; messages: unknown[] }
+  | { q: 'purge'; now: number; retentionDays: number; limit: number | undefined }
+  | { q: 'publish'; change: CacheChange }
+  | { q: 'metrics' };
+
+/** What the supervisor asks a worker. */
+export type SupervisorRequest = { q: 'forget'; change: CacheChange } | { q: 'snapshot' };
+
+export function joinSupervisor() {
+  const metrics = createMetrics();
+  const subscribers: Array<(change: CacheChange) => void> = [];
+  const channel = createChannel(
+    (message: Wire) => process.send!(message),
+    (body) => {
+      const request = body as SupervisorRequest;
+      if (request.q === 'snapshot') return metrics.snapshot() satisfies MetricFamily[];
+      for (const apply of subscribers) apply(request.change);
+      return true;
+    },
+  );
+  process.on('message', (message) => channel.receive(message));
+  process.once('disconnect', () => channel.close('the supervisor is gone'));
+
+  let batch: Array<{ takes: readonly RateTake[]; now: number; resolve: (v: RateVerdict[]) => void; reject: (e: Error) => void }> = [];
+  function flush() {
+    const sent = batch;
+    batch = [];
+    channel
+      .request<WireVerdict[][]>({
+        q: 'take',
+        batch: sent.map(({ takes, now }) => [now, takes.map((t) => [t.policy.name, t.policy.limit, t.policy.windowS, t.key, t.cost])]),
+      } satisfies WorkerRequest)
+      .then(
+        (answers) =>
+          sent.forEach(({ takes, resolve }, i) =>
+            resolve(answers[i]!.map(([allowed, remaining, resetS], j) => ({ policy: takes[j]!.policy, allowed: allowed === 1, remaining, resetS }))),
+          ),
+        (err: Error) => sent.forEach(({ reject }) => reject(err)),
+      );
+  }
+  const hostRateLimitStore: RateLimitStore = {
+    kind: 'memory',
+    take(takes, now) {
+      return new Promise((resolve, reject) => {
+        // Every take of this turn of the event loop in one message: under load, many redirects share its cost.
+        if (!batch.length) setImmediate(flush);
+        batch.push({ takes, now, resolve, reject });
+      });
+    },
+  };
+
+  const cachePeers: CachePeers = {
+    publish: (change) => channel.request<void>({ q: 'publish', change } satisfies WorkerRequest),
+    subscribe: (apply) => void subscribers.push(apply),
+  };
+
+  const clickStore: ClickStore & { close(): Promise<void> } = {
+    ingest: (messages) => channel.request({ q: 'ingest', messages: [...messages] } satisfies WorkerRequest),
+    purge: (now, retentionDays, limit) =>
+      channel.request({ q: 'purge', now: now.getTime(), retentionDays, limit } satisfies WorkerRequest),
+    // The thread is the supervisor's: it closes it once every worker has handed over its last batch.
+    close: async () => {},
+  };
+
+  return {
+    /** What prepare() composes with in place of this process's own. */
+    provided: {
+      metrics,
+      hostRateLimitStore,
+      cachePeers,
+      clickStore,
+      hostMetrics: () => channel.request<string>({ q: 'metrics' } satisfies WorkerRequest),
+    },
+    /** Tells the supervisor this worker listens. */
+    ready: () => channel.request<void>({ q: 'ready' } satisfies WorkerRequest),
+  };
+}
+
+export type SupervisorHooks = ReturnType<typeof joinSupervisor>;
