@@ -6,7 +6,8 @@
  * - click batches go to the supervisor, whose one click thread writes the embedded database;
  * - a change this worker makes is dropped from every other worker's memory tier before the API answers;
  * - /metrics asks the supervisor for every worker's counters.
- * It also tells the supervisor when this worker listens (a rolling restart waits for it).
+ * It also tells the supervisor when this worker is composed (the standby then waits until it takes a crashed
+ * worker's place) and when it listens (a rolling restart waits for it).
  */
 import type { CacheChange, CachePeers } from '../composition/root.ts';
 import type { ClickStore } from '../composition/clicks.ts';
@@ -21,6 +22,7 @@ export type WireVerdict = [number, number, number];
 
 /** What a worker asks the supervisor. */
 export type WorkerRequest =
+  | { q: 'prepared' }
   | { q: 'ready' }
   | { q: 'take'; batch: Array<[number, WireTake[]]> }
   | { q: 'ingest'; messages: unknown[] }
@@ -96,6 +98,8 @@ export function joinSupervisor() {
       clickStore,
       hostMetrics: () => channel.request<string>({ q: 'metrics' } satisfies WorkerRequest),
     },
+    /** Tells the supervisor this worker is composed; resolves when it is to listen (at once, or as the standby promoted). */
+    prepared: () => channel.request<void>({ q: 'prepared' } satisfies WorkerRequest),
     /** Tells the supervisor this worker listens. */
     ready: () => channel.request<void>({ q: 'ready' } satisfies WorkerRequest),
   };

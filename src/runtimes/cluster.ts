@@ -2,7 +2,8 @@
  * The supervisor of `hop serve --workers N` (HOP_WORKERS > 1, Node): migrates and bootstraps an embedded database
  * once, then forks N workers (node:cluster; each runs node.ts and its side is cluster-worker.ts) and keeps what
  * must be one per host: the rate-limit counters, the click writer thread, the relay of cache invalidations and the
- * gathering of /metrics. It replaces a crashed worker at once (then with backoff) and stops, exit 1, when workers
+ * gathering of /metrics. It keeps one more worker composed but not listening (the standby), which takes a crashed
+ * worker's place in milliseconds; it replaces crashed workers at once (then with backoff) and stops, exit 1, when workers
  * keep crashing; SIGTERM/SIGINT drain every worker and exit 0; SIGHUP replaces the workers one by one (a rolling
  * restart that loads the code on disk anew).
  */
@@ -36,7 +37,13 @@ const STOP_GRACE_MS = 15_000;
 
 interface Child {
   worker: Worker;
+  /** Which of the N workers it is (the `worker` label of /metrics); 0 for the standby. */
   slot: number;
+  /** Composed, waiting for its turn to listen. */
+  prepared: boolean;
+  /** Its turn to listen: at once for a worker, on promotion for the standby. */
+  turn: Promise<void>;
+  go: () => void;
   ready: boolean;
   /** Being replaced or stopped: its exit is no crash. */
   retiring: boolean;
@@ -90,6 +97,9 @@ export async function supervise(env: Record<string, string | undefined>) {
 
   const slots = new Map<number, Child>();
   const live = new Set<Child>();
+  // One more worker, composed but not listening, to take a crashed one's place at once: starting a worker (loading
+  // the code, composing, opening the database) takes seconds on a busy machine, listening milliseconds.
+  let standby: Child | undefined;
   let stopping = false;
   let rolling = false;
   let crashes: number[] = [];
@@ -100,6 +110,9 @@ export async function supervise(env: Record<string, string | undefined>) {
   function handle(child: Child, body: unknown): unknown {
     const request = body as WorkerRequest;
     switch (request.q) {
+      case 'prepared':
+        child.prepared = true;
+        return child.turn;
       case 'ready':
         return void markReady(child);
       case 'take':
@@ -132,7 +145,7 @@ export async function supervise(env: Record<string, string | undefined>) {
   }
 
   async function gatherMetrics() {
-    const others = [...live].filter((c) => !c.retiring);
+    const others = [...live].filter((c) => !c.retiring && c.slot > 0);
     const snapshots = await Promise.all(
       others.map((c) =>
         Promise.race([c.channel.request<MetricFamily[]>({ q: 'snapshot' } satisfies SupervisorRequest), sleep(PEER_TIMEOUT_MS).then(() => [])]).catch(
@@ -152,9 +165,13 @@ export async function supervise(env: Record<string, string | undefined>) {
     // The environment the supervisor was given (HOP_WORKERS from --workers, a test's): the workers read the same.
     const worker = cluster.fork(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)));
     let listened: () => void = () => {};
+    let go: () => void = () => {};
     const child: Child = {
       worker,
       slot,
+      prepared: false,
+      turn: new Promise<void>((resolve) => (go = resolve)),
+      go: () => go(),
       ready: false,
       retiring: false,
       channel: createChannel((message: Wire) => worker.send(message), (body) => handle(child, body)),
@@ -164,6 +181,7 @@ export async function supervise(env: Record<string, string | undefined>) {
       startedAt: Date.now(),
     };
     live.add(child);
+    if (slot > 0) child.go();
     worker.on('message', (message) => child.channel.receive(message));
     worker.once('exit', (code, signal) => {
       live.delete(child);
@@ -195,12 +213,30 @@ export async function supervise(env: Record<string, string | undefined>) {
       fatal?.(startFailures >= START_FAILURES_LIMIT ? `${startFailures} workers in a row exited before listening` : `${crashes.length} worker crashes within ${CRASH_WINDOW_MS / 1000} s`);
       return;
     }
-    // A replacement of a worker being replaced (a rolling restart) is the restart's to decide.
-    if (slots.get(child.slot) !== child) return;
     // The first crash is replaced at once; a run of them waits longer each time.
     const delayMs = crashes.length <= 1 ? 0 : Math.min(BACKOFF_MAX_MS, 100 * 2 ** (crashes.length - 2));
+    if (child === standby) {
+      standby = undefined;
+      return replaceStandby(delayMs);
+    }
+    // A replacement of a worker being replaced (a rolling restart) is the restart's to decide.
+    if (slots.get(child.slot) !== child) return;
+    if (standby?.prepared) {
+      const promoted = standby;
+      standby = undefined;
+      promoted.slot = child.slot;
+      slots.set(child.slot, promoted);
+      promoted.go();
+      return replaceStandby(delayMs);
+    }
     setTimeout(() => {
       if (!stopping && slots.get(child.slot) === child) slots.set(child.slot, fork(child.slot));
+    }, delayMs).unref();
+  }
+
+  function replaceStandby(delayMs: number) {
+    setTimeout(() => {
+      if (!stopping && !rolling && !standby) standby = fork(0);
     }, delayMs).unref();
   }
 
@@ -243,9 +279,17 @@ export async function supervise(env: Record<string, string | undefined>) {
         old.worker.process.kill('SIGTERM');
         await old.exited;
       }
+      // The standby runs the old code too.
+      const old = standby;
+      standby = undefined;
+      if (old) {
+        old.retiring = true;
+        old.worker.process.kill('SIGTERM');
+      }
       logger.log('info', 'rolling restart done', { workers: slots.size });
     } finally {
       rolling = false;
+      replaceStandby(0);
     }
   }
 
@@ -267,6 +311,7 @@ export async function supervise(env: Record<string, string | undefined>) {
     // stop() exits the process with 1; wait for it.
     await new Promise(() => {});
   }
+  replaceStandby(0);
   logger.log('info', 'supervising', { workers: count, url: `http://${config.host}:${config.port}`, pid: process.pid });
   return { pid: process.pid };
 }

@@ -24,6 +24,11 @@ export async function startNode(env: Record<string, string | undefined>) {
     host: supervisor?.provided,
   });
   const { config, logger, app } = prepared;
+  // The supervisor's standby waits here, composed, until a worker dies (or the supervisor does: then it just stops).
+  if (supervisor && !(await supervisor.prepared().then(() => true, () => false))) {
+    await prepared.close();
+    process.exit(0);
+  }
   const server = await new Promise<Server>((resolve, reject) => {
     // What serve() does, plus an errorHandler (serve() passes none): a request the adapter cannot turn into a
     // Request (a malformed Host) is answered as problem+json instead of a bare 400.
