@@ -76,8 +76,22 @@ export function joinSupervisor() {
     },
   };
 
+  // How long the other workers take to drop what this one changed (the change's answer waits for it).
+  const relayed = { count: 0, seconds: 0 };
+  metrics.collect('hop_cache_peer_invalidations_total', 'Changes this worker relayed to the other workers of the host.', 'counter', () => [[{}, relayed.count]]);
+  metrics.collect(
+    'hop_cache_peer_invalidation_seconds_total',
+    'Time until every other worker had dropped the changed entries, summed over those changes.',
+    'counter',
+    () => [[{}, relayed.seconds]],
+  );
   const cachePeers: CachePeers = {
-    publish: (change) => channel.request<void>({ q: 'publish', change } satisfies WorkerRequest),
+    async publish(change) {
+      const started = performance.now();
+      await channel.request<void>({ q: 'publish', change } satisfies WorkerRequest);
+      relayed.count += 1;
+      relayed.seconds += (performance.now() - started) / 1000;
+    },
     subscribe: (apply) => void subscribers.push(apply),
   };
 
