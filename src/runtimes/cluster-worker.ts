@@ -120,3 +120,21 @@ export function joinSupervisor() {
 }
 
 export type SupervisorHooks = ReturnType<typeof joinSupervisor>;
+
+/**
+ * Before listening: the standby waits here, composed, until a worker dies. False when the supervisor went away
+ * meanwhile (the caller closes what it opened and stops).
+ */
+export const awaitTurn = (supervisor: SupervisorHooks) => supervisor.prepared().then(() => true, () => false);
+
+/** Once listening: the worker's signals and its supervisor's absence lead to one drain, then the exit. */
+export async function serveUnder(supervisor: SupervisorHooks, shutdown: (signal: string) => Promise<void>) {
+  // A signal to the whole group (Ctrl-C, an orchestrator's) arrives again from the supervisor: one drain, not a
+  // kill. Drained, the worker lets go of its IPC channel, the one thing that would keep it running.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => void shutdown(signal).then(() => process.connected && process.disconnect()));
+  }
+  // Without its supervisor a worker has no rate limits, click writer or peers: it drains and stops.
+  process.once('disconnect', () => void shutdown('SIGINT'));
+  await supervisor.ready();
+}

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { unparsableRequest } from '../http/unparsable-request.ts';
 import { loadServerConfig } from '../config.ts';
 import { supervise, workerCount } from './cluster.ts';
-import { joinSupervisor } from './cluster-worker.ts';
+import { awaitTurn, joinSupervisor, serveUnder } from './cluster-worker.ts';
 import { drainOnSignals, prepare, runEntry, StartError } from './server.ts';
 
 export { announceKey, StartError } from './server.ts';
@@ -25,7 +25,7 @@ export async function startNode(env: Record<string, string | undefined>) {
   });
   const { config, logger, app } = prepared;
   // The supervisor's standby waits here, composed, until a worker dies (or the supervisor does: then it just stops).
-  if (supervisor && !(await supervisor.prepared().then(() => true, () => false))) {
+  if (supervisor && !(await awaitTurn(supervisor))) {
     await prepared.close();
     process.exit(0);
   }
@@ -57,16 +57,7 @@ export async function startNode(env: Record<string, string | undefined>) {
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
     stopNow: () => (server as { closeAllConnections?: () => void }).closeAllConnections?.(),
   });
-  if (supervisor) {
-    // A signal to the whole group (Ctrl-C, an orchestrator's) arrives again from the supervisor: one drain, not a
-    // kill. Drained, the worker lets go of its IPC channel, the one thing that would keep it running.
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.on(signal, () => void shutdown(signal).then(() => process.connected && process.disconnect()));
-    }
-    // Without its supervisor a worker has no rate limits, click writer or peers: it drains and stops.
-    process.once('disconnect', () => void shutdown('SIGINT'));
-    await supervisor.ready();
-  }
+  if (supervisor) await serveUnder(supervisor, shutdown);
   return { server, port: address.port, shutdown };
 }
 
