@@ -191,8 +191,19 @@ describe('loadConfig', () => {
       redis: undefined,
       clickConsumer: true,
       clickStream: { key: 'hop:clicks', group: 'hop-clicks', deadLetterKey: 'hop:clicks:dead', maxDeliveries: 5, claimIdleMs: 60_000 },
+      workers: 1,
     });
     expect(loadConfig({ HOP_QUEUE: 'kafka' })).not.toHaveProperty('queue');
+  });
+
+  it('reads HOP_WORKERS as a count from 1 to 256 or auto, naming it otherwise', () => {
+    expect(loadServerConfig({ HOP_WORKERS: '4' }).workers).toBe(4);
+    expect(loadServerConfig({ HOP_WORKERS: 'auto' }).workers).toBe('auto');
+    expect(() => loadServerConfig({ HOP_WORKERS: '0' })).toThrow(/HOP_WORKERS: must be at least 1/);
+    expect(() => loadServerConfig({ HOP_WORKERS: '257' })).toThrow(/HOP_WORKERS: must be at most 256/);
+    expect(() => loadServerConfig({ HOP_WORKERS: 'all' })).toThrow(/HOP_WORKERS: must be a whole number from 1 to 256, or auto/);
+    expect(() => loadServerConfig({ HOP_WORKERS: '-1' })).toThrow(/HOP_WORKERS/);
+    expect(loadConfig({ HOP_WORKERS: 'all' })).not.toHaveProperty('workers');
   });
 
   it('bounds the click buffer by HOP_QUEUE_MAX_BUFFERED, naming it when it is not a count', () => {
