@@ -213,6 +213,76 @@ describe('hop serve with HOP_WORKERS=2', () => {
   }, 30_000);
 });
 
+describe('bun src/runtimes/bun.ts with HOP_WORKERS=2 (reusePort workers, the same supervisor)', () => {
+  let dir: string;
+  let base: string;
+  let hop: Running;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hop-cluster-bun-'));
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    hop = await startProcess(
+      'node_modules/.bin/bun',
+      ['src/runtimes/bun.ts'],
+      {
+        PORT: String(port),
+        HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`,
+        HOP_WORKERS: '2',
+        HOP_ADMIN_TOKEN: ADMIN,
+        HOP_LOG_SAMPLE_RATE: '0',
+        HOP_SHUTDOWN_DELAY_MS: '300',
+        HOP_RATE_LIMIT_REDIRECT: '60/60s',
+        HOP_CLIENT_IP_HEADER: 'x-test-client',
+        HOP_CACHE_TTL_S: '600',
+      },
+      base,
+      60_000,
+    );
+    await waitFor(() => readyPids(hop.output()).length === 2, 30_000);
+  }, 90_000);
+
+  afterAll(async () => {
+    await hop?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('behaves as one server: a quota for the host, no stale link after a change, one click per redirect; SIGTERM exits 0', async () => {
+    expect(hop.output().match(/export HOP_KEY=hop_/g)).toHaveLength(1);
+    const link = await createClickLink(base, ADMIN, 'bun');
+    const statuses = await Promise.all(
+      Array.from({ length: 100 }, () => fetch(`${base}/bun`, { redirect: 'manual', headers: { 'x-test-client': '192.0.2.61' } }).then((r) => r.status)),
+    );
+    expect(statuses.filter((s) => s === 302)).toHaveLength(60);
+
+    const visit = (n: number) =>
+      Promise.all(
+        Array.from({ length: n }, () =>
+          fetch(`${base}/bun`, { redirect: 'manual', headers: { 'x-test-client': freshClient(), 'user-agent': IPHONE } }).then((r) => r.headers.get('location')),
+        ),
+      );
+    await visit(50);
+    const patch = await fetch(`${base}/v1/links/${link.id}`, { method: 'PATCH', headers: link.auth, body: JSON.stringify({ url: 'https://example.org/bun' }) });
+    expect(patch.status).toBe(200);
+    expect((await visit(200)).filter((l) => l !== 'https://example.org/bun')).toEqual([]);
+
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/hop_cache_requests_total\{worker="1",/);
+    expect(text).toMatch(/hop_cache_requests_total\{worker="2",/);
+
+    const exited = new Promise<number | null>((resolve) => hop.child.once('exit', (code) => resolve(code)));
+    process.kill(hop.child.pid!, 'SIGTERM');
+    expect(await exited).toBe(0);
+    // Every redirect served (100 from one address, of which 60 admitted, then 250 browsers') stored exactly once.
+    const db = new Database(join(dir, 'hop.db'), { readonly: true });
+    try {
+      expect(db.prepare('select count(*) as n from clicks where link_id = ?').get(link.id)).toMatchObject({ n: 60 + 250 });
+    } finally {
+      db.close();
+    }
+  }, 60_000);
+});
+
 describe('the supervisor refuses what cannot run', () => {
   it('stops with exit 1 when workers keep failing to start (the port is taken)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hop-cluster-loop-'));
