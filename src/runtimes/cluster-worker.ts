@@ -1,8 +1,8 @@
 /**
  * A worker's side of the supervisor (cluster.ts, HOP_WORKERS > 1): what it hands the composition in place of its
  * own, so that the workers of one host behave as one server:
- * - the rate-limit store asks the supervisor, which holds the host's counters (the takes of one event-loop turn
- *   travel together, one message each way);
+ * - the rate-limit store asks the supervisor, which holds the host's counters (the takes that arrive while a
+ *   message is out travel together in the next, one message each way);
  * - click batches go to the supervisor, whose one click thread writes the embedded database;
  * - a change this worker makes is dropped from every other worker's memory tier before the API answers;
  * - /metrics asks the supervisor for every worker's counters.
@@ -49,29 +49,52 @@ export function joinSupervisor() {
   process.once('disconnect', () => channel.close('the supervisor is gone'));
 
   let batch: Array<{ takes: readonly RateTake[]; now: number; resolve: (v: RateVerdict[]) => void; reject: (e: Error) => void }> = [];
+  let scheduled = false;
+  let sending = false;
+  const sent = { messages: 0, takes: 0 };
+  metrics.collect('hop_ratelimit_host_messages_total', "Messages that carried this worker's rate-limit takes to the supervisor.", 'counter', () => [
+    [{}, sent.messages],
+  ]);
+  metrics.collect('hop_ratelimit_host_requests_total', 'Requests whose rate limits this worker asked the supervisor for.', 'counter', () => [
+    [{}, sent.takes],
+  ]);
+  // One message in flight at a time: what arrives meanwhile goes in the next, so under load a message carries many
+  // requests (a round trip costs both processes tens of µs of CPU, whatever it carries).
   function flush() {
-    const sent = batch;
+    scheduled = false;
+    if (sending || !batch.length) return;
+    sending = true;
+    const out = batch;
     batch = [];
+    sent.messages += 1;
+    sent.takes += out.length;
     channel
       .request<WireVerdict[][]>({
         q: 'take',
-        batch: sent.map(({ takes, now }) => [now, takes.map((t) => [t.policy.name, t.policy.limit, t.policy.windowS, t.key, t.cost])]),
+        batch: out.map(({ takes, now }) => [now, takes.map((t) => [t.policy.name, t.policy.limit, t.policy.windowS, t.key, t.cost])]),
       } satisfies WorkerRequest)
       .then(
         (answers) =>
-          sent.forEach(({ takes, resolve }, i) =>
+          out.forEach(({ takes, resolve }, i) =>
             resolve(answers[i]!.map(([allowed, remaining, resetS], j) => ({ policy: takes[j]!.policy, allowed: allowed === 1, remaining, resetS }))),
           ),
-        (err: Error) => sent.forEach(({ reject }) => reject(err)),
-      );
+        (err: Error) => out.forEach(({ reject }) => reject(err)),
+      )
+      .finally(() => {
+        sending = false;
+        flush();
+      });
   }
   const hostRateLimitStore: RateLimitStore = {
     kind: 'memory',
     take(takes, now) {
       return new Promise((resolve, reject) => {
-        // Every take of this turn of the event loop in one message: under load, many redirects share its cost.
-        if (!batch.length) setImmediate(flush);
         batch.push({ takes, now, resolve, reject });
+        // Every take of this turn of the event loop in one message, at the earliest.
+        if (!scheduled && !sending) {
+          scheduled = true;
+          setImmediate(flush);
+        }
       });
     },
   };

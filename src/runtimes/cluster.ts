@@ -296,7 +296,7 @@ export async function supervise(env: Record<string, string | undefined>) {
   // Each worker runs its runtime's entry: Node's servers share the supervisor's listening socket (connections handed
   // round-robin), Bun's each listen with reusePort (Bun's cluster has no shared handles).
   const entry = 'bun' in process.versions ? './bun.ts' : './node.ts';
-  cluster.setupPrimary({ exec: fileURLToPath(new URL(entry, import.meta.url)), args: [], serialization: 'advanced' });
+  cluster.setupPrimary({ exec: fileURLToPath(new URL(entry, import.meta.url)), args: [] });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(signal, 0));
   process.on('SIGHUP', () => void roll());
   void failed.then((reason) => {
