@@ -112,6 +112,7 @@ export async function supervise(env: Record<string, string | undefined>) {
     switch (request.q) {
       case 'prepared':
         child.prepared = true;
+        if (child === standby) logger.log('info', 'standby ready', { pid: child.worker.process.pid, startMs: Date.now() - child.startedAt });
         return child.turn;
       case 'ready':
         return void markReady(child);
