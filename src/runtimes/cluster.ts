@@ -32,6 +32,7 @@ const START_FAILURES_LIMIT = 3;
 const BACKOFF_MAX_MS = 5_000;
 /** How long the others may take to drop a changed link before the change's answer goes out anyway. */
 const PEER_TIMEOUT_MS = 1_000;
+const PURGE_AT_MOST_EVERY_MS = 30 * 60_000;
 /** Past the workers' own drain (HOP_SHUTDOWN_DELAY_MS, then up to 10 s of requests), they are killed. */
 const STOP_GRACE_MS = 15_000;
 
@@ -104,6 +105,7 @@ export async function supervise(env: Record<string, string | undefined>) {
   let rolling = false;
   let crashes: number[] = [];
   let startFailures = 0;
+  let lastPurge = 0;
   let fatal: ((reason: string) => void) | undefined;
   const failed = new Promise<string>((resolve) => (fatal = resolve));
 
@@ -129,6 +131,9 @@ export async function supervise(env: Record<string, string | undefined>) {
         return clicks.ingest(request.messages);
       case 'purge':
         if (!clicks) throw new Error('this host records no clicks in an embedded database');
+        // Every worker's pipeline asks hourly; once an hour for the host is enough.
+        if (request.now - lastPurge < PURGE_AT_MOST_EVERY_MS) return 0;
+        lastPurge = request.now;
         return clicks.purge(new Date(request.now), request.retentionDays, request.limit);
       case 'publish':
         return Promise.all(
