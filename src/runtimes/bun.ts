@@ -10,6 +10,23 @@ import { supervise, workerCount } from './cluster.ts';
 import { awaitTurn, joinSupervisor, serveUnder } from './cluster-worker.ts';
 import { drainOnSignals, prepare, runEntry, StartError } from './server.ts';
 
+/**
+ * A worker's answers during its drain say `Connection: close`, so that keep-alive clients reconnect (to another
+ * worker) instead of sending their next request on a connection about to close.
+ */
+function closingWhileDraining(fetch: (request: Request, server: Bun.Server<undefined>) => Response | Promise<Response>, draining: () => boolean) {
+  const close = (res: Response) => {
+    const closing = new Response(res.body, res);
+    closing.headers.set('connection', 'close');
+    return closing;
+  };
+  return (request: Request, server: Bun.Server<undefined>) => {
+    const res = fetch(request, server);
+    if (!draining()) return res;
+    return res instanceof Promise ? res.then(close) : close(res);
+  };
+}
+
 export async function startBun(env: Record<string, string | undefined>) {
   // A worker of HOP_WORKERS > 1 (cluster.ts): the host's state is its supervisor's.
   const supervisor = cluster.isWorker ? joinSupervisor() : undefined;
@@ -26,7 +43,7 @@ export async function startBun(env: Record<string, string | undefined>) {
   let server: ReturnType<typeof Bun.serve>;
   try {
     // Workers each listen on the port (SO_REUSEPORT): the kernel spreads connections over them.
-    server = Bun.serve({ fetch: app.fetch, port: config.port, hostname: config.host, reusePort: !!supervisor });
+    server = Bun.serve({ fetch: supervisor ? closingWhileDraining(app.fetch, prepared.isDraining) : app.fetch, port: config.port, hostname: config.host, reusePort: !!supervisor });
   } catch (err) {
     if ((err as { code?: string }).code === 'EADDRINUSE') {
       throw new StartError(`${config.host}:${config.port} is already in use; set PORT to another port.`);

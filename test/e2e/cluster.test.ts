@@ -258,7 +258,7 @@ describe('bun src/runtimes/bun.ts with HOP_WORKERS=2 (reusePort workers, the sam
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('behaves as one server: a quota for the host, no stale link after a change, one click per redirect; SIGTERM exits 0', async () => {
+  it('behaves as one server: a quota for the host, no stale link after a change, one click per redirect; SIGHUP fails no request; SIGTERM exits 0', async () => {
     expect(hop.output().match(/export HOP_KEY=hop_/g)).toHaveLength(1);
     const link = await createClickLink(base, ADMIN, 'bun');
     const statuses = await Promise.all(
@@ -281,13 +281,21 @@ describe('bun src/runtimes/bun.ts with HOP_WORKERS=2 (reusePort workers, the sam
     expect(text).toMatch(/hop_cache_requests_total\{worker="1",/);
     expect(text).toMatch(/hop_cache_requests_total\{worker="2",/);
 
+    // SIGHUP under load: every worker replaced (reusePort listeners: the old one's queue is closed once the new listens).
+    const traffic = load(`${base}/bun`, 8);
+    await sleep(300);
+    process.kill(hop.child.pid!, 'SIGHUP');
+    await waitFor(() => hop.output().includes('"msg":"rolling restart done"'), 30_000);
+    const counts = await traffic.stop();
+    expect(counts).toMatchObject({ failed: 0, other: 0 });
+
     const exited = new Promise<number | null>((resolve) => hop.child.once('exit', (code) => resolve(code)));
     process.kill(hop.child.pid!, 'SIGTERM');
     expect(await exited).toBe(0);
     // Every redirect served (100 from one address, of which 60 admitted, then 250 browsers') stored exactly once.
     const db = new Database(join(dir, 'hop.db'), { readonly: true });
     try {
-      expect(db.prepare('select count(*) as n from clicks where link_id = ?').get(link.id)).toMatchObject({ n: 60 + 250 });
+      expect(db.prepare('select count(*) as n from clicks where link_id = ?').get(link.id)).toMatchObject({ n: 60 + 250 + counts.served });
     } finally {
       db.close();
     }
