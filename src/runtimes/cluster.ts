@@ -55,6 +55,17 @@ interface Child {
   startedAt: number;
 }
 
+/**
+ * What a crash calls for, given the crashes of the last 30 s (this one included), the workers in a row that exited
+ * before listening and how many workers there are: a replacement after `delayMs` (0 for the first crash, then 100 ms
+ * doubling up to 5 s), or the stop of the whole host (`stop` says why).
+ */
+export function afterCrash(recentCrashes: number, startFailures: number, workers: number): { delayMs: number } | { stop: string } {
+  if (startFailures >= START_FAILURES_LIMIT) return { stop: `${startFailures} workers in a row exited before listening` };
+  if (recentCrashes > Math.max(5, 2 * workers)) return { stop: `${recentCrashes} worker crashes within ${CRASH_WINDOW_MS / 1000} s` };
+  return { delayMs: recentCrashes <= 1 ? 0 : Math.min(BACKOFF_MAX_MS, 100 * 2 ** (recentCrashes - 2)) };
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Migrates and, on an empty database, creates the default workspace and prints its key: once, before any worker. */
@@ -215,12 +226,10 @@ export async function supervise(env: Record<string, string | undefined>) {
     crashes = [...crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
     if (!child.ready) startFailures += 1;
     logger.log('error', 'worker exited', { worker: child.slot, pid, code, signal, ready: child.ready, crashesIn30s: crashes.length });
-    if (startFailures >= START_FAILURES_LIMIT || crashes.length > Math.max(5, 2 * count)) {
-      fatal?.(startFailures >= START_FAILURES_LIMIT ? `${startFailures} workers in a row exited before listening` : `${crashes.length} worker crashes within ${CRASH_WINDOW_MS / 1000} s`);
-      return;
-    }
+    const next = afterCrash(crashes.length, startFailures, count);
+    if ('stop' in next) return fatal?.(next.stop);
     // The first crash is replaced at once; a run of them waits longer each time.
-    const delayMs = crashes.length <= 1 ? 0 : Math.min(BACKOFF_MAX_MS, 100 * 2 ** (crashes.length - 2));
+    const { delayMs } = next;
     if (child === standby) {
       standby = undefined;
       return replaceStandby(delayMs);
