@@ -176,8 +176,6 @@ export async function supervise(env: Record<string, string | undefined>) {
     ]);
   }
 
-  let markReady: (child: Child) => void = () => {};
-
   function fork(slot: number): Child {
     // The environment the supervisor was given (HOP_WORKERS from --workers, a test's): the workers read the same.
     const worker = cluster.fork(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)));
@@ -207,12 +205,12 @@ export async function supervise(env: Record<string, string | undefined>) {
     });
     return child;
   }
-  markReady = (child) => {
+  function markReady(child: Child) {
     child.ready = true;
     startFailures = 0;
     logger.log('info', 'worker ready', { worker: child.slot, pid: child.worker.process.pid, startMs: Date.now() - child.startedAt });
     child.listened();
-  };
+  }
 
   function onExit(child: Child, code: number | null, signal: string | null) {
     const pid = child.worker.process.pid;
