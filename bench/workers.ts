@@ -212,8 +212,8 @@ async function invalidationDelay(url: string): Promise<Delay> {
   return { p50Ms: quantile(delays, 0.5) * 1000, p99Ms: quantile(delays, 0.99) * 1000, maxMs: delays.at(-1)! * 1000, stale, checked };
 }
 
-async function measure(dir: string, pathsFile: string, workers: number, rateLimit: string, withDelay: boolean) {
-  const dbFile = join(dir, `w${workers}-${rateLimit}.db`);
+async function measure(dir: string, pathsFile: string, round: number, workers: number, rateLimit: string, withDelay: boolean) {
+  const dbFile = join(dir, `r${round}-w${workers}-${rateLimit}.db`);
   await seedDatabase(`file:${dbFile}`, LINKS);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -259,7 +259,7 @@ try {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [workers, rateLimit] of [[1, 'memory'], [2, 'memory'], [1, 'off'], [2, 'off']] as const) {
       console.log(`workers: round ${round}/${ROUNDS}, ${workers} worker(s), rate limits ${rateLimit}, ${SECONDS} s of wrk at ${CONNECTIONS} connections...`);
-      const measured = await measure(dir, pathsFile, workers, rateLimit, round === 1 && workers === 2 && rateLimit === 'memory');
+      const measured = await measure(dir, pathsFile, round, workers, rateLimit, round === 1 && workers === 2 && rateLimit === 'memory');
       rows.push(measured.row);
       delay ??= measured.delay;
     }
