@@ -44,6 +44,8 @@ export interface AppDeps {
   draining?: (() => boolean) | undefined;
   /** The client's address as the runtime sees it (the connection's peer; Workers: cf-connecting-ip). */
   clientIp?: ((request: Request, env: unknown) => string | undefined) | undefined;
+  /** /metrics of every worker of this host (HOP_WORKERS); this process's own when not given. */
+  hostMetrics?: (() => Promise<string>) | undefined;
 }
 
 /** The HTTP app over composed services; call it through composeApp (src/composition/root.ts). */
@@ -98,6 +100,7 @@ export function createApp(deps: AppDeps) {
       checks: { database: () => db.ping(config.readyTimeoutMs) },
       draining: deps.draining ?? (() => false),
       metrics,
+      hostMetrics: deps.hostMetrics,
     }),
   );
 

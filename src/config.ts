@@ -484,6 +484,12 @@ function serverParser() {
     HOP_QUEUE_CLAIM_IDLE_MS: positiveInt(1000, 86_400_000).default(60_000),
     HOP_QUEUE_MAX_BUFFERED: positiveInt(100, 10_000_000).default(20_000),
     ...listenVariables,
+    HOP_WORKERS: z
+      .string()
+      .regex(/^(auto|\d+)$/, 'must be a whole number from 1 to 256, or auto (one per available core)')
+      .transform((v) => (v === 'auto' ? ('auto' as const) : Number(v)))
+      .pipe(z.union([z.literal('auto'), z.number().min(1, 'must be at least 1').max(256, 'must be at most 256')]))
+      .default(1),
   };
   type Server = z.output<z.ZodObject<typeof variables>>;
   const rules: Rule<Server>[] = [
@@ -527,6 +533,8 @@ function serverParser() {
      * are refused with 503 rather than their clicks lost. Also what a SIGKILL can lose at most.
      */
     queueMaxBuffered: c.HOP_QUEUE_MAX_BUFFERED,
+    /** Server processes on this host under one supervisor (`auto`: one per available core); 1: no supervisor. */
+    workers: c.HOP_WORKERS,
     /** With the Redis queue: whether a server process also consumes it (`hop consume` runs a consumer alone). */
     clickConsumer: c.HOP_CLICK_CONSUMER === 'on',
     /** The Redis Streams queue: stream, consumer group, dead-letter stream, and when an entry is given up or taken over. */

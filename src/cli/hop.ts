@@ -63,7 +63,8 @@ const program = new Command('hop')
 program
   .command('serve')
   .description('serve the API on PORT (default 8787); migrates and bootstraps an embedded database')
-  .action(() => serveNode(process.env));
+  .option('--workers <n|auto>', 'server processes under one supervisor, auto: one per core (default HOP_WORKERS, 1)')
+  .action((opts: { workers?: string }) => serveNode(opts.workers === undefined ? process.env : { ...process.env, HOP_WORKERS: opts.workers }));
 
 program
   .command('consume')

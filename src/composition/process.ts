@@ -5,6 +5,7 @@
  */
 import type { App } from '../app.ts';
 import type { Config, ServerConfig } from '../config.ts';
+import { createMemoryRateLimitStore } from '../platform/ratelimit/memory.ts';
 import { createRedisRateLimitStore } from '../platform/ratelimit/redis.ts';
 import { createRedisRestClient } from '../platform/redis.ts';
 import { compose, composeApp, type AppProvided, type Composed, type Provided } from './root.ts';
@@ -27,7 +28,7 @@ export function composeForProcess(config: Config, provided: Provided): Composed 
   return compose(config, { ...provided, redisRateLimitStore });
 }
 
-export interface ProcessProvided extends Provided, Pick<AppProvided, 'clientIp' | 'draining'> {
+export interface ProcessProvided extends Provided, Pick<AppProvided, 'clientIp' | 'draining' | 'hostMetrics'> {
   /** Where this process stores click batches when not through the clicks service here (a worker thread's). */
   clickStore?: ClickStore | undefined;
   /** The Redis Streams consumer's name: host and process, readable in XINFO CONSUMERS. */
@@ -64,7 +65,13 @@ export async function composeProcess(
         })
       : undefined;
   const app = serve
-    ? composeApp(composed, { clicks: clicks?.queue, clientIp: provided.clientIp, draining: provided.draining })
+    ? composeApp(composed, { clicks: clicks?.queue, clientIp: provided.clientIp, draining: provided.draining, hostMetrics: provided.hostMetrics })
     : undefined;
   return { ...composed, app, clicks };
 }
+
+/**
+ * The supervisor of several workers (src/runtimes/cluster.ts, HOP_WORKERS): the host's rate-limit counters, kept in
+ * its memory and consulted by every worker, so that a quota counts for the host.
+ */
+export const composeHostRateLimits = () => createMemoryRateLimitStore();

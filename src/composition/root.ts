@@ -54,6 +54,24 @@ export interface Provided {
    * kept out of the Workers' bundles, and Workers refuse that mode).
    */
   redisRateLimitStore?: RateLimitStore | undefined;
+  /**
+   * HOP_RATE_LIMIT=memory in a worker of several (HOP_WORKERS): the host's counters, kept by the supervisor, in
+   * place of this process's own.
+   */
+  hostRateLimitStore?: RateLimitStore | undefined;
+  /** The other workers of this host (HOP_WORKERS), whose memory tier must drop what this one changes. */
+  cachePeers?: CachePeers | undefined;
+}
+
+/** What one process changed that the others' memory tiers hold. */
+export type CacheChange = { links: LinkRef[] } | { host: string };
+
+/** The other processes of a host (cluster workers), told of each change through their supervisor. */
+export interface CachePeers {
+  /** Tells the others; resolves once every one of them has dropped the entries. */
+  publish(change: CacheChange): Promise<void>;
+  /** Where the others' changes arrive. */
+  subscribe(apply: (change: CacheChange) => void): void;
 }
 
 /** Everything of a process or isolate but its HTTP app and its click pipeline. */
@@ -78,7 +96,7 @@ function sharedTier(config: Config, kv: KvNamespaceLike | undefined): SharedStor
 function rateLimitStore(config: Config, provided: Provided, logger: Logger, metrics: Metrics) {
   const settings = config.rateLimit;
   if (settings.mode === 'off') return undefined;
-  if (settings.mode === 'memory') return createMemoryRateLimitStore();
+  if (settings.mode === 'memory') return provided.hostRateLimitStore ?? createMemoryRateLimitStore();
   let remote;
   if (settings.mode === 'redis') {
     if (!provided.redisRateLimitStore) throw new Error('HOP_RATE_LIMIT=redis: compose through composeForProcess (process.ts)');
@@ -109,15 +127,28 @@ function buildServices(config: Config, provided: Provided, logger: Logger, metri
   const tokens =
     config.oidc &&
     createTokenVerifier({ config: config.oidc, now, logger, shareFetches: provided.singleFlight ?? true });
+  const peers = linkCache && provided.cachePeers;
+  if (linkCache && peers) {
+    peers.subscribe((change) => ('host' in change ? linkCache.invalidateHost(change.host) : linkCache.forget(change.links)));
+  }
   const workspaces: ReturnType<typeof createWorkspacesService> = createWorkspacesService(
     createWorkspacesRepository(orm),
     config,
-    { host: (host) => linkCache?.invalidateHost(host) },
+    {
+      host(host) {
+        linkCache?.invalidateHost(host);
+        // Hosts are remembered in memory only; the other workers' entries are dropped without the answer waiting.
+        peers?.publish({ host }).catch(() => undefined);
+      },
+    },
     tokens,
   );
   const stats = createStatsService(createStatsRepository(orm), workspaces, config);
   const invalidation = {
-    links: (refs: LinkRef[]) => linkCache?.invalidate(refs) ?? Promise.resolve(),
+    links: (refs: LinkRef[]) =>
+      linkCache
+        ? Promise.all([linkCache.invalidate(refs), peers?.publish({ links: refs })]).then(() => undefined)
+        : Promise.resolve(),
     /** Clicks were stored by this process: kept statistics no longer hold. */
     clicksStored: () => stats.clicksStored(),
   };
@@ -162,6 +193,8 @@ export interface AppProvided {
   clientIp?: ((request: Request, env: unknown) => string | undefined) | undefined;
   /** True once the process is shutting down: /readyz answers 503 so traffic moves elsewhere. */
   draining?: (() => boolean) | undefined;
+  /** /metrics of the whole host (HOP_WORKERS): every worker's counters, gathered by the supervisor. */
+  hostMetrics?: (() => Promise<string>) | undefined;
 }
 
 /** The app over a composition: the redirect service is made here, where the click producer is known. */
@@ -174,5 +207,5 @@ export function composeApp(composed: Composed, provided: AppProvided = {}): App 
     clicks: provided.clicks ?? (binding && createCloudflareQueueProducer<ClickEvent>(binding, logger)),
     limits: rateLimiter,
   });
-  return createApp({ ...composed, redirect, clientIp: provided.clientIp, draining: provided.draining });
+  return createApp({ ...composed, redirect, clientIp: provided.clientIp, draining: provided.draining, hostMetrics: provided.hostMetrics });
 }

@@ -11,6 +11,7 @@ import { ConfigError, loadServerConfig, type Config, type ServerConfig } from '.
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { createThreadedClicks } from './click-thread.ts';
 import { DatabaseOpenError, embeddedPath, migrateDatabase, openDatabase, type OpenedDatabase } from './database.ts';
+import type { SupervisorHooks } from './cluster-worker.ts';
 import { createEmbeddedLookup } from './embedded-lookup.ts';
 import { releaseLoadingGarbage } from './heap.ts';
 
@@ -53,7 +54,10 @@ export interface Prepared {
 }
 
 /** What an entry knows of its server: the client's address of a request (the connection's peer). */
-export type ServerOptions = Pick<ProcessProvided, 'clientIp'>;
+export interface ServerOptions extends Pick<ProcessProvided, 'clientIp'> {
+  /** A worker of several (cluster-worker.ts): the supervisor migrated and bootstrapped, and keeps what is the host's. */
+  host?: SupervisorHooks['provided'] | undefined;
+}
 
 /** The database of a Node or Bun process, migrated when embedded, with a server's native fast paths. */
 export async function openProcessDatabase(
@@ -61,9 +65,11 @@ export async function openProcessDatabase(
   logger: Logger,
   env: Record<string, string | undefined>,
   role: 'serve' | 'consume',
+  host?: ServerOptions['host'],
 ) {
   const db = await openDatabase(config, logger);
-  if (db.mode === 'embedded') await migrateDatabase(db);
+  // A worker's supervisor migrated before forking it.
+  if (db.mode === 'embedded' && !host) await migrateDatabase(db);
   const embedded = db.mode === 'embedded' && role === 'serve';
   return {
     db,
@@ -71,7 +77,8 @@ export async function openProcessDatabase(
     // portable read through the client.
     redirectLookup: embedded ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined,
     // An embedded file is written synchronously: its consumer runs in a worker thread, off the redirects' event loop.
-    clickStore: embedded && config.clicks ? createThreadedClicks(env, logger) : undefined,
+    // A worker's clicks go to its supervisor's thread: one writer for the whole host.
+    clickStore: embedded && config.clicks ? (host?.clickStore ?? createThreadedClicks(env, logger)) : undefined,
     // Unique per process, and readable in XINFO CONSUMERS: which host and process holds an entry.
     consumerName: `${hostname()}-${process.pid}-${crypto.randomUUID().slice(0, 6)}`,
   };
@@ -80,14 +87,15 @@ export async function openProcessDatabase(
 export async function prepare(env: Record<string, string | undefined>, runtime: string, options: ServerOptions = {}): Promise<Prepared> {
   const config = loadServerConfig(env);
   const logger = createLogger({ level: config.logLevel });
-  const { db, redirectLookup, clickStore, consumerName } = await openProcessDatabase(config, logger, env, 'serve');
+  const { host } = options;
+  const { db, redirectLookup, clickStore, consumerName } = await openProcessDatabase(config, logger, env, 'serve', host);
   let draining = false;
   const hop = await composeProcess(
     config,
-    { db, logger, redirectLookup, clickStore, consumerName, clientIp: options.clientIp, draining: () => draining },
+    { ...host, db, logger, redirectLookup, clickStore, consumerName, clientIp: options.clientIp, draining: () => draining },
     'serve',
   );
-  if (db.mode === 'embedded') {
+  if (db.mode === 'embedded' && !host) {
     const created = await hop.services.workspaces.bootstrapDefaultWorkspace(new Date());
     if (created) announceKey(config, created);
   }
@@ -125,8 +133,10 @@ export interface Stoppable {
  */
 export function drainOnSignals(prepared: Prepared, server: Stoppable) {
   const { config, logger } = prepared;
-  async function shutdown(signal: string) {
-    if (prepared.isDraining()) return;
+  let stopping: Promise<void> | undefined;
+  // Asked again (a second signal), it answers the drain already under way.
+  const shutdown = (signal: string) => (stopping ??= drain(signal));
+  async function drain(signal: string) {
     prepared.drain();
     const delayMs = signal === 'SIGTERM' ? config.shutdownDelayMs : 0;
     logger.log('info', 'shutting down', { signal, delayMs });

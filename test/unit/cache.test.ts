@@ -219,6 +219,28 @@ describe('createTieredCache', () => {
     expect(await cache.get('k', () => 'after the change')).toBe('after the change');
   });
 
+  it("forget (another worker's change) drops the first tier only, and a load in flight is not kept", async () => {
+    const { store, data } = memoryStore();
+    const { cache } = tiered({ shared: store });
+    expect(await cache.get('k', () => 'old')).toBe('old');
+    await new Promise((r) => setTimeout(r, 0));
+    const shared = data.get('k');
+    cache.forget(['k']);
+    // The shared tier is the changing worker's to tombstone: forget leaves it as it was.
+    expect(data.get('k')).toBe(shared);
+    expect(await cache.get('k', () => 'unused')).toBe('old');
+
+    const { cache: memory } = tiered();
+    expect(await memory.get('m', () => 'old')).toBe('old');
+    memory.forget(['m']);
+    let release!: (v: string) => void;
+    const inFlight = memory.get('m', () => new Promise<string>((resolve) => (release = resolve)));
+    memory.forget(['m']);
+    release('read before the change');
+    expect(await inFlight).toBe('read before the change');
+    expect(await memory.get('m', () => 'after the change')).toBe('after the change');
+  });
+
   it('with the shared tier down: loads from the database, opens the circuit, and sends failed invalidations later', async () => {
     const { store, data, calls, state } = memoryStore();
     const { cache, logs, metrics } = tiered({ shared: store });

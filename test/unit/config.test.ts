@@ -201,6 +201,7 @@ describe('loadConfig', () => {
         maxConnections: 10_000,
         maxConnectionsPerAddress: 1000,
       },
+      workers: 1,
     });
     expect(loadConfig({ HOP_QUEUE: 'kafka' })).not.toHaveProperty('queue');
   });
@@ -233,6 +234,16 @@ describe('loadConfig', () => {
     expect(err.problems.map((p) => p.variable)).toEqual(['HOP_REQUEST_TIMEOUT_MS']);
     const bad = configError({ HOP_HEADERS_TIMEOUT_MS: '10s', HOP_MAX_CONNECTIONS: '0', HOP_KEEP_ALIVE_TIMEOUT_MS: '-1' }, loadServerConfig);
     expect(bad.problems.map((p) => p.variable)).toEqual(['HOP_HEADERS_TIMEOUT_MS', 'HOP_KEEP_ALIVE_TIMEOUT_MS', 'HOP_MAX_CONNECTIONS']);
+  });
+
+  it('reads HOP_WORKERS as a count from 1 to 256 or auto, naming it otherwise', () => {
+    expect(loadServerConfig({ HOP_WORKERS: '4' }).workers).toBe(4);
+    expect(loadServerConfig({ HOP_WORKERS: 'auto' }).workers).toBe('auto');
+    expect(() => loadServerConfig({ HOP_WORKERS: '0' })).toThrow(/HOP_WORKERS: must be at least 1/);
+    expect(() => loadServerConfig({ HOP_WORKERS: '257' })).toThrow(/HOP_WORKERS: must be at most 256/);
+    expect(() => loadServerConfig({ HOP_WORKERS: 'all' })).toThrow(/HOP_WORKERS: must be a whole number from 1 to 256, or auto/);
+    expect(() => loadServerConfig({ HOP_WORKERS: '-1' })).toThrow(/HOP_WORKERS/);
+    expect(loadConfig({ HOP_WORKERS: 'all' })).not.toHaveProperty('workers');
   });
 
   it('bounds the click buffer by HOP_QUEUE_MAX_BUFFERED, naming it when it is not a count', () => {

@@ -1,6 +1,6 @@
 /**
  * Operations: `/livez` (the process answers), `/readyz` (the database answers within a deadline, not draining) and
- * `/metrics` (this process's counters in the Prometheus text format).
+ * `/metrics` (this process's counters, or every worker's of the host, in the Prometheus text format).
  */
 import { createRoute } from '@hono/zod-openapi';
 import * as z from '../../platform/zod.ts';
@@ -13,6 +13,8 @@ export interface Readiness {
   checks: Record<string, () => Promise<void>>;
   draining: () => boolean;
   metrics: Metrics;
+  /** Every worker's counters (HOP_WORKERS), gathered by the supervisor; `metrics` alone when not given. */
+  hostMetrics?: (() => Promise<string>) | undefined;
 }
 
 const LiveSchema = z.object({ status: z.literal('ok') }).openapi('Live');
@@ -49,7 +51,7 @@ const metrics = createRoute({
   operationId: 'getMetrics',
   tags: ['Operations'],
   security: publicSecurity,
-  summary: "This process's counters (cache hits and misses, degraded cache and rate limiting), Prometheus text format",
+  summary: "This process's counters, or with several workers every worker's labelled by worker (cache hits and misses, degraded cache and rate limiting), Prometheus text format",
   responses: { 200: { description: 'Prometheus text exposition format 0.0.4.', content: { 'text/plain': { schema: z.string() } } } },
 });
 
@@ -67,8 +69,8 @@ export function healthRoutes(readiness: Readiness) {
         'cache-control': 'no-store',
       });
     })
-    .openapi(metrics, (c) =>
-      c.text(readiness.metrics.render(), 200, {
+    .openapi(metrics, async (c) =>
+      c.text(readiness.hostMetrics ? await readiness.hostMetrics() : readiness.metrics.render(), 200, {
         'content-type': 'text/plain; version=0.0.4; charset=utf-8',
         'cache-control': 'no-store',
       }),

@@ -2,8 +2,9 @@
  * The link cache: the redirect's reads (RedirectLookup) answered from memory most of the time, from the shared
  * tier (Redis or KV) next, and from the database last; see src/platform/cache/. Keys are exact (domain, slug)
  * pairs; which domain a host serves is remembered in process too. Changes made through hop invalidate both here
- * (`invalidate`, `invalidateHost`): this process's memory at once, the shared tier before the API answers; other
- * processes' memory lasts at most HOP_CACHE_TTL_S (1 s for links with maxClicks, whose count moves).
+ * (`invalidate`, `invalidateHost`): this process's memory at once, the shared tier before the API answers; the other
+ * workers of this host (HOP_WORKERS) are told through their supervisor before the API answers (`forget`); other
+ * hosts' memory lasts at most HOP_CACHE_TTL_S (1 s for links with maxClicks, whose count moves).
  */
 import type { CacheConfig } from '../../config.ts';
 import { createLru } from '../../platform/cache/lru.ts';
@@ -80,6 +81,8 @@ export interface CachedRedirectLookup extends RedirectLookup {
   invalidate(links: LinkRef[]): Promise<void>;
   /** After a domain was added or removed. */
   invalidateHost(host: string): void;
+  /** After another process of this host changed these links: this process's memory only. */
+  forget(links: LinkRef[]): void;
 }
 
 const MAX_CLICKS_TTL_MS = 1000;
@@ -126,5 +129,6 @@ export function createCachedLookup(lookup: RedirectLookup, options: LinkCacheOpt
     },
     invalidate: (refs) => links.invalidate(refs.map((r) => keyOf(r.domain, r.slug))),
     invalidateHost: (host) => hosts.delete(host),
+    forget: (refs) => links.forget(refs.map((r) => keyOf(r.domain, r.slug))),
   };
 }

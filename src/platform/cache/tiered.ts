@@ -51,6 +51,8 @@ export interface TieredCache<V> {
    * failure is logged and retried by the guard).
    */
   invalidate(keys: string[]): Promise<void>;
+  /** Drops the keys from this process's first tier only: another process changed them and told the shared tier. */
+  forget(keys: string[]): void;
 }
 
 const NEGATIVE = '-';
@@ -131,6 +133,15 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
     return afterLoad(key, await load(), since, cached !== TOMBSTONE, defer);
   }
 
+  function forget(keys: string[]) {
+    generation += 1;
+    for (const k of keys) {
+      l1.delete(k);
+      // A load in flight began before the change: later requests must not wait for its answer.
+      inflight.delete(k);
+    }
+  }
+
   return {
     get(key, load, defer) {
       const hit = l1.get(key);
@@ -162,14 +173,10 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
       }
       return result;
     },
+    forget,
     async invalidate(keys) {
       if (!keys.length) return;
-      generation += 1;
-      for (const k of keys) {
-        l1.delete(k);
-        // A load in flight began before the change: later requests must not wait for its answer.
-        inflight.delete(k);
-      }
+      forget(keys);
       if (!shared) return;
       try {
         await shared.invalidate(keys, options.tombstoneTtlS);
