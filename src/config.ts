@@ -425,6 +425,7 @@ function serverParser() {
   const key = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1-200 printable characters without spaces');
   const variables = {
     ...sharedVariables,
+    HOP_ROLE: z.enum(['redirect', 'api', 'all']).default('all'),
     HOP_QUEUE: z.enum(['memory', 'redis']).default('memory'),
     HOP_CLICK_CONSUMER: z.enum(['on', 'off']).default('on'),
     HOP_QUEUE_STREAM: key.default('hop:clicks'),
@@ -465,6 +466,11 @@ function serverParser() {
   ];
   return configParser(variables, rules, (c) => ({
     ...sharedConfig(c),
+    /**
+     * What this process serves: `redirect` (short links, probes, metrics), `api` (the management API, its documents,
+     * probes, metrics; no click pipeline) or `all` (both).
+     */
+    role: c.HOP_ROLE,
     /** The click queue: in-process (`memory`) or Redis Streams (`redis`, over the Upstash REST protocol). */
     queue: c.HOP_QUEUE,
     /**

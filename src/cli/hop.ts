@@ -3,7 +3,7 @@
  * The `hop` command: serve, consume, migrate, init, and operator tasks on workspaces and API keys. Configuration comes from
  * the same environment variables as the server (see README), validated by the same schema.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { prettifyError, ZodError } from 'zod';
 import { loadConfig, loadServerConfig, ConfigError, type Config } from '../config.ts';
 import { AppError, errorCodes, isBusy } from '../errors.ts';
@@ -63,7 +63,11 @@ const program = new Command('hop')
 program
   .command('serve')
   .description('serve the API on PORT (default 8787); migrates and bootstraps an embedded database')
-  .action(() => serveNode(process.env));
+  .addOption(
+    new Option('--role <role>', 'what to serve: redirect (short links), api (/v1, /docs, /openapi.json) or all (default: HOP_ROLE, else all)')
+      .choices(['redirect', 'api', 'all']),
+  )
+  .action((opts: { role?: string }) => serveNode(opts.role ? { ...process.env, HOP_ROLE: opts.role } : process.env));
 
 program
   .command('consume')

@@ -20,7 +20,7 @@ export async function startBun(env: Record<string, string | undefined>) {
     }
     throw err;
   }
-  logger.log('info', 'listening', { url: `http://${config.host}:${server.port}`, baseUrl: config.baseUrl, runtime: 'bun' });
+  logger.log('info', 'listening', { url: `http://${config.host}:${server.port}`, baseUrl: config.baseUrl, runtime: 'bun', role: config.role });
   const shutdown = drainOnSignals(prepared, {
     stop: () => server.stop(false),
     stopNow: () => void server.stop(true),
