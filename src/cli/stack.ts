@@ -224,6 +224,7 @@ export async function startStack(env: Record<string, string | undefined> = proce
       HOP_GATEWAY_BIND: '127.0.0.1',
       HOP_GATEWAY_ADMIN: `127.0.0.1:${adminPort}`,
       HOP_GATEWAY_STORAGE: storage,
+      HOP_GATEWAY_LOG_LEVEL: env.HOP_GATEWAY_LOG_LEVEL || 'WARN',
       HOP_API_UPSTREAMS: `127.0.0.1:${apiPort}`,
       HOP_REDIRECT_UPSTREAMS: `127.0.0.1:${redirectPort1} 127.0.0.1:${redirectPort2}`,
     });
