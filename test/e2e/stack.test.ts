@@ -122,6 +122,8 @@ describe.skipIf(!stackAvailable())('npm run stack: every role behind Caddy, over
       // A low unknown-slug quota to see the per-address limit; redirects themselves may be many (the load test).
       HOP_RATE_LIMIT_NOT_FOUND: '5/60s',
       HOP_RATE_LIMIT_REDIRECT: '1000000/60s',
+      // Caddy's active health checker logs its failures at INFO: the kill test reads when it noticed.
+      HOP_GATEWAY_LOG_LEVEL: 'INFO',
     });
     ca = readFileSync(stack.ca);
   }, 90_000);
@@ -222,6 +224,7 @@ describe.skipIf(!stackAvailable())('npm run stack: every role behind Caddy, over
   });
 
   it('loses no request when a redirect process is killed under load (the gateway retries, then its health check drops it)', async () => {
+    expect((await api('/v1/links', 'POST', { url: 'https://example.com/load', slug: 'load' })).status).toBe(201);
     const agent = new Agent({ keepAlive: true, maxSockets: 8, ca });
     const results: { at: number; ok: boolean; detail: string }[] = [];
     const start = Date.now();
@@ -230,7 +233,7 @@ describe.skipIf(!stackAvailable())('npm run stack: every role behind Caddy, over
     const worker = async () => {
       while (Date.now() < stopAt) {
         try {
-          const res = await send('/stack', { agent, localAddress: '127.0.0.4' });
+          const res = await send('/load', { agent, localAddress: '127.0.0.4' });
           results.push({ at: Date.now(), ok: res.status === 302, detail: String(res.status) });
         } catch (err) {
           results.push({ at: Date.now(), ok: false, detail: String(err) });
@@ -243,13 +246,31 @@ describe.skipIf(!stackAvailable())('npm run stack: every role behind Caddy, over
     killedAt = Date.now();
     await load;
     agent.destroy();
+    // When the gateway's active health check noticed: its first failed check of that upstream after the kill.
+    const upstream = new URL(stack.urls['redirect-1']!).host;
+    let noticedMs: number | undefined;
+    for (let waited = 0; noticedMs === undefined && waited < 3000; waited += 100) {
+      for (const line of stack.output().split('\n')) {
+        if (!line.startsWith('[gateway] ') || !line.includes('health_checker') || !line.includes(upstream)) continue;
+        const ts = Number((JSON.parse(line.slice(10)) as { ts: number }).ts) * 1000;
+        if (ts >= killedAt - 50) {
+          noticedMs = ts - killedAt;
+          break;
+        }
+      }
+      if (noticedMs === undefined) await sleep(100);
+    }
     const failed = results.filter((r) => !r.ok);
     const after = results.filter((r) => r.at > killedAt);
     console.log(
-      `stack kill: ${results.length} requests, ${after.length} after the kill, ${failed.length} failed` +
-        (failed.length ? ` (${failed.map((f) => `${f.at - killedAt} ms: ${f.detail}`).join('; ')})` : ''),
+      `stack kill: ${results.length} requests, ${after.length} after the kill, ${failed.length} failed, ` +
+        `health check noticed after ${noticedMs?.toFixed(0)} ms` +
+        (failed.length ? ` (first: ${failed.slice(0, 10).map((f) => `${f.at - killedAt} ms: ${f.detail}`).join('; ')})` : ''),
     );
     expect(after.length).toBeGreaterThan(100);
+    // health_interval 1 s + health_timeout 1 s (a refused connection fails at once, so about 1 s at most).
+    expect(noticedMs).toBeDefined();
+    expect(noticedMs!).toBeLessThanOrEqual(2000 + 500);
     // The documented bound: out of the pool within health_interval + health_timeout (2 s); with lb_try_duration
     // not even a request inside that window fails.
     expect(failed.filter((f) => f.at > killedAt + 2000)).toEqual([]);
