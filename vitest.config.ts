@@ -12,7 +12,8 @@ export default defineConfig({
         test: {
           name: 'node',
           include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
-          exclude: ['test/workers/**', '**/node_modules/**'],
+          // The image test builds a container image (minutes): `npm run test:image` runs it (vitest.image.config.ts).
+          exclude: ['test/workers/**', '**/node_modules/**', 'test/e2e/image.test.ts'],
           pool: 'forks',
           testTimeout: 20_000,
           hookTimeout: 60_000,

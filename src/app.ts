@@ -11,6 +11,7 @@ import { apiKeyAuth } from './http/middleware/auth.ts';
 import { apiKeyLimit, authFailureLimit, createRateLimits } from './http/middleware/rate-limit.ts';
 import { requestBookkeeping, requestContext } from './http/middleware/request-context.ts';
 import { strictBody } from './http/middleware/strict-body.ts';
+import { transportSecurity } from './http/middleware/transport-security.ts';
 import { errorHandler, HttpError } from './http/problem.ts';
 import { createRouter } from './http/router.ts';
 import { docsRoutes, landingRoutes } from './modules/docs/docs.routes.ts';
@@ -77,8 +78,13 @@ export function createApp(deps: AppDeps) {
   // Security headers protect documents: the API, its reference and the probes. A redirect is a bodyless 3xx that
   // they do nothing for, and eleven headers on every click cost measurable throughput (docs/perf-history.md).
   // Browsers' default referrer policy, not no-referrer: destinations of a short link may see where clicks came from.
-  const security = secureHeaders({ referrerPolicy: 'strict-origin-when-cross-origin' });
-  for (const path of ['/', '/v1/*', '/docs', '/docs/*', '/openapi.json', '/livez', '/readyz', '/metrics']) app.use(path, security);
+  // HSTS only over TLS (transport-security.ts), where secureHeaders would send it over plain HTTP too.
+  const security = secureHeaders({ referrerPolicy: 'strict-origin-when-cross-origin', strictTransportSecurity: false });
+  const hsts = transportSecurity(config.clientIpHeader !== undefined);
+  for (const path of ['/', '/v1/*', '/docs', '/docs/*', '/openapi.json', '/livez', '/readyz', '/metrics']) {
+    app.use(path, security);
+    app.use(path, hsts);
+  }
   const tooLarge = () => new AppError('payload_too_large', `The request body exceeds ${config.bodyLimitBytes} bytes.`);
   // A declared length is refused before anything touches the body: on Node, once the body stream has been opened,
   // the unread rest of a refused body is never drained and the keep-alive connection dies with the next request

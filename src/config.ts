@@ -417,6 +417,56 @@ export type OidcConfig = NonNullable<Config['oidc']>;
 /** Parses environment variables into a Config; throws ConfigError naming every bad variable. */
 export const loadConfig = (env: Record<string, string | undefined>): Config => shared.parse(env);
 
+/** How a Node or Bun server listens: TLS, timeouts and connection caps (src/runtimes/listen.ts applies them). */
+const listenVariables = {
+  HOP_TLS_CERT: z.string().min(1).optional(),
+  HOP_TLS_KEY: z.string().min(1).optional(),
+  HOP_HEADERS_TIMEOUT_MS: positiveInt(100, 600_000).default(10_000),
+  HOP_REQUEST_TIMEOUT_MS: positiveInt(100, 3_600_000).default(30_000),
+  HOP_KEEP_ALIVE_TIMEOUT_MS: positiveInt(100, 600_000).default(65_000),
+  HOP_IDLE_TIMEOUT_MS: positiveInt(100, 3_600_000).default(120_000),
+  HOP_MAX_CONNECTIONS: positiveInt(1, 1_000_000).default(10_000),
+  HOP_MAX_CONNECTIONS_PER_ADDRESS: positiveInt(0, 1_000_000).default(1000),
+};
+type Listen = z.output<z.ZodObject<typeof listenVariables>>;
+
+const listenRules: Rule<Listen>[] = [
+  {
+    reads: ['HOP_TLS_CERT', 'HOP_TLS_KEY'],
+    check(c, problem) {
+      if (c.HOP_TLS_CERT && !c.HOP_TLS_KEY) problem('HOP_TLS_KEY', 'missing (HOP_TLS_CERT and HOP_TLS_KEY go together)');
+      if (c.HOP_TLS_KEY && !c.HOP_TLS_CERT) problem('HOP_TLS_CERT', 'missing (HOP_TLS_CERT and HOP_TLS_KEY go together)');
+    },
+  },
+  {
+    reads: ['HOP_HEADERS_TIMEOUT_MS', 'HOP_REQUEST_TIMEOUT_MS'],
+    check(c, problem) {
+      if (c.HOP_REQUEST_TIMEOUT_MS < c.HOP_HEADERS_TIMEOUT_MS) {
+        problem('HOP_REQUEST_TIMEOUT_MS', 'must be at least HOP_HEADERS_TIMEOUT_MS (the whole request includes its head)');
+      }
+    },
+  },
+];
+
+function listenSettings(c: Listen) {
+  return {
+    /** PEM files of the certificate chain and its key: the server speaks HTTPS (and HTTP/2 on Node) itself. */
+    tls: c.HOP_TLS_CERT && c.HOP_TLS_KEY ? { certFile: c.HOP_TLS_CERT, keyFile: c.HOP_TLS_KEY } : undefined,
+    /** Longest wait for a request's head, from the connection's start or the previous answer (slow-header clients). */
+    headersTimeoutMs: c.HOP_HEADERS_TIMEOUT_MS,
+    /** Longest wait for a whole request, body included (slow-body clients). */
+    requestTimeoutMs: c.HOP_REQUEST_TIMEOUT_MS,
+    /** How long an idle keep-alive connection is kept between requests. */
+    keepAliveTimeoutMs: c.HOP_KEEP_ALIVE_TIMEOUT_MS,
+    /** A connection with no traffic either way for this long is closed (a client that stops reading its answer). */
+    idleTimeoutMs: c.HOP_IDLE_TIMEOUT_MS,
+    /** Open connections in total; past it new ones are closed at once. */
+    maxConnections: c.HOP_MAX_CONNECTIONS,
+    /** Open connections per client address (an IPv6 client by its /64); 0: no cap. */
+    maxConnectionsPerAddress: c.HOP_MAX_CONNECTIONS_PER_ADDRESS,
+  };
+}
+
 /**
  * Settings only Node and Bun read: the click queue (a Worker has its Queues binding instead). Built on demand and
  * kept out of configSchema, so the Worker's bundle does not carry them.
@@ -434,6 +484,7 @@ function serverParser() {
     HOP_QUEUE_MAX_DELIVERIES: positiveInt(1, 1000).default(5),
     HOP_QUEUE_CLAIM_IDLE_MS: positiveInt(1000, 86_400_000).default(60_000),
     HOP_QUEUE_MAX_BUFFERED: positiveInt(100, 10_000_000).default(20_000),
+    ...listenVariables,
   };
   type Server = z.output<z.ZodObject<typeof variables>>;
   const rules: Rule<Server>[] = [
@@ -441,6 +492,7 @@ function serverParser() {
     ...sharedRules<Server>((c) => c.HOP_QUEUE).map((rule) =>
       rule.reads.includes('HOP_REDIS_URL') ? { ...rule, reads: [...rule.reads, 'HOP_QUEUE' as const] } : rule,
     ),
+    ...listenRules,
     {
       reads: ['HOP_CLICK_CONSUMER', 'HOP_QUEUE'],
       check(c, problem) {
@@ -471,6 +523,9 @@ function serverParser() {
      * probes, metrics; no click pipeline) or `all` (both).
      */
     role: c.HOP_ROLE,
+    // Without HOP_BASE_URL, links point at the server itself: over https when it serves TLS.
+    ...(c.HOP_TLS_CERT && !c.HOP_BASE_URL ? { baseUrl: `https://localhost:${c.PORT}` } : {}),
+    listen: listenSettings(c),
     /** The click queue: in-process (`memory`) or Redis Streams (`redis`, over the Upstash REST protocol). */
     queue: c.HOP_QUEUE,
     /**

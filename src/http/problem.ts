@@ -176,9 +176,19 @@ export function errorResponse(logger: Logger, err: unknown, request: { requestId
   return problemResponse(appError, requestId, request.method);
 }
 
+/** nginx's status for a request whose client closed the connection before the answer. */
+const CLIENT_CLOSED = 499;
+
 export function errorHandler(logger: Logger, bookkeeping: RequestBookkeeping) {
   return function onError(err: unknown, c: Context<AppEnv>): Response {
     if (c.get('requestId') === undefined) bookkeeping.begin(c);
+    // The client went away mid-request (an aborted upload): reading its body failed because of that, not of hop.
+    // Nobody reads this answer; the request is logged as nginx does, 499 (client closed request), without a stack.
+    if (c.req.raw.signal.aborted) {
+      logger.log('debug', 'client aborted', { requestId: c.get('requestId'), method: c.req.method, path: c.req.path });
+      if (!c.get('requestLoggedAfter')) bookkeeping.finish(c, CLIENT_CLOSED);
+      return new Response(null, { status: CLIENT_CLOSED });
+    }
     const res = errorResponse(logger, err, { requestId: c.get('requestId'), method: c.req.method, path: c.req.path });
     if (!c.get('requestLoggedAfter')) bookkeeping.finish(c, res.status);
     return res;

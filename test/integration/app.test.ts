@@ -82,8 +82,34 @@ describe('every response', () => {
   it('carries security headers', async () => {
     const res = await t.request('/v1/workspace');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
-    expect(res.headers.get('strict-transport-security')).toContain('max-age');
     expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+  });
+
+  it('carries Strict-Transport-Security only when the request arrived over TLS', async () => {
+    expect((await t.request('/v1/workspace')).headers.get('strict-transport-security')).toBeNull();
+    const tls = await t.request('https://localhost/v1/workspace');
+    expect(tls.status).toBe(200);
+    expect(tls.headers.get('strict-transport-security')).toBe('max-age=31536000');
+    // No proxy is configured here: a client's own X-Forwarded-Proto is not believed.
+    const claimed = await t.request('/v1/workspace', { headers: { 'x-forwarded-proto': 'https' } });
+    expect(claimed.headers.get('strict-transport-security')).toBeNull();
+  });
+
+  it('logs a request whose client went away while its body was read as 499, with no error and no stack', async () => {
+    const client = new AbortController();
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        // What a runtime does when the connection closes mid-upload: the signal aborts, the body errors.
+        client.abort();
+        controller.error(new TypeError('terminated'));
+      },
+    });
+    const init = { method: 'POST', body, signal: client.signal, duplex: 'half', headers: { 'content-type': 'application/json', 'x-request-id': 'gone-1' } };
+    const res = await t.request('/v1/links', init as RequestInit);
+    expect(res.status).toBe(499);
+    const lines = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === 'gone-1');
+    expect(lines.filter((l) => l.msg === 'request')).toMatchObject([{ level: 'info', status: 499 }]);
+    expect(lines.filter((l) => l.level === 'error' || 'stack' in l)).toEqual([]);
   });
 
   it('writes one JSON log line per request with its id, status and duration', async () => {

@@ -33,6 +33,10 @@ process.once('exit', () => {
   }
 });
 
+/** The status of GET `url` (the readiness probe); a server over TLS with its own CA passes its own. */
+export type Probe = (url: string) => Promise<number>;
+const fetchStatus: Probe = async (url) => (await fetch(url, { signal: AbortSignal.timeout(5000) })).status;
+
 /** Spawns `command` in its own process group (so npm's children stop with it) and waits for /readyz. */
 export async function startProcess(
   command: string,
@@ -40,6 +44,7 @@ export async function startProcess(
   env: Record<string, string>,
   baseUrl: string,
   timeoutMs = 20_000,
+  probe: Probe = fetchStatus,
 ): Promise<Running> {
   const child = spawn(command, args, { env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -76,8 +81,7 @@ export async function startProcess(
       throw new Error(`process exited with ${child.exitCode ?? child.signalCode}:\n${out}`);
     }
     try {
-      const res = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(5000) });
-      if (res.status === 200) return { child, output: () => out, stop };
+      if ((await probe(`${baseUrl}/readyz`)) === 200) return { child, output: () => out, stop };
     } catch {
       // not listening yet
     }

@@ -193,8 +193,47 @@ describe('loadConfig', () => {
       redis: undefined,
       clickConsumer: true,
       clickStream: { key: 'hop:clicks', group: 'hop-clicks', deadLetterKey: 'hop:clicks:dead', maxDeliveries: 5, claimIdleMs: 60_000 },
+      listen: {
+        tls: undefined,
+        headersTimeoutMs: 10_000,
+        requestTimeoutMs: 30_000,
+        keepAliveTimeoutMs: 65_000,
+        idleTimeoutMs: 120_000,
+        maxConnections: 10_000,
+        maxConnectionsPerAddress: 1000,
+      },
     });
     expect(loadConfig({ HOP_QUEUE: 'kafka' })).not.toHaveProperty('queue');
+  });
+
+  it('serves TLS with a certificate and its key, both or neither, and links over https by default then', () => {
+    const tls = loadServerConfig({ HOP_TLS_CERT: '/etc/hop/cert.pem', HOP_TLS_KEY: '/etc/hop/key.pem', PORT: '8443' });
+    expect(tls.listen.tls).toEqual({ certFile: '/etc/hop/cert.pem', keyFile: '/etc/hop/key.pem' });
+    expect(tls.baseUrl).toBe('https://localhost:8443');
+    const behind = loadServerConfig({ HOP_TLS_CERT: 'c.pem', HOP_TLS_KEY: 'k.pem', HOP_BASE_URL: 'https://hop.example' });
+    expect(behind.baseUrl).toBe('https://hop.example');
+    expect(loadServerConfig({ HOP_BASE_URL: 'https://hop.example:8443' }).baseUrl).toBe('https://hop.example:8443');
+    expect(configError({ HOP_TLS_CERT: 'c.pem' }, loadServerConfig).problems).toEqual([
+      { variable: 'HOP_TLS_KEY', message: 'missing (HOP_TLS_CERT and HOP_TLS_KEY go together)' },
+    ]);
+    expect(configError({ HOP_TLS_KEY: 'k.pem' }, loadServerConfig).problems.map((p) => p.variable)).toEqual(['HOP_TLS_CERT']);
+  });
+
+  it('reads the timeouts and connection caps, refusing a request timeout shorter than the head\'s', () => {
+    const c = loadServerConfig({
+      HOP_HEADERS_TIMEOUT_MS: '2000',
+      HOP_REQUEST_TIMEOUT_MS: '5000',
+      HOP_KEEP_ALIVE_TIMEOUT_MS: '3000',
+      HOP_IDLE_TIMEOUT_MS: '9000',
+      HOP_MAX_CONNECTIONS: '500',
+      HOP_MAX_CONNECTIONS_PER_ADDRESS: '0',
+    }).listen;
+    expect(c).toMatchObject({ headersTimeoutMs: 2000, requestTimeoutMs: 5000, keepAliveTimeoutMs: 3000, idleTimeoutMs: 9000 });
+    expect(c).toMatchObject({ maxConnections: 500, maxConnectionsPerAddress: 0 });
+    const err = configError({ HOP_HEADERS_TIMEOUT_MS: '20000', HOP_REQUEST_TIMEOUT_MS: '10000' }, loadServerConfig);
+    expect(err.problems.map((p) => p.variable)).toEqual(['HOP_REQUEST_TIMEOUT_MS']);
+    const bad = configError({ HOP_HEADERS_TIMEOUT_MS: '10s', HOP_MAX_CONNECTIONS: '0', HOP_KEEP_ALIVE_TIMEOUT_MS: '-1' }, loadServerConfig);
+    expect(bad.problems.map((p) => p.variable)).toEqual(['HOP_HEADERS_TIMEOUT_MS', 'HOP_KEEP_ALIVE_TIMEOUT_MS', 'HOP_MAX_CONNECTIONS']);
   });
 
   it('bounds the click buffer by HOP_QUEUE_MAX_BUFFERED, naming it when it is not a count', () => {

@@ -1,6 +1,7 @@
 // Worker-only behaviour, inside workerd: configuration from bindings (wrangler.toml's vars plus secrets), a
-// configuration error answered as problem+json, one app per isolate, and a database that cannot be reached
-// answering 503 within the deadline. The shared HTTP behaviour is the black-box suite's (test/blackbox/).
+// configuration error answered as problem+json, one app per isolate, a database that cannot be reached answering 503
+// within the deadline, and HSTS for requests the edge hands over as https. The shared HTTP behaviour is the
+// black-box suite's (test/blackbox/).
 import { exports } from 'cloudflare:workers';
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
@@ -82,5 +83,17 @@ describe('a database that cannot be reached', () => {
       expect(res.headers.get('retry-after')).toBe('1');
     }
     expect(Date.now() - started).toBeLessThan(3 * 2000);
+  });
+});
+
+describe('TLS at Cloudflare\'s edge', () => {
+  const bindings = { HOP_DATABASE_URL: UNREACHABLE, HOP_LOG_LEVEL: 'silent' };
+
+  it('sends Strict-Transport-Security on API answers to https requests, which is how the edge hands them over', async () => {
+    const overTls = await worker.fetch(new Request('https://hop.example/livez'), bindings, ctx);
+    expect(overTls.status).toBe(200);
+    expect(overTls.headers.get('strict-transport-security')).toBe('max-age=31536000');
+    const plain = await worker.fetch(new Request('http://hop.example/livez'), bindings, ctx);
+    expect(plain.headers.get('strict-transport-security')).toBeNull();
   });
 });
