@@ -14,7 +14,7 @@ import { strictBody } from './http/middleware/strict-body.ts';
 import { transportSecurity } from './http/middleware/transport-security.ts';
 import { errorHandler, HttpError } from './http/problem.ts';
 import { createRouter } from './http/router.ts';
-import { docsRoutes } from './modules/docs/docs.routes.ts';
+import { docsRoutes, landingRoutes } from './modules/docs/docs.routes.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { linksRoutes } from './modules/links/links.routes.ts';
 import { redirectDocument, redirectHeadDocument } from './modules/redirect/redirect.openapi.ts';
@@ -46,11 +46,23 @@ export interface AppDeps {
   clientIp?: ((request: Request, env: unknown) => string | undefined) | undefined;
   /** /metrics of every worker of this host (HOP_WORKERS); this process's own when not given. */
   hostMetrics?: (() => Promise<string>) | undefined;
+  /** What this process serves (HOP_ROLE); `all` by default. Probes and /metrics are served by every role. */
+  role?: AppRole | undefined;
 }
+
+/** `redirect`: short links; `api`: the management API and its documents; `all`: both. */
+export type AppRole = 'redirect' | 'api' | 'all';
+
+/** The answer of one role to the other's paths: a 404 that says where they are served. */
+const otherRole = (what: string, role: AppRole) =>
+  new AppError('not_found', `${what} are not served by this process (HOP_ROLE=${role}); the ${role === 'api' ? 'redirect' : 'api'} role serves them.`);
 
 /** The HTTP app over composed services; call it through composeApp (src/composition/root.ts). */
 export function createApp(deps: AppDeps) {
   const { config, db, logger, metrics, now, redirect } = deps;
+  const role = deps.role ?? 'all';
+  const servesApi = role !== 'redirect';
+  const servesRedirects = role !== 'api';
   const limits = createRateLimits(config, deps.rateLimiter, { clientIp: deps.clientIp, metrics });
   const { workspaces, links, idempotency, stats } = deps.services;
 
@@ -117,45 +129,62 @@ export function createApp(deps: AppDeps) {
     description: 'The operator token configured as HOP_ADMIN_TOKEN.',
   });
 
-  if (limits) app.use('/v1/*', authFailureLimit(limits));
-  app.route('/', operatorRoutes(workspaces, config.adminToken, now));
-  app.route('/', statsOperatorRoutes(stats, config.adminToken, now));
-  app.use('/v1/*', apiKeyAuth((token) => workspaces.authenticate(token)));
-  if (limits) app.use('/v1/*', apiKeyLimit(limits));
-  // Bodies are read and checked only once their sender is known and within its quota (the operator route checks its
-  // token first the same way): a large body from a stranger, or from an address refused 429, costs nothing.
-  app.use('/v1/*', strictBody());
-  app.route('/', workspaceRoutes(workspaces, now));
-  app.route('/', linksRoutes(links, idempotency, now));
-  app.route('/', statsRoutes(stats, now));
+  if (servesApi) {
+    if (limits) app.use('/v1/*', authFailureLimit(limits));
+    app.route('/', operatorRoutes(workspaces, config.adminToken, now));
+    app.route('/', statsOperatorRoutes(stats, config.adminToken, now));
+    app.use('/v1/*', apiKeyAuth((token) => workspaces.authenticate(token)));
+    if (limits) app.use('/v1/*', apiKeyLimit(limits));
+    // Bodies are read and checked only once their sender is known and within its quota (the operator route checks its
+    // token first the same way): a large body from a stranger, or from an address refused 429, costs nothing.
+    app.use('/v1/*', strictBody());
+    app.route('/', workspaceRoutes(workspaces, now));
+    app.route('/', linksRoutes(links, idempotency, now));
+    app.route('/', statsRoutes(stats, now));
 
-  let document: unknown;
-  const openApiDocument = () =>
-    (document ??= app.getOpenAPI31Document({
-      openapi: '3.1.0',
-      info: {
-        title: 'hop',
-        version: '0.1.0',
-        description: 'Short links and click analytics. Errors are RFC 9457 problem+json.',
-      },
-      servers: [{ url: config.baseUrl }],
-      tags: [
-        { name: 'Workspaces', description: 'Tenants, created by the operator.' },
-        { name: 'API keys', description: 'Scoped keys of a workspace, shown once.' },
-        { name: 'Domains', description: 'Short-link hostnames a workspace owns.' },
-        { name: 'Links', description: 'Short links and their redirect rules.' },
-        { name: 'Statistics', description: 'Clicks counted per hour, raw clicks streamed.' },
-        { name: 'Redirect', description: 'The short links themselves.' },
-        { name: 'Operations', description: 'Probes and metrics.' },
-        { name: 'Documentation', description: 'This document, its reference and the landing page.' },
-      ],
-    }));
-  app.route('/', docsRoutes({ document: openApiDocument, baseUrl: config.baseUrl }));
+    let document: unknown;
+    const openApiDocument = () =>
+      (document ??= app.getOpenAPI31Document({
+        openapi: '3.1.0',
+        info: {
+          title: 'hop',
+          version: '0.1.0',
+          description: 'Short links and click analytics. Errors are RFC 9457 problem+json.',
+        },
+        servers: [{ url: config.baseUrl }],
+        tags: [
+          { name: 'Workspaces', description: 'Tenants, created by the operator.' },
+          { name: 'API keys', description: 'Scoped keys of a workspace, shown once.' },
+          { name: 'Domains', description: 'Short-link hostnames a workspace owns.' },
+          { name: 'Links', description: 'Short links and their redirect rules.' },
+          { name: 'Statistics', description: 'Clicks counted per hour, raw clicks streamed.' },
+          { name: 'Redirect', description: 'The short links themselves.' },
+          { name: 'Operations', description: 'Probes and metrics.' },
+          { name: 'Documentation', description: 'This document, its reference and the landing page.' },
+        ],
+      }));
+    app.route('/', docsRoutes({ document: openApiDocument, baseUrl: config.baseUrl }));
+  } else {
+    // The redirect role: the landing page at `/` (a browser on a short-link host), and a clear 404 on the API's
+    // paths, which are also kept out of the slugs below.
+    app.route('/', landingRoutes());
+    const api = () => {
+      throw otherRole('The management API and its documents', role);
+    };
+    app.all('/v1', api).all('/v1/*', api).all('/docs', api).all('/docs/*', api).all('/openapi.json', api);
+  }
 
   app.openAPIRegistry.registerPath(redirectDocument);
   app.openAPIRegistry.registerPath(redirectHeadDocument);
   const redirects = redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, logger, limits });
-  app.route('/', redirects.routes);
+  if (servesRedirects) app.route('/', redirects.routes);
+  else {
+    // The API role: a short-link request is answered 404 problem+json naming the role that serves it (through the
+    // request context, so it is logged like any API answer).
+    app.on(['GET', 'HEAD'], '/:slug', context, () => {
+      throw otherRole('Short links', role);
+    });
+  }
 
   // The request context registered per method above is bookkeeping, not a handler that would allow the method.
   const allowedMethods = methodsByPath(app.routes.filter((r) => r.handler !== context));
@@ -173,6 +202,7 @@ export function createApp(deps: AppDeps) {
   // Redirects are answered before the router (see redirectRoutes); the one-segment paths of other routes are not
   // redirects.
   const reserved = new Set(app.routes.map((r) => r.path.slice(1)).filter((p) => p !== '' && !p.includes('/') && !p.includes(':')));
+  if (!servesRedirects) return app;
   const routed = app.fetch;
   app.fetch = (request, env, executionCtx) => {
     const slug = redirects.match(request, reserved);

@@ -475,6 +475,7 @@ function serverParser() {
   const key = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1-200 printable characters without spaces');
   const variables = {
     ...sharedVariables,
+    HOP_ROLE: z.enum(['redirect', 'api', 'all']).default('all'),
     HOP_QUEUE: z.enum(['memory', 'redis']).default('memory'),
     HOP_CLICK_CONSUMER: z.enum(['on', 'off']).default('on'),
     HOP_QUEUE_STREAM: key.default('hop:clicks'),
@@ -523,6 +524,11 @@ function serverParser() {
   ];
   return configParser(variables, rules, (c) => ({
     ...sharedConfig(c),
+    /**
+     * What this process serves: `redirect` (short links, probes, metrics), `api` (the management API, its documents,
+     * probes, metrics; no click pipeline) or `all` (both).
+     */
+    role: c.HOP_ROLE,
     // Without HOP_BASE_URL, links point at the server itself: over https when it serves TLS.
     ...(c.HOP_TLS_CERT && !c.HOP_BASE_URL ? { baseUrl: `https://localhost:${c.PORT}` } : {}),
     listen: listenSettings(c),

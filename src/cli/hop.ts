@@ -3,7 +3,7 @@
  * The `hop` command: serve, consume, migrate, init, and operator tasks on workspaces and API keys. Configuration comes from
  * the same environment variables as the server (see README), validated by the same schema.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { prettifyError, ZodError } from 'zod';
 import { loadConfig, loadServerConfig, ConfigError, type Config } from '../config.ts';
 import { AppError, errorCodes, isBusy } from '../errors.ts';
@@ -64,7 +64,17 @@ program
   .command('serve')
   .description('serve the API on PORT (default 8787); migrates and bootstraps an embedded database')
   .option('--workers <n|auto>', 'server processes under one supervisor, auto: one per core (default HOP_WORKERS, 1)')
-  .action((opts: { workers?: string }) => serveNode(opts.workers === undefined ? process.env : { ...process.env, HOP_WORKERS: opts.workers }));
+  .addOption(
+    new Option('--role <role>', 'what to serve: redirect (short links), api (/v1, /docs, /openapi.json) or all (default: HOP_ROLE, else all)')
+      .choices(['redirect', 'api', 'all']),
+  )
+  .action((opts: { workers?: string; role?: string }) =>
+    serveNode({
+      ...process.env,
+      ...(opts.workers === undefined ? {} : { HOP_WORKERS: opts.workers }),
+      ...(opts.role ? { HOP_ROLE: opts.role } : {}),
+    }),
+  );
 
 program
   .command('consume')

@@ -52,8 +52,9 @@ export async function composeProcess(
 ): Promise<ComposedProcess> {
   const composed = composeForProcess(config, provided);
   const serve = role === 'serve';
+  // The API role serves no redirect: it neither produces clicks nor consumes them.
   const clicks =
-    config.clicks || !serve
+    (config.clicks && config.role !== 'api') || !serve
       ? await startClickPipeline(config, {
           produce: serve,
           consume: serve ? config.clickConsumer : true,
@@ -65,7 +66,7 @@ export async function composeProcess(
         })
       : undefined;
   const app = serve
-    ? composeApp(composed, { clicks: clicks?.queue, clientIp: provided.clientIp, draining: provided.draining, hostMetrics: provided.hostMetrics })
+    ? composeApp(composed, { clicks: clicks?.queue, clientIp: provided.clientIp, draining: provided.draining, hostMetrics: provided.hostMetrics, role: config.role })
     : undefined;
   return { ...composed, app, clicks };
 }

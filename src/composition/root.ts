@@ -5,7 +5,7 @@
  * pipeline has its own half (clicks.ts) so that the redirect Worker's bundle leaves the click consumer out; a
  * Node or Bun process puts both together in process.ts. Nothing else in src/ constructs a service, store or queue.
  */
-import { createApp, type App } from '../app.ts';
+import { createApp, type App, type AppRole } from '../app.ts';
 import type { Config } from '../config.ts';
 import type { ClickEvent } from '../modules/clicks/clicks.schemas.ts';
 import { createIdempotencyRepository } from '../modules/idempotency/idempotency.repository.ts';
@@ -195,6 +195,8 @@ export interface AppProvided {
   draining?: (() => boolean) | undefined;
   /** /metrics of the whole host (HOP_WORKERS): every worker's counters, gathered by the supervisor. */
   hostMetrics?: (() => Promise<string>) | undefined;
+  /** What the app serves (HOP_ROLE on Node and Bun); `all` by default. */
+  role?: AppRole | undefined;
 }
 
 /** The app over a composition: the redirect service is made here, where the click producer is known. */
@@ -207,5 +209,5 @@ export function composeApp(composed: Composed, provided: AppProvided = {}): App 
     clicks: provided.clicks ?? (binding && createCloudflareQueueProducer<ClickEvent>(binding, logger)),
     limits: rateLimiter,
   });
-  return createApp({ ...composed, redirect, clientIp: provided.clientIp, draining: provided.draining, hostMetrics: provided.hostMetrics });
+  return createApp({ ...composed, redirect, clientIp: provided.clientIp, draining: provided.draining, hostMetrics: provided.hostMetrics, role: provided.role });
 }

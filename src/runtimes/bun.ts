@@ -59,7 +59,7 @@ export async function startBun(env: Record<string, string | undefined>) {
     if (options.tls) throw tlsStartError(err);
     throw err;
   }
-  logger.log('info', 'listening', { url: `${options.tls ? 'https' : 'http'}://${config.host}:${server.port}`, baseUrl: config.baseUrl, runtime: 'bun' });
+  logger.log('info', 'listening', { url: `${options.tls ? 'https' : 'http'}://${config.host}:${server.port}`, baseUrl: config.baseUrl, runtime: 'bun', role: config.role });
   const shutdown = drainOnSignals(prepared, {
     stop: () => server.stop(false),
     stopNow: () => void server.stop(true),

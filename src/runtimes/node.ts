@@ -58,7 +58,7 @@ export async function startNode(env: Record<string, string | undefined>) {
     );
   });
   const address = server.address() as AddressInfo;
-  logger.log('info', 'listening', { url: `${listen.pem ? 'https' : 'http'}://${config.host}:${address.port}`, baseUrl: config.baseUrl, runtime: 'node' });
+  logger.log('info', 'listening', { url: `${listen.pem ? 'https' : 'http'}://${config.host}:${address.port}`, baseUrl: config.baseUrl, runtime: 'node', role: config.role });
   const shutdown = drainOnSignals(prepared, {
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
     stopNow: () => (server as { closeAllConnections?: () => void }).closeAllConnections?.(),

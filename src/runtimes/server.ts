@@ -70,7 +70,8 @@ export async function openProcessDatabase(
   const db = await openDatabase(config, logger);
   // A worker's supervisor migrated before forking it.
   if (db.mode === 'embedded' && !host) await migrateDatabase(db);
-  const embedded = db.mode === 'embedded' && role === 'serve';
+  // The API role reads no redirect and handles no click.
+  const embedded = db.mode === 'embedded' && role === 'serve' && config.role !== 'api';
   return {
     db,
     // A plain embedded file gets the prepared-once read; a replica's file is managed by its sync, so it keeps the
@@ -99,7 +100,7 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
     const created = await hop.services.workspaces.bootstrapDefaultWorkspace(new Date());
     if (created) announceKey(config, created);
   }
-  logger.log('debug', 'prepared', { runtime, database: db.mode, clicks: hop.clicks?.description ?? 'off', cache: config.cache.mode });
+  logger.log('debug', 'prepared', { runtime, role: config.role, database: db.mode, clicks: hop.clicks?.description ?? 'off', cache: config.cache.mode });
   releaseLoadingGarbage();
   return {
     config,

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { App } from '../../src/app.ts';
+import type { App, AppRole } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Scope } from '../../src/http/env.ts';
 import type { Database } from '../../src/platform/db/client.ts';
@@ -56,6 +56,8 @@ export interface TestAppOptions {
   /** Where the app sends click events; none: clicks are not recorded. */
   clickQueue?: QueueProducer<ClickEvent>;
   metrics?: Metrics;
+  /** What the app serves (HOP_ROLE); `all` by default. */
+  role?: AppRole;
 }
 
 
@@ -82,7 +84,7 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
   // Composed as a runtime entry composes it; tests reach the same instances (the link cache's invalidation).
   const composed = composeForProcess(config, { db, redirectLookup: lookup, logger, metrics, now: () => new Date(clock.now) });
   const { services } = composed;
-  const app = composeApp(composed, { clicks: options.clickQueue });
+  const app = composeApp(composed, { clicks: options.clickQueue, role: options.role });
 
   async function request(path: string, init: RequestInit & { key?: string | null; json?: unknown } = {}) {
     const { key, json, ...rest } = init;

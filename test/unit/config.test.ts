@@ -187,6 +187,7 @@ describe('loadConfig', () => {
   it('has the in-process queue by default on Node and Bun, and the Worker does not read the queue settings', () => {
     expect(loadServerConfig({})).toEqual({
       ...loadConfig({}),
+      role: 'all',
       queue: 'memory',
       queueMaxBuffered: 20_000,
       redis: undefined,

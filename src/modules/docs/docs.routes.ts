@@ -4,7 +4,9 @@
  * small HTML page for browsers. A client that does not prefer HTML gets the 404 problem+json at `/` it always got.
  */
 import * as z from '../../platform/zod.ts';
+import type { Context } from 'hono';
 import { AppError } from '../../errors.ts';
+import type { AppEnv } from '../../http/env.ts';
 import { createRouter, headOf, problem, publicSecurity } from '../../http/router.ts';
 
 /** The reference's files, each read once per process from the package (src/runtimes/docs-assets.*.ts). */
@@ -124,10 +126,7 @@ export function docsRoutes({ document, baseUrl, readAsset = loadAsset }: DocsOpt
   const assets = new Map<DocsAsset, Promise<string>>();
 
   return router
-    .get('/', (c) => {
-      if (!prefersHtml(c.req.header('accept'))) throw new AppError('not_found', `Nothing at ${c.req.method} ${c.req.path}.`);
-      return c.body(LANDING_PAGE, 200, pageHeaders("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"));
-    })
+    .get('/', landing)
     .get('/openapi.json', (c) => c.json(document()))
     .get('/docs', (c) => c.body(REFERENCE_PAGE, 200, pageHeaders(referenceCsp)))
     .get('/docs/:asset', async (c) => {
@@ -144,6 +143,23 @@ export function docsRoutes({ document, baseUrl, readAsset = loadAsset }: DocsOpt
       }
       return c.body(await text, 200, assetHeaders(DOCS_ASSETS[asset]));
     });
+}
+
+/** The landing page alone, for a process that serves redirects but not the API (HOP_ROLE=redirect). */
+export function landingRoutes() {
+  const router = createRouter();
+  router.openAPIRegistry.registerPath(landingDocument);
+  router.openAPIRegistry.registerPath(headOf(landingDocument));
+  return router.get('/', landing);
+}
+
+function landing(c: Context<AppEnv>) {
+  if (!prefersHtml(c.req.header('accept'))) throw new AppError('not_found', `Nothing at ${c.req.method} ${c.req.path}.`);
+  return c.body(LANDING_PAGE, 200, {
+    'content-type': 'text/html; charset=UTF-8',
+    'cache-control': 'no-cache',
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  });
 }
 
 const assetHeaders = (contentType: string) => ({ 'content-type': contentType, 'cache-control': 'public, max-age=86400' });
