@@ -33,7 +33,7 @@ describeTarget({ runtime: 'node', storage: 'sqld' }, (target) => {
     return path
       .replace('{id}', id!)
       .replace('{slug}', 'api9')
-      .replace('{asset}', 'missing.js')
+      .replace('{asset}', 'init.js')
       .replace(/\/v1\/(operator\/)?orphans$/, (p) => `${p}?domain=api9.example.com`)
       .replace(/\/v1\/operator\/orphans\?domain=api9\.example\.com/, '/v1/operator/orphans?domain=localhost');
   }
@@ -51,7 +51,13 @@ describeTarget({ runtime: 'node', storage: 'sqld' }, (target) => {
     for (const [path, operations] of Object.entries(doc.paths)) {
       for (const [method, operation] of Object.entries(operations).filter(([m]) => METHODS.includes(m))) {
         // A write with an empty body reaches validation: enough to show it is routed. DELETEs really delete.
-        const res = await api(concrete(path), { method: method.toUpperCase(), key: keyFor(operation), json: method === 'post' || method === 'patch' ? {} : undefined });
+        const res = await api(concrete(path), {
+          method: method.toUpperCase(),
+          key: keyFor(operation),
+          json: method === 'post' || method === 'patch' ? {} : undefined,
+          // The landing page answers browsers only (documented: 404 to any other client).
+          headers: path === '/' ? { accept: 'text/html' } : {},
+        });
         const text = await res.text();
         const what = `${method.toUpperCase()} ${path}: ${res.status} ${text}`;
         expect(res.status, what).not.toBe(405);
