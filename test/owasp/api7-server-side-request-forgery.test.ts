@@ -70,6 +70,13 @@ describeTarget({ runtime: 'bun', storage: 'file' }, (target) => {
     await refused({ url }, 'url', /./);
   });
 
+  it("accepts a private address as a target: the visitor's browser goes there, hop never fetches it", async () => {
+    const link = await createLink(ws, { url: 'http://10.0.0.1/intranet', slug: 'api7-private' });
+    const res = await api(`/${link.slug}`);
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('http://10.0.0.1/intranet');
+  });
+
   it('refuses a PATCH that moves an existing link onto loopback, leaving it as it was', async () => {
     const link = await createLink(ws, { url: 'https://example.com/ok' });
     const res = await api(`/v1/links/${link.id}`, { method: 'PATCH', key: ws.key, json: { url: 'http://[::1]:6379/' } });
