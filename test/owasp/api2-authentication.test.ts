@@ -90,9 +90,10 @@ describeTarget({ runtime: 'node', storage: 'file', env }, (target) => {
     ['Basic', 'Basic YWRtaW46YWRtaW4='],
     ['an empty Bearer', 'Bearer '],
     ['a 10 kB token', `Bearer ${'a'.repeat(10_000)}`],
-    ['a token with control characters', 'Bearer hop_\u0001\u0002'],
+    ['a key of another shape', 'Bearer sk_live_0123456789'],
+    ['two tokens', `Bearer hop_${'x'.repeat(43)} hop_${'y'.repeat(43)}`],
   ])('refuses %s in Authorization with 401', async (_what, authorization) => {
-    const headers = { ...from(), authorization: authorization.replace(/[\u0000-\u001f]/g, '') };
+    const headers = { ...from(), authorization };
     await expectProblem(await api('/v1/workspace', { headers }), 401, 'unauthorized');
   });
 
