@@ -8,7 +8,7 @@ import { expectProblem, rawRequest, sameConnection, type Workspace } from '../bl
 import { describeTarget } from '../blackbox/targets.ts';
 import { owaspClient } from './client.ts';
 
-const API_QUOTA = 40;
+const API_QUOTA = 100;
 const env = { HOP_RATE_LIMIT_API: `${API_QUOTA}/60s`, HOP_HEADERS_TIMEOUT_MS: '1000', HOP_REQUEST_TIMEOUT_MS: '2000' };
 const LIMIT = 1024 * 1024;
 
@@ -33,6 +33,7 @@ function slowClient(baseUrl: string, data: string) {
 describeTarget({ runtime: 'node', storage: 'file', env }, (target) => {
   const { api, createWorkspace, snapshot } = owaspClient(target);
   let ws: Workspace;
+  let statsWs: Workspace | undefined;
   const oversized = () => new TextEncoder().encode(JSON.stringify({ url: 'https://example.com/', title: 'x'.repeat(LIMIT) }));
 
   beforeAll(async () => {
@@ -71,6 +72,17 @@ describeTarget({ runtime: 'node', storage: 'file', env }, (target) => {
   ])('refuses a page of %s (400 naming %s)', async (query, field) => {
     const problem = await expectProblem(await api(`/v1/links?${query}`, { key: ws.key }), 400, 'validation');
     expect(problem.errors?.map((e) => e.field)).toContain(field);
+  });
+
+  it.each([
+    ['/v1/stats?from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&interval=hour', 'from'],
+    ['/v1/stats?from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&interval=day', 'from'],
+    ['/v1/stats?top=1000', 'top'],
+  ])('refuses statistics over a range or a top list past their bounds: %s', async (path, field) => {
+    // Another workspace: each key has API_QUOTA requests a minute, and the snapshots of `ws` use many.
+    statsWs ??= await createWorkspace('api4-stats');
+    const problem = await expectProblem(await api(path, { key: statsWs.key }), 400, 'validation');
+    expect(problem.errors?.map((e) => e.field).join(' ')).toContain(field);
   });
 
   it.each<[string, Record<string, unknown>, string]>([
