@@ -101,6 +101,19 @@ describeTarget(spec, (target) => {
     }
   });
 
+  it('builds short links and the document from HOP_BASE_URL, never from Host or X-Forwarded-Host', async () => {
+    const spoof = { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' };
+    const created = await rawRequest(target().baseUrl, '/v1/links', {
+      method: 'POST',
+      headers: { ...spoof, authorization: `Bearer ${ws.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: 'https://example.com/host' }),
+    });
+    expect(created.status, created.body).toBe(201);
+    expect((JSON.parse(created.body) as { shortUrl: string }).shortUrl.startsWith(`${target().publicUrl}/`)).toBe(true);
+    const document = await rawRequest(target().baseUrl, '/openapi.json', { headers: spoof });
+    expect(document.body).not.toContain('evil.example');
+  });
+
   it('never shows a key or the operator token in /metrics', async () => {
     const res = await api('/metrics');
     const text = await res.text();
