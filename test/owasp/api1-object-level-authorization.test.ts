@@ -68,6 +68,16 @@ describeTarget({ runtime: 'node', storage: 'sqld' }, (target) => {
     expect(await snapshot(b)).toBe(before);
   });
 
+  it("refuses to move A's own link onto B's domain (400): B's host never redirects to A's target", async () => {
+    const mine = await createLink(a, { url: 'https://a.example/moved', slug: 'api1-move' });
+    const res = await api(`/v1/links/${mine.id}`, { method: 'PATCH', key: a.key, json: { domain: 'api1-b.example.com' } });
+    const problem = await expectProblem(res, 400, 'validation');
+    expect(problem.errors?.map((e) => e.field)).toEqual(['domain']);
+    const followed = await rawRequest(target().baseUrl, '/api1-move', { headers: { host: 'api1-b.example.com' } });
+    expect(followed.status).toBe(404);
+    expect(followed.headers.location).toBeUndefined();
+  });
+
   it("never shows a hostname's next owner the orphan visits of its previous owner", async () => {
     const hostname = 'api1-orphans.example.com';
     const first = await addDomain(a, hostname);
