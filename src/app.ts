@@ -26,6 +26,8 @@ import type { Logger } from './platform/logger.ts';
 import type { Metrics } from './platform/metrics.ts';
 import type { RateLimiter } from './platform/ratelimit/policies.ts';
 import type { RedirectService } from './modules/redirect/redirect.service.ts';
+import type { ScopeStore, Tracer } from './platform/tracing.ts';
+import { requestObserver } from './http/observe.ts';
 import type { Services } from './composition/root.ts';
 
 export interface AppDeps {
@@ -44,6 +46,10 @@ export interface AppDeps {
   draining?: (() => boolean) | undefined;
   /** The client's address as the runtime sees it (the connection's peer; Workers: cf-connecting-ip). */
   clientIp?: ((request: Request, env: unknown) => string | undefined) | undefined;
+  /** Traces; undefined: tracing off (the default). */
+  tracer?: Tracer | undefined;
+  /** The runtime's scope store (current span, Server-Timing); undefined where the runtime provides none. */
+  scopes?: ScopeStore | undefined;
 }
 
 /** The HTTP app over composed services; call it through composeApp (src/composition/root.ts). */
@@ -171,9 +177,17 @@ export function createApp(deps: AppDeps) {
   // redirects.
   const reserved = new Set(app.routes.map((r) => r.path.slice(1)).filter((p) => p !== '' && !p.includes('/') && !p.includes(':')));
   const routed = app.fetch;
+  // Spans and Server-Timing (observe.ts); with tracing off a redirect goes straight to its handler.
+  const observe = requestObserver({ tracer: deps.tracer, scopes: deps.scopes, routes: app.routes });
+  const traced = deps.tracer !== undefined;
   app.fetch = (request, env, executionCtx) => {
     const slug = redirects.match(request, reserved);
-    return slug === undefined ? routed(request, env, executionCtx) : redirects.handle(request, slug, env, executionCtx);
+    if (slug !== undefined) {
+      return traced
+        ? observe!(request, '/:slug', () => redirects.handle(request, slug, env, executionCtx), executionCtx)
+        : redirects.handle(request, slug, env, executionCtx);
+    }
+    return observe ? observe(request, undefined, () => routed(request, env, executionCtx), executionCtx) : routed(request, env, executionCtx);
   };
   return app;
 }

@@ -13,6 +13,8 @@ import { createThreadedClicks } from './click-thread.ts';
 import { DatabaseOpenError, embeddedPath, migrateDatabase, openDatabase, type OpenedDatabase } from './database.ts';
 import { createEmbeddedLookup } from './embedded-lookup.ts';
 import { releaseLoadingGarbage } from './heap.ts';
+import { createScopes } from './scopes.ts';
+import type { ScopeStore } from '../platform/tracing.ts';
 
 /** Prints the one-time admin key of a freshly created default workspace. */
 export function announceKey(config: Config, created: { id: string; apiKey: { key: string } }, write = console.log) {
@@ -61,8 +63,9 @@ export async function openProcessDatabase(
   logger: Logger,
   env: Record<string, string | undefined>,
   role: 'serve' | 'consume',
+  scopes?: ScopeStore,
 ) {
-  const db = await openDatabase(config, logger);
+  const db = await openDatabase(config, logger, scopes);
   if (db.mode === 'embedded') await migrateDatabase(db);
   const embedded = db.mode === 'embedded' && role === 'serve';
   return {
@@ -79,12 +82,14 @@ export async function openProcessDatabase(
 
 export async function prepare(env: Record<string, string | undefined>, runtime: string, options: ServerOptions = {}): Promise<Prepared> {
   const config = loadServerConfig(env);
-  const logger = createLogger({ level: config.logLevel });
-  const { db, redirectLookup, clickStore, consumerName } = await openProcessDatabase(config, logger, env, 'serve');
+  // Which span is current (traces, log lines' trace ids) and a request's database and cache time (Server-Timing).
+  const scopes = createScopes();
+  const logger = createLogger({ level: config.logLevel, span: () => scopes.get()?.span });
+  const { db, redirectLookup, clickStore, consumerName } = await openProcessDatabase(config, logger, env, 'serve', scopes);
   let draining = false;
   const hop = await composeProcess(
     config,
-    { db, logger, redirectLookup, clickStore, consumerName, clientIp: options.clientIp, draining: () => draining },
+    { db, logger, redirectLookup, clickStore, consumerName, scopes, clientIp: options.clientIp, draining: () => draining },
     'serve',
   );
   if (db.mode === 'embedded') {
@@ -106,6 +111,7 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
       await clickStore?.close();
       redirectLookup?.close();
       db.close();
+      await hop.tracer?.flush();
     },
   };
 }
