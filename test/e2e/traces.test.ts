@@ -1,0 +1,96 @@
+// Traces on Node and Bun (embedded file, in-process queue, click thread): a redirect sent with a W3C traceparent
+// yields at a real OTLP/HTTP receiver its server span (same trace, parent = the sent span) with a database child,
+// the queue send under it, and the consumer's batch span linked to it; its log line carries the trace and span ids;
+// API answers carry Server-Timing.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClickLink } from '../support/click-link.ts';
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.ts';
+import { freePort, startProcess } from '../support/process.ts';
+
+const ADMIN = 'c'.repeat(40);
+const dirs: string[] = [];
+let receiver: OtlpReceiver;
+beforeAll(async () => {
+  receiver = await startOtlpReceiver();
+});
+afterAll(async () => {
+  await receiver.close();
+  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+});
+
+const runtimes = [
+  { name: 'Node', command: 'node', args: ['src/runtimes/node.ts'] },
+  { name: 'Bun', command: 'node_modules/.bin/bun', args: ['src/runtimes/bun.ts'] },
+];
+
+/** The server span of the redirect sent with `traceId`/`parentId`, its children, and the batch span linked to it. */
+export function redirectTrace(spans: ReceivedSpan[], traceId: string, parentId: string) {
+  const request = spans.find((s) => s.traceId === traceId && s.parentSpanId === parentId && s.kind === 2);
+  const children = request ? spans.filter((s) => s.parentSpanId === request.spanId) : [];
+  const batch = request && spans.find((s) => s.kind === 5 && s.links.some((l) => l.traceId === traceId && l.spanId === request.spanId));
+  return { request, children, batch };
+}
+
+describe.each(runtimes)('traces on $name', ({ name, command, args }) => {
+  it('continues a traceparent through the redirect, the database, the queue and the consumer', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hop-traces-'));
+    dirs.push(dir);
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const hop = await startProcess(command, args, {
+      PORT: String(port),
+      HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`,
+      HOP_ADMIN_TOKEN: ADMIN,
+      HOP_LOG_LEVEL: 'info',
+      HOP_SHUTDOWN_DELAY_MS: '0',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-collector-key=s%20ecret',
+      OTEL_SERVICE_NAME: `hop-${name.toLowerCase()}`,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    }, base);
+    try {
+      const link = await createClickLink(base, ADMIN, 'traced');
+      // An API answer carries the database and cache time it waited on.
+      const api = await fetch(`${base}/v1/links/${link.id}`, { headers: link.auth });
+      expect(api.status).toBe(200);
+      expect(api.headers.get('server-timing')).toMatch(/^db;dur=\d+(\.\d+)?, cache;dur=\d+(\.\d+)?$/);
+      expect(Number(/db;dur=([\d.]+)/.exec(api.headers.get('server-timing')!)![1])).toBeGreaterThan(0);
+
+      const traceId = randomBytes(16).toString('hex');
+      const parentId = randomBytes(8).toString('hex');
+      const res = await fetch(`${base}/traced`, {
+        redirect: 'manual',
+        headers: { traceparent: `00-${traceId}-${parentId}-01`, tracestate: 'vendor=1' },
+      });
+      expect(res.status).toBe(302);
+      // A redirect is not an API answer: no Server-Timing there.
+      expect(res.headers.get('server-timing')).toBeNull();
+
+      const spans = await receiver.waitFor((all) => redirectTrace(all, traceId, parentId).batch !== undefined);
+      const { request, children, batch } = redirectTrace(spans, traceId, parentId);
+      expect(request).toMatchObject({ name: 'GET /:slug', attributes: { 'http.request.method': 'GET', 'http.route': '/:slug', 'http.response.status_code': 302 } });
+      expect(request!.resource['service.name']).toBe(`hop-${name.toLowerCase()}`);
+      expect((request as unknown as { traceState?: string }).traceState).toBe('vendor=1');
+      expect(children.some((s) => s.kind === 3 && s.attributes['db.system'] === 'libsql' && s.name.startsWith('SELECT'))).toBe(true);
+      expect(children.find((s) => s.name === 'send clicks')).toMatchObject({ kind: 4 });
+      expect(batch).toMatchObject({ name: 'process clicks', attributes: { 'hop.clicks.stored': 1 } });
+      // The exporter sent the configured headers.
+      expect(receiver.lastHeaders['x-collector-key']).toBe('s ecret');
+
+      // The redirect's log line carries its trace and span ids.
+      const lines = hop.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.find((l) => l.msg === 'request' && l.path === '/traced')).toMatchObject({ trace_id: traceId, span_id: request!.spanId });
+      // Lines written outside any span carry none.
+      expect(lines.find((l) => l.msg === 'listening')).not.toHaveProperty('trace_id');
+
+      // A route's span is named by its template, never by the id in the path.
+      await receiver.waitFor((all) => all.some((s) => s.name === 'GET /v1/links/:id'));
+    } finally {
+      await hop.stop();
+    }
+  });
+});
