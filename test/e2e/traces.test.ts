@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClickLink } from '../support/click-link.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.ts';
 import { freePort, startProcess } from '../support/process.ts';
+import { missingPrerequisite, startTarget, type Target } from '../blackbox/targets.ts';
 
 const ADMIN = 'c'.repeat(40);
 const dirs: string[] = [];
@@ -93,4 +94,45 @@ describe.each(runtimes)('traces on $name', ({ name, command, args }) => {
       await hop.stop();
     }
   });
+});
+
+// Both Workers in workerd (wrangler dev over a local sqld, as the black-box target starts them): the redirect
+// Worker's spans go out in its waitUntil, the consumer Worker's batch span after each batch.
+const workerd = { runtime: 'workerd', storage: 'sqld' } as const;
+const workerdMissing = missingPrerequisite(workerd);
+if (workerdMissing && process.env.CI === 'true') throw new Error(workerdMissing);
+if (workerdMissing) console.warn(`[traces] workerd skipped: ${workerdMissing}`);
+describe.skipIf(workerdMissing !== undefined)('traces on workerd', () => {
+  let target: Target | undefined;
+  beforeAll(async () => {
+    target = await startTarget({ ...workerd, env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: 'hop-workerd', HOP_LOG_LEVEL: 'info' } });
+  }, 90_000);
+  afterAll(async () => {
+    await target?.stop();
+  }, 30_000);
+
+  it('continues a traceparent through the redirect Worker, the queue and the consumer Worker', async () => {
+    const { baseUrl, adminToken } = target!;
+    const link = await createClickLink(baseUrl, adminToken, 'traced');
+    const api = await fetch(`${baseUrl}/v1/links/${link.id}`, { headers: link.auth });
+    expect(api.headers.get('server-timing')).toMatch(/^db;dur=\d+(\.\d+)?, cache;dur=\d+(\.\d+)?$/);
+
+    const traceId = randomBytes(16).toString('hex');
+    const parentId = randomBytes(8).toString('hex');
+    const res = await fetch(`${baseUrl}/traced`, { redirect: 'manual', headers: { traceparent: `00-${traceId}-${parentId}-01` } });
+    expect(res.status).toBe(302);
+    const spans = await receiver.waitFor((all) => redirectTrace(all, traceId, parentId).batch !== undefined, 30_000);
+    const { request, children, batch } = redirectTrace(spans, traceId, parentId);
+    expect(request).toMatchObject({ name: 'GET /:slug', attributes: { 'http.response.status_code': 302 } });
+    expect(request!.resource['service.name']).toBe('hop-workerd');
+    expect(children.some((s) => s.kind === 3 && (s.attributes['db.system'] === 'libsql' || s.name.startsWith('cache')))).toBe(true);
+    expect(children.find((s) => s.name === 'send clicks')).toMatchObject({ kind: 4 });
+    expect(batch).toMatchObject({ name: 'process clicks' });
+    // The batch's database calls are its children.
+    expect(spans.some((s) => s.parentSpanId === batch!.spanId && s.attributes['db.system'] === 'libsql')).toBe(true);
+
+    const lines = target!.output().split('\n').map((l) => l.slice(l.indexOf('{'))).filter((l) => l.startsWith('{"level"'));
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request' && l.path === '/traced');
+    expect(logged).toMatchObject({ trace_id: traceId, span_id: request!.spanId });
+  }, 60_000);
 });

@@ -27,7 +27,8 @@ export function tracedProducer<T extends object>(producer: QueueProducer<T>, tra
       try {
         const pending = producer.send({ ...message, trace: formatTraceparent(parent) });
         if (!pending) return span.end();
-        return pending.then(() => span.end(), fail);
+        // A send that finishes after the response (Workers: in waitUntil) exports its own span once done.
+        return pending.then(() => (span.end(), tracer.flush()), fail);
       } catch (err) {
         return fail(err);
       }
