@@ -27,7 +27,7 @@ import type { Metrics } from './platform/metrics.ts';
 import type { RateLimiter } from './platform/ratelimit/policies.ts';
 import type { RedirectService } from './modules/redirect/redirect.service.ts';
 import type { ScopeStore, Tracer } from './platform/tracing.ts';
-import { requestObserver } from './http/observe.ts';
+import { requestObserver, routePatterns } from './http/observe.ts';
 import type { Services } from './composition/root.ts';
 
 export interface AppDeps {
@@ -196,12 +196,7 @@ export type App = ReturnType<typeof createApp>;
 
 /** For a 405's `Allow`: the methods that have a handler for a path (HEAD wherever GET is). */
 function methodsByPath(routes: ReadonlyArray<{ method: string; path: string }>) {
-  const patterns = routes
-    .filter((r) => r.method !== 'ALL')
-    .map((r) => ({
-      method: r.method,
-      regex: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+').replace(/\*/g, '.*')}$`),
-    }));
+  const patterns = routePatterns(routes);
   return (path: string): string[] => {
     const methods = new Set(patterns.filter((p) => p.regex.test(path)).map((p) => p.method));
     if (methods.has('GET')) methods.add('HEAD');

@@ -187,8 +187,8 @@ const sharedVariables = {
   HOP_OIDC_CLOCK_SKEW_S: positiveInt(0, 300).default(30),
   HOP_OIDC_JWKS_COOLDOWN_S: positiveInt(1, 3600).default(30),
   // Traces (OpenTelemetry's standard variables): exported only when an OTLP endpoint is set.
-  OTEL_SDK_DISABLED: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
-  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'none'], { error: 'must be otlp or none' }).optional(),
+  OTEL_SDK_DISABLED: z.enum(['true', 'false']).optional(),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'none']).optional(),
   OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl.optional(),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpUrl.optional(),
   OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/json'], { error: 'must be http/json (the only protocol hop exports)' }).optional(),
@@ -198,9 +198,7 @@ const sharedVariables = {
   OTEL_SERVICE_NAME: z.string().regex(/^[\x21-\x7e]{1,100}$/, 'must be 1-100 printable characters without spaces').default('hop'),
   OTEL_RESOURCE_ATTRIBUTES: otlpHeaders.optional(),
   OTEL_TRACES_SAMPLER: z
-    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'], {
-      error: 'must be always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio',
-    })
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'])
     .default('parentbased_always_on'),
   OTEL_TRACES_SAMPLER_ARG: z
     .string()

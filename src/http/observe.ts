@@ -19,15 +19,19 @@ export interface ObserveOptions {
   routes: ReadonlyArray<{ method: string; path: string }>;
 }
 
-/** The template of the first route matching `method` and `path`, or undefined (a 404). */
-function routeMatcher(routes: ObserveOptions['routes']) {
-  const patterns = routes
-    .filter((r) => r.method !== 'ALL' && r.path !== '/*')
+/** The app's handlers (not middleware), each with the regular expression of its path template. */
+export const routePatterns = (routes: ObserveOptions['routes']) =>
+  routes
+    .filter((r) => r.method !== 'ALL')
     .map((r) => ({
       method: r.method,
       path: r.path,
       regex: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+').replace(/\*/g, '.*')}$`),
     }));
+
+/** The template of the first route matching `method` and `path`, or undefined (a 404). */
+function routeMatcher(routes: ObserveOptions['routes']) {
+  const patterns = routePatterns(routes);
   return (method: string, path: string) => {
     const m = method === 'HEAD' ? 'GET' : method;
     return patterns.find((p) => p.method === m && p.regex.test(path))?.path;

@@ -43,7 +43,7 @@ export function tracedLookup(lookup: RedirectLookup, tracer: Tracer): RedirectLo
     const span = tracer.start(`SELECT ${operation}`, {
       kind: SpanKind.client,
       parent,
-      attributes: { 'db.system': 'libsql', 'db.system.name': 'sqlite', 'db.operation': 'SELECT', 'db.operation.name': 'SELECT' },
+      attributes: { 'db.system': 'libsql', 'db.operation': 'SELECT' },
     });
     try {
       const answer = read();

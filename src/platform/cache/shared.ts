@@ -77,7 +77,7 @@ export function kvStore(kv: KvNamespaceLike, prefix = 'hop:'): SharedStore {
 export function observeShared(store: SharedStore, tracer: Tracer | undefined, scopes: ScopeStore | undefined): SharedStore {
   if (!scopes) return store;
   const system = store.kind === 'redis' ? 'redis' : 'cloudflare.kv';
-  const attributes = (operation: string) => ({ 'db.system': system, 'db.system.name': system, 'db.operation.name': operation });
+  const attributes = (operation: string) => ({ 'db.system': system, 'db.operation': operation });
   return {
     kind: store.kind,
     negatives: store.negatives,

@@ -231,13 +231,7 @@ const operationOf = (stmt: InStatement) => /^\s*([A-Za-z]+)/.exec(sqlOf(stmt))?.
 export function observeDatabase<D extends Database>(db: D, tracer: Tracer | undefined, scopes: ScopeStore | undefined): D {
   if (!scopes) return db;
   const inner = db.client;
-  const attributes = (operation: string, count?: number) => ({
-    'db.system': 'libsql',
-    'db.system.name': 'sqlite',
-    'db.operation': operation,
-    'db.operation.name': operation,
-    'db.operation.batch.size': count,
-  });
+  const attributes = (operation: string, count?: number) => ({ 'db.system': 'libsql', 'db.operation': operation, 'db.operation.batch.size': count });
   const client = new Proxy(inner, {
     get(target, prop) {
       if (prop === 'execute') {
