@@ -2,6 +2,7 @@
 // yields at a real OTLP/HTTP receiver its server span (same trace, parent = the sent span) with a database child,
 // the queue send under it, and the consumer's batch span linked to it; its log line carries the trace and span ids;
 // API answers carry Server-Timing.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClickLink } from '../support/click-link.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.ts';
 import { freePort, startProcess } from '../support/process.ts';
+import { redisAvailable, startRedis, type RedisServer } from '../support/redis.ts';
+import { startUpstashRest, type UpstashRest } from '../support/upstash-rest.ts';
 import { missingPrerequisite, startTarget, type Target } from '../blackbox/targets.ts';
 
 const ADMIN = 'c'.repeat(40);
@@ -134,5 +137,58 @@ describe.skipIf(workerdMissing !== undefined)('traces on workerd', () => {
     const lines = target!.output().split('\n').map((l) => l.slice(l.indexOf('{'))).filter((l) => l.startsWith('{"level"'));
     const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request' && l.path === '/traced');
     expect(logged).toMatchObject({ trace_id: traceId, span_id: request!.spanId });
+  }, 60_000);
+});
+
+// Redis Streams: the server produces to a real redis-server (behind the Upstash REST stand-in) with Redis as the
+// shared cache tier, and `hop consume`, a process of its own, stores the click under a batch span linked to the redirect.
+describe.runIf(redisAvailable())('traces through Redis Streams and hop consume (Node)', () => {
+  let redis: RedisServer;
+  let rest: UpstashRest;
+  beforeAll(async () => {
+    redis = await startRedis();
+    rest = await startUpstashRest({ redisPort: redis.port });
+  });
+  afterAll(async () => {
+    await rest?.close();
+    await redis?.stop();
+  });
+
+  it('links the consumer process batch span to the redirect, whose cache calls are its children', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hop-traces-redis-'));
+    dirs.push(dir);
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const common = {
+      HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`,
+      HOP_ADMIN_TOKEN: ADMIN,
+      HOP_QUEUE: 'redis',
+      HOP_CACHE: 'redis',
+      HOP_REDIS_URL: rest.url,
+      HOP_REDIS_TOKEN: rest.token,
+      HOP_QUEUE_STREAM: 'traces:clicks',
+      HOP_QUEUE_DEAD_LETTER: 'traces:clicks:dead',
+      HOP_LOG_LEVEL: 'info',
+      HOP_SHUTDOWN_DELAY_MS: '0',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    };
+    const hop = await startProcess('node', ['src/runtimes/node.ts'], { ...common, PORT: String(port), HOP_CLICK_CONSUMER: 'off', OTEL_SERVICE_NAME: 'hop-server' }, base);
+    const consumer = spawn('node', ['src/cli/hop.ts', 'consume'], { env: { ...process.env, ...common, OTEL_SERVICE_NAME: 'hop-consume' }, stdio: 'ignore' });
+    try {
+      await createClickLink(base, ADMIN, 'streamed');
+      const traceId = randomBytes(16).toString('hex');
+      const parentId = randomBytes(8).toString('hex');
+      const res = await fetch(`${base}/streamed`, { redirect: 'manual', headers: { traceparent: `00-${traceId}-${parentId}-01` } });
+      expect(res.status).toBe(302);
+      const spans = await receiver.waitFor((all) => redirectTrace(all, traceId, parentId).batch !== undefined, 30_000);
+      const { request, children, batch } = redirectTrace(spans, traceId, parentId);
+      expect(request!.resource['service.name']).toBe('hop-server');
+      expect(children.find((s) => s.name === 'cache get')).toMatchObject({ kind: 3, attributes: { 'db.system': 'redis' } });
+      expect(batch).toMatchObject({ name: 'process clicks', resource: { 'service.name': 'hop-consume' }, attributes: { 'messaging.system': 'redis' } });
+    } finally {
+      consumer.kill('SIGTERM');
+      await hop.stop();
+    }
   }, 60_000);
 });

@@ -1,7 +1,10 @@
 // The tracer against a real OTLP/HTTP receiver: the JSON it exports, sampling by OTEL_TRACES_SAMPLER (always_off
 // exports nothing; a sampled parent is followed by parentbased_traceidratio at ratio 0), W3C traceparent parsing,
 // the click event's optional trace field, and the clear errors of bad OTEL_* values.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deadlineFetch } from '../../src/platform/db/client.ts';
 import { ConfigError, loadConfig, type TracingConfig } from '../../src/config.ts';
 import { ClickEventSchema } from '../../src/modules/clicks/clicks.schemas.ts';
 import { createLogger } from '../../src/platform/logger.ts';
@@ -115,6 +118,23 @@ describe('the tracer', () => {
     expect(seen).toEqual([null, formatTraceparent(context)]);
     expect(JSON.parse(lines[0]!)).toMatchObject({ msg: 'inside', trace_id: TRACE, span_id: PARENT });
     expect(JSON.parse(lines[1]!)).not.toHaveProperty('trace_id');
+  });
+});
+
+describe("libSQL's fetch", () => {
+  it('carries the current span to sqld or Turso', async () => {
+    const server = createServer((req, res) => res.end(String(req.headers.traceparent ?? '')));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    try {
+      const scopes = createScopes();
+      const send = deadlineFetch(1000, scopes);
+      const context = parseTraceparent(`00-${TRACE}-${PARENT}-01`)!;
+      expect(await (await send(url)).text()).toBe('');
+      expect(await scopes.run({ span: context }, async () => (await send(url, { method: 'GET' })).text())).toBe(formatTraceparent(context));
+    } finally {
+      server.close();
+    }
   });
 });
 
