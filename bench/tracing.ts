@@ -33,12 +33,13 @@ const variants: Array<{ name: string; env: Record<string, string>; scopes: boole
 const dir = mkdtempSync(join(tmpdir(), 'hop-bench-tracing-'));
 const rows: string[] = [];
 try {
-  for (const variant of variants) {
-    const url = `file:${join(dir, `${variants.indexOf(variant)}.db`)}`;
-    const config = loadConfig({ HOP_DATABASE_URL: url, HOP_LOG_LEVEL: 'warn', HOP_RATE_LIMIT: 'off', HOP_CLICKS: 'off', ...variant.env });
+  const built = [];
+  for (const [index, variant] of variants.entries()) {
+    const path = join(dir, `${index}.db`);
+    const config = loadConfig({ HOP_DATABASE_URL: `file:${path}`, HOP_LOG_LEVEL: 'warn', HOP_RATE_LIMIT: 'off', HOP_CLICKS: 'off', ...variant.env });
     const db = await openDatabase(config);
     await migrateDatabase(db);
-    const lookup = createEmbeddedLookup(join(dir, `${variants.indexOf(variant)}.db`));
+    const lookup = createEmbeddedLookup(path);
     const scopes = variant.scopes ? createScopes() : undefined;
     const composed = composeForProcess(config, { db, redirectLookup: lookup, logger: createLogger({ level: 'warn' }), scopes });
     const app = composeApp(composed);
@@ -53,22 +54,27 @@ try {
       if (res.status !== 302) throw new Error(`status ${res.status}`);
     };
     for (let i = 0; i < 20_000; i++) await once();
-    const perOp: number[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
+    built.push({ variant, once, composed, lookup, db, perOp: [] as number[] });
+  }
+  // Rounds alternate between the variants, so that the machine's drift and the JIT's warm-up fall on all of them.
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const b of built) {
       const start = process.cpuUsage();
       for (let i = 0; i < N; i++) {
-        await once();
+        await b.once();
         // Lets the exporter's requests and the receiver run, as a server's event loop would between requests.
         if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
       }
       const used = process.cpuUsage(start);
-      perOp.push(((used.user + used.system) * 1000) / N);
+      b.perOp.push(((used.user + used.system) * 1000) / N);
     }
-    perOp.sort((a, b) => a - b);
-    rows.push(`| ${variant.name} | ${perOp[Math.floor(ROUNDS / 2)]!.toFixed(0)} ns | ${perOp[0]!.toFixed(0)}-${perOp.at(-1)!.toFixed(0)} ns | ${composed.tracer ? 'yes' : 'none'} |`);
-    await composed.tracer?.flush();
-    lookup.close();
-    db.close();
+  }
+  for (const b of built) {
+    const perOp = b.perOp.sort((x, y) => x - y);
+    rows.push(`| ${b.variant.name} | ${perOp[Math.floor(ROUNDS / 2)]!.toFixed(0)} ns | ${perOp[0]!.toFixed(0)}-${perOp.at(-1)!.toFixed(0)} ns | ${b.composed.tracer ? 'yes' : 'none'} |`);
+    await b.composed.tracer?.flush();
+    b.lookup.close();
+    b.db.close();
   }
 } finally {
   receiver.close();
