@@ -26,6 +26,8 @@ import type { Logger } from './platform/logger.ts';
 import type { Metrics } from './platform/metrics.ts';
 import type { RateLimiter } from './platform/ratelimit/policies.ts';
 import type { RedirectService } from './modules/redirect/redirect.service.ts';
+import type { ScopeStore, Tracer } from './platform/tracing.ts';
+import { requestObserver, routePatterns } from './http/observe.ts';
 import type { Services } from './composition/root.ts';
 
 export interface AppDeps {
@@ -48,6 +50,10 @@ export interface AppDeps {
   hostMetrics?: (() => Promise<string>) | undefined;
   /** What this process serves (HOP_ROLE); `all` by default. Probes and /metrics are served by every role. */
   role?: AppRole | undefined;
+  /** Traces; undefined: tracing off (the default). */
+  tracer?: Tracer | undefined;
+  /** The runtime's scope store (current span, Server-Timing); undefined where the runtime provides none. */
+  scopes?: ScopeStore | undefined;
 }
 
 /** `redirect`: short links; `api`: the management API and its documents; `all`: both. */
@@ -204,9 +210,17 @@ export function createApp(deps: AppDeps) {
   const reserved = new Set(app.routes.map((r) => r.path.slice(1)).filter((p) => p !== '' && !p.includes('/') && !p.includes(':')));
   if (!servesRedirects) return app;
   const routed = app.fetch;
+  // Spans and Server-Timing (observe.ts); with tracing off a redirect goes straight to its handler.
+  const observe = requestObserver({ tracer: deps.tracer, scopes: deps.scopes, routes: app.routes });
+  const traced = deps.tracer !== undefined;
   app.fetch = (request, env, executionCtx) => {
     const slug = redirects.match(request, reserved);
-    return slug === undefined ? routed(request, env, executionCtx) : redirects.handle(request, slug, env, executionCtx);
+    if (slug !== undefined) {
+      return traced
+        ? observe!(request, '/:slug', () => redirects.handle(request, slug, env, executionCtx), executionCtx)
+        : redirects.handle(request, slug, env, executionCtx);
+    }
+    return observe ? observe(request, undefined, () => routed(request, env, executionCtx), executionCtx) : routed(request, env, executionCtx);
   };
   return app;
 }
@@ -215,12 +229,7 @@ export type App = ReturnType<typeof createApp>;
 
 /** For a 405's `Allow`: the methods that have a handler for a path (HEAD wherever GET is). */
 function methodsByPath(routes: ReadonlyArray<{ method: string; path: string }>) {
-  const patterns = routes
-    .filter((r) => r.method !== 'ALL')
-    .map((r) => ({
-      method: r.method,
-      regex: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+').replace(/\*/g, '.*')}$`),
-    }));
+  const patterns = routePatterns(routes);
   return (path: string): string[] => {
     const methods = new Set(patterns.filter((p) => p.regex.test(path)).map((p) => p.method));
     if (methods.has('GET')) methods.add('HEAD');

@@ -84,6 +84,38 @@ const providerUrl = (extra?: (u: URL) => string | undefined) =>
 /** A JWT claim's name: printable, no spaces (a URI is fine: `https://hop.example/workspace`). */
 const claimName = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be a claim name: 1-200 printable characters without spaces');
 
+/** An OTLP/HTTP endpoint: http(s), no credentials in the URL (they go in OTEL_EXPORTER_OTLP_HEADERS). */
+const otlpUrl = z.string().check((payload) => {
+  const u = URL.parse(payload.value);
+  const message =
+    !u || (u.protocol !== 'https:' && u.protocol !== 'http:') ? 'must be an http:// or https:// URL'
+    : u.username || u.password ? 'must not carry credentials (use OTEL_EXPORTER_OTLP_HEADERS)'
+    : undefined;
+  if (message) payload.issues.push({ code: 'custom', message, input: payload.value });
+});
+
+/** `key=value,key2=value2`, values percent-encoded (the OTel list format of headers and resource attributes). */
+const otlpHeaders = z.string().transform((value, ctx) => {
+  const out: Record<string, string> = {};
+  for (const part of value.split(',')) {
+    if (!part.trim()) continue;
+    const eq = part.indexOf('=');
+    const key = eq > 0 ? part.slice(0, eq).trim() : '';
+    let decoded: string | undefined;
+    try {
+      decoded = eq > 0 ? decodeURIComponent(part.slice(eq + 1).trim()) : undefined;
+    } catch {
+      decoded = undefined;
+    }
+    if (!/^[A-Za-z0-9._-]+$/.test(key) || decoded === undefined) {
+      ctx.issues.push({ code: 'custom', message: 'must be key=value pairs separated by commas (values percent-encoded)', input: value });
+      return z.NEVER;
+    }
+    out[key] = decoded;
+  }
+  return out;
+});
+
 /** The variables every runtime reads, each with its own rules. */
 const sharedVariables = {
   PORT: positiveInt(1, 65535).default(8787),
@@ -154,6 +186,26 @@ const sharedVariables = {
   HOP_OIDC_SCOPES_CLAIM: claimName.default('scope'),
   HOP_OIDC_CLOCK_SKEW_S: positiveInt(0, 300).default(30),
   HOP_OIDC_JWKS_COOLDOWN_S: positiveInt(1, 3600).default(30),
+  // Traces (OpenTelemetry's standard variables): exported only when an OTLP endpoint is set.
+  OTEL_SDK_DISABLED: z.enum(['true', 'false']).optional(),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'none']).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpUrl.optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/json'], { error: 'must be http/json (the only protocol hop exports)' }).optional(),
+  OTEL_EXPORTER_OTLP_HEADERS: otlpHeaders.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: otlpHeaders.optional(),
+  OTEL_EXPORTER_OTLP_TIMEOUT: positiveInt(1, 60_000).default(10_000),
+  OTEL_SERVICE_NAME: z.string().regex(/^[\x21-\x7e]{1,100}$/, 'must be 1-100 printable characters without spaces').default('hop'),
+  OTEL_RESOURCE_ATTRIBUTES: otlpHeaders.optional(),
+  OTEL_TRACES_SAMPLER: z
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'])
+    .default('parentbased_always_on'),
+  OTEL_TRACES_SAMPLER_ARG: z
+    .string()
+    .regex(/^(0|1|0?\.\d+|1\.0*)$/, 'must be a number from 0 to 1 (the ratio of traceidratio)')
+    .transform(Number)
+    .optional(),
+  OTEL_BSP_SCHEDULE_DELAY: positiveInt(1, 600_000).default(5000),
 };
 
 
@@ -401,6 +453,28 @@ function sharedConfig(c: Shared) {
             jwksCooldownS: c.HOP_OIDC_JWKS_COOLDOWN_S,
           }
         : undefined,
+    /** Traces over OTLP/HTTP JSON; undefined (the default): no tracer, nothing traced. */
+    tracing: tracingConfig(c),
+  };
+}
+
+function tracingConfig(c: Shared) {
+  const endpoint =
+    c.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+    (c.OTEL_EXPORTER_OTLP_ENDPOINT && `${c.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`);
+  if (!endpoint || c.OTEL_SDK_DISABLED === 'true' || c.OTEL_TRACES_EXPORTER === 'none') return undefined;
+  return {
+    /** Where spans are POSTed (OTLP/HTTP, JSON encoding). */
+    endpoint,
+    headers: { ...c.OTEL_EXPORTER_OTLP_HEADERS, ...c.OTEL_EXPORTER_OTLP_TRACES_HEADERS },
+    timeoutMs: c.OTEL_EXPORTER_OTLP_TIMEOUT,
+    serviceName: c.OTEL_SERVICE_NAME,
+    resource: c.OTEL_RESOURCE_ATTRIBUTES ?? {},
+    sampler: c.OTEL_TRACES_SAMPLER,
+    /** The ratio of the traceidratio samplers (default 1). */
+    ratio: c.OTEL_TRACES_SAMPLER_ARG ?? 1,
+    /** Longest wait between two exports on Node and Bun. */
+    delayMs: c.OTEL_BSP_SCHEDULE_DELAY,
   };
 }
 
@@ -413,6 +487,7 @@ export type Config = z.output<typeof configSchema>;
 export type CacheConfig = Config['cache'];
 export type RateLimitConfig = Config['rateLimit'];
 export type OidcConfig = NonNullable<Config['oidc']>;
+export type TracingConfig = NonNullable<Config['tracing']>;
 
 /** Parses environment variables into a Config; throws ConfigError naming every bad variable. */
 export const loadConfig = (env: Record<string, string | undefined>): Config => shared.parse(env);

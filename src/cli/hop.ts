@@ -15,6 +15,8 @@ import { composeForProcess, composeProcess } from '../composition/process.ts';
 import { createLogger } from '../platform/logger.ts';
 import { migrateDatabase, openDatabase } from '../runtimes/database.ts';
 import { openProcessDatabase } from '../runtimes/server.ts';
+import { createScopes } from '../runtimes/scopes.ts';
+import type { Tracer } from '../platform/tracing.ts';
 import { announceKey, main as serveNode } from '../runtimes/node.ts';
 
 /** Runs `run` with services over HOP_DATABASE_URL; migrates first when asked or when the database is embedded. */
@@ -84,11 +86,15 @@ program
     if (config.queue !== 'redis') {
       throw new ConfigError([{ variable: 'HOP_QUEUE', message: 'hop consume needs HOP_QUEUE=redis (the in-process queue is consumed by the server)' }]);
     }
-    const logger = createLogger({ level: config.logLevel });
-    const { db, consumerName } = await openProcessDatabase(config, logger, process.env, 'consume');
+    const scopes = createScopes();
+    const logger = createLogger({ level: config.logLevel, span: () => scopes.get()?.span });
+    const { db, consumerName } = await openProcessDatabase(config, logger, process.env, 'consume', undefined, scopes);
+    let tracer: Tracer | undefined;
     try {
       // The servers' memory tiers expire on their own (HOP_CACHE_TTL_S, 1 s for links with maxClicks); the shared one is told.
-      const { clicks } = await composeProcess(config, { db, logger, consumerName }, 'consume');
+      const composed = await composeProcess(config, { db, logger, consumerName, scopes }, 'consume');
+      const { clicks } = composed;
+      tracer = composed.tracer;
       logger.log('info', 'consuming', { clicks: clicks!.description, stream: config.clickStream.key });
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -98,6 +104,7 @@ program
       await clicks!.close();
     } finally {
       db.close();
+      await tracer?.flush();
     }
   });
 

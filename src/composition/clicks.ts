@@ -23,6 +23,8 @@ import {
   type RedisStreamsConsumer,
 } from '../platform/queue/redis-streams.ts';
 import { createRedisRestClient } from '../platform/redis.ts';
+import { tracedIngest } from '../platform/queue/tracing.ts';
+import type { Tracer } from '../platform/tracing.ts';
 
 const PURGE_EVERY_MS = 3_600_000;
 // The consumer's batch under load: ~4x the clicks per second of batches of 100 (docs/benchmarks.md), and still
@@ -60,6 +62,8 @@ export interface PipelineOptions {
   consumerName?: string | undefined;
   /** The in-process queue's batch sizes and bound, when not the configured ones (the ingestion benchmark's). */
   memoryQueue?: { maxBatch?: number; maxBatchUnderLoad?: number; maxBuffered?: number } | undefined;
+  /** Traces: each batch a consumer span linked to its clicks' redirects. */
+  tracer?: Tracer | undefined;
 }
 
 /** The producer's counts, read when /metrics is rendered. */
@@ -112,7 +116,7 @@ export function invalidatingStore(store: ClickStore, invalidation: ClickInvalida
 
 export async function startClickPipeline(config: ServerConfig, options: PipelineOptions): Promise<ClickPipeline> {
   const { logger, metrics } = options;
-  const clicks = invalidatingStore(options.store, options.invalidation);
+  const clicks = tracedIngest(invalidatingStore(options.store, options.invalidation), options.tracer, config.queue === 'memory' ? 'hop' : 'redis');
   const stopPurge = options.consume ? startPurge(config, logger, clicks) : () => {};
   if (config.queue === 'memory') {
     const queue = createMemoryQueue<ClickEvent>({
@@ -169,7 +173,10 @@ export async function startClickPipeline(config: ServerConfig, options: Pipeline
 }
 
 /** The click consumer Worker's parts (worker-consumer.ts): the clicks service, and the shared cache to tell of moved counts. */
-export function composeClickConsumer(config: Config, provided: { db: Database; kv?: KvNamespaceLike | undefined; logger: Logger }) {
+export function composeClickConsumer(
+  config: Config,
+  provided: { db: Database; kv?: KvNamespaceLike | undefined; logger: Logger; tracer?: Tracer | undefined },
+) {
   const { logger } = provided;
   // The redirect Worker's shared tier, if it has one; each of its isolates' memory tier expires on its own. A
   // consumer is not on a visitor's path, so it waits longer for the store than a redirect does.
@@ -190,7 +197,7 @@ export function composeClickConsumer(config: Config, provided: { db: Database; k
     // No statistics are kept in a consumer Worker.
     clicksStored: () => {},
   };
-  return invalidatingStore(composeClicksService(provided.db), invalidation);
+  return tracedIngest(invalidatingStore(composeClicksService(provided.db), invalidation), provided.tracer, 'cloudflare_queues');
 }
 
 /** `hop redrive`: the Redis click queue's dead letters back on the stream (see redriveDeadLetters). */

@@ -58,11 +58,12 @@ export async function composeProcess(
       ? await startClickPipeline(config, {
           produce: serve,
           consume: serve ? config.clickConsumer : true,
-          store: provided.clickStore ?? composeClicksService(provided.db),
+          store: provided.clickStore ?? composeClicksService(composed.db),
           invalidation: composed.services.invalidation,
           logger: composed.logger,
           metrics: composed.metrics,
           consumerName: provided.consumerName,
+          tracer: composed.tracer,
         })
       : undefined;
   const app = serve

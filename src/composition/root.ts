@@ -19,7 +19,7 @@ import { createStatsRepository } from '../modules/stats/stats.repository.ts';
 import { createStatsService } from '../modules/stats/stats.service.ts';
 import { createWorkspacesRepository } from '../modules/workspaces/workspaces.repository.ts';
 import { createWorkspacesService } from '../modules/workspaces/workspaces.service.ts';
-import { guardShared, kvStore, redisStore, type KvNamespaceLike, type SharedStore } from '../platform/cache/shared.ts';
+import { guardShared, kvStore, observeShared, redisStore, type KvNamespaceLike, type SharedStore } from '../platform/cache/shared.ts';
 import type { Database } from '../platform/db/client.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { createMetrics, type Metrics } from '../platform/metrics.ts';
@@ -32,6 +32,10 @@ import { createMemoryRateLimitStore } from '../platform/ratelimit/memory.ts';
 import { createRateLimiter, type RateLimiter } from '../platform/ratelimit/policies.ts';
 import type { RateLimitStore } from '../platform/ratelimit/ratelimit.ts';
 import { createRedisRest } from '../platform/redis-rest.ts';
+import { observeDatabase } from '../platform/db/client.ts';
+import { tracedProducer } from '../platform/queue/tracing.ts';
+import { createTracer, propagatingFetch, type ScopeStore, type Tracer } from '../platform/tracing.ts';
+import { tracedLookup } from '../modules/redirect/redirect.lookup.ts';
 
 /** What a runtime hands the composition root: handles and bindings only it can make. */
 export interface Provided {
@@ -61,6 +65,10 @@ export interface Provided {
   hostRateLimitStore?: RateLimitStore | undefined;
   /** The other workers of this host (HOP_WORKERS), whose memory tier must drop what this one changes. */
   cachePeers?: CachePeers | undefined;
+  /** The runtime's scope store (src/runtimes/scopes.ts): current span, Server-Timing. None: neither. */
+  scopes?: ScopeStore | undefined;
+  /** Whether spans are exported on a timer (Node, Bun); Workers export in waitUntil instead. Default on. */
+  exportOnTimer?: boolean | undefined;
 }
 
 /** What one process changed that the others' memory tiers hold. */
@@ -84,11 +92,16 @@ export interface Composed {
   services: Services;
   /** The rate limits (store and policies); undefined with HOP_RATE_LIMIT=off. */
   rateLimiter: RateLimiter | undefined;
+  /** Traces (OTEL_*); undefined when off. */
+  tracer: Tracer | undefined;
+  scopes: ScopeStore | undefined;
 }
 
 /** The shared tier the configuration asks for: Redis (REST over fetch), or KV when a Worker binds it. */
-function sharedTier(config: Config, kv: KvNamespaceLike | undefined): SharedStore | undefined {
-  if (config.cache.mode === 'redis') return redisStore(createRedisRest({ ...config.redis!, timeoutMs: config.cache.timeoutMs }));
+function sharedTier(config: Config, kv: KvNamespaceLike | undefined, scopes: ScopeStore | undefined): SharedStore | undefined {
+  if (config.cache.mode === 'redis') {
+    return redisStore(createRedisRest({ ...config.redis!, timeoutMs: config.cache.timeoutMs, fetch: propagatingFetch(scopes) }));
+  }
   return config.cache.mode === 'kv' && kv ? kvStore(kv) : undefined;
 }
 
@@ -108,11 +121,14 @@ function rateLimitStore(config: Config, provided: Provided, logger: Logger, metr
   return guardRateLimitStore(remote, { timeoutMs: settings.timeoutMs, onError: settings.onError, logger, metrics });
 }
 
-function buildServices(config: Config, provided: Provided, logger: Logger, metrics: Metrics, now: () => Date) {
+function buildServices(config: Config, provided: Provided, logger: Logger, metrics: Metrics, now: () => Date, tracer: Tracer | undefined) {
   const { orm } = provided.db;
+  const { scopes } = provided;
   const linksRepository = createLinksRepository(orm);
-  const lookup = provided.redirectLookup ?? linksRepository;
-  const store = sharedTier(config, provided.kv);
+  const native = provided.redirectLookup && tracer ? tracedLookup(provided.redirectLookup, tracer) : provided.redirectLookup;
+  const lookup = native ?? linksRepository;
+  const tier = sharedTier(config, provided.kv, scopes);
+  const store = tier && observeShared(tier, tracer, scopes);
   const linkCache =
     config.cache.mode === 'off'
       ? undefined
@@ -126,7 +142,7 @@ function buildServices(config: Config, provided: Provided, logger: Logger, metri
         });
   const tokens =
     config.oidc &&
-    createTokenVerifier({ config: config.oidc, now, logger, shareFetches: provided.singleFlight ?? true });
+    createTokenVerifier({ config: config.oidc, now, logger, shareFetches: provided.singleFlight ?? true, fetch: propagatingFetch(scopes) });
   const peers = linkCache && provided.cachePeers;
   if (linkCache && peers) {
     peers.subscribe((change) => ('host' in change ? linkCache.invalidateHost(change.host) : linkCache.forget(change.links)));
@@ -172,14 +188,22 @@ export function compose(config: Config, provided: Provided): Composed {
   const metrics = provided.metrics ?? createMetrics();
   const now = provided.now ?? (() => new Date());
   const store = rateLimitStore(config, provided, logger, metrics);
+  const { scopes } = provided;
+  const tracer =
+    config.tracing &&
+    createTracer(config.tracing, { scopes, timer: provided.exportOnTimer ?? true, warn: (msg, fields) => logger.log('warn', msg, fields) });
+  // Every call of the database client observed (spans, Server-Timing) where the runtime keeps scopes.
+  const db = observeDatabase(provided.db, tracer, scopes);
   return {
     config,
-    db: provided.db,
+    db,
     logger,
     metrics,
     now,
-    services: buildServices(config, provided, logger, metrics, now),
+    services: buildServices(config, { ...provided, db }, logger, metrics, now, tracer),
     rateLimiter: store && createRateLimiter(config.rateLimit, store, now),
+    tracer,
+    scopes,
   };
 }
 
@@ -203,10 +227,11 @@ export interface AppProvided {
 export function composeApp(composed: Composed, provided: AppProvided = {}): App {
   const { config, services, rateLimiter, logger } = composed;
   const binding = config.clicks ? provided.clickQueueBinding : undefined;
+  const producer = provided.clicks ?? (binding && createCloudflareQueueProducer<ClickEvent>(binding, logger));
   const redirect = createRedirectService({
     lookup: services.redirectLookup,
     defaultDomain: config.defaultDomain,
-    clicks: provided.clicks ?? (binding && createCloudflareQueueProducer<ClickEvent>(binding, logger)),
+    clicks: producer && composed.tracer ? tracedProducer(producer, composed.tracer, binding ? 'cloudflare_queues' : 'hop') : producer,
     limits: rateLimiter,
   });
   return createApp({ ...composed, redirect, clientIp: provided.clientIp, draining: provided.draining, hostMetrics: provided.hostMetrics, role: provided.role });

@@ -1,6 +1,7 @@
 /**
  * Structured JSON logs, one object per line. Level and sampling are decided before anything is built,
- * so a filtered or sampled-out line costs a comparison and nothing more.
+ * so a filtered or sampled-out line costs a comparison and nothing more. A line written while a span is current
+ * carries its trace_id and span_id (the runtime says which span is current: src/runtimes/scopes.ts).
  */
 import { causeChain } from '../errors.ts';
 
@@ -17,6 +18,8 @@ export interface LoggerOptions {
   /** Where a finished line goes; console.log by default (works on every runtime). */
   write?: (line: string) => void;
   now?: () => Date;
+  /** The span current where a line is written (a runtime's scope store): its ids go on the line. */
+  span?: () => { traceId: string; spanId: string } | undefined;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
@@ -27,7 +30,9 @@ export function createLogger(options: LoggerOptions): Logger {
     enabled: (level) => rank[level] >= min,
     log(level, msg, fields) {
       if (rank[level] < min) return;
-      write(JSON.stringify({ level, time: now().toISOString(), msg, ...fields }));
+      const span = options.span?.();
+      const ids = span && { trace_id: span.traceId, span_id: span.spanId };
+      write(JSON.stringify({ level, time: now().toISOString(), msg, ...ids, ...fields }));
     },
   };
 }

@@ -10,6 +10,7 @@ import { createClient, type Client } from '@libsql/client';
 import { migrate } from 'drizzle-orm/libsql/migrator';
 import type { Config } from '../config.ts';
 import { createDatabase, deadlineFetch, guardedClient, type Database } from '../platform/db/client.ts';
+import type { ScopeStore } from '../platform/tracing.ts';
 import type { Logger } from '../platform/logger.ts';
 import { withDeadline } from '../platform/resilience.ts';
 
@@ -47,12 +48,13 @@ export class DatabaseOpenError extends Error {
   override name = 'DatabaseOpenError';
 }
 
-export async function openDatabase(config: DatabaseConfig, logger?: Logger): Promise<OpenedDatabase> {
+/** `scopes`: the process's scope store, whose current span a remote database's requests carry (traceparent). */
+export async function openDatabase(config: DatabaseConfig, logger?: Logger, scopes?: ScopeStore): Promise<OpenedDatabase> {
   const url = config.databaseUrl;
   const timeoutMs = config.databaseTimeoutMs;
   const authToken = config.databaseAuthToken;
   if (!isEmbedded(url)) {
-    const client = guardedClient(() => createClient({ url, authToken, fetch: deadlineFetch(timeoutMs) }), {
+    const client = guardedClient(() => createClient({ url, authToken, fetch: deadlineFetch(timeoutMs, scopes) }), {
       timeoutMs,
       remote: true,
     });

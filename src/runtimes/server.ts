@@ -14,6 +14,8 @@ import { DatabaseOpenError, embeddedPath, migrateDatabase, openDatabase, type Op
 import type { SupervisorHooks } from './cluster-worker.ts';
 import { createEmbeddedLookup } from './embedded-lookup.ts';
 import { releaseLoadingGarbage } from './heap.ts';
+import { createScopes } from './scopes.ts';
+import type { ScopeStore } from '../platform/tracing.ts';
 
 /** Prints the one-time admin key of a freshly created default workspace. */
 export function announceKey(config: Config, created: { id: string; apiKey: { key: string } }, write = console.log) {
@@ -66,8 +68,9 @@ export async function openProcessDatabase(
   env: Record<string, string | undefined>,
   role: 'serve' | 'consume',
   host?: ServerOptions['host'],
+  scopes?: ScopeStore,
 ) {
-  const db = await openDatabase(config, logger);
+  const db = await openDatabase(config, logger, scopes);
   // A worker's supervisor migrated before forking it.
   if (db.mode === 'embedded' && !host) await migrateDatabase(db);
   // The API role reads no redirect and handles no click.
@@ -87,13 +90,15 @@ export async function openProcessDatabase(
 
 export async function prepare(env: Record<string, string | undefined>, runtime: string, options: ServerOptions = {}): Promise<Prepared> {
   const config = loadServerConfig(env);
-  const logger = createLogger({ level: config.logLevel });
+  // Which span is current (traces, log lines' trace ids) and a request's database and cache time (Server-Timing).
+  const scopes = createScopes();
+  const logger = createLogger({ level: config.logLevel, span: () => scopes.get()?.span });
   const { host } = options;
-  const { db, redirectLookup, clickStore, consumerName } = await openProcessDatabase(config, logger, env, 'serve', host);
+  const { db, redirectLookup, clickStore, consumerName } = await openProcessDatabase(config, logger, env, 'serve', host, scopes);
   let draining = false;
   const hop = await composeProcess(
     config,
-    { ...host, db, logger, redirectLookup, clickStore, consumerName, clientIp: options.clientIp, draining: () => draining },
+    { ...host, db, logger, redirectLookup, clickStore, consumerName, scopes, clientIp: options.clientIp, draining: () => draining },
     'serve',
   );
   if (db.mode === 'embedded' && !host) {
@@ -115,6 +120,7 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
       await clickStore?.close();
       redirectLookup?.close();
       db.close();
+      await hop.tracer?.flush();
     },
   };
 }

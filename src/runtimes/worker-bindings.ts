@@ -9,6 +9,7 @@
 import { createClient } from '@libsql/client/http';
 import { ConfigError, loadConfig, type Config, type ConfigProblem } from '../config.ts';
 import { createDatabase, deadlineFetch, guardedClient, type Database } from '../platform/db/client.ts';
+import type { ScopeStore } from '../platform/tracing.ts';
 
 /** Bindings: plain-text vars and secrets (strings), queue producers and, with later issues, KV and limiters. */
 export type WorkerEnv = Record<string, unknown>;
@@ -67,14 +68,14 @@ export function tryWorkerConfig(env: WorkerEnv): Config | ConfigError {
 }
 
 /** libSQL over HTTP (Turso `libsql://`, sqld `http(s)://`) for one isolate, every call under the deadline. */
-export function workerDatabase(config: Config): Database {
+export function workerDatabase(config: Config, scopes?: ScopeStore): Database {
   const timeoutMs = config.databaseTimeoutMs;
   const client = guardedClient(
     () =>
       createClient({
         url: config.databaseUrl,
         authToken: config.databaseAuthToken,
-        fetch: deadlineFetch(timeoutMs),
+        fetch: deadlineFetch(timeoutMs, scopes),
         // The client is shared by every request of the isolate, and its default limit of 20 calls in flight queues
         // the 21st behind another request's fetch; workerd does not carry I/O across requests, so that call never
         // ran and the isolate stopped answering (docs/perf-history.md). Each call has its deadline instead. (0 does

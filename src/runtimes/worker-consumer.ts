@@ -19,6 +19,9 @@ import type { KvNamespaceLike } from '../platform/cache/shared.ts';
 import { backoffDelay } from '../platform/resilience.ts';
 import { createLogger, describeError, type Logger } from '../platform/logger.ts';
 import { perBindings, tryWorkerConfig, workerDatabase, type WorkerEnv } from './worker-bindings.ts';
+import { createScopes } from './scopes.ts';
+import { observeDatabase } from '../platform/db/client.ts';
+import { createTracer, type Tracer } from '../platform/tracing.ts';
 
 /** One delivered message, as much of the Workers `Message` as the consumer uses. */
 export interface QueueMessage {
@@ -54,16 +57,22 @@ export interface PurgeResult {
   rounds: number;
 }
 
-type Built = { clicks: ClickStore; logger: Logger; retentionDays: number } | { error: ConfigError };
+type Built = { clicks: ClickStore; logger: Logger; retentionDays: number; tracer: Tracer | undefined } | { error: ConfigError };
 
 function buildConsumer(env: WorkerEnv): Built {
   const config = tryWorkerConfig(env);
   if (config instanceof Error) return { error: config };
-  const logger = createLogger({ level: config.logLevel });
+  // AsyncLocalStorage (nodejs_als): each batch's span is current for its database calls and log lines.
+  const scopes = createScopes();
+  const logger = createLogger({ level: config.logLevel, span: () => scopes.get()?.span });
+  // Sent at the end of each batch, in its waitUntil: an idle isolate runs no timers.
+  const tracer = config.tracing && createTracer(config.tracing, { scopes, warn: (msg, fields) => logger.log('warn', msg, fields) });
+  const db = observeDatabase(workerDatabase(config, scopes), tracer, scopes);
   return {
     // Stores each batch, then drops links whose maxClicks count moved from the redirect Worker's shared cache.
-    clicks: composeClickConsumer(config, { db: workerDatabase(config), kv: env.CACHE as KvNamespaceLike | undefined, logger }),
+    clicks: composeClickConsumer(config, { db, kv: env.CACHE as KvNamespaceLike | undefined, logger, tracer }),
     logger,
+    tracer,
     retentionDays: config.clickRetentionDays,
   };
 }
@@ -181,8 +190,14 @@ export async function purgeExpired(env: WorkerEnv, now = new Date()): Promise<Pu
 }
 
 export default {
-  async queue(batch: QueueBatch, env: WorkerEnv): Promise<void> {
+  async queue(batch: QueueBatch, env: WorkerEnv, ctx?: { waitUntil(work: Promise<unknown>): void }): Promise<void> {
     await consume(batch, env);
+    const entry = consumerFor(env);
+    const flushed = 'error' in entry ? undefined : entry.tracer?.flush();
+    if (flushed) {
+      if (ctx) ctx.waitUntil(flushed);
+      else await flushed;
+    }
   },
 
   async scheduled(controller: { scheduledTime: number }, env: WorkerEnv): Promise<void> {

@@ -17,6 +17,7 @@ import { problemResponse } from '../http/problem.ts';
 import { createLogger } from '../platform/logger.ts';
 import type { QueueBinding } from '../platform/queue/cloudflare.ts';
 import type { RateLimitBinding } from '../platform/ratelimit/cloudflare.ts';
+import { createScopes } from './scopes.ts';
 
 export { configFromBindings, type WorkerEnv } from './worker-bindings.ts';
 
@@ -60,9 +61,14 @@ export function buildWorkerApp(env: WorkerEnv): Built {
     console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: error.message }));
     return { error };
   }
+  // AsyncLocalStorage (the nodejs_als flag in wrangler.toml): the current span and Server-Timing's tally.
+  const scopes = createScopes();
   const composed = compose(config, {
-    db: workerDatabase(config),
-    logger: createLogger({ level: config.logLevel }),
+    db: workerDatabase(config, scopes),
+    logger: createLogger({ level: config.logLevel, span: () => scopes.get()?.span }),
+    scopes,
+    // An isolate may be frozen once a response is out: spans are sent in each request's waitUntil (observe.ts).
+    exportOnTimer: false,
     kv,
     // workerd cancels a request's I/O when it ends: one request must not wait on another's database read.
     singleFlight: false,

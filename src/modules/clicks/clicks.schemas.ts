@@ -11,6 +11,11 @@ export const EVENT_LIMITS = { userAgent: 512, referrer: 253, slug: 128 } as cons
 
 const EventId = z.string().regex(/^clk_[0-9a-f]{32}$/);
 const Country = z.string().regex(/^[A-Z]{2}$/).nullable();
+/**
+ * The redirect's span as a W3C `traceparent`, when it was traced: the consumer's batch span links to it. Optional,
+ * so events made without tracing (or before it existed) stay valid.
+ */
+const Trace = z.string().regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/).optional();
 
 export const ClickEventSchema = z.discriminatedUnion('kind', [
   z.strictObject({
@@ -24,6 +29,7 @@ export const ClickEventSchema = z.discriminatedUnion('kind', [
     userAgent: z.string().max(EVENT_LIMITS.userAgent).nullable(),
     referrer: z.string().max(EVENT_LIMITS.referrer).nullable(),
     head: z.boolean(),
+    trace: Trace,
   }),
   z.strictObject({
     v: z.literal(1),
@@ -34,6 +40,7 @@ export const ClickEventSchema = z.discriminatedUnion('kind', [
     slug: z.string().max(EVENT_LIMITS.slug),
     userAgent: z.string().max(EVENT_LIMITS.userAgent).nullable(),
     head: z.boolean(),
+    trace: Trace,
   }),
 ]);
 

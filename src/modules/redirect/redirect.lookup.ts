@@ -3,6 +3,7 @@
  * repository, portable; src/runtimes/embedded-lookup.ts, prepared statements for `file:` databases; the link cache).
  */
 import type { LinkRow } from '../../db/schema.ts';
+import { SpanKind, type Tracer } from '../../platform/tracing.ts';
 
 /** The columns a redirect needs; reading only these keeps the hot query small. */
 export const REDIRECT_COLUMNS = [
@@ -29,4 +30,33 @@ export interface RedirectLookup {
   ): RedirectLink | undefined | Promise<RedirectLink | undefined>;
   /** The workspace that registered `host` as its short-link domain; undefined when none did. */
   domainOwner(host: string): string | undefined | Promise<string | undefined>;
+}
+
+/**
+ * A runtime's own read (the embedded prepared statement) with a database span per call under the current span;
+ * a synchronous answer stays synchronous. Composed only when tracing is on.
+ */
+export function tracedLookup(lookup: RedirectLookup, tracer: Tracer): RedirectLookup {
+  function traced<T>(operation: string, read: () => T | Promise<T>): T | Promise<T> {
+    const parent = tracer.current();
+    if (!parent) return read();
+    const span = tracer.start(`SELECT ${operation}`, {
+      kind: SpanKind.client,
+      parent,
+      attributes: { 'db.system': 'libsql', 'db.operation': 'SELECT' },
+    });
+    try {
+      const answer = read();
+      if (!(answer instanceof Promise)) return span.end(), answer;
+      return answer.finally(() => span.end());
+    } catch (err) {
+      span.fail(err instanceof Error ? err.name : 'error');
+      span.end();
+      throw err;
+    }
+  }
+  return {
+    findLink: (domain, slug, defer) => traced('links', () => lookup.findLink(domain, slug, defer)),
+    domainOwner: (host) => traced('domains', () => lookup.domainOwner(host)),
+  };
 }

@@ -15,6 +15,7 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { RedisRest } from '../redis-rest.ts';
 import { createCircuitBreaker, withDeadline, type CircuitBreaker } from '../resilience.ts';
+import { observed, type ScopeStore, type Tracer } from '../tracing.ts';
 
 export interface SharedStore {
   readonly kind: 'redis' | 'kv';
@@ -66,6 +67,24 @@ export function kvStore(kv: KvNamespaceLike, prefix = 'hop:'): SharedStore {
     async invalidate(keys) {
       await Promise.all(keys.map((k) => kv.delete(prefix + k)));
     },
+  };
+}
+
+/**
+ * The store with each call observed: a client span under the current one (`cache get` and so on, the store's kind,
+ * never a key's value), its time added to the request's Server-Timing. No scope store: the store as it is.
+ */
+export function observeShared(store: SharedStore, tracer: Tracer | undefined, scopes: ScopeStore | undefined): SharedStore {
+  if (!scopes) return store;
+  const system = store.kind === 'redis' ? 'redis' : 'cloudflare.kv';
+  const attributes = (operation: string) => ({ 'db.system': system, 'db.operation': operation });
+  return {
+    kind: store.kind,
+    negatives: store.negatives,
+    get: (key) => observed(tracer, scopes, 'cache', 'cache get', attributes('get'), () => store.get(key)),
+    fill: (key, value, ttlS) => observed(tracer, scopes, 'cache', 'cache fill', attributes('fill'), () => store.fill(key, value, ttlS)),
+    invalidate: (keys, ttlS) =>
+      observed(tracer, scopes, 'cache', 'cache invalidate', attributes('invalidate'), () => store.invalidate(keys, ttlS)),
   };
 }
 

@@ -12,6 +12,7 @@ import { drizzle } from 'drizzle-orm/libsql/http';
 import * as schema from '../../db/schema.ts';
 import { AppError, errorCode, findCause, isBusy } from '../../errors.ts';
 import { backoffDelay, withDeadline } from '../resilience.ts';
+import { observed, traceHeaders, type ScopeStore, type Tracer } from '../tracing.ts';
 
 export type Orm = LibSQLDatabase<typeof schema> & { $client: Client };
 
@@ -205,10 +206,49 @@ export function guardedClient(open: () => Client, options: GuardOptions): Client
   });
 }
 
-/** A fetch for remote libSQL clients that aborts each request at the deadline, so a hung server frees the socket. */
-export function deadlineFetch(timeoutMs: number) {
-  return (input: RequestInfo | URL, init?: RequestInit) =>
-    fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+/**
+ * A fetch for remote libSQL clients that aborts each request at the deadline, so a hung server frees the socket,
+ * and carries the current span's `traceparent` to sqld or Turso when a scope store is given.
+ */
+export function deadlineFetch(timeoutMs: number, scopes?: ScopeStore) {
+  return (input: RequestInfo | URL, init?: RequestInit) => {
+    const trace = scopes && traceHeaders(scopes.get()?.span);
+    if (!trace) return fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    const headers = new Headers(init?.headers);
+    for (const [k, v] of Object.entries(trace)) headers.set(k, v);
+    return fetch(input, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
+  };
+}
+
+/** The statement's operation (SELECT, INSERT...), its first keyword: the span's name, never its values. */
+const operationOf = (stmt: InStatement) => /^\s*([A-Za-z]+)/.exec(sqlOf(stmt))?.[1]?.toUpperCase() ?? 'SQL';
+
+/**
+ * The database with every execute and batch of its client observed: a client span (db.system libsql,
+ * db.operation, no SQL text or values) under the current span, and its time added to the request's Server-Timing.
+ * Without a scope store the database is returned as it is.
+ */
+export function observeDatabase<D extends Database>(db: D, tracer: Tracer | undefined, scopes: ScopeStore | undefined): D {
+  if (!scopes) return db;
+  const inner = db.client;
+  const attributes = (operation: string, count?: number) => ({ 'db.system': 'libsql', 'db.operation': operation, 'db.operation.batch.size': count });
+  const client = new Proxy(inner, {
+    get(target, prop) {
+      if (prop === 'execute') {
+        return (...args: Parameters<Client['execute']>) => {
+          const op = operationOf(typeof args[0] === 'string' ? args[0] : (args[0] as InStatement));
+          return observed(tracer, scopes, 'db', op, attributes(op), () => (target.execute as (...a: unknown[]) => Promise<ResultSet>)(...args));
+        };
+      }
+      if (prop === 'batch') {
+        return (stmts: InStatement[], mode?: TransactionMode) =>
+          observed(tracer, scopes, 'db', 'BATCH', attributes('BATCH', stmts.length), () => target.batch(stmts, mode));
+      }
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { ...db, client, orm: drizzle(client, { schema }) };
 }
 
 /** True when a libSQL error is a unique-constraint violation (a duplicate slug, hostname, key...). */
