@@ -12,8 +12,9 @@ export default defineConfig({
         test: {
           name: 'node',
           include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
-          // The image test builds a container image (minutes): `npm run test:image` runs it (vitest.image.config.ts).
-          exclude: ['test/workers/**', '**/node_modules/**', 'test/e2e/image.test.ts'],
+          // The image test builds a container image (minutes): `npm run test:image` runs it (vitest.image.config.ts);
+          // the load tests send thousands of writes (minutes): `npm run test:load` (vitest.load.config.ts).
+          exclude: ['test/workers/**', '**/node_modules/**', 'test/e2e/image.test.ts', 'test/load/**'],
           pool: 'forks',
           testTimeout: 20_000,
           hookTimeout: 60_000,

@@ -11,8 +11,12 @@ import { sha256Hex } from '../../platform/crypto.ts';
 import { RELEASED, type IdempotencyRepository } from './idempotency.repository.ts';
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
-/** A pending record older than this belongs to a request that died; a retry may take it over. */
-export const PENDING_TIMEOUT_MS = 60 * 1000;
+/**
+ * A pending record older than this belongs to a request that died (or whose release could not be written, the
+ * database being down); a retry may take it over. Short: a request's database calls each end at their deadline
+ * (seconds), and a create taken over runs as the same attempt, so a late first attempt cannot store a second link.
+ */
+export const PENDING_TIMEOUT_MS = 10 * 1000;
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 export interface StoredResponse {
