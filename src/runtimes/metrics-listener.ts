@@ -57,7 +57,8 @@ export function listenForMetrics(address: { host: string; port: number }, render
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());
-            server.closeAllConnections();
+            // Keep-alive scrapers' idle connections would hold the close open (Bun's node:http may lack this).
+            (server as Partial<Pick<Server, 'closeAllConnections'>>).closeAllConnections?.();
           }),
       });
     });
