@@ -11,5 +11,10 @@ export type AppEnv = {
     requestStart: number;
     /** Set by the request-context middleware, which logs the request after the response, errors included. */
     requestLoggedAfter: boolean;
+    /**
+     * Set by the idempotency middleware for a keyed request: a digest of (workspace, key, request) from which a
+     * create derives the id of what it stores, so a retry of a write whose outcome was unknown finds it.
+     */
+    idempotencySeed: string | undefined;
   };
 };

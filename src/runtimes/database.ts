@@ -34,7 +34,7 @@ export function embeddedPath(url: string): string {
 
 export type DatabaseConfig = Pick<
   Config,
-  'databaseUrl' | 'databaseAuthToken' | 'databaseBusyTimeoutMs' | 'databaseTimeoutMs' | 'databaseSyncUrl' | 'databaseSyncIntervalS'
+  'databaseUrl' | 'databaseAuthToken' | 'databaseBusyTimeoutMs' | 'databaseTimeoutMs' | 'databaseWriters' | 'databaseSyncUrl' | 'databaseSyncIntervalS'
 >;
 
 /** What kind of database a configuration names; the runtime entries decide migrations and the redirect read by it. */
@@ -57,6 +57,7 @@ export async function openDatabase(config: DatabaseConfig, logger?: Logger, scop
     const client = guardedClient(() => createClient({ url, authToken, fetch: deadlineFetch(timeoutMs, scopes) }), {
       timeoutMs,
       remote: true,
+      writers: config.databaseWriters,
     });
     return { ...createDatabase(client), mode: 'remote' };
   }
@@ -121,7 +122,7 @@ async function openReplica(config: DatabaseConfig, path: string, logger?: Logger
     const next = reuse ?? open();
     reuse = undefined;
     return next;
-  }, { timeoutMs, remote: true });
+  }, { timeoutMs, remote: true, writers: config.databaseWriters });
   return { ...createDatabase(client), mode: 'replica' };
 }
 

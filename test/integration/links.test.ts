@@ -721,6 +721,51 @@ describe('Idempotency-Key on POST /v1/links', () => {
     expect(await t.count('idempotency_records')).toBe(0);
   });
 
+  it('stores one link when a create whose outcome was unknown is retried: the retry answers the stored link', async () => {
+    const body = { url: 'https://example.com/unknown', tags: ['a'] };
+    const first = (await (await post('key-unknown', body)).json()) as Link;
+    // As a 503 past the database deadline leaves it: the write committed, the answer was lost, the record released.
+    await t.db.client.execute("update idempotency_records set status = 0, body = null where key = 'key-unknown'");
+    const retry = await post('key-unknown', body);
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull();
+    expect(await retry.json()).toEqual(first);
+    expect(await counts()).toEqual({ links: 1, tags: 1 });
+    // Completed by the retry: the next one is a plain replay.
+    expect((await post('key-unknown', body)).headers.get('idempotent-replayed')).toBe('true');
+  });
+
+  it('stores one link when a create that failed before writing is retried', async () => {
+    const body = { url: 'https://example.com/never', slug: 'never' };
+    const first = await post('key-never', body);
+    const id = ((await first.json()) as Link).id;
+    await t.db.client.execute(`delete from links where id = '${id}'`);
+    await t.db.client.execute("update idempotency_records set status = 0, body = null where key = 'key-never'");
+    const retry = await post('key-never', body);
+    expect(retry.status).toBe(201);
+    expect(((await retry.json()) as Link).id).toBe(id);
+    expect(await t.count('links')).toBe(1);
+  });
+
+  it('answers 409 to a retry while the first attempt is pending, and lets it run as that attempt once stale', async () => {
+    const body = { url: 'https://example.com/pending' };
+    const first = (await (await post('key-pending', body)).json()) as Link;
+    await t.db.client.execute("update idempotency_records set status = null, body = null where key = 'key-pending'");
+    await expectProblem(await post('key-pending', body), 409, 'idempotency-in-progress');
+    t.clock.now = new Date(t.clock.now.getTime() + 61_000);
+    const retry = await post('key-pending', body);
+    expect(retry.status).toBe(201);
+    expect(((await retry.json()) as Link).id).toBe(first.id);
+    expect(await t.count('links')).toBe(1);
+  });
+
+  it('refuses the same key with another body even after an unknown outcome', async () => {
+    await post('key-other', { url: 'https://example.com/1' });
+    await t.db.client.execute("update idempotency_records set status = 0, body = null where key = 'key-other'");
+    await expectProblem(await post('key-other', { url: 'https://example.com/2' }), 422, 'idempotency-mismatch');
+    expect(await t.count('links')).toBe(1);
+  });
+
   it.each([
     ['300 characters', 'k'.repeat(300)],
     ['a space', 'two words'],

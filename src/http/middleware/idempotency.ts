@@ -1,6 +1,6 @@
 /**
  * `Idempotency-Key` for POST routes: runs the first request, replays its stored success to retries with the same
- * body, and leaves nothing behind when the request is refused or fails.
+ * body, leaves nothing behind when the request is refused, and lets a retry of a failed one run as the same attempt.
  */
 import type { MiddlewareHandler } from 'hono';
 import {
@@ -28,10 +28,16 @@ export function idempotency(service: IdempotencyService, now: () => Date): Middl
       if (location) headers.set('location', location);
       return new Response(body, { status, headers });
     }
+    c.set('idempotencySeed', begun.seed);
+    // A refusal (4xx) changed nothing: the key is free for a corrected request. A failure (5xx) may have stored its
+    // write (a database that did not answer in time can still commit it): the retry must run as the same attempt.
+    // Releasing is itself a write and may fail too; the record then counts as pending until PENDING_TIMEOUT_MS.
+    const settle = (status: number) =>
+      status < 500 ? service.abandon(workspaceId, key) : service.release(workspaceId, key).catch(() => undefined);
     try {
       await next();
     } catch (err) {
-      await service.abandon(workspaceId, key);
+      await settle(500);
       throw err;
     }
     const res = c.res;
@@ -43,7 +49,7 @@ export function idempotency(service: IdempotencyService, now: () => Date): Middl
         body: await res.clone().text(),
       });
     } else {
-      await service.abandon(workspaceId, key);
+      await settle(res.status);
     }
   };
 }

@@ -1,11 +1,14 @@
 /**
  * Idempotency-Key semantics for POSTs: the first request with a key runs and its success is stored for 24 hours;
  * a retry with the same key and body gets the stored answer; the same key with another body is refused (422);
- * a retry while the first is still running is refused (409). Refused or failed requests leave no record.
+ * a retry while the first is still running is refused (409). A refused request leaves no record. A request that
+ * failed without a known outcome (the database did not answer in time: its write may still commit) leaves its record
+ * released, and a retry runs it again as the same attempt: with the same seed, from which a create derives the id
+ * of what it stores, so the retry meets the first attempt's row instead of storing a second one.
  */
 import { AppError } from '../../errors.ts';
 import { sha256Hex } from '../../platform/crypto.ts';
-import type { IdempotencyRepository } from './idempotency.repository.ts';
+import { RELEASED, type IdempotencyRepository } from './idempotency.repository.ts';
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /** A pending record older than this belongs to a request that died; a retry may take it over. */
@@ -19,7 +22,12 @@ export interface StoredResponse {
   body: string;
 }
 
-export type BeginResult = { kind: 'started' } | { kind: 'replay'; response: StoredResponse };
+/**
+ * `seed`: a digest of (workspace, key, request). A create derives the id of what it stores from it, so that when a
+ * write's outcome is unknown (the database did not answer in time: the record is abandoned, the write may still
+ * commit) the retry meets the first attempt's row instead of storing a second one.
+ */
+export type BeginResult = { kind: 'started'; seed: string } | { kind: 'replay'; response: StoredResponse };
 
 export function createIdempotencyService(repo: IdempotencyRepository) {
   async function begin(workspaceId: string, key: string, request: string, now: Date): Promise<BeginResult> {
@@ -37,16 +45,16 @@ export function createIdempotencyService(repo: IdempotencyRepository) {
       createdAt: now,
       expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS),
     };
-    if (await repo.tryInsert(record)) return { kind: 'started' };
+    const seedOf = (createdAt: Date) => sha256Hex(`${workspaceId}\n${key}\n${fingerprint}\n${createdAt.getTime()}`);
+    if (await repo.tryInsert(record)) return { kind: 'started', seed: await seedOf(now) };
     const existing = await repo.get(workspaceId, key);
     if (!existing) return begin(workspaceId, key, request, now);
     if (existing.fingerprint !== fingerprint) {
       throw new AppError('idempotency_mismatch', 'This Idempotency-Key was already used with a different request.');
     }
-    if (existing.status === null || existing.body === null) {
-      if (now.getTime() - existing.createdAt.getTime() > PENDING_TIMEOUT_MS) {
-        await repo.remove(workspaceId, key);
-        return begin(workspaceId, key, request, now);
+    if (existing.status === null || existing.status === RELEASED || existing.body === null) {
+      if (await repo.takeOver(workspaceId, key, new Date(now.getTime() - PENDING_TIMEOUT_MS))) {
+        return { kind: 'started', seed: await seedOf(existing.createdAt) };
       }
       throw new AppError('idempotency_in_progress', 'The first request with this Idempotency-Key has not finished.', {
         retryAfterS: 1,
@@ -68,6 +76,7 @@ export function createIdempotencyService(repo: IdempotencyRepository) {
     complete: (workspaceId: string, key: string, response: StoredResponse) =>
       repo.complete(workspaceId, key, response),
     abandon: (workspaceId: string, key: string) => repo.remove(workspaceId, key),
+    release: (workspaceId: string, key: string) => repo.release(workspaceId, key),
   };
 }
 

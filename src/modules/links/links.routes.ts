@@ -105,7 +105,7 @@ export function linksRoutes(service: LinksService, idempotencyService: Idempoten
 
   return createRouter()
     .openapi(createLink, async (c) => {
-      const link = await service.create(serviceContext(c, now), c.req.valid('json'));
+      const link = await service.create(serviceContext(c, now), c.req.valid('json'), c.get('idempotencySeed'));
       c.header('location', `/v1/links/${link.id}`);
       return c.json(link, 201);
     })

@@ -138,16 +138,26 @@ export function createLinksService(
     new AppError('conflict', `The slug "${row.slug}" is already taken on ${row.domain}.`);
 
   return {
-    async create(ctx: ServiceContext, input: CreateLinkInput): Promise<Link> {
+    /**
+     * `seed` (from an Idempotency-Key) fixes the link's id: a retry of a create whose outcome was unknown then
+     * collides with the first attempt's row, if it was stored, and answers it instead of storing a second link.
+     */
+    async create(ctx: ServiceContext, input: CreateLinkInput, seed?: string): Promise<Link> {
       await checkRules(ctx, input);
       const now = ctx.now();
       const geo = input.geo && Object.keys(input.geo).length ? input.geo : null;
       // zod leaves out the keys a client did not send, so spreading the input keeps the defaults for those.
       const { domain, slug, geo: _geo, ...given } = input;
+      // A seeded id that is already taken belongs to an earlier attempt of this very request.
+      const storedBefore = async () => {
+        if (!seed) return undefined;
+        const earlier = await repo.get(ctx.workspaceId, row.id);
+        return earlier ? toLink(earlier) : undefined;
+      };
       const row: LinkRow = {
         ...linkDefaults(),
         ...given,
-        id: newId('lnk'),
+        id: seed ? `lnk_${seed.slice(0, 32)}` : newId('lnk'),
         workspaceId: ctx.workspaceId,
         domain: domain ?? config.defaultDomain,
         slug: slug ?? '',
@@ -159,8 +169,10 @@ export function createLinksService(
         try {
           if (!(await repo.insert(row, registered(row.domain)))) throw domainGone();
         } catch (err) {
-          if (isUniqueViolation(err)) throw slugTaken(row);
-          throw err;
+          if (!isUniqueViolation(err)) throw err;
+          const earlier = await storedBefore();
+          if (earlier) return earlier;
+          throw slugTaken(row);
         }
         // A "no such link" answer may be cached for this slug.
         await invalidation.links([row]);
@@ -175,6 +187,8 @@ export function createLinksService(
           return toLink(row);
         } catch (err) {
           if (!isUniqueViolation(err)) throw err;
+          const earlier = await storedBefore();
+          if (earlier) return earlier;
         }
       }
       throw new AppError('unavailable', 'Could not find a free slug; try again or choose one.');
