@@ -23,6 +23,7 @@ describe('loadConfig', () => {
       databaseAuthToken: undefined,
       databaseBusyTimeoutMs: 2000,
       databaseTimeoutMs: 2000,
+      databaseWriters: 4,
       databaseSyncUrl: undefined,
       databaseSyncIntervalS: 5,
       baseUrl: 'http://localhost:8787',
