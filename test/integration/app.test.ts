@@ -1,7 +1,7 @@
 // App-wide behaviour: probes, OpenAPI and docs, request ids, headers, logs, 404s, and no 500 for any outside input.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compose, composeApp } from '../../src/composition/root.ts';
-import { ADMIN_TOKEN, createTestApp, expectProblem, type TestApp } from '../helpers/app.ts';
+import { ADMIN_TOKEN, createTestApp, expectProblem, METRICS_AUTH, type TestApp } from '../helpers/app.ts';
 
 let t: TestApp;
 beforeEach(async () => {
@@ -29,6 +29,36 @@ describe('health probes', () => {
   it('answers /readyz 503 while draining', async () => {
     const app = composeApp(compose(t.config, { db: t.db }), { draining: () => true });
     await expectProblem(await app.request('/readyz'), 503, 'unavailable');
+  });
+
+  it('names every check that failed, and tells a failure from a deadline', async () => {
+    const app = composeApp(compose(t.config, { db: t.db }), {
+      readiness: { cache: () => Promise.reject(new Error('refused')), queue: () => new Promise<void>(() => {}) },
+    });
+    const problem = await expectProblem(await app.request('/readyz'), 503, 'unavailable');
+    expect(problem.detail).toBe(`Not ready: cache failed; queue did not answer within ${t.config.readyTimeoutMs} ms.`);
+  });
+});
+
+describe('request metrics', () => {
+  it('counts answers by route template, method and status class, and server errors by problem type', async () => {
+    await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/m', slug: 'm' } });
+    await t.request('/v1/links/lnk_missing');
+    await t.request('/m', { key: null });
+    await t.request('/no/such/path/here', { key: null });
+    const draining = composeApp(compose(t.config, { db: t.db, metrics: t.metrics }), { draining: () => true });
+    await draining.request('/readyz');
+    const text = await (await t.app.request('/metrics', METRICS_AUTH)).text();
+    expect(text).toContain('hop_http_requests_total{method="POST",route="/v1/links",status_class="2xx"} 1');
+    expect(text).toContain('hop_http_requests_total{method="GET",route="/v1/links/:id",status_class="4xx"} 1');
+    expect(text).toContain('hop_http_requests_total{method="GET",route="/:slug",status_class="3xx"} 1');
+    expect(text).toContain('hop_http_requests_total{method="GET",route="unmatched",status_class="4xx"} 1');
+    expect(text).toContain('hop_http_requests_total{method="GET",route="/readyz",status_class="5xx"} 1');
+    expect(text).toContain('hop_http_errors_total{route="/readyz",type="unavailable"} 1');
+    expect(text).toMatch(/^hop_http_request_duration_seconds_count\{method="POST",route="\/v1\/links"\} 1$/m);
+    // The path itself never becomes a label.
+    expect(text).not.toContain('lnk_missing');
+    expect(text).not.toContain('/no/such');
   });
 });
 

@@ -136,6 +136,7 @@ describe('createTieredCache', () => {
     expect(cache.get('k', load)).toBe('now there');
     expect(loads).toBe(2);
     expect([count(metrics, 'memory', 'hit'), count(metrics, 'all', 'miss')]).toEqual([2, 2]);
+    expect([count(metrics, 'memory', 'miss'), count(metrics, 'shared', 'miss')]).toEqual([2, 0]);
   });
 
   it('makes one load for many concurrent misses of one key (single flight)', async () => {
@@ -173,6 +174,8 @@ describe('createTieredCache', () => {
     expect(data.get('none')).toBe('-');
     expect(calls.filter((c) => c.startsWith('fill'))).toEqual(['fill cold', 'fill none']);
     expect([count(metrics, 'shared', 'hit'), count(metrics, 'all', 'miss')]).toEqual([1, 2]);
+    // Per tier: what the first tier missed went to the shared one, which answered one and missed two.
+    expect([count(metrics, 'memory', 'miss'), count(metrics, 'shared', 'miss')]).toEqual([3, 2]);
   });
 
   it('never stores "not found" in a store without negatives (KV), and reads a stray one as a miss', async () => {

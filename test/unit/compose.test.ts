@@ -72,12 +72,16 @@ describe('deploy/compose.yaml', () => {
     expect(loadConfig(services.init!.environment!).databaseUrl).toBe('http://sqld-primary:8080');
   });
 
-  it('scrapes /metrics of every HTTP process with Prometheus', () => {
+  it('scrapes /metrics of every hop process on its metrics port with Prometheus', () => {
     expect(services.prometheus!.volumes).toContain('./compose/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
     const prom = parse(readFileSync(join(DEPLOY, 'compose', 'prometheus.yml'), 'utf8')) as {
       scrape_configs: { metrics_path: string; static_configs: { targets: string[] }[] }[];
     };
     const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets)).sort();
-    expect(targets).toEqual(Object.keys(HOP).map((n) => `${n}:8787`).sort());
+    expect(targets).toEqual([...Object.keys(HOP), 'consumer'].map((n) => `${n}:9464`).sort());
+    for (const name of [...Object.keys(HOP), 'consumer']) {
+      const env = services[name]!.environment!;
+      expect(loadServerConfig(env).metrics.listen).toEqual({ host: '0.0.0.0', port: 9464 });
+    }
   });
 });

@@ -6,7 +6,7 @@
  * the loader answers instead; it is never served.
  */
 import type { Logger } from '../logger.ts';
-import type { Metrics } from '../metrics.ts';
+import type { Labels, Metrics } from '../metrics.ts';
 import type { Lru } from './lru.ts';
 import { TOMBSTONE, type GuardedStore } from './shared.ts';
 
@@ -64,9 +64,13 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
   // Bumped by every invalidation: a load that began before one may hold the old value, so it is answered but not kept.
   let generation = 0;
   const counts = { memoryHit: 0, sharedHit: 0, miss: 0, coalesced: 0, poisoned: 0 };
-  options.metrics.collect('hop_cache_requests_total', 'Cache lookups by tier and result.', 'counter', () => [
+  // Per tier, its hits and misses (a tier's hit ratio is hit / (hit + miss)); `all`: lookups no tier answered (the
+  // database was read) and those that waited for another's. Misses per tier are derived when scraped, not counted.
+  options.metrics.collect('hop_cache_requests_total', 'Cache lookups by tier (memory, shared; all: every tier) and result.', 'counter', () => [
     [{ cache: name, tier: 'memory', result: 'hit' }, counts.memoryHit],
+    [{ cache: name, tier: 'memory', result: 'miss' }, counts.sharedHit + counts.miss + counts.coalesced],
     [{ cache: name, tier: 'shared', result: 'hit' }, counts.sharedHit],
+    ...(shared ? [[{ cache: name, tier: 'shared', result: 'miss' }, counts.miss] as [Labels, number]] : []),
     [{ cache: name, tier: 'all', result: 'miss' }, counts.miss],
     // Requests that waited for another request's lookup of the same key (single flight).
     [{ cache: name, tier: 'all', result: 'coalesced' }, counts.coalesced],
