@@ -73,8 +73,9 @@ describe('deploy/compose.yaml', () => {
   });
 
   it('scrapes /metrics of every HTTP process with Prometheus', () => {
-    expect(services.prometheus!.volumes).toContain('./compose/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
-    const prom = parse(readFileSync(join(DEPLOY, 'compose', 'prometheus.yml'), 'utf8')) as {
+    expect(services.prometheus!.volumes).toContain('./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
+    expect(services.prometheus!.volumes).toContain('./prometheus/rules:/etc/prometheus/rules:ro');
+    const prom = parse(readFileSync(join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8')) as {
       scrape_configs: { metrics_path: string; static_configs: { targets: string[] }[] }[];
     };
     const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets)).sort();
