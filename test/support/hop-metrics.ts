@@ -33,10 +33,15 @@ export const HOP_METRICS: Readonly<Record<string, MetricSpec>> = {
   hop_click_queue_oldest_age_seconds: { type: 'gauge', labels: ['queue'], always: true },
   hop_click_consumer_lag_seconds: { type: 'gauge', labels: [], always: true },
   hop_clicks_ingested_total: { type: 'counter', labels: ['result'], always: true },
-  // The process (Node and Bun).
+  // The process (src/runtimes/process-metrics.ts; Node and Bun).
   process_cpu_seconds_total: { type: 'counter', labels: [], always: true },
   process_resident_memory_bytes: { type: 'gauge', labels: [], always: true },
+  // The event loop's mean delay and its 99th percentile since the previous scrape.
   nodejs_eventloop_lag_seconds: { type: 'gauge', labels: [], always: true },
+  nodejs_eventloop_lag_p99_seconds: { type: 'gauge', labels: [], always: true },
+  // Open handles (Node) and file descriptors (Linux).
+  nodejs_active_resources: { type: 'gauge', labels: [], always: true },
+  process_open_fds: { type: 'gauge', labels: [], always: true },
   nodejs_gc_duration_seconds: { type: 'histogram', labels: ['kind'], always: true },
 };
 

@@ -72,13 +72,15 @@ describe('deploy/compose.yaml', () => {
     expect(loadConfig(services.init!.environment!).databaseUrl).toBe('http://sqld-primary:8080');
   });
 
-  it('scrapes /metrics of every HTTP process with Prometheus', () => {
+  it('scrapes /metrics of every hop process with Prometheus, on its metrics listener', () => {
     expect(services.prometheus!.volumes).toContain('./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
     expect(services.prometheus!.volumes).toContain('./prometheus/rules:/etc/prometheus/rules:ro');
     const prom = parse(readFileSync(join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8')) as {
       scrape_configs: { metrics_path: string; static_configs: { targets: string[] }[] }[];
     };
     const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets)).sort();
-    expect(targets).toEqual(Object.keys(HOP).map((n) => `${n}:8787`).sort());
+    // Every hop process on its metrics listener, the consumer included.
+    expect(targets).toEqual([...Object.keys(HOP), 'consumer'].map((n) => `${n}:9464`).sort());
+    for (const name of [...Object.keys(HOP), 'consumer']) expect(services[name]!.environment!.HOP_METRICS_ADDR, name).toBe('0.0.0.0:9464');
   });
 });
