@@ -86,8 +86,9 @@ async function timeseries(p: Panel, w: number, h: number): Promise<string> {
     }
   }
   const unit = p.fieldConfig?.defaults?.unit;
-  const plotW = w - 70;
-  const plotH = h - 40 - Math.min(3, Math.ceil(lines.length / 3)) * 16;
+  const plotW = w - 76;
+  // The panel's height less its padding (12), title (20), the axis' margins (16) and the legend's rows (16 each).
+  const plotH = h - 48 - Math.min(3, Math.ceil(Math.min(lines.length, 10) / 3)) * 16;
   const all = lines.flatMap((l) => l.points.map(([, v]) => v));
   const max = Math.max(...all, 0) * 1.1 || 1;
   const x = (ts: number) => 60 + ((ts - start) / (end - start)) * plotW;
@@ -111,7 +112,7 @@ async function timeseries(p: Panel, w: number, h: number): Promise<string> {
     .map((l, i) => `<span><i style="background:${PALETTE[i % PALETTE.length]}"></i>${esc(l.name)}</span>`)
     .join('');
   const empty = lines.length === 0 ? '<div class="nodata">No data</div>' : '';
-  return `<svg width="${w - 16}" height="${plotH + 24}">${svg}</svg>${empty}<div class="legend">${legendHtml}${lines.length > 9 ? `<span>+${lines.length - 9}</span>` : ''}</div>`;
+  return `<svg width="${w - 16}" height="${plotH + 16}">${svg}</svg>${empty}<div class="legend">${legendHtml}${lines.length > 9 ? `<span>+${lines.length - 9}</span>` : ''}</div>`;
 }
 
 async function stat(p: Panel): Promise<string> {
