@@ -18,7 +18,9 @@ import { docsRoutes, landingRoutes } from './modules/docs/docs.routes.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { linksRoutes } from './modules/links/links.routes.ts';
 import { redirectDocument, redirectHeadDocument } from './modules/redirect/redirect.openapi.ts';
-import { redirectRoutes } from './modules/redirect/redirect.routes.ts';
+import { redirectRoutes, requestHost } from './modules/redirect/redirect.routes.ts';
+import { isLoopbackHost } from './modules/hosts.ts';
+import { metricsAccess } from './http/metrics-access.ts';
 import { statsOperatorRoutes, statsRoutes } from './modules/stats/stats.routes.ts';
 import { operatorRoutes, workspaceRoutes } from './modules/workspaces/workspaces.routes.ts';
 import type { Database } from './platform/db/client.ts';
@@ -27,7 +29,8 @@ import type { Metrics } from './platform/metrics.ts';
 import type { RateLimiter } from './platform/ratelimit/policies.ts';
 import type { RedirectService } from './modules/redirect/redirect.service.ts';
 import type { ScopeStore, Tracer } from './platform/tracing.ts';
-import { requestObserver, routePatterns } from './http/observe.ts';
+import { requestObserver, routeMatcher, routePatterns } from './http/observe.ts';
+import { requestMetrics } from './http/metrics.ts';
 import type { Services } from './composition/root.ts';
 
 export interface AppDeps {
@@ -50,6 +53,10 @@ export interface AppDeps {
   hostMetrics?: (() => Promise<string>) | undefined;
   /** What this process serves (HOP_ROLE); `all` by default. Probes and /metrics are served by every role. */
   role?: AppRole | undefined;
+  /** The workspace that registered a host as its domain (the cached redirect read): /metrics is never answered there. */
+  domainOwner?: ((host: string) => string | undefined | Promise<string | undefined>) | undefined;
+  /** /readyz's checks beyond the database's (the shared cache, a remote queue), each rejecting when it fails. */
+  readiness?: Record<string, () => Promise<void>> | undefined;
   /** Traces; undefined: tracing off (the default). */
   tracer?: Tracer | undefined;
   /** The runtime's scope store (current span, Server-Timing); undefined where the runtime provides none. */
@@ -115,10 +122,25 @@ export function createApp(deps: AppDeps) {
   app.route(
     '/',
     healthRoutes({
-      checks: { database: () => db.ping(config.readyTimeoutMs) },
+      // The ping's own deadline is past the probe's, which is the one that names the dependency.
+      checks: { database: () => db.ping(2 * config.readyTimeoutMs), ...deps.readiness },
+      timeoutMs: config.readyTimeoutMs,
       draining: deps.draining ?? (() => false),
       metrics,
       hostMetrics: deps.hostMetrics,
+      metricsAccess: metricsAccess({
+        token: config.metrics.token,
+        separate: config.metrics.listen !== undefined,
+        clientIp: deps.clientIp,
+        clientIpHeader: config.clientIpHeader,
+        async workspaceHost(request) {
+          const host = requestHost(request.headers.get('host'), request.url);
+          if (host === null) return true;
+          // The service's own host and addresses are no workspace's (a workspace cannot register them).
+          if (host === config.defaultDomain || isLoopbackHost(host) || /^[\d.]+$|^\[/.test(host)) return false;
+          return (await deps.domainOwner?.(host)) !== undefined;
+        },
+      }),
     }),
   );
 
@@ -182,7 +204,8 @@ export function createApp(deps: AppDeps) {
 
   app.openAPIRegistry.registerPath(redirectDocument);
   app.openAPIRegistry.registerPath(redirectHeadDocument);
-  const redirects = redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, logger, limits });
+  const http = requestMetrics(metrics);
+  const redirects = redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, logger, limits, metrics: http.route('/:slug') });
   if (servesRedirects) app.route('/', redirects.routes);
   else {
     // The API role: a short-link request is answered 404 problem+json naming the role that serves it (through the
@@ -208,19 +231,32 @@ export function createApp(deps: AppDeps) {
   // Redirects are answered before the router (see redirectRoutes); the one-segment paths of other routes are not
   // redirects.
   const reserved = new Set(app.routes.map((r) => r.path.slice(1)).filter((p) => p !== '' && !p.includes('/') && !p.includes(':')));
-  if (!servesRedirects) return app;
   const routed = app.fetch;
   // Spans and Server-Timing (observe.ts); with tracing off a redirect goes straight to its handler.
   const observe = requestObserver({ tracer: deps.tracer, scopes: deps.scopes, routes: app.routes });
   const traced = deps.tracer !== undefined;
+  // Every answer but the redirect's (which counts its own, redirect.routes.ts) is counted here, by its route template.
+  const routeOf = routeMatcher(app.routes.filter((r) => r.handler !== context));
+  const metered = (request: Request, env: unknown, executionCtx: Parameters<typeof routed>[2]) => {
+    const startedAt = performance.now();
+    const answer = observe ? observe(request, undefined, () => routed(request, env, executionCtx), executionCtx) : routed(request, env, executionCtx);
+    const count = (res: Response) => {
+      const url = request.url;
+      const start = url.indexOf('/', url.indexOf('//') + 2);
+      const path = start === -1 ? '/' : url.slice(start).split(/[?#]/, 1)[0]!;
+      http.route(routeOf(request.method, path)).record(request.method, res.status, startedAt, res);
+      return res;
+    };
+    return answer instanceof Promise ? answer.then(count) : count(answer);
+  };
   app.fetch = (request, env, executionCtx) => {
-    const slug = redirects.match(request, reserved);
+    const slug = servesRedirects ? redirects.match(request, reserved) : undefined;
     if (slug !== undefined) {
       return traced
         ? observe!(request, '/:slug', () => redirects.handle(request, slug, env, executionCtx), executionCtx)
         : redirects.handle(request, slug, env, executionCtx);
     }
-    return observe ? observe(request, undefined, () => routed(request, env, executionCtx), executionCtx) : routed(request, env, executionCtx);
+    return metered(request, env, executionCtx);
   };
   return app;
 }

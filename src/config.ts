@@ -116,6 +116,19 @@ const otlpHeaders = z.string().transform((value, ctx) => {
   return out;
 });
 
+/** `host:port` of a second listener (`127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:9464`); port 0 picks a free one. */
+const listenAddress = z
+  .string()
+  .transform((v, ctx) => {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
+    const port = m ? Number(m[2]) : NaN;
+    if (!m || port > 65535) {
+      ctx.issues.push({ code: 'custom', message: 'must be host:port, e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6)', input: v });
+      return z.NEVER;
+    }
+    return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+
 /** The variables every runtime reads, each with its own rules. */
 const sharedVariables = {
   PORT: positiveInt(1, 65535).default(8787),
@@ -137,6 +150,11 @@ const sharedVariables = {
   HOP_DATABASE_SYNC_INTERVAL_S: positiveInt(1, 86_400).default(5),
   HOP_BASE_URL: baseUrl.optional(),
   HOP_ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
+  HOP_METRICS_TOKEN: z
+    .string()
+    .min(32, 'must be at least 32 characters')
+    .regex(/^[\x21-\x7e]+$/, 'must be printable characters without spaces (it is sent as a Bearer token)')
+    .optional(),
   HOP_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   HOP_LOG_SAMPLE_RATE: z
     .string()
@@ -369,6 +387,15 @@ function sharedConfig(c: Shared) {
     /** Hostname of the default short-link domain (the base URL's host without port). */
     defaultDomain: new URL(baseUrl).hostname,
     adminToken: c.HOP_ADMIN_TOKEN,
+    /**
+     * Who may read /metrics on the main port: with `token`, a request carrying `Authorization: Bearer <token>`;
+     * without, a client on this machine (a loopback peer, not through a proxy); with `listen` (Node and Bun), nobody:
+     * it is served on that separate address instead. Never on a host a workspace registered.
+     */
+    metrics: {
+      token: c.HOP_METRICS_TOKEN,
+      listen: undefined as { host: string; port: number } | undefined,
+    },
     logLevel: c.HOP_LOG_LEVEL,
     logSampleRate: c.HOP_LOG_SAMPLE_RATE,
     bodyLimitBytes: c.HOP_BODY_LIMIT_BYTES,
@@ -566,6 +593,7 @@ function serverParser() {
       .transform((v) => (v === 'auto' ? ('auto' as const) : Number(v)))
       .pipe(z.union([z.literal('auto'), z.number().min(1, 'must be at least 1').max(256, 'must be at most 256')]))
       .default(1),
+    HOP_METRICS_ADDR: listenAddress.optional(),
   };
   type Server = z.output<z.ZodObject<typeof variables>>;
   const rules: Rule<Server>[] = [
@@ -589,6 +617,14 @@ function serverParser() {
       },
     },
     {
+      reads: ['HOP_METRICS_ADDR', 'PORT'],
+      check(c, problem) {
+        if (c.HOP_METRICS_ADDR && c.HOP_METRICS_ADDR.port !== 0 && c.HOP_METRICS_ADDR.port === c.PORT) {
+          problem('HOP_METRICS_ADDR', `must use another port than PORT (${c.PORT}): it is a second listener`);
+        }
+      },
+    },
+    {
       reads: ['HOP_RATE_LIMIT'],
       check(c, problem) {
         if (c.HOP_RATE_LIMIT === 'cloudflare') {
@@ -607,6 +643,7 @@ function serverParser() {
     // Without HOP_BASE_URL, links point at the server itself: over https when it serves TLS.
     ...(c.HOP_TLS_CERT && !c.HOP_BASE_URL ? { baseUrl: `https://localhost:${c.PORT}` } : {}),
     listen: listenSettings(c),
+    metrics: { token: c.HOP_METRICS_TOKEN, listen: c.HOP_METRICS_ADDR },
     /** The click queue: in-process (`memory`) or Redis Streams (`redis`, over the Upstash REST protocol). */
     queue: c.HOP_QUEUE,
     /**

@@ -3,6 +3,9 @@
  * The `hop` command: serve, consume, migrate, init, and operator tasks on workspaces and API keys. Configuration comes from
  * the same environment variables as the server (see README), validated by the same schema.
  */
+import { createMetrics } from '../platform/metrics.ts';
+import { listenForMetrics } from '../runtimes/metrics-listener.ts';
+import { collectProcessMetrics } from '../runtimes/process-metrics.ts';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { prettifyError, ZodError } from 'zod';
 import { loadConfig, loadServerConfig, ConfigError, type Config } from '../config.ts';
@@ -90,9 +93,13 @@ program
     const logger = createLogger({ level: config.logLevel, span: () => scopes.get()?.span });
     const { db, consumerName } = await openProcessDatabase(config, logger, process.env, 'consume', undefined, scopes);
     let tracer: Tracer | undefined;
+    // Its metrics (clicks ingested, lag, the stream's backlog, the process) on HOP_METRICS_ADDR: it has no other port.
+    const metrics = createMetrics();
+    const stopSampling = await collectProcessMetrics(metrics);
+    const listener = config.metrics.listen ? await listenForMetrics(config.metrics.listen, () => metrics.render(), logger) : undefined;
     try {
       // The servers' memory tiers expire on their own (HOP_CACHE_TTL_S, 1 s for links with maxClicks); the shared one is told.
-      const composed = await composeProcess(config, { db, logger, consumerName, scopes }, 'consume');
+      const composed = await composeProcess(config, { db, logger, consumerName, scopes, metrics }, 'consume');
       const { clicks } = composed;
       tracer = composed.tracer;
       logger.log('info', 'consuming', { clicks: clicks!.description, stream: config.clickStream.key });
@@ -103,6 +110,8 @@ program
       logger.log('info', 'shutting down', { signal });
       await clicks!.close();
     } finally {
+      await listener?.close();
+      stopSampling();
       db.close();
       await tracer?.flush();
     }

@@ -24,6 +24,7 @@ import {
 } from '../platform/queue/redis-streams.ts';
 import { createRedisRestClient } from '../platform/redis.ts';
 import { tracedIngest } from '../platform/queue/tracing.ts';
+import { streamBacklog } from '../platform/queue/redis-streams/backlog.ts';
 import type { Tracer } from '../platform/tracing.ts';
 
 const PURGE_EVERY_MS = 3_600_000;
@@ -90,7 +91,73 @@ function queueMetrics(metrics: Metrics, queue: MemoryQueue<unknown>, kind: strin
   metrics.collect('hop_click_queue_failures_total', 'Batches that could not be handed on (retried).', 'counter', () => [
     [labels, queue.stats().failures],
   ]);
+  metrics.collect('hop_click_queue_depth', DEPTH_HELP, 'gauge', () => [[labels, queue.stats().buffered]]);
+  metrics.collect('hop_click_queue_oldest_age_seconds', AGE_HELP, 'gauge', () => {
+    const at = (queue.oldest() as { at?: unknown } | undefined)?.at;
+    return [[labels, typeof at === 'number' ? Math.max(0, Date.now() - at) / 1000 : 0]];
+  });
 }
+
+const DEPTH_HELP =
+  'Clicks waiting to be stored: held by this process (queue="memory", or "redis" for the producer\'s buffer), or entries of the stream not yet acknowledged by the consumer group (queue="redis_stream", each a batch).';
+const AGE_HELP = 'Age of the oldest click waiting to be stored (queue labels as hop_click_queue_depth); 0 when none waits.';
+const BACKLOG_EVERY_MS = 5000;
+
+/** The stream's backlog, read by a consumer every few seconds into the depth and age gauges (queue="redis_stream"). */
+function watchBacklog(metrics: Metrics, config: ServerConfig, logger: Logger) {
+  const redis = createRedisRest({ ...config.redis!, timeoutMs: 2000 });
+  const { key, group } = config.clickStream;
+  const labels = { queue: 'redis_stream' };
+  let failed = false;
+  const read = () =>
+    streamBacklog(redis, key, group).then(
+      (b) => {
+        failed = false;
+        metrics.set('hop_click_queue_depth', DEPTH_HELP, labels, b.entries);
+        metrics.set('hop_click_queue_oldest_age_seconds', AGE_HELP, labels, b.oldestAgeMs / 1000);
+      },
+      (err: unknown) => {
+        if (!failed) logger.log('warn', 'click stream backlog not read; its gauges keep their last value', describeError(err));
+        failed = true;
+      },
+    );
+  void read();
+  const timer = setInterval(() => void read(), BACKLOG_EVERY_MS);
+  (timer as { unref?: () => void }).unref?.();
+  return () => clearInterval(timer);
+}
+
+/**
+ * The store counted: clicks ingested by what became of them (`hop_clicks_ingested_total{result}`: stored, duplicate,
+ * rejected) and the consumer's lag (`hop_click_consumer_lag_seconds`: from the oldest click of the last batch
+ * stored to its commit).
+ */
+function meterIngest<S extends ClickStore>(store: S, metrics: Metrics | undefined): S {
+  if (!metrics) return store;
+  const help = 'Clicks handed to this process\'s consumer, by what became of them: stored, duplicate (stored by an earlier delivery), rejected (invalid).';
+  const stored = metrics.counter('hop_clicks_ingested_total', help, { result: 'stored' });
+  const duplicate = metrics.counter('hop_clicks_ingested_total', help, { result: 'duplicate' });
+  const rejected = metrics.counter('hop_clicks_ingested_total', help, { result: 'rejected' });
+  metrics.set('hop_click_consumer_lag_seconds', LAG_HELP, {}, 0);
+  return {
+    ...store,
+    async ingest(messages) {
+      const result = await store.ingest(messages);
+      stored.add(result.stored);
+      duplicate.add(result.duplicates);
+      rejected.add(result.rejected.length);
+      let oldest = Infinity;
+      for (const m of messages) {
+        const at = (m as { at?: unknown } | null)?.at;
+        if (typeof at === 'number' && at < oldest) oldest = at;
+      }
+      if (oldest !== Infinity) metrics.set('hop_click_consumer_lag_seconds', LAG_HELP, {}, Math.max(0, Date.now() - oldest) / 1000);
+      return result;
+    },
+  };
+}
+
+const LAG_HELP = 'Time from the oldest click of the last batch this process stored to its commit.';
 
 /** What a committed batch makes stale (the composed services' `invalidation`). */
 export interface ClickInvalidation {
@@ -116,7 +183,8 @@ export function invalidatingStore(store: ClickStore, invalidation: ClickInvalida
 
 export async function startClickPipeline(config: ServerConfig, options: PipelineOptions): Promise<ClickPipeline> {
   const { logger, metrics } = options;
-  const clicks = tracedIngest(invalidatingStore(options.store, options.invalidation), options.tracer, config.queue === 'memory' ? 'hop' : 'redis');
+  const traced = tracedIngest(invalidatingStore(options.store, options.invalidation), options.tracer, config.queue === 'memory' ? 'hop' : 'redis');
+  const clicks = options.consume ? meterIngest(traced, metrics) : traced;
   const stopPurge = options.consume ? startPurge(config, logger, clicks) : () => {};
   if (config.queue === 'memory') {
     const queue = createMemoryQueue<ClickEvent>({
@@ -159,11 +227,13 @@ export async function startClickPipeline(config: ServerConfig, options: Pipeline
     });
     consumer.start();
   }
+  const stopWatch = consumer && metrics ? watchBacklog(metrics, config, logger) : () => {};
   return {
     queue: producer,
     description: `redis streams (${[producer && 'producer', consumer && `consumer ${consumer.name}`].filter(Boolean).join(', ')})`,
     async close() {
       stopPurge();
+      stopWatch();
       // The producer first: what it still holds goes to the stream, for this consumer or another.
       await producer?.close();
       await consumer?.stop();

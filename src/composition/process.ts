@@ -8,6 +8,7 @@ import type { Config, ServerConfig } from '../config.ts';
 import { createMemoryRateLimitStore } from '../platform/ratelimit/memory.ts';
 import { createRedisRateLimitStore } from '../platform/ratelimit/redis.ts';
 import { createRedisRestClient } from '../platform/redis.ts';
+import { createRedisRest } from '../platform/redis-rest.ts';
 import { compose, composeApp, type AppProvided, type Composed, type Provided } from './root.ts';
 import { composeClicksService, startClickPipeline, type ClickPipeline, type ClickStore } from './clicks.ts';
 
@@ -67,9 +68,23 @@ export async function composeProcess(
         })
       : undefined;
   const app = serve
-    ? composeApp(composed, { clicks: clicks?.queue, clientIp: provided.clientIp, draining: provided.draining, hostMetrics: provided.hostMetrics, role: config.role })
+    ? composeApp(composed, {
+        clicks: clicks?.queue,
+        clientIp: provided.clientIp,
+        draining: provided.draining,
+        hostMetrics: provided.hostMetrics,
+        role: config.role,
+        readiness: clicks ? queueReadiness(config) : undefined,
+      })
     : undefined;
   return { ...composed, app, clicks };
+}
+
+/** /readyz's check of a remote click queue (Redis Streams): a PING of its Redis within the probe's deadline. */
+function queueReadiness(config: ServerConfig): Record<string, () => Promise<void>> | undefined {
+  if (config.queue !== 'redis' || !config.redis) return undefined;
+  const redis = createRedisRest({ ...config.redis, timeoutMs: config.readyTimeoutMs });
+  return { queue: () => redis.command(['PING']).then(() => undefined) };
 }
 
 /**

@@ -33,6 +33,7 @@ import { createRateLimiter, type RateLimiter } from '../platform/ratelimit/polic
 import type { RateLimitStore } from '../platform/ratelimit/ratelimit.ts';
 import { createRedisRest } from '../platform/redis-rest.ts';
 import { observeDatabase } from '../platform/db/client.ts';
+import { dbCallMeter, meterDatabase, type DbCallMeter } from '../platform/db/metrics.ts';
 import { tracedProducer } from '../platform/queue/tracing.ts';
 import { createTracer, propagatingFetch, type ScopeStore, type Tracer } from '../platform/tracing.ts';
 import { tracedLookup } from '../modules/redirect/redirect.lookup.ts';
@@ -95,6 +96,8 @@ export interface Composed {
   /** Traces (OTEL_*); undefined when off. */
   tracer: Tracer | undefined;
   scopes: ScopeStore | undefined;
+  /** /readyz's checks beyond the database's: the shared cache when it is Redis. */
+  readiness: Record<string, () => Promise<void>>;
 }
 
 /** The shared tier the configuration asks for: Redis (REST over fetch), or KV when a Worker binds it. */
@@ -121,11 +124,12 @@ function rateLimitStore(config: Config, provided: Provided, logger: Logger, metr
   return guardRateLimitStore(remote, { timeoutMs: settings.timeoutMs, onError: settings.onError, logger, metrics });
 }
 
-function buildServices(config: Config, provided: Provided, logger: Logger, metrics: Metrics, now: () => Date, tracer: Tracer | undefined) {
+function buildServices(config: Config, provided: Provided & { dbMeter?: DbCallMeter }, logger: Logger, metrics: Metrics, now: () => Date, tracer: Tracer | undefined) {
   const { orm } = provided.db;
   const { scopes } = provided;
   const linksRepository = createLinksRepository(orm);
-  const native = provided.redirectLookup && tracer ? tracedLookup(provided.redirectLookup, tracer) : provided.redirectLookup;
+  const read = provided.redirectLookup && meterLookup(provided.redirectLookup, provided.dbMeter);
+  const native = read && tracer ? tracedLookup(read, tracer) : read;
   const lookup = native ?? linksRepository;
   const tier = sharedTier(config, provided.kv, scopes);
   const store = tier && observeShared(tier, tracer, scopes);
@@ -182,6 +186,22 @@ function buildServices(config: Config, provided: Provided, logger: Logger, metri
 
 export type Services = ReturnType<typeof buildServices>;
 
+/** A runtime's own redirect read (the embedded prepared statement), counted with the database calls. */
+function meterLookup(lookup: RedirectLookup, meter: DbCallMeter | undefined): RedirectLookup {
+  if (!meter) return lookup;
+  return {
+    findLink: (domain, slug, defer) => meter.read('select', () => lookup.findLink(domain, slug, defer)),
+    domainOwner: (host) => meter.read('select', () => lookup.domainOwner(host)),
+  };
+}
+
+/** /readyz's check of the shared cache when it is Redis (KV is Cloudflare's own): a PING within the probe's deadline. */
+function readinessChecks(config: Config): Record<string, () => Promise<void>> {
+  if (config.cache.mode !== 'redis' || !config.redis) return {};
+  const redis = createRedisRest({ ...config.redis, timeoutMs: config.readyTimeoutMs });
+  return { cache: () => redis.command(['PING']).then(() => undefined) };
+}
+
 /** Services, cache tiers and rate limits of one process or isolate (the CLI stops here; servers go on to the app). */
 export function compose(config: Config, provided: Provided): Composed {
   const logger = provided.logger ?? createLogger({ level: 'silent' });
@@ -192,18 +212,20 @@ export function compose(config: Config, provided: Provided): Composed {
   const tracer =
     config.tracing &&
     createTracer(config.tracing, { scopes, timer: provided.exportOnTimer ?? true, warn: (msg, fields) => logger.log('warn', msg, fields) });
-  // Every call of the database client observed (spans, Server-Timing) where the runtime keeps scopes.
-  const db = observeDatabase(provided.db, tracer, scopes);
+  // Every call of the database client observed (spans, Server-Timing) where the runtime keeps scopes, and counted.
+  const dbMeter = dbCallMeter(metrics, config.databaseTimeoutMs);
+  const db = meterDatabase(observeDatabase(provided.db, tracer, scopes), dbMeter);
   return {
     config,
     db,
     logger,
     metrics,
     now,
-    services: buildServices(config, { ...provided, db }, logger, metrics, now, tracer),
+    services: buildServices(config, { ...provided, db, dbMeter }, logger, metrics, now, tracer),
     rateLimiter: store && createRateLimiter(config.rateLimit, store, now),
     tracer,
     scopes,
+    readiness: readinessChecks(config),
   };
 }
 
@@ -221,6 +243,8 @@ export interface AppProvided {
   hostMetrics?: (() => Promise<string>) | undefined;
   /** What the app serves (HOP_ROLE on Node and Bun); `all` by default. */
   role?: AppRole | undefined;
+  /** /readyz's checks of what the process added (a remote queue). */
+  readiness?: Record<string, () => Promise<void>> | undefined;
 }
 
 /** The app over a composition: the redirect service is made here, where the click producer is known. */
@@ -234,5 +258,15 @@ export function composeApp(composed: Composed, provided: AppProvided = {}): App 
     clicks: producer && composed.tracer ? tracedProducer(producer, composed.tracer, binding ? 'cloudflare_queues' : 'hop') : producer,
     limits: rateLimiter,
   });
-  return createApp({ ...composed, redirect, clientIp: provided.clientIp, draining: provided.draining, hostMetrics: provided.hostMetrics, role: provided.role });
+  const lookup = services.redirectLookup;
+  return createApp({
+    ...composed,
+    redirect,
+    clientIp: provided.clientIp,
+    draining: provided.draining,
+    hostMetrics: provided.hostMetrics,
+    role: provided.role,
+    readiness: { ...composed.readiness, ...provided.readiness },
+    domainOwner: (host) => lookup.domainOwner(host),
+  });
 }

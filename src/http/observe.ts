@@ -30,7 +30,7 @@ export const routePatterns = (routes: ObserveOptions['routes']) =>
     }));
 
 /** The template of the first route matching `method` and `path`, or undefined (a 404). */
-function routeMatcher(routes: ObserveOptions['routes']) {
+export function routeMatcher(routes: ObserveOptions['routes']) {
   const patterns = routePatterns(routes);
   return (method: string, path: string) => {
     const m = method === 'HEAD' ? 'GET' : method;

@@ -127,8 +127,17 @@ export function problemResponse(err: AppError, requestId: string, method = 'GET'
     for (const [k, v] of Object.entries(err.headers ?? {})) headers.set(k, v);
   }
   const body = method === 'HEAD' ? null : JSON.stringify(problemBody(err, requestId));
-  return new Response(body, { status: errorStatus[err.code], headers });
+  const status = errorStatus[err.code];
+  const res = new Response(body, { status, headers });
+  if (status >= 500) faults.set(res, err.code);
+  return res;
 }
+
+/** The error code of each server-fault answer made here, for the errors metric (src/http/metrics.ts). */
+const faults = new WeakMap<Response, ErrorCode>();
+
+/** The problem code (`unavailable`, `overloaded`, `internal`) of an answer of 500 or above made by problemResponse. */
+export const faultType = (res: Response): ErrorCode | undefined => faults.get(res);
 
 const fromStatus: Record<number, ErrorCode> = {
   400: 'bad_request',

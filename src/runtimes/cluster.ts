@@ -21,6 +21,8 @@ import type { SupervisorRequest, WireVerdict, WorkerRequest } from './cluster-wo
 import { migrateDatabase, openDatabase } from './database.ts';
 import { createChannel, type Channel, type Wire } from './ipc.ts';
 import { announceKey } from './server.ts';
+import { listenForMetrics, type MetricsListener } from './metrics-listener.ts';
+import { collectProcessMetrics } from './process-metrics.ts';
 
 /** How many workers HOP_WORKERS asks for on this machine. */
 export const workerCount = (config: ServerConfig) => (config.workers === 'auto' ? availableParallelism() : config.workers);
@@ -100,6 +102,7 @@ export async function supervise(env: Record<string, string | undefined>) {
     return policy;
   };
   const metrics = createMetrics();
+  const stopSampling = await collectProcessMetrics(metrics);
   const exits = { crash: 0, retired: 0 };
   metrics.collect('hop_workers', 'Workers of this host that listen.', 'gauge', () => [[{}, [...live].filter((c) => c.ready && !c.retiring).length]]);
   metrics.collect('hop_worker_exits_total', 'Worker exits: crashed (replaced) or retired (restart, shutdown).', 'counter', () => [
@@ -107,6 +110,7 @@ export async function supervise(env: Record<string, string | undefined>) {
     [{ reason: 'retired' }, exits.retired],
   ]);
 
+  const served: { metrics?: MetricsListener | undefined } = {};
   const slots = new Map<number, Child>();
   const live = new Set<Child>();
   // One more worker, composed but not listening, to take a crashed one's place at once: starting a worker (loading
@@ -269,6 +273,8 @@ export async function supervise(env: Record<string, string | undefined>) {
     }
     // Every worker has handed its last click batch over: the thread stores it and closes.
     await clicks?.close();
+    await served.metrics?.close();
+    stopSampling();
     logger.log('info', 'stopped', { signal });
     process.exit(code);
   }
@@ -318,6 +324,9 @@ export async function supervise(env: Record<string, string | undefined>) {
     return stop('crash loop', 1);
   });
 
+  // HOP_METRICS_ADDR: the host's metrics, every worker's, served by the supervisor itself (the workers do not listen
+  // there). Before the workers start: an address in use stops the start at once.
+  served.metrics = config.metrics.listen ? await listenForMetrics(config.metrics.listen, gatherMetrics, logger) : undefined;
   for (let slot = 1; slot <= count; slot++) slots.set(slot, fork(slot));
   const started = await Promise.race([
     Promise.all([...slots.values()].map((c) => c.listening)).then(() => true),
@@ -329,5 +338,5 @@ export async function supervise(env: Record<string, string | undefined>) {
   }
   replaceStandby(0);
   logger.log('info', 'supervising', { workers: count, url: `http://${config.host}:${config.port}`, pid: process.pid });
-  return { pid: process.pid };
+  return { pid: process.pid, metricsPort: served.metrics?.port };
 }

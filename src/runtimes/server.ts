@@ -15,6 +15,9 @@ import type { SupervisorHooks } from './cluster-worker.ts';
 import { createEmbeddedLookup } from './embedded-lookup.ts';
 import { releaseLoadingGarbage } from './heap.ts';
 import { createScopes } from './scopes.ts';
+import { createMetrics } from '../platform/metrics.ts';
+import { listenForMetrics } from './metrics-listener.ts';
+import { collectProcessMetrics } from './process-metrics.ts';
 import type { ScopeStore } from '../platform/tracing.ts';
 
 /** Prints the one-time admin key of a freshly created default workspace. */
@@ -48,6 +51,8 @@ export interface Prepared {
   logger: Logger;
   db: OpenedDatabase;
   app: App;
+  /** The port of the HOP_METRICS_ADDR listener, when this process has one. */
+  metricsPort: number | undefined;
   /** Turns /readyz to 503 (the drain's first step). */
   drain(): void;
   isDraining(): boolean;
@@ -96,11 +101,15 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
   const { host } = options;
   const { db, redirectLookup, clickStore, consumerName } = await openProcessDatabase(config, logger, env, 'serve', host, scopes);
   let draining = false;
+  const metrics = host?.metrics ?? createMetrics();
+  const stopSampling = await collectProcessMetrics(metrics);
   const hop = await composeProcess(
     config,
-    { ...host, db, logger, redirectLookup, clickStore, consumerName, scopes, clientIp: options.clientIp, draining: () => draining },
+    { ...host, metrics, db, logger, redirectLookup, clickStore, consumerName, scopes, clientIp: options.clientIp, draining: () => draining },
     'serve',
   );
+  // HOP_METRICS_ADDR: a listener of its own; a worker of several leaves it to its supervisor, which serves the host's.
+  const metricsListener = config.metrics.listen && !host ? await listenForMetrics(config.metrics.listen, () => metrics.render(), logger) : undefined;
   if (db.mode === 'embedded' && !host) {
     const created = await hop.services.workspaces.bootstrapDefaultWorkspace(new Date());
     if (created) announceKey(config, created);
@@ -112,10 +121,13 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
     logger,
     db,
     app: hop.app!,
+    metricsPort: metricsListener?.port,
     drain: () => void (draining = true),
     isDraining: () => draining,
     async close() {
       // Clicks still buffered are stored before the database closes.
+      await metricsListener?.close();
+      stopSampling();
       await hop.clicks?.close();
       await clickStore?.close();
       redirectLookup?.close();

@@ -24,6 +24,9 @@ import { GENEROUS_RATE_LIMITS } from '../support/rate-limits.ts';
 export { GENEROUS_RATE_LIMITS };
 
 export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdef';
+/** HOP_METRICS_TOKEN of the test apps: an in-process request has no loopback peer, so /metrics takes the token. */
+export const METRICS_TOKEN = 'test-metrics-token-0123456789abcdefgh';
+export const METRICS_AUTH = { headers: { authorization: `Bearer ${METRICS_TOKEN}` } };
 
 export interface TestApp {
   app: App;
@@ -66,6 +69,7 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
   const config = loadConfig({
     HOP_DATABASE_URL: `file:${join(dir, 'hop.db')}`,
     HOP_ADMIN_TOKEN: ADMIN_TOKEN,
+    HOP_METRICS_TOKEN: METRICS_TOKEN,
     HOP_LOG_LEVEL: 'warn',
     // As behind an edge that sets the visitor's country (Cloudflare's header); a test can unset it.
     HOP_GEO_HEADER: 'cf-ipcountry',

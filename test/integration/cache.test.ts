@@ -4,7 +4,7 @@
 // served stale by this process; with Redis unreachable, redirects keep working from memory and the database.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RedirectLookup } from '../../src/modules/redirect/redirect.lookup.ts';
-import { createTestApp, type TestApp } from '../helpers/app.ts';
+import { createTestApp, type TestApp, METRICS_AUTH } from '../helpers/app.ts';
 import { redisAvailable, startRedis, type RedisServer } from '../support/redis.ts';
 import { startUpstashRest, type UpstashRest } from '../support/upstash-rest.ts';
 
@@ -85,7 +85,7 @@ describe('the in-process tier', () => {
     t = await createTestApp();
     await createLink(t, 'm');
     for (let i = 0; i < 3; i++) await visit(t, 'm');
-    const text = await (await t.app.request('/metrics')).text();
+    const text = await (await t.app.request('/metrics', METRICS_AUTH)).text();
     expect(text).toContain('hop_cache_requests_total{cache="links",result="hit",tier="memory"} 2');
     expect(text).toContain('hop_cache_requests_total{cache="links",result="miss",tier="all"} 1');
   });
@@ -131,7 +131,7 @@ describe.runIf(redisAvailable())('with Redis as the shared tier', () => {
     await sleep(50); // the fill is written in the background
     expect(new Set(await stampede(second, 'stampede', 100))).toEqual(new Set(['302 https://example.com/stampede']));
     expect(other.reads.links).toBe(0);
-    const metrics = await (await second.app.request('/metrics')).text();
+    const metrics = await (await second.app.request('/metrics', METRICS_AUTH)).text();
     expect(metrics).toContain('hop_cache_requests_total{cache="links",result="hit",tier="shared"} 1');
   });
 
@@ -170,7 +170,7 @@ describe.runIf(redisAvailable())('with Redis as the shared tier', () => {
       const answers = await Promise.all(slugs.map((slug) => visit(t!, slug).then((r) => `${r.status} ${r.headers.get('location')}`)));
       expect(answers).toEqual(slugs.map((slug) => `302 https://example.com/${slug}`));
       expect(t.logs.some((l) => l.includes('shared cache circuit open'))).toBe(true);
-      expect(await (await t.app.request('/metrics')).text()).toContain('hop_cache_circuit_open{store="redis"} 1');
+      expect(await (await t.app.request('/metrics', METRICS_AUTH)).text()).toContain('hop_cache_circuit_open{store="redis"} 1');
       expect(reads.links).toBeGreaterThanOrEqual(2);
     } finally {
       await server.restart();

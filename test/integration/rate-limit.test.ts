@@ -9,7 +9,7 @@ import { loadConfig } from '../../src/config.ts';
 import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
 import { createMetrics } from '../../src/platform/metrics.ts';
 import { createRedisRestClient } from '../../src/platform/redis.ts';
-import { ADMIN_TOKEN, createTestApp, expectProblem, GENEROUS_RATE_LIMITS, type TestApp } from '../helpers/app.ts';
+import { ADMIN_TOKEN, createTestApp, expectProblem, GENEROUS_RATE_LIMITS, type TestApp, METRICS_AUTH } from '../helpers/app.ts';
 import { redisAvailable, startRedis, type RedisServer } from '../support/redis.ts';
 import { startUpstashRest, type UpstashRest } from '../support/upstash-rest.ts';
 
@@ -138,7 +138,7 @@ describe('rate limits with the in-process store', () => {
       const t = await limitedApp({ HOP_RATE_LIMIT_API: '1/60s' }, { metrics });
       for (let i = 0; i < 3; i++) await t.request('/v1/workspace');
       expect(metrics.value('hop_ratelimit_limited_total', { policy: 'api' })).toBe(2);
-      const text = await (await t.app.request('/metrics')).text();
+      const text = await (await t.app.request('/metrics', METRICS_AUTH)).text();
       expect(text).toContain('hop_ratelimit_limited_total{policy="api"} 2');
     });
   });

@@ -2,7 +2,7 @@
 // management API's paths 404; the API role serves /v1, its documents, probes and metrics and answers short links 404;
 // both over one database, so a link created through one is followed through the other.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, expectProblem, type TestApp } from '../helpers/app.ts';
+import { createTestApp, expectProblem, type TestApp, METRICS_AUTH } from '../helpers/app.ts';
 import { loadServerConfig, ConfigError } from '../../src/config.ts';
 
 describe('roles', () => {
@@ -61,7 +61,7 @@ describe('roles', () => {
     for (const app of [api, redirect]) {
       expect((await app.app.request('/livez')).status).toBe(200);
       expect((await app.app.request('/readyz')).status).toBe(200);
-      expect((await app.app.request('/metrics')).status).toBe(200);
+      expect((await app.app.request('/metrics', METRICS_AUTH)).status).toBe(200);
       const landing = await app.app.request('/', { headers: { accept: 'text/html' } });
       expect(landing.status).toBe(200);
       expect(await landing.text()).toContain('<h1>hop</h1>');

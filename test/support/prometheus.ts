@@ -1,33 +1,35 @@
 /**
- * Prometheus for tests: `promtool` (rule checks and unit tests) and a real `prometheus` server (Debian's package
- * ships both). `prometheusAvailable()` skips tests where they are not installed, with the install command, except
- * under CI=true, where that is a failure. `startPrometheus()` runs a server on a free loopback port with its own
- * temporary configuration and storage, and queries it over its HTTP API.
+ * Prometheus for tests: `promtool` (rule checks and unit tests; found by ./promtool.ts) and a real `prometheus`
+ * server (Debian's package ships both). `prometheusAvailable()` skips tests where they are not installed, with the
+ * install command, except under CI=true, where that is a failure. `startPrometheus()` runs a server on a free
+ * loopback port with its own temporary configuration and storage, and queries it over its HTTP API.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './process.ts';
+import { findPromtool } from './promtool.ts';
 
-export const PROMETHEUS_INSTALL_HINT = 'apt-get install -y prometheus (Debian/Ubuntu: promtool and the server), or set HOP_PROMTOOL_BIN and HOP_PROMETHEUS_BIN';
-export const PROMTOOL = process.env.HOP_PROMTOOL_BIN || 'promtool';
-export const PROMETHEUS = process.env.HOP_PROMETHEUS_BIN || 'prometheus';
+export const PROMETHEUS_INSTALL_HINT =
+  'apt-get install -y prometheus (Debian/Ubuntu: the server and promtool), or set PROMTOOL and HOP_PROMETHEUS_BIN to their paths';
+const PROMETHEUS = process.env.HOP_PROMETHEUS_BIN || 'prometheus';
 
-const runs = (bin: string) => spawnSync(bin, ['--version'], { stdio: 'ignore' }).status === 0;
-
-/** True when `promtool` and `prometheus` run; false (with a warning) when not, or an error under CI=true. */
+/** True when promtool and prometheus are installed; false (with a warning) when not, or an error under CI=true. */
 export function prometheusAvailable(): boolean {
-  const missing = [PROMTOOL, PROMETHEUS].filter((bin) => !runs(bin));
+  const missing = [
+    findPromtool() ? undefined : 'promtool',
+    spawnSync(PROMETHEUS, ['--version'], { stdio: 'ignore' }).status === 0 ? undefined : 'prometheus',
+  ].filter(Boolean);
   if (missing.length === 0) return true;
   if (process.env.CI === 'true') throw new Error(`${missing.join(' and ')} required under CI=true: ${PROMETHEUS_INSTALL_HINT}`);
   console.warn(`skipping tests that need ${missing.join(' and ')}: ${PROMETHEUS_INSTALL_HINT}`);
   return false;
 }
 
-/** Runs promtool with `args`; its exit status and everything it printed. */
+/** Runs promtool with `args` (in `cwd`); its exit status and everything it printed. */
 export function promtool(args: string[], cwd?: string): { status: number | null; output: string } {
-  const r = spawnSync(PROMTOOL, args, { cwd, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(findPromtool()!, args, { cwd, encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 

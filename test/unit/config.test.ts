@@ -28,6 +28,7 @@ describe('loadConfig', () => {
       baseUrl: 'http://localhost:8787',
       defaultDomain: 'localhost',
       adminToken: undefined,
+      metrics: { token: undefined, listen: undefined },
       logLevel: 'info',
       logSampleRate: 1,
       bodyLimitBytes: 1024 * 1024,
@@ -176,6 +177,14 @@ describe('loadConfig', () => {
     ['HOP_RATE_LIMIT_SALT', 'short'],
     ['HOP_CLIENT_IP_HEADER', 'x forwarded for'],
     ['HOP_CLIENT_IP_HEADER', 'x-forwarded-for:2'],
+    ['HOP_METRICS_TOKEN', 'm'.repeat(31)],
+    ['HOP_METRICS_TOKEN', `${'m'.repeat(32)} x`],
+    ['HOP_METRICS_ADDR', '9464'],
+    ['HOP_METRICS_ADDR', '127.0.0.1'],
+    ['HOP_METRICS_ADDR', '127.0.0.1:70000'],
+    ['HOP_METRICS_ADDR', 'http://127.0.0.1:9464'],
+    ['HOP_METRICS_ADDR', '::1:9464'],
+    ['HOP_METRICS_ADDR', '127.0.0.1:8787'],
   ])('stops with a ConfigError naming %s=%j', (name, value) => {
     const err = configError({ [name]: value }, loadServerConfig);
     expect(err.name).toBe('ConfigError');
@@ -202,6 +211,7 @@ describe('loadConfig', () => {
         maxConnections: 10_000,
         maxConnectionsPerAddress: 1000,
       },
+      metrics: { token: undefined, listen: undefined },
       workers: 1,
     });
     expect(loadConfig({ HOP_QUEUE: 'kafka' })).not.toHaveProperty('queue');
@@ -245,6 +255,20 @@ describe('loadConfig', () => {
     expect(() => loadServerConfig({ HOP_WORKERS: 'all' })).toThrow(/HOP_WORKERS: must be a whole number from 1 to 256, or auto/);
     expect(() => loadServerConfig({ HOP_WORKERS: '-1' })).toThrow(/HOP_WORKERS/);
     expect(loadConfig({ HOP_WORKERS: 'all' })).not.toHaveProperty('workers');
+  });
+
+  it('reads who may read the metrics: a token everywhere, a second listener on Node and Bun', () => {
+    expect(loadConfig({}).metrics).toEqual({ token: undefined, listen: undefined });
+    expect(loadConfig({ HOP_METRICS_TOKEN: 'm'.repeat(32) }).metrics).toEqual({ token: 'm'.repeat(32), listen: undefined });
+    expect(loadServerConfig({ HOP_METRICS_ADDR: '127.0.0.1:9464' }).metrics.listen).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(loadServerConfig({ HOP_METRICS_ADDR: '[::1]:9464' }).metrics.listen).toEqual({ host: '::1', port: 9464 });
+    expect(loadServerConfig({ HOP_METRICS_ADDR: '0.0.0.0:0' }).metrics.listen).toEqual({ host: '0.0.0.0', port: 0 });
+    expect(() => loadServerConfig({ HOP_METRICS_ADDR: '127.0.0.1:9000', PORT: '9000' })).toThrow(
+      /HOP_METRICS_ADDR: must use another port than PORT \(9000\)/,
+    );
+    expect(() => loadServerConfig({ HOP_METRICS_ADDR: 'localhost' })).toThrow(/HOP_METRICS_ADDR: must be host:port, e.g. 127.0.0.1:9464/);
+    // The Worker has no second listener: it does not read HOP_METRICS_ADDR.
+    expect(loadConfig({ HOP_METRICS_ADDR: 'nonsense' }).metrics.listen).toBeUndefined();
   });
 
   it('bounds the click buffer by HOP_QUEUE_MAX_BUFFERED, naming it when it is not a count', () => {

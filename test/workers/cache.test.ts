@@ -22,6 +22,7 @@ const MISSING = inject('hopSqldMissing');
 if (!SQLD) console.warn(`skipping the Worker's link cache tests: ${MISSING}`);
 
 const ADMIN = 'k'.repeat(40);
+const METRICS_TOKEN = 'w'.repeat(40);
 /** HOP_CACHE_TTL_S: how long an isolate keeps its own copy. */
 const TTL_S = 1;
 const run = crypto.randomUUID().slice(0, 8);
@@ -32,6 +33,8 @@ const isolate = () => ({
   ...env,
   HOP_DATABASE_URL: SQLD,
   HOP_ADMIN_TOKEN: ADMIN,
+  // A Worker answers /metrics only with the token (no client of a Worker is on its machine).
+  HOP_METRICS_TOKEN: METRICS_TOKEN,
   HOP_LOG_LEVEL: 'silent',
   HOP_CLICKS: 'off',
   HOP_CACHE_TTL_S: String(TTL_S),
@@ -184,7 +187,8 @@ describe.skipIf(!SQLD)('the link cache on Workers KV (HOP_CACHE=kv)', () => {
     const fresh = isolate();
     expect(await visit(fresh, slug)).toEqual({ status: 302, location: url });
     expect(await kvGet(slug)).not.toBe(bad);
-    const metrics = await (await call(fresh, '/metrics')).text();
+    expect((await call(fresh, '/metrics')).status).toBe(404);
+    const metrics = await (await call(fresh, '/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
     expect(metrics).toContain('hop_cache_requests_total{cache="links",result="poisoned",tier="shared"} 1');
   });
 });

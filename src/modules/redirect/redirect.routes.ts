@@ -9,6 +9,7 @@ import { AppError } from '../../errors.ts';
 import type { AppEnv } from '../../http/env.ts';
 import { rateLimitHeaders, type RateLimits } from '../../http/middleware/rate-limit.ts';
 import type { RequestBookkeeping } from '../../http/middleware/request-context.ts';
+import type { RouteMetrics } from '../../http/metrics.ts';
 import { errorResponse, problemResponse } from '../../http/problem.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { canonicalHost } from '../hosts.ts';
@@ -56,6 +57,8 @@ export interface RedirectRouteOptions {
   logger: Logger;
   /** Whose counter a request is, and the 429 of a refusal; none: no limits (the service holds the rules). */
   limits?: RateLimits | undefined;
+  /** The request metrics of the redirect's route (`/:slug`), bound once; none: not counted. */
+  metrics?: RouteMetrics | undefined;
 }
 
 /** The part of a Workers ExecutionContext the redirect uses; absent on Node and Bun. */
@@ -140,10 +143,11 @@ class HttpVisit implements RedirectVisit {
  * hottest path, routing, a Context and its request wrapper are a measurable share of a cached redirect's cost
  * (docs/perf-history.md). The same handler is registered as a route, for the OpenAPI document and `Allow`.
  */
-export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, logger, limits }: RedirectRouteOptions) {
-  /** Logs the answer (sampled) and returns it. */
+export function redirectRoutes(service: RedirectService, { geoHeader, now, bookkeeping, logger, limits, metrics }: RedirectRouteOptions) {
+  /** Logs the answer (sampled), counts it and returns it. */
   const answered = (v: Books, res: Response) => {
     bookkeeping.record(v.requestId, v.req.method, `/${v.slug}`, res.status, v.startedAt);
+    metrics?.record(v.req.method, res.status, v.startedAt, res);
     return res;
   };
   /** A fault (the database, or a rate-limit store in closed mode) as problem+json. */

@@ -39,6 +39,8 @@ export interface MemoryQueue<T> extends QueueProducer<T> {
   /** Flushes, retrying for up to `deadlineMs`, then stops the timers. */
   close(deadlineMs?: number): Promise<void>;
   stats(): MemoryQueueStats;
+  /** The oldest message still held (handed out or waiting), for the age of the backlog; undefined when none is. */
+  oldest(): T | undefined;
 }
 
 export interface MemoryQueueStats {
@@ -78,6 +80,8 @@ export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueu
   // Messages not yet stored: waiting in `batches` or handed out.
   let buffered = 0;
   let inFlight = 0;
+  // The batches handed out and not yet settled, oldest first (Set keeps insertion order).
+  const handedOut = new Set<T[]>();
   // Set once the oldest waiting message has waited maxWaitMs (or on flush): batches go out before they are full.
   let due = false;
   const backoff = createBackoff({ firstMs: 100, maxMs: 30_000 });
@@ -139,6 +143,7 @@ export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueu
   }
 
   async function deliver(batch: T[]) {
+    handedOut.add(batch);
     try {
       const { rejected } = await handle(batch);
       buffered -= batch.length;
@@ -169,6 +174,7 @@ export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueu
         error: err instanceof Error ? err.message : String(err),
       });
     }
+    handedOut.delete(batch);
     inFlight -= 1;
     pump();
   }
@@ -213,5 +219,10 @@ export function createMemoryQueue<T>(options: MemoryQueueOptions<T>): MemoryQueu
       if (buffered) logger.log('error', 'click events lost at shutdown', { count: buffered });
     },
     stats: () => ({ buffered, ...counts }),
+    oldest() {
+      for (const batch of handedOut) if (batch.length) return batch[0];
+      for (let i = head; i < batches.length; i++) if (batches[i]!.length) return batches[i]![0];
+      return undefined;
+    },
   };
 }
