@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { createClickLink } from '../support/click-link.ts';
-import { HOP_METRICS } from '../support/hop-metrics.ts';
+import { exportedSeries, HOP_METRICS, TARGET_LABELS } from '../support/hop-metrics.ts';
 import { freePort, startProcess, type Running } from '../support/process.ts';
 import { prometheusAvailable, startPrometheus, type PromSample, type RunningPrometheus } from '../support/prometheus.ts';
 
@@ -144,5 +144,18 @@ describe.runIf(prometheusAvailable())('Prometheus against hop', () => {
     expect(expected.length).toBeGreaterThanOrEqual(10);
     for (const [name, spec] of expected) expect(types.get(name), name).toBe(spec.type);
     for (const [name, spec] of Object.entries(HOP_METRICS)) if (types.has(name)) expect(types.get(name), name).toBe(spec.type);
+
+    // And the labels of every series Prometheus holds for them are the list's (with the scrape's and `worker`).
+    const exported = exportedSeries();
+    const q = new URLSearchParams({ 'match[]': '{job="hop",__name__=~"hop_.+|process_.+|nodejs_.+"}' });
+    const series = ((await (await fetch(`${prom.url}/api/v1/series?${q}`)).json()) as { data: Record<string, string>[] }).data;
+    const listed = series.filter((s) => exported.has(s.__name__!));
+    expect(listed.length).toBeGreaterThan(20);
+    const stray = listed.flatMap(({ __name__: name, ...labels }) =>
+      Object.keys(labels)
+        .filter((l) => !exported.get(name!)!.includes(l) && !(TARGET_LABELS as readonly string[]).includes(l))
+        .map((l) => `${name} has label ${l}`),
+    );
+    expect([...new Set(stray)]).toEqual([]);
   }, 120_000);
 });
