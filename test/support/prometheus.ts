@@ -4,7 +4,7 @@
  * install command, except under CI=true, where that is a failure. `startPrometheus()` runs a server on a free
  * loopback port with its own temporary configuration and storage, and queries it over its HTTP API.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +32,10 @@ export function promtool(args: string[], cwd?: string): { status: number | null;
   const r = spawnSync(findPromtool()!, args, { cwd, encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
+
+// Servers still running when this process exits (a run cut short) are killed, so none outlives the tests.
+const live = new Set<ChildProcess>();
+process.once('exit', () => live.forEach((c) => c.kill('SIGKILL')));
 
 export interface PromSample {
   metric: Record<string, string>;
@@ -66,7 +70,9 @@ export async function startPrometheus(config: string): Promise<RunningPrometheus
   let out = '';
   child.stdout!.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
   child.stderr!.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
+  live.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.once('exit', () => live.delete(child));
   const cleanup = () => rmSync(tmp, { recursive: true, force: true });
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
