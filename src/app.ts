@@ -204,8 +204,8 @@ export function createApp(deps: AppDeps) {
 
   app.openAPIRegistry.registerPath(redirectDocument);
   app.openAPIRegistry.registerPath(redirectHeadDocument);
-  const http = requestMetrics(metrics);
-  const redirects = redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, logger, limits, metrics: http.route('/:slug') });
+  const http = config.metrics.enabled ? requestMetrics(metrics) : undefined;
+  const redirects = redirectRoutes(redirect, { geoHeader: config.geoHeader, now, bookkeeping, logger, limits, metrics: http?.route('/:slug') });
   if (servesRedirects) app.route('/', redirects.routes);
   else {
     // The API role: a short-link request is answered 404 problem+json naming the role that serves it (through the
@@ -240,6 +240,7 @@ export function createApp(deps: AppDeps) {
   const metered = (request: Request, env: unknown, executionCtx: Parameters<typeof routed>[2]) => {
     const startedAt = performance.now();
     const answer = observe ? observe(request, undefined, () => routed(request, env, executionCtx), executionCtx) : routed(request, env, executionCtx);
+    if (!http) return answer;
     const count = (res: Response) => {
       const url = request.url;
       const start = url.indexOf('/', url.indexOf('//') + 2);

@@ -150,6 +150,7 @@ const sharedVariables = {
   HOP_DATABASE_SYNC_INTERVAL_S: positiveInt(1, 86_400).default(5),
   HOP_BASE_URL: baseUrl.optional(),
   HOP_ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
+  HOP_METRICS: z.enum(['on', 'off']).default('on'),
   HOP_METRICS_TOKEN: z
     .string()
     .min(32, 'must be at least 32 characters')
@@ -393,6 +394,11 @@ function sharedConfig(c: Shared) {
      * it is served on that separate address instead. Never on a host a workspace registered.
      */
     metrics: {
+      /**
+       * Whether requests, database calls and the process are measured (`hop_http_*`, `hop_db_*`, `process_*`,
+       * `nodejs_*`); off leaves the counters kept anyway (cache, queue, rate limits). The benchmark's baseline.
+       */
+      enabled: c.HOP_METRICS === 'on',
       token: c.HOP_METRICS_TOKEN,
       listen: undefined as { host: string; port: number } | undefined,
     },
@@ -643,7 +649,7 @@ function serverParser() {
     // Without HOP_BASE_URL, links point at the server itself: over https when it serves TLS.
     ...(c.HOP_TLS_CERT && !c.HOP_BASE_URL ? { baseUrl: `https://localhost:${c.PORT}` } : {}),
     listen: listenSettings(c),
-    metrics: { token: c.HOP_METRICS_TOKEN, listen: c.HOP_METRICS_ADDR },
+    metrics: { enabled: c.HOP_METRICS === 'on', token: c.HOP_METRICS_TOKEN, listen: c.HOP_METRICS_ADDR },
     /** The click queue: in-process (`memory`) or Redis Streams (`redis`, over the Upstash REST protocol). */
     queue: c.HOP_QUEUE,
     /**

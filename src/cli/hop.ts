@@ -95,7 +95,7 @@ program
     let tracer: Tracer | undefined;
     // Its metrics (clicks ingested, lag, the stream's backlog, the process) on HOP_METRICS_ADDR: it has no other port.
     const metrics = createMetrics();
-    const stopSampling = await collectProcessMetrics(metrics);
+    const stopSampling = config.metrics.enabled ? await collectProcessMetrics(metrics) : () => {};
     const listener = config.metrics.listen ? await listenForMetrics(config.metrics.listen, () => metrics.render(), logger) : undefined;
     try {
       // The servers' memory tiers expire on their own (HOP_CACHE_TTL_S, 1 s for links with maxClicks); the shared one is told.

@@ -213,8 +213,9 @@ export function compose(config: Config, provided: Provided): Composed {
     config.tracing &&
     createTracer(config.tracing, { scopes, timer: provided.exportOnTimer ?? true, warn: (msg, fields) => logger.log('warn', msg, fields) });
   // Every call of the database client observed (spans, Server-Timing) where the runtime keeps scopes, and counted.
-  const dbMeter = dbCallMeter(metrics, config.databaseTimeoutMs);
-  const db = meterDatabase(observeDatabase(provided.db, tracer, scopes), dbMeter);
+  const dbMeter = config.metrics.enabled ? dbCallMeter(metrics, config.databaseTimeoutMs) : undefined;
+  const observed = observeDatabase(provided.db, tracer, scopes);
+  const db = dbMeter ? meterDatabase(observed, dbMeter) : observed;
   return {
     config,
     db,

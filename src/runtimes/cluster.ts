@@ -102,7 +102,7 @@ export async function supervise(env: Record<string, string | undefined>) {
     return policy;
   };
   const metrics = createMetrics();
-  const stopSampling = await collectProcessMetrics(metrics);
+  const stopSampling = config.metrics.enabled ? await collectProcessMetrics(metrics) : () => {};
   const exits = { crash: 0, retired: 0 };
   metrics.collect('hop_workers', 'Workers of this host that listen.', 'gauge', () => [[{}, [...live].filter((c) => c.ready && !c.retiring).length]]);
   metrics.collect('hop_worker_exits_total', 'Worker exits: crashed (replaced) or retired (restart, shutdown).', 'counter', () => [

@@ -102,7 +102,7 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
   const { db, redirectLookup, clickStore, consumerName } = await openProcessDatabase(config, logger, env, 'serve', host, scopes);
   let draining = false;
   const metrics = host?.metrics ?? createMetrics();
-  const stopSampling = await collectProcessMetrics(metrics);
+  const stopSampling = config.metrics.enabled ? await collectProcessMetrics(metrics) : () => {};
   const hop = await composeProcess(
     config,
     { ...host, metrics, db, logger, redirectLookup, clickStore, consumerName, scopes, clientIp: options.clientIp, draining: () => draining },

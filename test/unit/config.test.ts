@@ -28,7 +28,7 @@ describe('loadConfig', () => {
       baseUrl: 'http://localhost:8787',
       defaultDomain: 'localhost',
       adminToken: undefined,
-      metrics: { token: undefined, listen: undefined },
+      metrics: { enabled: true, token: undefined, listen: undefined },
       logLevel: 'info',
       logSampleRate: 1,
       bodyLimitBytes: 1024 * 1024,
@@ -177,6 +177,7 @@ describe('loadConfig', () => {
     ['HOP_RATE_LIMIT_SALT', 'short'],
     ['HOP_CLIENT_IP_HEADER', 'x forwarded for'],
     ['HOP_CLIENT_IP_HEADER', 'x-forwarded-for:2'],
+    ['HOP_METRICS', 'yes'],
     ['HOP_METRICS_TOKEN', 'm'.repeat(31)],
     ['HOP_METRICS_TOKEN', `${'m'.repeat(32)} x`],
     ['HOP_METRICS_ADDR', '9464'],
@@ -211,7 +212,7 @@ describe('loadConfig', () => {
         maxConnections: 10_000,
         maxConnectionsPerAddress: 1000,
       },
-      metrics: { token: undefined, listen: undefined },
+      metrics: { enabled: true, token: undefined, listen: undefined },
       workers: 1,
     });
     expect(loadConfig({ HOP_QUEUE: 'kafka' })).not.toHaveProperty('queue');
@@ -258,8 +259,9 @@ describe('loadConfig', () => {
   });
 
   it('reads who may read the metrics: a token everywhere, a second listener on Node and Bun', () => {
-    expect(loadConfig({}).metrics).toEqual({ token: undefined, listen: undefined });
-    expect(loadConfig({ HOP_METRICS_TOKEN: 'm'.repeat(32) }).metrics).toEqual({ token: 'm'.repeat(32), listen: undefined });
+    expect(loadConfig({}).metrics).toEqual({ enabled: true, token: undefined, listen: undefined });
+    expect(loadConfig({ HOP_METRICS: 'off' }).metrics.enabled).toBe(false);
+    expect(loadConfig({ HOP_METRICS_TOKEN: 'm'.repeat(32) }).metrics).toEqual({ enabled: true, token: 'm'.repeat(32), listen: undefined });
     expect(loadServerConfig({ HOP_METRICS_ADDR: '127.0.0.1:9464' }).metrics.listen).toEqual({ host: '127.0.0.1', port: 9464 });
     expect(loadServerConfig({ HOP_METRICS_ADDR: '[::1]:9464' }).metrics.listen).toEqual({ host: '::1', port: 9464 });
     expect(loadServerConfig({ HOP_METRICS_ADDR: '0.0.0.0:0' }).metrics.listen).toEqual({ host: '0.0.0.0', port: 0 });
