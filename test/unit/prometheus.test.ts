@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { exportedSeries, HOP_METRICS, TARGET_LABELS } from '../support/hop-metrics.ts';
-import { prometheusAvailable, promtool } from '../support/prometheus.ts';
+import { promtool } from '../support/prometheus.ts';
+import { promtoolAvailable } from '../support/promtool.ts';
 import { groupingOf, seriesIn, type SeriesRef } from '../support/promql.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -49,7 +50,7 @@ const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as {
 };
 const panelExprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ where: `dashboard "${p.title}"`, expr: t.expr })));
 
-const run = prometheusAvailable();
+const run = promtoolAvailable();
 const tmp: string[] = [];
 afterAll(() => tmp.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
