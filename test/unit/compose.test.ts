@@ -1,6 +1,6 @@
 // deploy/compose.yaml, checked without a container engine: the services the stack needs, one image for every hop
 // role with the right command, references between services that resolve, a configuration that hop's own schema
-// accepts for each role, and a Prometheus configuration that scrapes the HTTP roles.
+// accepts for each role, and a Prometheus configuration that scrapes every hop process with the rules of deploy/prometheus.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -72,9 +72,10 @@ describe('deploy/compose.yaml', () => {
     expect(loadConfig(services.init!.environment!).databaseUrl).toBe('http://sqld-primary:8080');
   });
 
-  it('scrapes /metrics of every hop process on its metrics port with Prometheus', () => {
-    expect(services.prometheus!.volumes).toContain('./compose/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
-    const prom = parse(readFileSync(join(DEPLOY, 'compose', 'prometheus.yml'), 'utf8')) as {
+  it('scrapes /metrics of every hop process on its metrics port with Prometheus, with the rules of deploy/prometheus', () => {
+    expect(services.prometheus!.volumes).toContain('./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
+    expect(services.prometheus!.volumes).toContain('./prometheus/rules:/etc/prometheus/rules:ro');
+    const prom = parse(readFileSync(join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8')) as {
       scrape_configs: { metrics_path: string; static_configs: { targets: string[] }[] }[];
     };
     const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets)).sort();
