@@ -10,8 +10,8 @@
  * Exits non-zero when the harness fails or the counts do not add up (a click served and not stored, or more
  * stored than hop took), never because a memory target is missed.
  * BENCH_SATURATION_DB=sqld runs the same load with hop on a local sqld primary (`HOP_DATABASE_URL=http://...`, as
- * `npm run dev` starts it) instead of the embedded file: the clicks are then stored over HTTP by the consumer in
- * hop's main thread; sqld runs on the generator's CPU, and its own RSS is printed apart.
+ * `npm run dev` starts it) instead of the embedded file: the click thread then stores the clicks over HTTP; sqld
+ * runs on the generator's CPU, and its own peak RSS is printed apart.
  *
  * Environment: BENCH_SATURATION_S (default 60), BENCH_SATURATION_TARGETS (`node,bun`), BENCH_SATURATION_DB (`file`,
  * `sqld` or both, comma-separated; default `file`), BENCH_PIN (0: no taskset).

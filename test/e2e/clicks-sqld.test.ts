@@ -1,4 +1,4 @@
-// Clicks into a remote primary under overload: hop on Node (`npm start`'s command) over a real sqld, the in-process
+// Clicks into a remote primary under overload: hop on Node (`npm start`'s command) and on Bun over a real sqld, the in-process
 // queue consumed by the click thread over HTTP. A burst of redirects runs while the primary is frozen (SIGSTOP: the
 // consumer commits nothing), so the backlog reaches its bound and redirects are refused with 503 + Retry-After;
 // then the primary resumes, and once the queue has drained every redirect served has exactly one stored click
@@ -24,6 +24,11 @@ const PEAK_RSS_BUDGET_MB = 250;
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const runtimes = [
+  { name: 'Node', command: process.execPath, args: ['--max-semi-space-size=8', 'bin/hop.js', 'serve'] },
+  { name: 'Bun', command: 'node_modules/.bin/bun', args: ['src/runtimes/bun.ts'] },
+];
 
 /** `CONNECTIONS` loops, each sending the next redirect when the last answered, until `stop()`. */
 function load(url: string) {
@@ -62,7 +67,7 @@ const metric = async (base: string, name: string) =>
 /** The kernel's high-water mark of a process's RSS (every thread), in MB. */
 const peakRssMb = (pid: number) => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
-describe.runIf(sqldAvailable())('clicks into a remote primary (sqld)', () => {
+describe.runIf(sqldAvailable()).each(runtimes)('clicks into a remote primary (sqld) on $name', ({ command, args }) => {
   it('stores a click for every redirect served through a burst the consumer cannot commit, within the memory budget', { timeout: 60_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hop-clicks-sqld-'));
     dirs.push(dir);
@@ -73,8 +78,8 @@ describe.runIf(sqldAvailable())('clicks into a remote primary (sqld)', () => {
       const port = await freePort();
       const base = `http://127.0.0.1:${port}`;
       const hop = await startProcess(
-        process.execPath,
-        ['--max-semi-space-size=8', 'bin/hop.js', 'serve'],
+        command,
+        args,
         {
           PORT: String(port),
           HOP_DATABASE_URL: sqld.url,
