@@ -1,17 +1,23 @@
 /**
  * `npm run bench` (second part): click ingestion, events per second from the queue to committed rollups. Seeds
  * 1,000 links, makes 100,000 click events like the redirect does (Zipf over the links, a mix of user agents with
- * bots, countries, referrers, spread over a day), pushes them through the in-process queue (batches of 100) into
- * the clicks service, and waits until every batch is committed; then checks that the database counts exactly the
- * events sent. Runs on the embedded libSQL file and on a local sqld. The baseline of each row's ratio is a bare
- * multi-row insert of the same events, 100 per statement, into a table without indexes, on the same database.
+ * bots, countries, referrers, spread over a day), pushes them through the in-process queue into the clicks service
+ * (batches of 100, the size at low load, and of 1,000, the size under load), and waits until every batch is
+ * committed; then checks that the database counts exactly the events sent. Runs on the embedded libSQL file and on
+ * a local sqld, a fresh database for each row.
  *
- * Environment: BENCH_INGEST_EVENTS (default 100000), BENCH_INGEST_BATCH (default 100; every batch that size: the
- * queue's growth under load is held at it, so that sizes can be compared).
+ * Beside each row, on the same database: the raw client (`@libsql/client` alone, no hop) inserting the same events
+ * bare into a table without indexes, in the row's batch size (one multi-row statement per request); and the raw
+ * client's batched-insert ceiling: the best of that at 1,000 rows per request, with the rows bound one by one or
+ * as one JSON argument (the form hop's consumer uses).
+ *
+ * Environment: BENCH_INGEST_EVENTS (default 100000), BENCH_INGEST_BATCH (default `100,1000`: each size a row; every
+ * batch that size, the queue's growth under load held at it, so that sizes can be compared).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createClient } from '@libsql/client';
 import { findSqld, startSqld } from '../src/cli/sqld.ts';
 import { loadServerConfig } from '../src/config.ts';
 import { composeClicksService, startClickPipeline } from '../src/composition/clicks.ts';
@@ -24,7 +30,8 @@ import { zipfSample } from './mix.ts';
 import { seedDatabase } from './seed.ts';
 
 const EVENTS = Number(process.env.BENCH_INGEST_EVENTS ?? 100_000);
-const BATCH = Number(process.env.BENCH_INGEST_BATCH ?? 100);
+const BATCHES = (process.env.BENCH_INGEST_BATCH ?? '100,1000').split(',').map(Number);
+const CEILING_ROWS = 1000;
 const LINKS = 1_000;
 const TARGET_EVENTS_PER_S = 50_000;
 
@@ -60,12 +67,49 @@ function makeEvents(workspaceId: string, linkIds: string[]): ClickEvent[] {
 
 interface Row {
   target: string;
+  batch: number;
   eventsPerS: number;
-  baselinePerS: number;
   usPerEvent: number;
+  /** The raw client, bare rows, in the row's batch size. */
+  baselinePerS: number;
+  /** The raw client's best at CEILING_ROWS rows per request. */
+  ceilingPerS: number;
 }
 
-async function measure(target: string, databaseUrl: string): Promise<Row> {
+type Click = Extract<ClickEvent, { kind: 'click' }>;
+const bareValues = (e: Click) => [e.id, e.workspaceId, e.linkId, e.at, e.country, e.userAgent, e.referrer];
+
+/**
+ * The raw client (no hop, no guard) inserting `events` bare into a new table without indexes, `perRequest` rows a
+ * statement and a request: bound one by one (`values`) or as one JSON argument (`json`). Events per second.
+ */
+async function rawInserts(url: string, events: Click[], perRequest: number, form: 'values' | 'json'): Promise<number> {
+  const client = createClient({ url });
+  const table = `bench_bare_${form}_${perRequest}`;
+  try {
+    await client.execute(`create table ${table} (id text, workspace_id text, link_id text, at integer, country text, user_agent text, referrer text)`);
+    const start = performance.now();
+    for (let i = 0; i < events.length; i += perRequest) {
+      const part = events.slice(i, i + perRequest);
+      await client.execute(
+        form === 'values'
+          ? { sql: `insert into ${table} values ${part.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`, args: part.flatMap(bareValues) }
+          : {
+              sql: `insert into ${table} select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 from json_each(?)`,
+              args: [JSON.stringify(part.map(bareValues))],
+            },
+      );
+    }
+    const seconds = (performance.now() - start) / 1000;
+    const n = Number((await client.execute(`select count(*) as n from ${table}`)).rows[0]!.n);
+    if (n !== events.length) throw new Error(`raw client stored ${n} of ${events.length} rows in ${table}`);
+    return events.length / seconds;
+  } finally {
+    client.close();
+  }
+}
+
+async function measure(target: string, databaseUrl: string, batch: number): Promise<Row> {
   const { workspaceId } = await seedDatabase(databaseUrl, LINKS);
   const config = loadServerConfig({ HOP_DATABASE_URL: databaseUrl, HOP_LOG_LEVEL: 'silent' });
   const db = await openDatabase(config);
@@ -76,18 +120,12 @@ async function measure(target: string, databaseUrl: string): Promise<Row> {
   try {
     const linkIds = (await db.client.execute('select id from links order by slug')).rows.map((r) => r[0] as string);
     const events = makeEvents(workspaceId, linkIds);
-
-    // Baseline: the same rows, bare, in the same batch size.
-    await db.client.execute('create table bench_bare (id text, workspace_id text, link_id text, at integer, country text, user_agent text, referrer text)');
-    const bareStart = performance.now();
-    for (let i = 0; i < events.length; i += BATCH) {
-      const part = events.slice(i, i + BATCH) as Extract<ClickEvent, { kind: 'click' }>[];
-      await db.client.execute({
-        sql: `insert into bench_bare values ${part.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
-        args: part.flatMap((e) => [e.id, e.workspaceId, e.linkId, e.at, e.country, e.userAgent, e.referrer]),
-      });
-    }
-    const bareS = (performance.now() - bareStart) / 1000;
+    const clicks = events as Click[];
+    const baselinePerS = await rawInserts(databaseUrl, clicks, batch, 'values');
+    const ceilingPerS = Math.max(
+      batch === CEILING_ROWS ? baselinePerS : await rawInserts(databaseUrl, clicks, CEILING_ROWS, 'values'),
+      await rawInserts(databaseUrl, clicks, CEILING_ROWS, 'json'),
+    );
 
     const pipeline = await startClickPipeline(config, {
       produce: true,
@@ -95,7 +133,7 @@ async function measure(target: string, databaseUrl: string): Promise<Row> {
       store: composeClicksService(db, writer),
       invalidation: { links: async () => {}, clicksStored: () => {} },
       logger: createLogger({ level: 'silent' }),
-      memoryQueue: { maxBatch: BATCH, maxBatchUnderLoad: BATCH, maxBuffered: EVENTS },
+      memoryQueue: { maxBatch: batch, maxBatchUnderLoad: batch, maxBuffered: EVENTS },
     });
     const queue = pipeline.queue!;
     const start = performance.now();
@@ -111,7 +149,7 @@ async function measure(target: string, databaseUrl: string): Promise<Row> {
     );
     const { raw, rolled } = rs.rows[0] as unknown as { raw: number; rolled: number };
     if (Number(raw) !== EVENTS || Number(rolled) !== EVENTS) throw new Error(`${target}: stored ${raw} clicks, rolled up ${rolled}, sent ${EVENTS}`);
-    return { target, eventsPerS: EVENTS / seconds, baselinePerS: EVENTS / bareS, usPerEvent: (seconds * 1e6) / EVENTS };
+    return { target, batch, eventsPerS: EVENTS / seconds, usPerEvent: (seconds * 1e6) / EVENTS, baselinePerS, ceilingPerS };
   } finally {
     writer?.close();
     db.close();
@@ -121,26 +159,33 @@ async function measure(target: string, databaseUrl: string): Promise<Row> {
 const dir = mkdtempSync(join(tmpdir(), 'hop-bench-ingest-'));
 const rows: Row[] = [];
 try {
-  rows.push(await measure('embedded file', `file:${join(dir, 'hop.db')}`));
+  for (const batch of BATCHES) rows.push(await measure('embedded file', `file:${join(dir, `hop-${batch}.db`)}`, batch));
   if (findSqld()) {
-    const sqld = await startSqld({ dir: join(dir, 'sqld') });
-    try {
-      rows.push(await measure('sqld (HTTP)', sqld.url));
-    } finally {
-      await sqld.stop();
+    for (const batch of BATCHES) {
+      const sqld = await startSqld({ dir: join(dir, `sqld-${batch}`) });
+      try {
+        rows.push(await measure('sqld (HTTP)', sqld.url, batch));
+      } finally {
+        await sqld.stop();
+      }
     }
   } else {
-    console.log('sqld not installed: skipping its row');
+    console.log('sqld not installed: skipping its rows');
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-console.log(`\nclick ingestion: ${fmt(EVENTS)} events over ${fmt(LINKS)} links, batches of ${BATCH}, queue → committed rollups`);
-console.log(`| database | events/s | µs/event | bare insert events/s | vs bare | target ≥ ${TARGET_EVENTS_PER_S.toLocaleString('en-US')}/s (embedded) |`);
-console.log('|---|---|---|---|---|---|');
+console.log(`\nclick ingestion: ${fmt(EVENTS)} events over ${fmt(LINKS)} links, queue → committed rollups; raw client on the same database beside`);
+console.log(
+  `| database | batch | events/s | µs/event | raw client, same batch, events/s | raw client ceiling (${fmt(CEILING_ROWS)} rows a request), events/s | vs ceiling | target ≥ ${TARGET_EVENTS_PER_S.toLocaleString('en-US')}/s (embedded) |`,
+);
+console.log('|---|---:|---:|---:|---:|---:|---:|---|');
 for (const r of rows) {
   const verdict = r.target === 'embedded file' ? (r.eventsPerS >= TARGET_EVENTS_PER_S ? 'met' : 'missed') : 'n/a';
-  console.log(`| ${r.target} | ${fmt(r.eventsPerS)} | ${r.usPerEvent.toFixed(1)} | ${fmt(r.baselinePerS)} | ${((r.eventsPerS / r.baselinePerS) * 100).toFixed(1)}% | ${verdict} |`);
+  console.log(
+    `| ${r.target} | ${fmt(r.batch)} | ${fmt(r.eventsPerS)} | ${r.usPerEvent.toFixed(1)} | ${fmt(r.baselinePerS)} | ${fmt(r.ceilingPerS)} | ` +
+      `${((r.eventsPerS / r.ceilingPerS) * 100).toFixed(1)}% | ${verdict} |`,
+  );
 }

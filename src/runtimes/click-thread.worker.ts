@@ -1,6 +1,8 @@
 /**
- * The worker thread of click-thread.ts: opens its own connections to the embedded database (the clicks' writes
- * through embedded-writer.ts) and runs the clicks service on the batches the main thread posts, answering each with its result or the error's message.
+ * The worker thread of click-thread.ts: opens its own connection to hop's database and runs the clicks service on
+ * the batches the main thread posts, answering each with its result or the error's message. On an embedded file the
+ * writes go through embedded-writer.ts (statements prepared once); on a remote primary (sqld, Turso) through this
+ * thread's own libSQL client over HTTP.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadServerConfig } from '../config.ts';
@@ -14,11 +16,14 @@ import { releaseLoadingGarbage } from './heap.ts';
 const config = loadServerConfig((workerData as { env: Record<string, string | undefined> }).env);
 const logger = createLogger({ level: config.logLevel });
 const db = await openDatabase(config, logger);
-// This thread exists only for a plain embedded file (server.ts): its writes run over statements prepared once.
-const writer = createEmbeddedWriter(embeddedPath(config.databaseUrl), {
-  busyTimeoutMs: config.databaseBusyTimeoutMs,
-  syncEachCommit: config.queue !== 'memory',
-});
+// This thread exists for a plain embedded file and for a remote primary (server.ts).
+const writer =
+  db.mode === 'embedded'
+    ? createEmbeddedWriter(embeddedPath(config.databaseUrl), {
+        busyTimeoutMs: config.databaseBusyTimeoutMs,
+        syncEachCommit: config.queue !== 'memory',
+      })
+    : undefined;
 const clicks = composeClicksService(db, writer);
 const port = parentPort!;
 releaseLoadingGarbage();
@@ -32,7 +37,7 @@ port.on('message', (request: ThreadRequest) => {
       if (request.op === 'ingest') reply = { id: request.id, ok: await clicks.ingest(request.messages) };
       else if (request.op === 'purge') reply = { id: request.id, ok: await clicks.purge(new Date(request.now), request.retentionDays) };
       else {
-        writer.close();
+        writer?.close();
         db.close();
         port.postMessage({ id: request.id, ok: true } satisfies ThreadReply);
         port.close();

@@ -92,7 +92,7 @@ export async function supervise(env: Record<string, string | undefined>) {
 
   // The host's state.
   const clicks: (ClickStore & { close(): Promise<void> }) | undefined =
-    mode === 'embedded' && config.clicks ? createThreadedClicks(env, logger) : undefined;
+    (mode === 'embedded' || mode === 'remote') && config.clicks ? createThreadedClicks(env, logger) : undefined;
   const counters = composeHostRateLimits();
   const policies = new Map<string, RatePolicy>();
   const policyOf = (name: string, limit: number, windowS: number) => {
@@ -142,10 +142,10 @@ export async function supervise(env: Record<string, string | undefined>) {
           ) as RateVerdict[]).map((v): WireVerdict => [v.allowed ? 1 : 0, v.remaining!, v.resetS!, v.used!]),
         );
       case 'ingest':
-        if (!clicks) throw new Error('this host records no clicks in an embedded database');
+        if (!clicks) throw new Error('this host has no click thread (clicks off, or an embedded replica)');
         return clicks.ingest(request.messages);
       case 'purge':
-        if (!clicks) throw new Error('this host records no clicks in an embedded database');
+        if (!clicks) throw new Error('this host has no click thread (clicks off, or an embedded replica)');
         // Every worker's pipeline asks hourly; once an hour for the host is enough.
         if (request.now - lastPurge < PURGE_AT_MOST_EVERY_MS) return 0;
         lastPurge = request.now;

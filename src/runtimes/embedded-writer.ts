@@ -1,8 +1,8 @@
 /**
  * The click consumer's SQL on an embedded `file:` database (Node, Bun): a native libSQL connection of its own, each
  * statement prepared once and kept, each batch one `BEGIN IMMEDIATE` ... `COMMIT`. @libsql/client parses every
- * statement on every call; a consumer batch is a handful of multi-row statements, of shapes that recur,
- * and parsing them again cost about a third of storing a click (docs/perf-history.md). Same answers as the client
+ * statement on every call; a consumer batch is a handful of statements, of shapes that recur, and parsing them
+ * again cost about a third of storing a click (docs/perf-history.md). Same answers as the client
  * (`SqlRunner`), so the clicks repository cannot tell which one runs its SQL.
  */
 import type { InStatement } from '@libsql/client';
@@ -13,11 +13,12 @@ import { collectGarbage } from './heap.ts';
 
 type Statement = ReturnType<InstanceType<typeof Database>['prepare']>;
 
-// Multi-row statements differ by their row count (up to 1,000 per batch under load, per table): hundreds of shapes,
-// some of hundreds of KB of native memory each. A statement's native memory is freed only when V8 collects its
-// wrapper, and V8 does not see that memory: a cache that dropped statements and left them to V8 grew hop's RSS by
-// about 1 MB/s under saturation. So the cache is bounded by the length of its SQL, and emptying it is followed by a
-// full collection (a few ms on the click thread's small heap, every few seconds at most).
+// The consumer's statements have one shape per table whatever the batch's size (its rows are one JSON argument,
+// clicks.repository.ts), so a handful are kept. The cache is bounded all the same: when multi-row statements had a
+// shape per row count, hundreds of them, some of hundreds of KB of native memory, grew hop's RSS by about 1 MB/s
+// under saturation, because a statement's native memory is freed only when V8 collects its wrapper and V8 does not
+// see that memory. So the cache is bounded by the length of its SQL, and emptying it is followed by a full
+// collection (a few ms on the click thread's small heap).
 const MAX_CACHED_SQL_CHARS = 1_000_000;
 
 // SQLite's page cache for this connection (its default is 2 MiB): every batch upserts rollup rows spread over the

@@ -80,14 +80,17 @@ export async function openProcessDatabase(
   if (db.mode === 'embedded' && !host) await migrateDatabase(db);
   // The API role reads no redirect and handles no click.
   const embedded = db.mode === 'embedded' && role === 'serve' && config.role !== 'api';
+  const remote = db.mode === 'remote' && role === 'serve' && config.role !== 'api';
   return {
     db,
     // A plain embedded file gets the prepared-once read; a replica's file is managed by its sync, so it keeps the
     // portable read through the client.
     redirectLookup: embedded ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined,
-    // An embedded file is written synchronously: its consumer runs in a worker thread, off the redirects' event loop.
+    // The consumer runs in a worker thread, off the redirects' event loop: an embedded file is written
+    // synchronously, and over HTTP (sqld, Turso) encoding and counting a batch is CPU the redirects would wait for,
+    // its garbage kept within the thread's heap limits (docs/architecture.md, "Overload").
     // A worker's clicks go to its supervisor's thread: one writer for the whole host.
-    clickStore: embedded && config.clicks ? (host?.clickStore ?? createThreadedClicks(env, logger)) : undefined,
+    clickStore: (embedded || remote) && config.clicks ? (host?.clickStore ?? createThreadedClicks(env, logger)) : undefined,
     // Unique per process, and readable in XINFO CONSUMERS: which host and process holds an entry.
     consumerName: `${hostname()}-${process.pid}-${crypto.randomUUID().slice(0, 6)}`,
   };

@@ -11,7 +11,7 @@
  * or on an embedded file the runtime's prepared-statement runner): this is the hottest write path, and building
  * hundred-row statements through the query builder cost more than storing.
  */
-import type { InArgs, InStatement } from '@libsql/client';
+import type { InStatement } from '@libsql/client';
 import { isUniqueViolation, type Orm } from '../../platform/db/client.ts';
 
 /** A row as a runner answers it: columns by name. */
@@ -69,16 +69,6 @@ const dimensionValue = (row: ClickRow, dimension: RollupDimension): string => {
     default:
       return row[dimension];
   }
-};
-
-// Bound parameters per statement: SQLite allows 32,766 (sqld and Turso alike); staying far below keeps each
-// statement small.
-const MAX_PARAMS = 5000;
-
-/** `(?, ?, ?), (?, ?, ?)`: placeholders for `rows` rows of `columns` values. */
-const placeholders = (rows: number, columns: number) => {
-  const row = `(${new Array(columns).fill('?').join(', ')})`;
-  return new Array(rows).fill(row).join(', ');
 };
 
 interface Counter {
@@ -146,18 +136,20 @@ class Totals {
   }
 }
 
-/** Inserts (`rows` as value lists) in statements below the parameter cap. */
+/**
+ * An insert of `rows` (value lists, in `columns` order) as one statement with one argument: the rows as a JSON array
+ * of arrays, unpacked by SQLite (`json_each`, `->>` by position). Bound one by one, a batch of 1,000 clicks is over
+ * 20,000 arguments: over HTTP (sqld, Turso) the client encodes each as a JSON object and the server decodes it, and
+ * that cost more of both processes' CPU than storing the rows (docs/benchmarks.md, ingestion); and the statement's
+ * text grew with its rows, so each batch size was a new statement to parse (and, embedded, to keep prepared). Here
+ * one JSON.stringify encodes the batch, and each table has one statement whatever the batch's size. `->>` gives SQL
+ * text, integers and NULL exactly as bound arguments would. `where true`: SQLite's documented way to let an
+ * INSERT ... SELECT take an `on conflict` clause.
+ */
 function inserts(table: string, columns: string[], rows: unknown[][], suffix = ''): InStatement[] {
-  const out: InStatement[] = [];
-  const perStatement = Math.floor(MAX_PARAMS / columns.length);
-  for (let i = 0; i < rows.length; i += perStatement) {
-    const part = rows.slice(i, i + perStatement);
-    out.push({
-      sql: `insert into ${table} (${columns.join(', ')}) values ${placeholders(part.length, columns.length)}${suffix}`,
-      args: part.flat() as InArgs,
-    });
-  }
-  return out;
+  if (!rows.length) return [];
+  const values = columns.map((_, i) => `value ->> ${i}`).join(', ');
+  return [{ sql: `insert into ${table} (${columns.join(', ')}) select ${values} from json_each(?) where true${suffix}`, args: [JSON.stringify(rows)] }];
 }
 
 /** Adds counted rows (key columns, then humans and bots) to a rollup table, merged on conflict of its key. */
@@ -172,11 +164,9 @@ const addToRollup = (table: string, key: string[], rows: unknown[][]) =>
 /** Which of `ids` are stored in `table` already. */
 async function storedIds(runner: SqlRunner, table: string, ids: string[]): Promise<Set<string>> {
   const found = new Set<string>();
-  for (let i = 0; i < ids.length; i += MAX_PARAMS) {
-    const part = ids.slice(i, i + MAX_PARAMS);
-    const { rows } = await runner.execute({ sql: `select id from ${table} where id in (${part.map(() => '?').join(', ')})`, args: part });
-    for (let r = 0; r < rows.length; r++) found.add(rows[r]!.id as string);
-  }
+  if (!ids.length) return found;
+  const { rows } = await runner.execute({ sql: `select id from ${table} where id in (select value from json_each(?))`, args: [JSON.stringify(ids)] });
+  for (let r = 0; r < rows.length; r++) found.add(rows[r]!.id as string);
   return found;
 }
 
@@ -285,19 +275,18 @@ function statementsFor(
     ...workspaces.statements(OWNERS.workspace),
   ];
   // One statement for every link's count (UPDATE ... FROM, SQLite 3.33+): a statement per link cost more than the
-  // rows it changed. `column1`/`column2` are SQLite's names for a VALUES list's columns.
+  // rows it changed.
   const perLink = [...humansPerLink];
-  const counts: InStatement[] = [];
-  const linksPerStatement = Math.floor(MAX_PARAMS / 2);
-  for (let i = 0; i < perLink.length; i += linksPerStatement) {
-    const part = perLink.slice(i, i + linksPerStatement);
-    counts.push({
-      sql:
-        `update links set clicks = clicks + v.column2 from (values ${placeholders(part.length, 2)}) as v ` +
-        'where links.id = v.column1 returning links.domain as domain, links.slug as slug, links.max_clicks as max_clicks',
-      args: part.flat(),
-    });
-  }
+  const counts: InStatement[] = perLink.length
+    ? [
+        {
+          sql:
+            'update links set clicks = clicks + v.n from (select value ->> 0 as id, value ->> 1 as n from json_each(?)) as v ' +
+            'where links.id = v.id returning links.domain as domain, links.slug as slug, links.max_clicks as max_clicks',
+          args: [JSON.stringify(perLink)],
+        },
+      ]
+    : [];
   const statements = [
     ...before,
     ...counts,
