@@ -29,6 +29,11 @@ export interface TargetSpec {
   storage: Storage;
   /** Extra configuration (environment variables, or `--var`s for workerd). */
   env?: Record<string, string>;
+  /**
+   * Started once `/livez` answers rather than `/readyz`: for a target whose shared cache is hostile on purpose,
+   * which /readyz rightly reports as failed.
+   */
+  liveOnly?: boolean;
 }
 
 /** A local sqld that can be crashed and started again on the same directory and ports. */
@@ -105,6 +110,10 @@ export async function sqldHandle(dir: string): Promise<SqldHandle> {
 }
 
 const ADDRESS_IN_USE = /already in use|EADDRINUSE|Address already in use/i;
+
+/** Probes /livez instead of the /readyz startProcess asks for. */
+const liveProbe = async (url: string) =>
+  (await fetch(url.replace(/\/readyz$/, '/livez'), { signal: AbortSignal.timeout(5000) })).status;
 
 /** Starts one target; retried on a port another process took between freePort() and the bind. */
 export async function startTarget(spec: TargetSpec): Promise<Target> {
@@ -198,7 +207,7 @@ async function startServer(spec: TargetSpec, dir: string, databaseUrl: string, a
   const hop: Running =
     spec.runtime === 'bun'
       ? await startProcess(BUN, [entry], env, baseUrl)
-      : await startProcess(process.execPath, [entry], env, baseUrl);
+      : await startProcess(process.execPath, [entry], env, baseUrl, 20_000, spec.liveOnly ? liveProbe : undefined);
   return { port, hop };
 }
 

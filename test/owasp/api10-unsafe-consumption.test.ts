@@ -56,7 +56,7 @@ const env = {
 };
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
-describeTarget({ runtime: 'node', storage: 'file', env }, (target) => {
+describeTarget({ runtime: 'node', storage: 'file', env, liveOnly: true }, (target) => {
   const { api, createWorkspace, createLink } = owaspClient(target);
   let ws: Workspace;
 
