@@ -3,7 +3,7 @@
 // once. Every write must succeed, on Node (three runs in one process) and on the file;
 // a primary frozen for 5 s answers 503 within the deadline and recovers within 3 s, with nothing written twice or
 // lost once acknowledged; hop killed mid-burst leaves the primary taking writes; two processes share one file.
-// Heavy (minutes): `npm run test:load`, which .ci/run runs after `npm test`.
+// Heavy (minutes): `npm run test:load`.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
