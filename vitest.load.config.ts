@@ -1,6 +1,5 @@
-// vitest for the load tests alone (`npm run test:load`): bursts of thousands of writes on every runtime, a frozen and
-// a killed primary (minutes), so they stay out of `npm test`. Not yet in .ci/run: on a loaded machine the sqld bursts
-// still answer some writes 503 past the 2 s deadline (the open issue on a remote primary).
+// vitest for the load tests alone (`npm run test:load`, run by .ci/run after `npm test`): bursts of thousands of
+// writes on every runtime, a frozen and a killed primary (minutes), so they stay out of `npm test`.
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({

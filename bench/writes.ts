@@ -12,97 +12,23 @@
  * Environment: BENCH_WRITES_TARGETS (`file,sqld`), BENCH_WRITES_ROUNDS (rounds per concurrency, default 5),
  * BENCH_WRITES_CONCURRENCY (`50,200`), HOP_DATABASE_WRITERS (passed to hop, to compare gates).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient, type Client } from '@libsql/client';
-import { freePort, startSqld, type Sqld } from '../src/cli/sqld.ts';
+import { startSqld, type Sqld } from '../src/cli/sqld.ts';
+import { hopProcesses } from './hop-process.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const ADMIN = 'w'.repeat(40);
 const TARGETS = (process.env.BENCH_WRITES_TARGETS ?? 'file,sqld').split(',').map((s) => s.trim());
 const ROUNDS = Number(process.env.BENCH_WRITES_ROUNDS ?? 5);
 const CONCURRENCY = (process.env.BENCH_WRITES_CONCURRENCY ?? '50,200').split(',').map(Number);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-class HarnessError extends Error {}
-
-const children = new Set<ChildProcess>();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    for (const child of children) child.kill('SIGKILL');
-    process.exit(130);
-  });
-}
-
-function run(args: string[], env: Record<string, string>): ChildProcess {
-  const clean: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HOP_')) clean[k] = v;
-  const writers = process.env.HOP_DATABASE_WRITERS;
-  const child = spawn(process.execPath, args, {
-    cwd: ROOT,
-    env: { ...clean, ...(writers ? { HOP_DATABASE_WRITERS: writers } : {}), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-function output(child: ChildProcess): () => string {
-  let text = '';
-  const keep = (c: Buffer) => (text = (text + c.toString('utf8')).slice(-6000));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return () => text;
-}
-
-async function startHop(dbUrl: string): Promise<{ child: ChildProcess; url: string; log: () => string }> {
-  const migrate = run(['bin/hop.js', 'migrate'], { HOP_DATABASE_URL: dbUrl });
-  const migrateLog = output(migrate);
-  const code = await new Promise((r) => migrate.once('exit', r));
-  if (code !== 0) throw new HarnessError(`hop migrate failed:\n${migrateLog()}`);
-  const port = await freePort();
-  // As `npm start` runs it, flags included, without npm in front.
-  const child = run(['--max-semi-space-size=8', 'bin/hop.js', 'serve'], {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    HOP_DATABASE_URL: dbUrl,
-    HOP_ADMIN_TOKEN: ADMIN,
-    HOP_RATE_LIMIT: 'off',
-    HOP_SHUTDOWN_DELAY_MS: '0',
-    HOP_LOG_LEVEL: 'warn',
-  });
-  const log = output(child);
-  const url = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline && child.exitCode === null; await sleep(100)) {
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return { child, url, log };
-    } catch {
-      // not listening yet
-    }
-  }
-  child.kill('SIGKILL');
-  throw new HarnessError(`hop did not start on ${dbUrl}:\n${log()}`);
-}
-
-async function stopHop(child: ChildProcess) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  if ((await Promise.race([exited, sleep(15_000).then(() => 'late')])) === 'late') {
-    child.kill('SIGKILL');
-    await exited;
-  }
-}
-
-/** VmHWM (the peak RSS over the process's life), in MB. */
-function peakMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) / 1024;
-}
+const { startHop, stopHop, peakMb, HarnessError } = hopProcesses(ROOT, ADMIN, {
+  ...(process.env.HOP_DATABASE_WRITERS ? { HOP_DATABASE_WRITERS: process.env.HOP_DATABASE_WRITERS } : {}),
+});
 
 interface Tally {
   writes: number;

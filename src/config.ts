@@ -144,7 +144,8 @@ const sharedVariables = {
   HOP_DATABASE_BUSY_TIMEOUT_MS: positiveInt(0, 60_000).default(2000),
   HOP_DATABASE_TIMEOUT_MS: positiveInt(100, 60_000).default(2000),
   // Writes a process sends a remote primary at once (guardedClient's gate; docs/architecture.md).
-  HOP_DATABASE_WRITERS: positiveInt(1, 64).default(4),
+  HOP_DATABASE_WRITERS: positiveInt(1, 64).default(1),
+  HOP_DATABASE_QUEUE_TIMEOUT_MS: positiveInt(0, 60_000).default(10_000),
   HOP_DATABASE_SYNC_URL: z
     .string()
     .regex(/^(libsql:\/\/|https?:\/\/)/, 'must start with libsql://, http:// or https://')
@@ -382,6 +383,8 @@ function sharedConfig(c: Shared) {
     /** The deadline of every database call: past it the request answers 503 instead of waiting on a hung server. */
     databaseTimeoutMs: c.HOP_DATABASE_TIMEOUT_MS,
     databaseWriters: c.HOP_DATABASE_WRITERS,
+    /** How long a call to a remote database may wait for its turn before it answers 503 "busy". */
+    databaseQueueTimeoutMs: c.HOP_DATABASE_QUEUE_TIMEOUT_MS,
     /** With a `file:` databaseUrl: the primary it is an embedded replica of (sqld or Turso). */
     databaseSyncUrl: c.HOP_DATABASE_SYNC_URL,
     /** How often an embedded replica pulls the primary's changes, in seconds. */

@@ -34,7 +34,7 @@ export function embeddedPath(url: string): string {
 
 export type DatabaseConfig = Pick<
   Config,
-  'databaseUrl' | 'databaseAuthToken' | 'databaseBusyTimeoutMs' | 'databaseTimeoutMs' | 'databaseWriters' | 'databaseSyncUrl' | 'databaseSyncIntervalS'
+  'databaseUrl' | 'databaseAuthToken' | 'databaseBusyTimeoutMs' | 'databaseTimeoutMs' | 'databaseWriters' | 'databaseQueueTimeoutMs' | 'databaseSyncUrl' | 'databaseSyncIntervalS'
 >;
 
 /** What kind of database a configuration names; the runtime entries decide migrations and the redirect read by it. */
@@ -54,11 +54,12 @@ export async function openDatabase(config: DatabaseConfig, logger?: Logger, scop
   const timeoutMs = config.databaseTimeoutMs;
   const authToken = config.databaseAuthToken;
   if (!isEmbedded(url)) {
-    const client = guardedClient(() => createClient({ url, authToken, fetch: deadlineFetch(timeoutMs, scopes) }), {
-      timeoutMs,
-      remote: true,
-      writers: config.databaseWriters,
-    });
+    const client = guardedClient(
+      // hop's gates bound the calls in flight and their wait (guardedClient); the client's own limit would queue
+      // calls unseen, against their deadline. (0 does not lift it: the client reads it as "use the default".)
+      () => createClient({ url, authToken, fetch: deadlineFetch(timeoutMs, scopes), concurrency: Number.MAX_SAFE_INTEGER }),
+      { timeoutMs, queueTimeoutMs: config.databaseQueueTimeoutMs, remote: true, writers: config.databaseWriters },
+    );
     return { ...createDatabase(client), mode: 'remote' };
   }
 
@@ -122,7 +123,7 @@ async function openReplica(config: DatabaseConfig, path: string, logger?: Logger
     const next = reuse ?? open();
     reuse = undefined;
     return next;
-  }, { timeoutMs, remote: true, writers: config.databaseWriters });
+  }, { timeoutMs, queueTimeoutMs: config.databaseQueueTimeoutMs, remote: true, writers: config.databaseWriters });
   return { ...createDatabase(client), mode: 'replica' };
 }
 

@@ -82,7 +82,7 @@ export function workerDatabase(config: Config, scopes?: ScopeStore): Database {
         // not lift the limit: the client reads it as "use the default".)
         concurrency: Number.MAX_SAFE_INTEGER,
       }),
-    { timeoutMs, remote: true, writers: config.databaseWriters },
+    { timeoutMs, queueTimeoutMs: config.databaseQueueTimeoutMs, remote: true, writers: config.databaseWriters },
   );
   return createDatabase(client);
 }

@@ -4,7 +4,7 @@
 import type { Client, Transaction } from '@libsql/client';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
-import { guardedClient, isUnreachable } from '../../src/platform/db/client.ts';
+import { REMOTE_READERS, guardedClient, isUnreachable } from '../../src/platform/db/client.ts';
 
 /** A client whose every call runs `behave` (one module under test: the guard, not libSQL). */
 function fakeClient(behave: (sql: string) => Promise<unknown>) {
@@ -112,13 +112,13 @@ describe('guardedClient', () => {
     expect(opened[0]!.closed).toBe(false);
   });
 
-  it('gives up on a busy remote primary at the deadline with 503, and never retries a read', async () => {
+  it('gives up on a busy remote primary when its wait runs out, with 503, and never retries a read', async () => {
     let calls = 0;
     const { open } = fakeClient(async () => {
       calls++;
       throw sqliteError('SQLITE_BUSY');
     });
-    const client = guardedClient(open, { timeoutMs: 100, remote: true });
+    const client = guardedClient(open, { timeoutMs: 1000, queueTimeoutMs: 100, remote: true });
     expect(await rejection(client.execute('insert into links values (1)'))).toMatchObject({ code: 'unavailable' });
     expect(calls).toBeGreaterThan(1);
     calls = 0;
@@ -126,7 +126,7 @@ describe('guardedClient', () => {
     expect(calls).toBe(1);
   });
 
-  it('sends a remote primary at most `writers` writes at once; one whose deadline passed while waiting never runs', async () => {
+  it('sends a remote primary at most `writers` writes at once; the deadline starts when sent, the wait is bounded', async () => {
     let running = 0;
     let most = 0;
     const seen: string[] = [];
@@ -137,15 +137,34 @@ describe('guardedClient', () => {
       running--;
       return {};
     });
-    const client = guardedClient(open, { timeoutMs: 100, remote: true, writers: 2 });
-    const writes = Array.from({ length: 6 }, (_, i) => client.execute(`insert into t values (${i})`).then(() => 'ok', (e) => e.code));
+    const client = guardedClient(open, { timeoutMs: 100, queueTimeoutMs: 100, remote: true, writers: 2 });
+    const started = Date.now();
+    const writes = Array.from({ length: 6 }, (_, i) => client.execute(`insert into t values (${i})`).then(() => 'ok', (e: Error) => e.message));
     const reads = client.execute('select 1');
-    // 0-60 ms: writes 0 and 1; 60-120 ms: writes 2 and 3, past their deadline at 100 ms; 4 and 5 would start at 120.
-    expect(await Promise.all(writes)).toEqual(['ok', 'ok', 'unavailable', 'unavailable', 'unavailable', 'unavailable']);
+    // 0-60 ms: writes 0 and 1; 60-120 ms: writes 2 and 3, 120 ms after they were asked for but only 60 ms after they
+    // were sent; 4 and 5 would be sent at 120 ms, past their 100 ms wait, so they are refused at 100 ms, unsent.
+    const outcomes = await Promise.all(writes);
+    expect(outcomes.slice(0, 4)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    expect(outcomes.slice(4)).toEqual([expect.stringMatching(/busy: no turn within 100 ms/), expect.stringMatching(/busy/)]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(110);
     await reads;
     await new Promise((resolve) => setTimeout(resolve, 150));
-    expect(most).toBe(3); // two writes and the read, which is never gated
+    expect(most).toBe(3); // two writes and the read, which waits in its own gate
     expect(seen.filter((sql) => sql.startsWith('insert'))).toHaveLength(4);
+  });
+
+  it('sends a remote database at most REMOTE_READERS reads at once', async () => {
+    let running = 0;
+    let most = 0;
+    const { open } = fakeClient(async () => {
+      most = Math.max(most, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      running--;
+      return { rows: [] };
+    });
+    const client = guardedClient(open, { timeoutMs: 1000, remote: true });
+    await Promise.all(Array.from({ length: REMOTE_READERS * 2 + 1 }, () => client.execute('select 1')));
+    expect(most).toBe(REMOTE_READERS);
   });
 
   it('refuses writes when read-only, and still reads', async () => {

@@ -40,21 +40,33 @@ export function createDatabase(client: Client): Database {
 
 
 export interface GuardOptions {
-  /** The deadline of each call (execute, batch, a transaction's steps); past it the call rejects as unavailable. */
+  /**
+   * The deadline of each call once it is sent (execute, batch, a transaction's steps); past it the call rejects as
+   * unavailable. Time spent waiting for a turn at a remote database (below) does not count against it.
+   */
   timeoutMs: number;
+  /**
+   * How long a call to a remote database may wait for its turn (the gates below) before it is refused as busy: the
+   * queue a burst waits in, bounded, so that a burst is served at the rate the primary commits instead of failing.
+   */
+  queueTimeoutMs?: number;
   /** A server reached over the network (sqld, Turso): its transport failures answer 503, not 500. */
   remote?: boolean;
   /** Refuse writes with 503 (an embedded replica whose primary could not be reached). */
   readOnly?: boolean;
   /**
-   * Writes a remote primary is sent at once; the others wait their turn within their deadline. A primary takes one
-   * write transaction at a time, so more in flight only queue behind its lock and time out there as "busy".
+   * Writes a remote primary is sent at once; the others wait their turn. A primary takes one write transaction at a
+   * time, so more in flight only queue behind its lock, where sqld spins on it (docs/architecture.md).
    */
   writers?: number;
 }
 
 /** Writes on a remote primary in flight at once, unless told otherwise (measured: docs/architecture.md). */
-export const REMOTE_WRITERS = 4;
+export const REMOTE_WRITERS = 1;
+/** Reads on a remote database in flight at once: @libsql/client's own default, now hop's gate with a bounded wait. */
+export const REMOTE_READERS = 20;
+/** How long a remote call may wait for its turn, unless told otherwise. */
+export const REMOTE_QUEUE_TIMEOUT_MS = 10_000;
 
 const unavailable = (detail: string, cause?: unknown) =>
   new AppError('unavailable', detail, { retryAfterS: 1, cause });
@@ -69,36 +81,61 @@ const BUSY_BACKOFF = { firstMs: 5, maxMs: 100 };
 
 /**
  * Runs a write again while a remote primary answers busy (its lock held by another process's write), until it
- * succeeds, fails otherwise, or its deadline has passed. A refused write changed nothing: a statement or a batch is
- * one transaction, rolled back whole. Jittered, so writers refused together do not come back together.
+ * succeeds, fails otherwise, or `until` (a time) has passed. A refused write changed nothing: a statement or a batch
+ * is one transaction, rolled back whole. Jittered, so writers refused together do not come back together.
  */
-async function retryWhileBusy<T>(run: () => Promise<T>, expired: { value: boolean }): Promise<T> {
+async function retryWhileBusy<T>(run: () => Promise<T>, until: number): Promise<T> {
   for (let failures = 1; ; failures++) {
     try {
       return await run();
     } catch (err) {
-      if (!isBusy(err) || expired.value) throw err;
+      if (!isBusy(err) || Date.now() >= until) throw err;
       await new Promise((resolve) => setTimeout(resolve, backoffDelay(failures, BUSY_BACKOFF) * (0.5 + Math.random())));
     }
   }
 }
 
-/** At most `limit` calls running; the others wait in order. One whose deadline passed while waiting never runs. */
-function createGate(limit: number) {
+/**
+ * At most `limit` calls running; the others wait in order until `until` (a time). One whose wait ran out is
+ * refused at once and never runs; its place in the queue is skipped when its turn comes.
+ */
+export function createGate(limit: number) {
   let running = 0;
-  const waiting: (() => void)[] = [];
+  const waiting: Array<{ admit: () => void; gone: boolean }> = [];
+  const release = () => {
+    // The slot passes straight to the next live waiter (running unchanged), or is freed.
+    for (let next = waiting.shift(); next; next = waiting.shift()) {
+      if (!next.gone) return next.admit();
+    }
+    running--;
+  };
   return {
-    async run<T>(work: () => Promise<T>, expired: { value: boolean }): Promise<T> {
-      if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-      else running++;
+    /** Calls waiting for a turn (for tests and metrics). */
+    get queued() {
+      return waiting.filter((w) => !w.gone).length;
+    },
+    async run<T>(work: () => Promise<T>, until: number, refuse: () => Error): Promise<T> {
+      if (running < limit) running++;
+      else {
+        const entry = { admit: () => {}, gone: false };
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        try {
+          await new Promise<void>((resolve, reject) => {
+            entry.admit = resolve;
+            waiting.push(entry);
+            timer = setTimeout(() => {
+              entry.gone = true;
+              reject(refuse());
+            }, Math.max(0, until - Date.now()));
+          });
+        } finally {
+          clearTimeout(timer);
+        }
+      }
       try {
-        if (expired.value) throw unavailable('The database did not answer in time; retry shortly.');
         return await work();
       } finally {
-        // The slot passes straight to the next waiter (running unchanged), or is freed.
-        const next = waiting.shift();
-        if (next) next();
-        else running--;
+        release();
       }
     },
   };
@@ -117,19 +154,23 @@ export function isUnreachable(err: unknown): boolean {
 
 /**
  * The client every runtime hands to createDatabase. Each call gets a deadline and a clear failure mode:
- * - past `timeoutMs`, or when the server cannot be reached, it rejects with a 503 AppError (Retry-After) instead
- *   of hanging (a remote client's default timeout is minutes) or surfacing as a 500;
+ * - past `timeoutMs` once sent, or when the server cannot be reached, it rejects with a 503 AppError (Retry-After)
+ *   instead of hanging (a remote client's default timeout is minutes) or surfacing as a 500;
  * - after SQLITE_BUSY the embedded client is replaced: the driver leaves the failed statement unreset, so the
  *   connection stays inside an implicit transaction that never commits, and every later write on it would answer
  *   success and vanish at close (libsql-client-ts issue 352). A fresh client drops that connection;
- * - a remote primary gets at most `writers` writes at once, and a write it refuses as busy is run again until the
- *   deadline (docs/architecture.md, "A remote primary under a burst of writes"). Reads go straight through.
- * A remote client should also abort its fetches at the deadline (`deadlineFetch`) so that no socket lingers.
+ * - a remote database gets at most `writers` writes and REMOTE_READERS reads at once; the others wait their turn
+ *   for up to `queueTimeoutMs` (then 503 "busy"), and a write it refuses as busy is run again within that wait
+ *   (docs/architecture.md, "A remote primary under a burst of writes"). Calls inside a transaction are not gated.
+ * A remote client should also abort its fetches at the deadline (`deadlineFetch`) so that no socket lingers, and
+ * lift its own limit of calls in flight (`concurrency`), which would count its queue against the call's deadline.
  */
 export function guardedClient(open: () => Client, options: GuardOptions): Client {
   let inner = open();
   const { timeoutMs } = options;
-  const gate = options.remote ? createGate(options.writers ?? REMOTE_WRITERS) : undefined;
+  const queueTimeoutMs = options.queueTimeoutMs ?? REMOTE_QUEUE_TIMEOUT_MS;
+  const writes = options.remote ? createGate(options.writers ?? REMOTE_WRITERS) : undefined;
+  const reads = options.remote ? createGate(REMOTE_READERS) : undefined;
 
   async function attempt<T>(run: () => Promise<T>): Promise<T> {
     try {
@@ -147,12 +188,18 @@ export function guardedClient(open: () => Client, options: GuardOptions): Client
     }
   }
 
-  function guard<T>(run: () => Promise<T>, write = false): Promise<T> {
-    const expired = { value: false };
-    const call = gate && write ? retryWhileBusy(() => gate.run(() => attempt(run), expired), expired) : attempt(run);
-    return withDeadline(call, timeoutMs, () => {
-      expired.value = true;
+  const sent = <T>(run: () => Promise<T>) =>
+    withDeadline(attempt(run), timeoutMs, () => {
       throw unavailable(`The database did not answer within ${timeoutMs} ms; retry shortly.`);
+    });
+  const busy = () => unavailable(`The database is busy: no turn within ${queueTimeoutMs} ms; retry shortly.`);
+
+  function guard<T>(run: () => Promise<T>, write = false): Promise<T> {
+    if (!writes || !reads) return sent(run);
+    const until = Date.now() + queueTimeoutMs;
+    if (!write) return reads.run(() => sent(run), until, busy);
+    return retryWhileBusy(() => writes.run(() => sent(run), until, busy), until).catch((err: unknown) => {
+      throw isBusy(err) ? busy() : err;
     });
   }
 
@@ -166,12 +213,12 @@ export function guardedClient(open: () => Client, options: GuardOptions): Client
     new Proxy(tx, {
       get(target, prop) {
         if (prop === 'execute') {
-          return (stmt: InStatement) => guard(async () => (refuseWrite([stmt]), target.execute(stmt)));
+          return (stmt: InStatement) => sent(async () => (refuseWrite([stmt]), target.execute(stmt)));
         }
         if (prop === 'batch') {
-          return (stmts: InStatement[]) => guard(async () => (refuseWrite(stmts), target.batch(stmts)));
+          return (stmts: InStatement[]) => sent(async () => (refuseWrite(stmts), target.batch(stmts)));
         }
-        if (prop === 'commit' || prop === 'rollback') return () => guard(() => target[prop]());
+        if (prop === 'commit' || prop === 'rollback') return () => sent(() => target[prop]());
         const value = Reflect.get(target, prop, target) as unknown;
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
@@ -195,7 +242,7 @@ export function guardedClient(open: () => Client, options: GuardOptions): Client
       }
       if (prop === 'transaction') {
         return (mode?: TransactionMode) =>
-          guard(async () => {
+          sent(async () => {
             if (options.readOnly && mode !== 'read') refuseWrite(['begin immediate']);
             return wrapTransaction(await inner.transaction(mode));
           });
@@ -208,14 +255,17 @@ export function guardedClient(open: () => Client, options: GuardOptions): Client
 
 /**
  * A fetch for remote libSQL clients that aborts each request at the deadline, so a hung server frees the socket,
- * and carries the current span's `traceparent` to sqld or Turso when a scope store is given.
+ * asks for uncompressed answers, and carries the current span's `traceparent` to sqld or Turso when a scope store
+ * is given.
  */
 export function deadlineFetch(timeoutMs: number, scopes?: ScopeStore) {
   return (input: RequestInfo | URL, init?: RequestInit) => {
     const trace = scopes && traceHeaders(scopes.get()?.span);
-    if (!trace) return fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     const headers = new Headers(init?.headers);
-    for (const [k, v] of Object.entries(trace)) headers.set(k, v);
+    // Uncompressed answers: hop's are small (a row, a page), compressing them costs sqld and hop CPU on every
+    // call, and Bun fetching sqld's compressed answers under a burst wedged sqld at full CPU (docs/architecture.md).
+    headers.set('accept-encoding', 'identity');
+    if (trace) for (const [k, v] of Object.entries(trace)) headers.set(k, v);
     return fetch(input, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
   };
 }

@@ -1,0 +1,168 @@
+/**
+ * `npm run bench:steady`: steady traffic on the embedded file and on one sqld primary, open loop (requests are sent
+ * on schedule whatever the answers' pace, as users send them): BENCH_STEADY_RATE requests/s (1,500) for
+ * BENCH_STEADY_SECONDS (180), 90% redirects over 300 links, 7% reads (a link by id, a page of the list), 2% creates,
+ * 1% deletes of links this run created. Printed per target: requests sent, errors (any answer but the expected one,
+ * or a failed fetch), p50/p99/max per kind and overall, hop's peak RSS; then sqld's p99 over the file's. The target
+ * (issue 20): 0 errors on both, sqld's p99 within twice the file's.
+ *
+ * Exits non-zero when the harness fails or any request erred, never because a ratio is missed.
+ * Environment: BENCH_STEADY_TARGETS (`file,sqld`), BENCH_STEADY_RATE, BENCH_STEADY_SECONDS.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startSqld, type Sqld } from '../src/cli/sqld.ts';
+import { hopProcesses } from './hop-process.ts';
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const ADMIN = 's'.repeat(40);
+const TARGETS = (process.env.BENCH_STEADY_TARGETS ?? 'file,sqld').split(',').map((s) => s.trim());
+const RATE = Number(process.env.BENCH_STEADY_RATE ?? 1500);
+const SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 180);
+const LINKS = 300;
+const TICK_MS = 20;
+const KINDS = ['redirect', 'read', 'create', 'delete'] as const;
+type Kind = (typeof KINDS)[number];
+
+const { startHop, stopHop, peakMb, HarnessError } = hopProcesses(ROOT, ADMIN);
+
+/** mulberry32, seeded: every run sends the same sequence of kinds and links. */
+function prng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Outcome {
+  latencies: Record<Kind, number[]>;
+  errors: Map<string, number>;
+  sent: number;
+  peakMb: number;
+}
+
+async function steady(url: string): Promise<Omit<Outcome, 'peakMb'>> {
+  const made = await fetch(`${url}/v1/workspaces`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'steady' }),
+  });
+  if (made.status !== 201) throw new HarnessError(`workspace: ${made.status} ${await made.text()}`);
+  const key = ((await made.json()) as { apiKey: { key: string } }).apiKey.key;
+  const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+  const ids: string[] = [];
+  for (let i = 0; i < LINKS; i++) {
+    const res = await fetch(`${url}/v1/links`, { method: 'POST', headers, body: JSON.stringify({ url: `https://example.com/steady/${i}`, slug: `steady-${i}` }) });
+    if (res.status !== 201) throw new HarnessError(`seed link ${i}: ${res.status} ${await res.text()}`);
+    ids.push(((await res.json()) as { id: string }).id);
+  }
+  const created: string[] = [];
+  const latencies = Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<Kind, number[]>;
+  const errors = new Map<string, number>();
+  const random = prng(7);
+  const send = async (kind: Kind, n: number) => {
+    const start = performance.now();
+    let problem: string | undefined;
+    try {
+      let res: Response;
+      if (kind === 'redirect') {
+        res = await fetch(`${url}/steady-${n % LINKS}`, { redirect: 'manual' });
+        if (res.status < 300 || res.status > 399) problem = `${res.status}`;
+      } else if (kind === 'read') {
+        res = await fetch(n % 2 ? `${url}/v1/links/${ids[n % LINKS]}` : `${url}/v1/links?limit=20`, { headers });
+        if (res.status !== 200) problem = `${res.status}`;
+      } else if (kind === 'create') {
+        res = await fetch(`${url}/v1/links`, { method: 'POST', headers, body: JSON.stringify({ url: `https://example.com/new/${n}`, tags: ['steady'] }) });
+        if (res.status === 201) {
+          created.push(((await res.json()) as { id: string }).id);
+          return void latencies[kind].push(performance.now() - start);
+        }
+        problem = `${res.status}`;
+      } else {
+        const id = created.shift();
+        if (!id) return;
+        res = await fetch(`${url}/v1/links/${id}`, { method: 'DELETE', headers });
+        if (res.status !== 204) problem = `${res.status}`;
+      }
+      if (problem) problem += ` ${(await res.text()).slice(0, 120)}`;
+      else await res.arrayBuffer();
+    } catch (err) {
+      problem = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    }
+    latencies[kind].push(performance.now() - start);
+    if (problem) errors.set(`${kind} ${problem}`, (errors.get(`${kind} ${problem}`) ?? 0) + 1);
+  };
+  const inFlight = new Set<Promise<void>>();
+  const perTick = (RATE * TICK_MS) / 1000;
+  const started = performance.now();
+  let sent = 0;
+  for (let tick = 0; tick * TICK_MS < SECONDS * 1000; tick++) {
+    // Open loop: each tick sends what is due by now, however late the previous answers are.
+    const due = Math.floor((tick + 1) * perTick) - Math.floor(tick * perTick);
+    for (let i = 0; i < due; i++) {
+      const r = random();
+      const kind: Kind = r < 0.9 ? 'redirect' : r < 0.97 ? 'read' : r < 0.99 ? 'create' : 'delete';
+      const p = send(kind, sent++).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    const wait = started + (tick + 1) * TICK_MS - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  await Promise.all(inFlight);
+  return { latencies, errors, sent };
+}
+
+async function benchTarget(target: string): Promise<Outcome> {
+  const dir = mkdtempSync(join(tmpdir(), `hop-bench-steady-${target}-`));
+  let sqld: Sqld | undefined;
+  try {
+    if (target === 'sqld') sqld = await startSqld({ dir: join(dir, 'sqld') });
+    else if (target !== 'file') throw new HarnessError(`unknown target ${target} (file, sqld)`);
+    const hop = await startHop(sqld ? sqld.url : `file:${join(dir, 'hop.db')}`);
+    try {
+      const outcome = await steady(hop.url);
+      return { ...outcome, peakMb: peakMb(hop.child.pid!) };
+    } finally {
+      await stopHop(hop.child);
+    }
+  } finally {
+    await sqld?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+const f = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+const results = new Map<string, Outcome>();
+for (const target of TARGETS) {
+  results.set(target, await benchTarget(target));
+  console.error(`${target}: done`);
+}
+
+console.log(`\nbench:steady: ${RATE} requests/s for ${SECONDS} s, open loop (${new Date().toISOString()})`);
+console.log('target  kind      count   p50 ms  p99 ms  max ms  errors');
+const p99s = new Map<string, number>();
+for (const [target, o] of results) {
+  const all = KINDS.flatMap((k) => o.latencies[k]).sort((a, b) => a - b);
+  p99s.set(target, quantile(all, 0.99));
+  for (const kind of [...KINDS, 'all'] as const) {
+    const sorted = kind === 'all' ? all : [...o.latencies[kind]].sort((a, b) => a - b);
+    const errs = [...o.errors].filter(([k]) => kind === 'all' || k.startsWith(`${kind} `)).reduce((n, [, c]) => n + c, 0);
+    console.log(
+      `${target.padEnd(6)}  ${kind.padEnd(8)}  ${String(sorted.length).padStart(6)}  ${f(quantile(sorted, 0.5)).padStart(6)}  ` +
+        `${f(quantile(sorted, 0.99)).padStart(6)}  ${f(sorted.at(-1) ?? NaN).padStart(6)}  ${String(errs).padStart(6)}`,
+    );
+  }
+  console.log(`${target.padEnd(6)}  sent ${o.sent}, peak RSS ${f(o.peakMb, 0)} MB`);
+  for (const [reason, n] of o.errors) console.log(`  ${target} error ${n}: ${reason}`);
+}
+if (p99s.has('file') && p99s.has('sqld')) console.log(`sqld p99 / file p99: ${f(p99s.get('sqld')! / p99s.get('file')!, 2)} (target ≤ 2)`);
+const errors = [...results.values()].reduce((n, o) => n + [...o.errors.values()].reduce((a, b) => a + b, 0), 0);
+if (errors > 0) {
+  console.error(`\n${errors} requests erred`);
+  process.exit(1);
+}
