@@ -41,6 +41,16 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
     return rows.length > 0;
   }
 
+  // links.workspace_id references workspaces(id), which live on the control database: a shard holds a stub row of
+  // each workspace it has links of (no name, never read), written once per shard and process.
+  const stubbed = new Set<string>();
+  async function stubWorkspace(shard: Database, workspaceId: string) {
+    const key = `${set.shards.indexOf(shard)}\u0000${workspaceId}`;
+    if (stubbed.has(key)) return;
+    await shard.client.execute({ sql: "insert or ignore into workspaces (id, name, created_at) values (?, '', 0)", args: [workspaceId] });
+    stubbed.add(key);
+  }
+
   const leave = (id: string) => control.orm.delete(linkBuckets).where(eq(linkBuckets.linkId, id));
 
   /** Copies a link's rows of `LINK_TABLES` from one shard to another (the link row itself is written by the caller). */
@@ -63,6 +73,7 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
       if (!(await enter(link, bucket, onRegisteredDomain))) return false;
       const shard = set.ofBucket(bucket);
       try {
+        await stubWorkspace(shard, link.workspaceId);
         await repoOf(shard).insert(link, false);
       } catch (err) {
         // A seeded retry finds its own earlier row there: the directory row stays with it.
@@ -98,6 +109,7 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
         if (to === from) return await repoOf(from).update(workspaceId, id, changes, false);
         // Another shard: the link is written there first (its unique index refuses a taken address), its own
         // rows follow, and only then does it leave the old shard.
+        await stubWorkspace(to, workspaceId);
         await repoOf(to).insert({ ...current, ...changes, tags: changes.tags ?? current.tags }, false);
         await copyOwnRows(from, to, id);
         if (changes.tags) await repoOf(to).update(workspaceId, id, { tags: changes.tags }, false);
