@@ -17,13 +17,19 @@ export const BUCKETS = 1024;
  * slug case-sensitive, as stored.
  */
 export function bucketOf(domain: string, slug: string): number {
+  return fnv1a32(`${domain}/${slug}`) % BUCKETS;
+}
+
+/** FNV-1a, 32 bits, of a string's UTF-8 bytes. */
+export function fnv1a32(text: string): number {
   let hash = 0x811c9dc5;
-  for (const byte of new TextEncoder().encode(`${domain}/${slug}`)) {
+  for (const byte of encoder.encode(text)) {
     hash ^= byte;
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
-  return hash % BUCKETS;
+  return hash;
 }
+const encoder = new TextEncoder();
 
 /** The map of a fresh deployment: buckets dealt to the shards in contiguous ranges (bucket b → shard ⌊b·n/B⌋). */
 export function defaultBucketMap(shards: number): number[] {
