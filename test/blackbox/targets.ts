@@ -60,6 +60,8 @@ export interface Target {
   port: number;
   adminToken: string;
   sqld: SqldHandle | undefined;
+  /** The shards' sqld processes (TargetSpec.shards with `sqld`), in HOP_DATABASE_SHARDS order. */
+  shardSqlds: SqldHandle[];
   output(): string;
   stop(): Promise<void>;
 }
@@ -156,6 +158,7 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
           port,
           adminToken,
           sqld,
+          shardSqlds,
           output: hop.output,
           async stop() {
             await hop.stop();

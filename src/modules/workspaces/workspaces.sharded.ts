@@ -3,7 +3,7 @@
  * database; what counts links asks every shard, and a domain is deleted only while the link directory (control
  * database, link_buckets) names no link on it, in the same statement as the deletion.
  */
-import { and, eq, sql } from 'drizzle-orm';
+import { and, count, eq, sql } from 'drizzle-orm';
 import { domains, linkBuckets } from '../../db/schema.ts';
 import { scatter, type ShardSet } from '../../platform/db/shards.ts';
 import { createWorkspacesRepository, type WorkspacesRepository } from './workspaces.repository.ts';
@@ -15,7 +15,15 @@ export function createShardedWorkspacesRepository(set: ShardSet, timeoutMs: numb
     (await scatter(set.shards, (_db, i) => count(shards[i]!), { timeoutMs })).reduce((a, b) => a + b, 0);
   return {
     ...control,
-    countLinksOnDomain: (workspaceId, hostname) => total((repo) => repo.countLinksOnDomain(workspaceId, hostname)),
+    // The directory, not the shards: the same rows the deletion checks, so that a link being created (its directory
+    // row written, its shard row not yet) counts as in use rather than the domain as gone.
+    async countLinksOnDomain(workspaceId, hostname) {
+      const [row] = await set.control.orm
+        .select({ n: count() })
+        .from(linkBuckets)
+        .where(and(eq(linkBuckets.workspaceId, workspaceId), eq(linkBuckets.domain, hostname)));
+      return row?.n ?? 0;
+    },
     countLinksTargeting: (workspaceId, hostname) => total((repo) => repo.countLinksTargeting(workspaceId, hostname)),
     async deleteDomain(workspaceId, id) {
       const rows = await set.control.orm
