@@ -7,7 +7,7 @@
 import { inArray } from 'drizzle-orm';
 import { linkBuckets } from '../../db/schema.ts';
 import type { Database } from '../../platform/db/client.ts';
-import { bucketOf, type ShardSet } from '../../platform/db/shards.ts';
+import type { ShardSet } from '../../platform/db/shards.ts';
 import { createClicksRepository, type ClickRow, type ClicksRepository, type IngestStored, type OrphanRow } from './clicks.repository.ts';
 
 export function createShardedClicksRepository(set: ShardSet): ClicksRepository {
