@@ -142,6 +142,13 @@ export async function openShards(
   { logger, scopes, migrate = false }: { logger?: Logger; scopes?: ScopeStore; migrate?: boolean } = {},
 ): Promise<ShardSet | undefined> {
   if (!config.databaseShards) return undefined;
+  // Links already on the control database (a single database turned sharded) would be out of every shard's sight.
+  if ((await control.client.execute('select 1 from links limit 1')).rows.length) {
+    throw new DatabaseOpenError(
+      `${config.databaseUrl.replace(/\?.*$/, '')} holds links of a single-database deployment; HOP_DATABASE_SHARDS would leave ` +
+        'them out of sight. Unset HOP_DATABASE_SHARDS (moving links onto shards is resharding, not built yet).',
+    );
+  }
   const opened: OpenedDatabase[] = [];
   try {
     for (const url of config.databaseShards) {

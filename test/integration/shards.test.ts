@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Link } from '../../src/modules/links/links.schemas.ts';
 import { bucketOf } from '../../src/platform/db/shards.ts';
+import { openShards } from '../../src/runtimes/database.ts';
 import { createTestApp, type TestApp } from '../helpers/app.ts';
 
 let t: TestApp;
@@ -108,5 +109,19 @@ describe('links over 3 shards', () => {
     expect((await t.request(`/v1/domains/${domainId}`, { method: 'DELETE' })).status).toBe(409);
     expect((await t.request(`/v1/links/${link.id}`, { method: 'DELETE' })).status).toBe(204);
     expect((await t.request(`/v1/domains/${domainId}`, { method: 'DELETE' })).status).toBe(204);
+  });
+});
+
+describe('turning a single database into a sharded one', () => {
+  it('refuses to start over a control database that holds links, saying why', async () => {
+    const single = await createTestApp();
+    try {
+      const res = await single.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/', slug: 'old' } });
+      expect(res.status).toBe(201);
+      const config = { ...single.config, databaseShards: [`file:${single.dbPath}.shard-0`] };
+      await expect(openShards(config, single.db)).rejects.toThrow(/holds links of a single-database deployment/);
+    } finally {
+      single.close();
+    }
   });
 });
