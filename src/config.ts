@@ -129,6 +129,9 @@ const listenAddress = z
     return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
   });
 
+/** Shards a deployment may list: at most one per bucket (src/platform/db/shards.ts), far more than one host needs. */
+const SHARD_LIMIT = 64;
+
 /** The variables every runtime reads, each with its own rules. */
 const sharedVariables = {
   PORT: positiveInt(1, 65535).default(8787),
@@ -151,6 +154,28 @@ const sharedVariables = {
     .regex(/^(libsql:\/\/|https?:\/\/)/, 'must start with libsql://, http:// or https://')
     .optional(),
   HOP_DATABASE_SYNC_INTERVAL_S: positiveInt(1, 86_400).default(5),
+  // Shard URLs, comma-separated: links, tags, clicks and rollups spread over them (docs/architecture.md, "Shards").
+  HOP_DATABASE_SHARDS: z
+    .string()
+    .transform((v, ctx) => {
+      const urls = v.split(',').map((u) => u.trim()).filter((u) => u !== '');
+      const bad = urls.find((u) => !/^(file:|libsql:\/\/|https?:\/\/)/.test(u) || /^file::memory:|[?&]mode=memory/.test(u));
+      if (urls.length === 0 || urls.length > SHARD_LIMIT || bad !== undefined || new Set(urls).size !== urls.length) {
+        ctx.issues.push({
+          code: 'custom',
+          input: v,
+          message:
+            bad !== undefined
+              ? `"${bad}" is not a shard URL: each must start with file:, libsql://, http:// or https:// and name a file or server`
+              : new Set(urls).size !== urls.length
+                ? 'names the same shard twice'
+                : `must list 1 to ${SHARD_LIMIT} shard URLs separated by commas`,
+        });
+        return z.NEVER;
+      }
+      return urls;
+    })
+    .optional(),
   HOP_BASE_URL: baseUrl.optional(),
   HOP_ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   HOP_METRICS: z.enum(['on', 'off']).default('on'),
@@ -317,6 +342,16 @@ const sharedRules = <C extends Shared>(queue?: (c: C) => string): Rule<C>[] => [
     },
   },
   {
+    reads: ['HOP_DATABASE_URL', 'HOP_DATABASE_SHARDS', 'HOP_DATABASE_SYNC_URL'],
+    check(c, problem) {
+      if (c.HOP_DATABASE_SHARDS?.includes(c.HOP_DATABASE_URL)) {
+        problem('HOP_DATABASE_SHARDS', 'must not name HOP_DATABASE_URL, the control database: each shard is a database of its own');
+      } else if (c.HOP_DATABASE_SHARDS && c.HOP_DATABASE_SYNC_URL) {
+        problem('HOP_DATABASE_SHARDS', 'cannot be combined with HOP_DATABASE_SYNC_URL (an embedded replica) yet');
+      }
+    },
+  },
+  {
     reads: ['HOP_REDIS_URL', 'HOP_REDIS_TOKEN', 'HOP_CACHE', 'HOP_RATE_LIMIT'],
     check(c, problem) {
       const why =
@@ -389,6 +424,8 @@ function sharedConfig(c: Shared) {
     databaseSyncUrl: c.HOP_DATABASE_SYNC_URL,
     /** How often an embedded replica pulls the primary's changes, in seconds. */
     databaseSyncIntervalS: c.HOP_DATABASE_SYNC_INTERVAL_S,
+    /** Shard URLs (HOP_DATABASE_SHARDS); undefined: one database holds everything. */
+    databaseShards: c.HOP_DATABASE_SHARDS,
     /** Origin of short links on the default domain, e.g. `http://localhost:8787`. */
     baseUrl,
     /** Hostname of the default short-link domain (the base URL's host without port). */

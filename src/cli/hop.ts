@@ -16,7 +16,8 @@ import type { Services } from '../composition/root.ts';
 import { redriveClicks } from '../composition/clicks.ts';
 import { composeForProcess, composeProcess } from '../composition/process.ts';
 import { createLogger } from '../platform/logger.ts';
-import { migrateDatabase, openDatabase } from '../runtimes/database.ts';
+import { closeShards, migrateDatabase, openDatabase, openShards } from '../runtimes/database.ts';
+import type { ShardSet } from '../platform/db/shards.ts';
 import { openProcessDatabase } from '../runtimes/server.ts';
 import { createScopes } from '../runtimes/scopes.ts';
 import type { Tracer } from '../platform/tracing.ts';
@@ -29,10 +30,13 @@ async function withServices<T>(
 ) {
   const config = loadConfig(process.env);
   const db = await openDatabase(config);
+  let shards: ShardSet | undefined;
   try {
     if (migrate || db.mode === 'embedded') await migrateDatabase(db);
-    return await run(composeForProcess(config, { db }).services, config);
+    shards = await openShards(config, db, { migrate });
+    return await run(composeForProcess(config, { db, shards }).services, config);
   } finally {
+    closeShards(shards);
     db.close();
   }
 }
@@ -91,7 +95,7 @@ program
     }
     const scopes = createScopes();
     const logger = createLogger({ level: config.logLevel, span: () => scopes.get()?.span });
-    const { db, consumerName } = await openProcessDatabase(config, logger, process.env, 'consume', undefined, scopes);
+    const { db, shards, consumerName } = await openProcessDatabase(config, logger, process.env, 'consume', undefined, scopes);
     let tracer: Tracer | undefined;
     // Its metrics (clicks ingested, lag, the stream's backlog, the process) on HOP_METRICS_ADDR: it has no other port.
     const metrics = createMetrics();
@@ -99,7 +103,7 @@ program
     const listener = config.metrics.listen ? await listenForMetrics(config.metrics.listen, () => metrics.render(), logger) : undefined;
     try {
       // The servers' memory tiers expire on their own (HOP_CACHE_TTL_S, 1 s for links with maxClicks); the shared one is told.
-      const composed = await composeProcess(config, { db, logger, consumerName, scopes, metrics }, 'consume');
+      const composed = await composeProcess(config, { db, shards, logger, consumerName, scopes, metrics }, 'consume');
       const { clicks } = composed;
       tracer = composed.tracer;
       logger.log('info', 'consuming', { clicks: clicks!.description, stream: config.clickStream.key });
@@ -112,6 +116,7 @@ program
     } finally {
       await listener?.close();
       stopSampling();
+      closeShards(shards);
       db.close();
       await tracer?.flush();
     }
@@ -138,13 +143,15 @@ program
 
 program
   .command('migrate')
-  .description('apply pending migrations to HOP_DATABASE_URL')
+  .description('apply pending migrations to HOP_DATABASE_URL and to every shard of HOP_DATABASE_SHARDS')
   .action(async () => {
     const config = loadConfig(process.env);
     const db = await openDatabase(config);
     try {
       await migrateDatabase(db);
       console.log(`migrations applied to ${config.databaseUrl.replace(/\?.*$/, '')}`);
+      closeShards(await openShards(config, db, { migrate: true }));
+      for (const url of config.databaseShards ?? []) console.log(`migrations applied to shard ${url.replace(/\?.*$/, '')}`);
     } finally {
       db.close();
     }

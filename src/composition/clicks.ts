@@ -7,6 +7,8 @@
  */
 import { ConfigError, type Config, type ServerConfig } from '../config.ts';
 import { createClicksRepository, type SqlRunner } from '../modules/clicks/clicks.repository.ts';
+import { createShardedClicksRepository } from '../modules/clicks/clicks.sharded.ts';
+import type { ShardSet } from '../platform/db/shards.ts';
 import type { ClickEvent } from '../modules/clicks/clicks.schemas.ts';
 import { createClicksService, type ClicksService } from '../modules/clicks/clicks.service.ts';
 import type { Database } from '../platform/db/client.ts';
@@ -32,9 +34,12 @@ const PURGE_EVERY_MS = 3_600_000;
 // well inside SQLite's bound-parameter limit for the repository's multi-row statements.
 const CONSUMER_BATCH_UNDER_LOAD = 1000;
 
-/** The clicks service over a database, its SQL run by `runner` when a runtime has a faster one (embedded-writer.ts). */
-export function composeClicksService(db: Database, runner?: SqlRunner): ClicksService {
-  return createClicksService(createClicksRepository(db.orm, runner));
+/**
+ * The clicks service over a database, its SQL run by `runner` when a runtime has a faster one (embedded-writer.ts);
+ * over the shards when HOP_DATABASE_SHARDS lists them (each batch split by shard).
+ */
+export function composeClicksService(db: Database, runner?: SqlRunner, shards?: ShardSet): ClicksService {
+  return createClicksService(shards ? createShardedClicksRepository(shards) : createClicksRepository(db.orm, runner));
 }
 
 /** Where batches are stored: the clicks service, or anything with its `ingest` and `purge` (a worker thread's). */

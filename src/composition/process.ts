@@ -59,7 +59,7 @@ export async function composeProcess(
       ? await startClickPipeline(config, {
           produce: serve,
           consume: serve ? config.clickConsumer : true,
-          store: provided.clickStore ?? composeClicksService(composed.db),
+          store: provided.clickStore ?? composeClicksService(composed.db, undefined, composed.shards),
           invalidation: composed.services.invalidation,
           logger: composed.logger,
           metrics: composed.metrics,

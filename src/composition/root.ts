@@ -12,6 +12,10 @@ import { createIdempotencyRepository } from '../modules/idempotency/idempotency.
 import { createIdempotencyService } from '../modules/idempotency/idempotency.service.ts';
 import { createLinksRepository } from '../modules/links/links.repository.ts';
 import { createLinksService } from '../modules/links/links.service.ts';
+import { createShardedLinksRepository } from '../modules/links/links.sharded.ts';
+import { createShardedStatsRepository } from '../modules/stats/stats.sharded.ts';
+import { createShardedWorkspacesRepository } from '../modules/workspaces/workspaces.sharded.ts';
+import { createShardSet, type ShardSet } from '../platform/db/shards.ts';
 import { createCachedLookup, type LinkRef } from '../modules/redirect/redirect.cache.ts';
 import type { RedirectLookup } from '../modules/redirect/redirect.lookup.ts';
 import { createRedirectService } from '../modules/redirect/redirect.service.ts';
@@ -41,6 +45,8 @@ import { tracedLookup } from '../modules/redirect/redirect.lookup.ts';
 /** What a runtime hands the composition root: handles and bindings only it can make. */
 export interface Provided {
   db: Database;
+  /** HOP_DATABASE_SHARDS: the shards over `db`, the control database (runtimes/database.ts, openShards). */
+  shards?: ShardSet | undefined;
   logger?: Logger | undefined;
   /** This process's counters, served at /metrics; a fresh registry when not given. */
   metrics?: Metrics | undefined;
@@ -87,6 +93,8 @@ export interface CachePeers {
 export interface Composed {
   config: Config;
   db: Database;
+  /** The shards, when HOP_DATABASE_SHARDS lists them; `db` is then the control database. */
+  shards: ShardSet | undefined;
   logger: Logger;
   metrics: Metrics;
   now: () => Date;
@@ -126,9 +134,10 @@ function rateLimitStore(config: Config, provided: Provided, logger: Logger, metr
 
 function buildServices(config: Config, provided: Provided & { dbMeter?: DbCallMeter }, logger: Logger, metrics: Metrics, now: () => Date, tracer: Tracer | undefined) {
   const { orm } = provided.db;
-  const { scopes } = provided;
-  const linksRepository = createLinksRepository(orm);
-  const read = provided.redirectLookup && meterLookup(provided.redirectLookup, provided.dbMeter);
+  const { scopes, shards } = provided;
+  const linksRepository = shards ? createShardedLinksRepository(shards, config.databaseTimeoutMs) : createLinksRepository(orm);
+  // A runtime's own read is of the one database: with shards the redirect reads the shard of the address.
+  const read = shards ? undefined : provided.redirectLookup && meterLookup(provided.redirectLookup, provided.dbMeter);
   const native = read && tracer ? tracedLookup(read, tracer) : read;
   const lookup = native ?? linksRepository;
   const tier = sharedTier(config, provided.kv, scopes);
@@ -152,7 +161,7 @@ function buildServices(config: Config, provided: Provided & { dbMeter?: DbCallMe
     peers.subscribe((change) => ('host' in change ? linkCache.invalidateHost(change.host) : linkCache.forget(change.links)));
   }
   const workspaces: ReturnType<typeof createWorkspacesService> = createWorkspacesService(
-    createWorkspacesRepository(orm),
+    shards ? createShardedWorkspacesRepository(shards, config.databaseTimeoutMs) : createWorkspacesRepository(orm),
     config,
     {
       host(host) {
@@ -163,7 +172,11 @@ function buildServices(config: Config, provided: Provided & { dbMeter?: DbCallMe
     },
     tokens,
   );
-  const stats = createStatsService(createStatsRepository(orm), workspaces, config);
+  const stats = createStatsService(
+    shards ? createShardedStatsRepository(shards, config.databaseTimeoutMs) : createStatsRepository(orm),
+    workspaces,
+    config,
+  );
   const invalidation = {
     links: (refs: LinkRef[]) =>
       linkCache
@@ -214,15 +227,20 @@ export function compose(config: Config, provided: Provided): Composed {
     createTracer(config.tracing, { scopes, timer: provided.exportOnTimer ?? true, warn: (msg, fields) => logger.log('warn', msg, fields) });
   // Every call of the database client observed (spans, Server-Timing) where the runtime keeps scopes, and counted.
   const dbMeter = config.metrics.enabled ? dbCallMeter(metrics, config.databaseTimeoutMs) : undefined;
-  const observed = observeDatabase(provided.db, tracer, scopes);
-  const db = dbMeter ? meterDatabase(observed, dbMeter) : observed;
+  const watch = (d: Database) => {
+    const observed = observeDatabase(d, tracer, scopes);
+    return dbMeter ? meterDatabase(observed, dbMeter) : observed;
+  };
+  const db = watch(provided.db);
+  const shards = provided.shards && createShardSet(db, provided.shards.shards.map(watch), provided.shards.map);
   return {
     config,
     db,
+    shards,
     logger,
     metrics,
     now,
-    services: buildServices(config, { ...provided, db, dbMeter }, logger, metrics, now, tracer),
+    services: buildServices(config, { ...provided, db, shards, dbMeter }, logger, metrics, now, tracer),
     rateLimiter: store && createRateLimiter(config.rateLimit, store, now),
     tracer,
     scopes,

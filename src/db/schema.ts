@@ -269,3 +269,29 @@ export const orphanRollups = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.domain, t.slot] })],
 );
+
+/**
+ * Control database, with HOP_DATABASE_SHARDS: which shard holds each bucket of link addresses
+ * (src/platform/db/shards.ts). Written once with the first sharded start; resharding moves rows of it.
+ */
+export const shardBuckets = sqliteTable('shard_buckets', {
+  bucket: integer('bucket').primaryKey(),
+  shard: integer('shard').notNull(),
+});
+
+/**
+ * Control database, with HOP_DATABASE_SHARDS: the directory of links, each one's workspace, domain and bucket. A call
+ * by id reaches its shard in one read, a link keeps its id when a new address moves it to another bucket, and a
+ * domain is deleted only while no row here names it, checked in the same statement as the row is written
+ * (docs/architecture.md, "Shards").
+ */
+export const linkBuckets = sqliteTable(
+  'link_buckets',
+  {
+    linkId: text('link_id').primaryKey(),
+    workspaceId: text('workspace_id').notNull(),
+    domain: text('domain').notNull(),
+    bucket: integer('bucket').notNull(),
+  },
+  (t) => [index('link_buckets_domain_idx').on(t.domain, t.workspaceId)],
+);

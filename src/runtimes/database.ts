@@ -10,6 +10,7 @@ import { createClient, type Client } from '@libsql/client';
 import { migrate } from 'drizzle-orm/libsql/migrator';
 import type { Config } from '../config.ts';
 import { createDatabase, deadlineFetch, guardedClient, type Database } from '../platform/db/client.ts';
+import { createShardSet, loadBucketMap, type ShardSet } from '../platform/db/shards.ts';
 import type { ScopeStore } from '../platform/tracing.ts';
 import type { Logger } from '../platform/logger.ts';
 import { withDeadline } from '../platform/resilience.ts';
@@ -129,4 +130,41 @@ async function openReplica(config: DatabaseConfig, path: string, logger?: Logger
 
 export async function migrateDatabase(db: Database): Promise<void> {
   await migrate(db.orm, { migrationsFolder: MIGRATIONS_FOLDER });
+}
+
+/**
+ * The shards of HOP_DATABASE_SHARDS over an open (and migrated) control database, each opened like HOP_DATABASE_URL
+ * would be (same token, deadlines and writer gate), migrated when embedded or when `migrate` asks, and the bucket map
+ * read from the control database (written on first use). Undefined without HOP_DATABASE_SHARDS: one database.
+ */
+export async function openShards(
+  config: DatabaseConfig & Pick<Config, 'databaseShards'>,
+  control: Database,
+  { logger, scopes, migrate = false }: { logger?: Logger; scopes?: ScopeStore; migrate?: boolean } = {},
+): Promise<ShardSet | undefined> {
+  if (!config.databaseShards) return undefined;
+  // Links already on the control database (a single database turned sharded) would be out of every shard's sight.
+  if ((await control.client.execute('select 1 from links limit 1')).rows.length) {
+    throw new DatabaseOpenError(
+      `${config.databaseUrl.replace(/\?.*$/, '')} holds links of a single-database deployment; HOP_DATABASE_SHARDS would leave ` +
+        'them out of sight. Unset HOP_DATABASE_SHARDS (moving links onto shards is resharding, not built yet).',
+    );
+  }
+  const opened: OpenedDatabase[] = [];
+  try {
+    for (const url of config.databaseShards) {
+      const shard = await openDatabase({ ...config, databaseUrl: url, databaseSyncUrl: undefined }, logger, scopes);
+      opened.push(shard);
+      if (migrate || shard.mode === 'embedded') await migrateDatabase(shard);
+    }
+    return createShardSet(control, opened, await loadBucketMap(control, opened.length));
+  } catch (err) {
+    for (const shard of opened) shard.close();
+    throw err;
+  }
+}
+
+/** Closes every shard (the control database is its owner's to close). */
+export function closeShards(set: ShardSet | undefined): void {
+  for (const shard of set?.shards ?? []) shard.close();
 }

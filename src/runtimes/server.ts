@@ -10,7 +10,7 @@ import { composeProcess, type ProcessProvided } from '../composition/process.ts'
 import { ConfigError, loadServerConfig, type Config, type ServerConfig } from '../config.ts';
 import { createLogger, type Logger } from '../platform/logger.ts';
 import { createThreadedClicks } from './click-thread.ts';
-import { DatabaseOpenError, embeddedPath, migrateDatabase, openDatabase, type OpenedDatabase } from './database.ts';
+import { closeShards, DatabaseOpenError, embeddedPath, migrateDatabase, openDatabase, openShards, type OpenedDatabase } from './database.ts';
 import type { SupervisorHooks } from './cluster-worker.ts';
 import { createEmbeddedLookup } from './embedded-lookup.ts';
 import { releaseLoadingGarbage } from './heap.ts';
@@ -78,11 +78,14 @@ export async function openProcessDatabase(
   const db = await openDatabase(config, logger, scopes);
   // A worker's supervisor migrated before forking it.
   if (db.mode === 'embedded' && !host) await migrateDatabase(db);
-  // The API role reads no redirect and handles no click.
-  const embedded = db.mode === 'embedded' && role === 'serve' && config.role !== 'api';
-  const remote = db.mode === 'remote' && role === 'serve' && config.role !== 'api';
+  const shards = await openShards(config, db, { logger, scopes });
+  // The API role reads no redirect and handles no click. With shards, neither native path applies: both are of
+  // one database, and links and clicks are on the shards.
+  const embedded = !shards && db.mode === 'embedded' && role === 'serve' && config.role !== 'api';
+  const remote = !shards && db.mode === 'remote' && role === 'serve' && config.role !== 'api';
   return {
     db,
+    shards,
     // A plain embedded file gets the prepared-once read; a replica's file is managed by its sync, so it keeps the
     // portable read through the client.
     redirectLookup: embedded ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined,
@@ -102,13 +105,13 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
   const scopes = createScopes();
   const logger = createLogger({ level: config.logLevel, span: () => scopes.get()?.span });
   const { host } = options;
-  const { db, redirectLookup, clickStore, consumerName } = await openProcessDatabase(config, logger, env, 'serve', host, scopes);
+  const { db, shards, redirectLookup, clickStore, consumerName } = await openProcessDatabase(config, logger, env, 'serve', host, scopes);
   let draining = false;
   const metrics = host?.metrics ?? createMetrics();
   const stopSampling = config.metrics.enabled ? await collectProcessMetrics(metrics) : () => {};
   const hop = await composeProcess(
     config,
-    { ...host, metrics, db, logger, redirectLookup, clickStore, consumerName, scopes, clientIp: options.clientIp, draining: () => draining },
+    { ...host, metrics, db, shards, logger, redirectLookup, clickStore, consumerName, scopes, clientIp: options.clientIp, draining: () => draining },
     'serve',
   );
   // HOP_METRICS_ADDR: a listener of its own; a worker of several leaves it to its supervisor, which serves the host's.
@@ -134,6 +137,7 @@ export async function prepare(env: Record<string, string | undefined>, runtime: 
       await hop.clicks?.close();
       await clickStore?.close();
       redirectLookup?.close();
+      closeShards(shards);
       db.close();
       await hop.tracer?.flush();
     },

@@ -46,6 +46,10 @@ export function workerConfig(env: WorkerEnv): Config {
   if (config && !urlMissing && (config.databaseUrl.startsWith('file:') || config.databaseSyncUrl)) {
     problems.push({ variable: 'HOP_DATABASE_URL', message: 'a Worker has no file system; use libsql:// (Turso) or http(s):// (sqld)' });
   }
+  if (config?.databaseShards) {
+    // Refused rather than ignored: a Worker reading one database would miss every link on the shards.
+    problems.push({ variable: 'HOP_DATABASE_SHARDS', message: 'is not read on Workers yet; shards are served by Node and Bun' });
+  }
   if (config?.rateLimit.mode === 'redis') {
     // @upstash/redis would add ~17 KiB gzip to a Worker that has a hard size budget; the bindings do the same job.
     problems.push({ variable: 'HOP_RATE_LIMIT', message: 'redis is for Node and Bun; on Workers use cloudflare (the ratelimits bindings) or memory' });

@@ -34,6 +34,11 @@ export interface TargetSpec {
    * which /readyz rightly reports as failed.
    */
   liveOnly?: boolean;
+  /**
+   * HOP_DATABASE_SHARDS with this many shards beside the control database: for `sqld`, a sqld process each; for
+   * `file`, a file each.
+   */
+  shards?: number;
 }
 
 /** A local sqld that can be crashed and started again on the same directory and ports. */
@@ -55,11 +60,13 @@ export interface Target {
   port: number;
   adminToken: string;
   sqld: SqldHandle | undefined;
+  /** The shards' sqld processes (TargetSpec.shards with `sqld`), in HOP_DATABASE_SHARDS order. */
+  shardSqlds: SqldHandle[];
   output(): string;
   stop(): Promise<void>;
 }
 
-export const targetName = (spec: TargetSpec) => `${spec.runtime} + ${spec.storage}`;
+export const targetName = (spec: TargetSpec) => `${spec.runtime} + ${spec.storage}${spec.shards ? ` x ${spec.shards} shards` : ''}`;
 
 /** Why this target cannot run here, or undefined when it can. */
 export function missingPrerequisite(spec: TargetSpec): string | undefined {
@@ -122,14 +129,22 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), `hop-bb-${spec.runtime}-${spec.storage}-`));
   const adminToken = `blackbox-operator-${randomBytes(16).toString('hex')}`;
   let sqld: SqldHandle | undefined;
+  const shardSqlds: SqldHandle[] = [];
+  const stopShards = () => Promise.all(shardSqlds.map((s) => s.current.stop()));
   try {
+    let shards: string[] = [];
     if (spec.storage === 'sqld') {
       sqld = await sqldHandle(join(dir, 'sqld'));
+      for (let i = 0; i < (spec.shards ?? 0); i++) shardSqlds.push(await sqldHandle(join(dir, `sqld-shard-${i}`)));
+      shards = shardSqlds.map((s) => s.url);
       await run(process.execPath, [join(ROOT, 'src/cli/hop.ts'), 'migrate'], {
         cwd: ROOT,
-        env: { ...process.env, HOP_DATABASE_URL: sqld.url, HOP_LOG_LEVEL: 'warn' },
+        env: { ...process.env, HOP_DATABASE_URL: sqld.url, HOP_LOG_LEVEL: 'warn', ...(shards.length ? { HOP_DATABASE_SHARDS: shards.join(',') } : {}) },
       });
+    } else {
+      shards = Array.from({ length: spec.shards ?? 0 }, (_, i) => `file:${join(dir, `shard-${i}.db`)}`);
     }
+    if (shards.length) spec = { ...spec, env: { ...spec.env, HOP_DATABASE_SHARDS: shards.join(',') } };
     const databaseUrl = sqld ? sqld.url : `file:${join(dir, 'hop.db')}`;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -143,10 +158,12 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
           port,
           adminToken,
           sqld,
+          shardSqlds,
           output: hop.output,
           async stop() {
             await hop.stop();
             await sqld?.current.stop();
+            await stopShards();
             rmSync(dir, { recursive: true, force: true });
           },
         };
@@ -156,6 +173,7 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
     }
   } catch (err) {
     await sqld?.current.stop();
+    await stopShards();
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }

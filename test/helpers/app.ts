@@ -12,7 +12,8 @@ import type { Database } from '../../src/platform/db/client.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import type { QueueProducer } from '../../src/platform/queue/queue.ts';
 import type { ClickEvent } from '../../src/modules/clicks/clicks.schemas.ts';
-import { migrateDatabase, openDatabase } from '../../src/runtimes/database.ts';
+import { closeShards, migrateDatabase, openDatabase, openShards } from '../../src/runtimes/database.ts';
+import type { ShardSet } from '../../src/platform/db/shards.ts';
 import { createEmbeddedLookup } from '../../src/runtimes/embedded-lookup.ts';
 import { composeApp, type Services } from '../../src/composition/root.ts';
 import { composeForProcess } from '../../src/composition/process.ts';
@@ -34,6 +35,8 @@ export interface TestApp {
   services: Services;
   metrics: Metrics;
   db: Database;
+  /** The shards (TestAppOptions.shards), or undefined. */
+  shards: ShardSet | undefined;
   config: Config;
   /** The database file. */
   dbPath: string;
@@ -61,6 +64,8 @@ export interface TestAppOptions {
   metrics?: Metrics;
   /** What the app serves (HOP_ROLE); `all` by default. */
   role?: AppRole;
+  /** HOP_DATABASE_SHARDS with this many `file:` shards in the test's directory; `db` is then the control database. */
+  shards?: number;
 }
 
 
@@ -74,10 +79,12 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
     // As behind an edge that sets the visitor's country (Cloudflare's header); a test can unset it.
     HOP_GEO_HEADER: 'cf-ipcountry',
     ...GENEROUS_RATE_LIMITS,
+    ...(options.shards ? { HOP_DATABASE_SHARDS: Array.from({ length: options.shards }, (_, i) => `file:${join(dir, `shard-${i}.db`)}`).join(',') } : {}),
     ...env,
   });
   const db = await openDatabase(config);
   await migrateDatabase(db);
+  const shards = await openShards(config, db);
   const logs: string[] = [];
   const clock = { now: new Date() };
   const logger = createLogger({ level: config.logLevel, write: (line) => logs.push(line) });
@@ -86,7 +93,7 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
     typeof options.redirectLookup === 'function' ? options.redirectLookup(createLinksRepository(db.orm)) : embedded;
   const metrics = options.metrics ?? createMetrics();
   // Composed as a runtime entry composes it; tests reach the same instances (the link cache's invalidation).
-  const composed = composeForProcess(config, { db, redirectLookup: lookup, logger, metrics, now: () => new Date(clock.now) });
+  const composed = composeForProcess(config, { db, shards, redirectLookup: lookup, logger, metrics, now: () => new Date(clock.now) });
   const { services } = composed;
   const app = composeApp(composed, { clicks: options.clickQueue, role: options.role });
 
@@ -109,6 +116,7 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
     services,
     metrics,
     db,
+    shards,
     config,
     dbPath: join(dir, 'hop.db'),
     adminKey: created.apiKey.key,
@@ -132,6 +140,7 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
     },
     close() {
       embedded?.close();
+      closeShards(shards);
       db.close();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -121,6 +121,33 @@ describe('loadConfig', () => {
     ).toMatchObject({ databaseUrl: 'file:./replica.db', databaseSyncUrl: 'http://127.0.0.1:8080', databaseSyncIntervalS: 2 });
   });
 
+  it('reads HOP_DATABASE_SHARDS as a list of shard URLs, and leaves it undefined when unset', () => {
+    expect(loadConfig({}).databaseShards).toBeUndefined();
+    expect(
+      loadConfig({ HOP_DATABASE_URL: 'http://127.0.0.1:8080', HOP_DATABASE_SHARDS: ' file:./s0.db, http://127.0.0.1:8081 ,libsql://s2.turso.io' }),
+    ).toMatchObject({ databaseShards: ['file:./s0.db', 'http://127.0.0.1:8081', 'libsql://s2.turso.io'] });
+  });
+
+  it.each([
+    ['postgres://x', /"postgres:\/\/x" is not a shard URL/],
+    ['file:./a.db,./b.db', /"\.\/b\.db" is not a shard URL/],
+    ['file::memory:', /is not a shard URL/],
+    ['file:./a.db,file:./a.db', /names the same shard twice/],
+    [',', /must list 1 to 64 shard URLs/],
+    [Array.from({ length: 65 }, (_, i) => `file:./s${i}.db`).join(','), /must list 1 to 64 shard URLs/],
+  ])('refuses HOP_DATABASE_SHARDS=%s with a clear message', (value, message) => {
+    expect(configError({ HOP_DATABASE_SHARDS: value }).message).toMatch(message);
+  });
+
+  it('refuses the control database among the shards, and shards with an embedded replica', () => {
+    expect(configError({ HOP_DATABASE_URL: 'file:./c.db', HOP_DATABASE_SHARDS: 'file:./s.db,file:./c.db' }).message).toMatch(
+      /^ {2}HOP_DATABASE_SHARDS: must not name HOP_DATABASE_URL/m,
+    );
+    expect(
+      configError({ HOP_DATABASE_URL: 'file:./c.db', HOP_DATABASE_SYNC_URL: 'http://127.0.0.1:8080', HOP_DATABASE_SHARDS: 'file:./s.db' }).message,
+    ).toMatch(/HOP_DATABASE_SHARDS: cannot be combined with HOP_DATABASE_SYNC_URL/);
+  });
+
   it('refuses a sync URL for a database that is not a local file', () => {
     const err = configError({ HOP_DATABASE_URL: 'http://127.0.0.1:8080', HOP_DATABASE_SYNC_URL: 'http://127.0.0.1:8081' });
     expect(err.message).toMatch(/^ {2}HOP_DATABASE_SYNC_URL: needs a file: HOP_DATABASE_URL/m);
@@ -488,6 +515,12 @@ describe('workerConfig', () => {
       'Invalid configuration:\n  HOP_DATABASE_URL: is required on Workers (libsql:// for Turso, http(s):// for sqld)',
     );
     expect(configError({ HOP_DATABASE_URL: 'file:./hop.db' }, workerConfig).message).toMatch(/^ {2}HOP_DATABASE_URL: a Worker has no file system/m);
+  });
+
+  it('refuses HOP_DATABASE_SHARDS on a Worker rather than serving one database of several', () => {
+    const vars = { HOP_DATABASE_URL: 'libsql://control.turso.io', HOP_DATABASE_SHARDS: 'libsql://s0.turso.io,libsql://s1.turso.io' };
+    expect(configError(vars, workerConfig).message).toMatch(/^ {2}HOP_DATABASE_SHARDS: is not read on Workers yet/m);
+    expect(workerConfig({ HOP_DATABASE_URL: 'libsql://control.turso.io' }).databaseShards).toBeUndefined();
   });
 
   it('names the bad variables and the Worker\'s own rules in one error', () => {
