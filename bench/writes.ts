@@ -6,7 +6,7 @@
  * p99 of each write's answer, refusals (any answer but 201/200/204, or a failed fetch), hop's peak RSS, and the
  * raw client's writes/s and refusals for the same shapes (a batch of a row and its two tags; an update with its
  * tags replaced; a delete). The raw client is the ceiling: the writes a primary takes from a client that does
- * nothing else, with no deadline and no gate.
+ * nothing else, with no deadline, four batches in flight on sqld.
  *
  * Exits non-zero when the harness fails or hop refused a write, never because a ratio is missed.
  * Environment: BENCH_WRITES_TARGETS (`file,sqld`), BENCH_WRITES_ROUNDS (rounds per concurrency, default 5),
@@ -191,7 +191,9 @@ async function benchTarget(target: string): Promise<Row[]> {
       await stopHop(hop.child);
     }
     // The ceiling after hop has stopped, so that the two never share the primary or the machine.
-    const raw = createClient(sqld ? { url: sqld.url } : { url: dbUrl });
+    // Four batches in flight on sqld: its best measured rate; at the client's default 20 it answers some busy, and at
+    // 200 it wedged (docs/architecture.md, "A remote primary under a burst of writes").
+    const raw = createClient(sqld ? { url: sqld.url, concurrency: 4 } : { url: dbUrl });
     try {
       for (const row of rows) {
         row.raw = await rawWrites(raw, row.concurrency, `c${row.concurrency}`);

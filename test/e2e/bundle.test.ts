@@ -1,5 +1,6 @@
 // The Workers' size budgets: wrangler's own dry-run build (what `npm run build:worker` and a deploy upload) of the
-// redirect Worker's script stays within 138 KiB gzip, and so does the click consumer's. The redirect Worker also
+// redirect Worker's script stays within 140 KiB gzip, and so does the click consumer's (raised from 138 for the
+// sharded repositories, which the composition root carries on every runtime). The redirect Worker also
 // uploads the API reference's script and style as two text modules beside its script (wrangler.toml `[[rules]]`,
 // served at /docs; about 475 KiB gzip, within 500): strings, never parsed as code, counted apart. The consumer is a Worker of its own
 // so that user-agent parsing stays off the redirect path: the redirect's bundle must not contain bowser or isbot.
@@ -18,7 +19,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 // docs/architecture.md "Traces"). 135 until metrics: histograms, request metrics by route, database call metrics and
 // who may read /metrics (about 3 KiB gzip, docs/deployment.md "Metrics"); hop's own budget, far under the platform's
 // limit (3 MiB compressed on the free plan).
-const BUDGET_KIB = 138;
+const BUDGET_KIB = 140;
 const DOCS_BUDGET_KIB = 500;
 const outdir = mkdtempSync(join(tmpdir(), 'hop-worker-build-'));
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
