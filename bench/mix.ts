@@ -4,7 +4,7 @@
  */
 
 /** mulberry32: a small seeded PRNG, so every run sends the same sequence. */
-function prng(seed: number) {
+export function prng(seed: number) {
   return () => {
     seed = (seed + 0x6d2b79f5) | 0;
     let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);

@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startSqld, type Sqld } from '../src/cli/sqld.ts';
 import { hopProcesses } from './hop-process.ts';
+import { prng } from './mix.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const ADMIN = 's'.repeat(40);
@@ -27,16 +28,6 @@ const KINDS = ['redirect', 'read', 'create', 'delete'] as const;
 type Kind = (typeof KINDS)[number];
 
 const { startHop, stopHop, peakMb, HarnessError } = hopProcesses(ROOT, ADMIN);
-
-/** mulberry32, seeded: every run sends the same sequence of kinds and links. */
-function prng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Outcome {
   latencies: Record<Kind, number[]>;
@@ -63,6 +54,7 @@ async function steady(url: string): Promise<Omit<Outcome, 'peakMb'>> {
   const created: string[] = [];
   const latencies = Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<Kind, number[]>;
   const errors = new Map<string, number>();
+  // Seeded: every run sends the same sequence of kinds.
   const random = prng(7);
   const send = async (kind: Kind, n: number) => {
     const start = performance.now();

@@ -110,10 +110,6 @@ export function createGate(limit: number) {
     running--;
   };
   return {
-    /** Calls waiting for a turn (for tests and metrics). */
-    get queued() {
-      return waiting.filter((w) => !w.gone).length;
-    },
     async run<T>(work: () => Promise<T>, until: number, refuse: () => Error): Promise<T> {
       if (running < limit) running++;
       else {
