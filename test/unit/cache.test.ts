@@ -222,6 +222,30 @@ describe('createTieredCache', () => {
     expect(await cache.get('k', () => 'after the change')).toBe('after the change');
   });
 
+  it('keeps what a load read while another key was invalidated, on either tier', async () => {
+    for (const shared of [false, true]) {
+      const { cache } = tiered(shared ? { shared: memoryStore().store } : {});
+      let release!: (v: string) => void;
+      const inFlight = cache.get('k', () => new Promise<string>((resolve) => (release = resolve)));
+      await cache.invalidate(['other']);
+      cache.forget(['another']);
+      release('k as read');
+      expect(await inFlight).toBe('k as read');
+      let loads = 0;
+      expect(await cache.get('k', () => `loaded again ${++loads}`)).toBe('k as read');
+      expect(loads).toBe(0);
+    }
+  });
+
+  it('a failed load keeps nothing and the next miss loads again', async () => {
+    const { cache } = tiered();
+    await expect(cache.get('k', () => Promise.reject(new Error('database down')))).rejects.toThrow('database down');
+    expect(() => cache.get('k', () => {
+      throw new Error('thrown at once');
+    })).toThrow('thrown at once');
+    expect(await cache.get('k', () => 'up again')).toBe('up again');
+  });
+
   it("forget (another worker's change) drops the first tier only, and a load in flight is not kept", async () => {
     const { store, data } = memoryStore();
     const { cache } = tiered({ shared: store });

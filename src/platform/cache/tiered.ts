@@ -61,8 +61,29 @@ const NEGATIVE_BYTES = 64;
 export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCache<V> {
   const { name, l1, shared, codec, logger } = options;
   const inflight = new Map<string, Promise<V | null>>();
-  // Bumped by every invalidation: a load that began before one may hold the old value, so it is answered but not kept.
-  let generation = 0;
+  /*
+   * Loads in flight per key, and how many invalidations of that key they have lived through: a load that began
+   * before its key changed may hold the old value, so it is answered but not kept. Per key, not one counter for the
+   * cache: with one counter, every create or delete anywhere threw away every load in flight, and under write
+   * traffic the cache of a remote database never filled (each redirect read the database again).
+   */
+  const loading = new Map<string, { loads: number; epoch: number }>();
+  const begin = (key: string) => {
+    let entry = loading.get(key);
+    if (!entry) loading.set(key, (entry = { loads: 0, epoch: 0 }));
+    entry.loads += 1;
+    const since = entry.epoch;
+    const current = entry;
+    let ended = false;
+    // True when the key was not invalidated since the load began; ends the load (once).
+    return () => {
+      if (!ended) {
+        ended = true;
+        if (--current.loads === 0 && loading.get(key) === current) loading.delete(key);
+      }
+      return current.epoch === since;
+    };
+  };
   const counts = { memoryHit: 0, sharedHit: 0, miss: 0, coalesced: 0, poisoned: 0 };
   // Per tier, its hits and misses (a tier's hit ratio is hit / (hit + miss)); `all`: lookups no tier answered (the
   // database was read) and those that waited for another's. Misses per tier are derived when scraped, not counted.
@@ -116,9 +137,9 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
     background(shared.fill(key, raw, value === null ? options.negativeSharedTtlS : options.sharedTtlS), defer);
   }
 
-  function afterLoad(key: string, loaded: V | undefined, since: number, fill: boolean, defer: Defer | undefined): V | null {
+  function afterLoad(key: string, loaded: V | undefined, unchanged: () => boolean, fill: boolean, defer: Defer | undefined): V | null {
     const value = loaded ?? null;
-    if (since === generation) {
+    if (unchanged()) {
       remember(key, value);
       if (fill) store(key, value, defer);
     }
@@ -126,20 +147,26 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
   }
 
   async function loadThroughShared(key: string, load: () => V | undefined | Promise<V | undefined>, defer: Defer | undefined) {
-    const since = generation;
-    const cached = await fromShared(key, defer);
-    if (cached !== undefined && cached !== TOMBSTONE) {
-      counts.sharedHit += 1;
-      if (since === generation) remember(key, cached);
-      return cached;
+    const unchanged = begin(key);
+    let cached: Awaited<ReturnType<typeof fromShared>>;
+    try {
+      cached = await fromShared(key, defer);
+      if (cached !== undefined && cached !== TOMBSTONE) {
+        counts.sharedHit += 1;
+        if (unchanged()) remember(key, cached);
+        return cached;
+      }
+      counts.miss += 1;
+      return afterLoad(key, await load(), unchanged, cached !== TOMBSTONE, defer);
+    } finally {
+      unchanged();
     }
-    counts.miss += 1;
-    return afterLoad(key, await load(), since, cached !== TOMBSTONE, defer);
   }
 
   function forget(keys: string[]) {
-    generation += 1;
     for (const k of keys) {
+      const entry = loading.get(k);
+      if (entry) entry.epoch += 1;
       l1.delete(k);
       // A load in flight began before the change: later requests must not wait for its answer.
       inflight.delete(k);
@@ -165,10 +192,22 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
         result = loadThroughShared(key, load, defer);
       } else {
         counts.miss += 1;
-        const since = generation;
-        const loaded = load();
-        if (!(loaded instanceof Promise)) return afterLoad(key, loaded, since, false, defer);
-        result = loaded.then((v) => afterLoad(key, v, since, false, defer));
+        const unchanged = begin(key);
+        let loaded: V | undefined | Promise<V | undefined>;
+        try {
+          loaded = load();
+        } catch (err) {
+          unchanged();
+          throw err;
+        }
+        if (!(loaded instanceof Promise)) return afterLoad(key, loaded, unchanged, false, defer);
+        result = loaded.then(
+          (v) => afterLoad(key, v, unchanged, false, defer),
+          (err: unknown) => {
+            unchanged();
+            throw err;
+          },
+        );
       }
       if (options.singleFlight) {
         inflight.set(key, result);
