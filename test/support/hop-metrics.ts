@@ -21,7 +21,7 @@ export const HOP_METRICS: Readonly<Record<string, MetricSpec>> = {
   // Database calls; outcome ok | error | timeout | busy.
   hop_db_calls_total: { type: 'counter', labels: ['operation', 'outcome'], always: true },
   hop_db_call_duration_seconds: { type: 'histogram', labels: ['operation'], always: true },
-  // The link cache (src/platform/cache/): tier memory | shared | all, result hit | miss | coalesced | poisoned.
+  // The link cache (src/platform/cache/): tier memory | shared | all, result hit | miss | coalesced | poisoned | refreshed.
   hop_cache_requests_total: { type: 'counter', labels: ['cache', 'tier', 'result'], always: true },
   hop_cache_circuit_open: { type: 'gauge', labels: ['store'] },
   // The supervisor of `hop serve --workers N` (src/runtimes/cluster.ts): reason crash | retired.

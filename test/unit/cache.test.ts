@@ -4,7 +4,8 @@ import { guardShared, TOMBSTONE, type SharedStore } from '../../src/platform/cac
 import { createTieredCache, type Codec } from '../../src/platform/cache/tiered.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { createMetrics } from '../../src/platform/metrics.ts';
-import { linkCodec } from '../../src/modules/redirect/redirect.cache.ts';
+import { createCachedLookup, linkCodec } from '../../src/modules/redirect/redirect.cache.ts';
+import { loadConfig } from '../../src/config.ts';
 import type { RedirectLink } from '../../src/modules/redirect/redirect.lookup.ts';
 
 describe('createLru', () => {
@@ -50,6 +51,22 @@ describe('createLru', () => {
     lru.set('long', 'l', 1000, 1);
     now = 100;
     expect([lru.get('short'), lru.get('long'), lru.size, lru.bytes]).toEqual([undefined, 'l', 1, 1]);
+  });
+
+  it('calls due once on a hit past the refresh point, again only for a value stored anew', () => {
+    let now = 0;
+    const lru = createLru<string>({ maxEntries: 10, maxBytes: 1000, now: () => now });
+    let due = 0;
+    const onDue = () => void due++;
+    lru.set('k', 'v', 1000, 1, 800);
+    lru.set('plain', 'p', 1000, 1);
+    now = 799;
+    expect([lru.get('k', onDue), due]).toEqual(['v', 0]);
+    now = 800;
+    expect([lru.get('k', onDue), lru.get('k', onDue), lru.get('plain', onDue), due]).toEqual(['v', 'v', 'p', 1]);
+    lru.set('k', 'v2', 1000, 1, 800);
+    now = 1600;
+    expect([lru.get('k', onDue), due]).toEqual(['v2', 2]);
   });
 });
 
@@ -246,6 +263,57 @@ describe('createTieredCache', () => {
     expect(await cache.get('k', () => 'up again')).toBe('up again');
   });
 
+  it('refreshes a value hit in the last fifth of its life in the background, once, so it never expires in use', async () => {
+    let now = 0;
+    const { cache, metrics } = tiered({ now: () => now });
+    let loads = 0;
+    const load = () => Promise.resolve(`v${++loads}`);
+    expect(await cache.get('k', load)).toBe('v1');
+    now = 799;
+    expect(cache.get('k', load)).toBe('v1');
+    expect(loads).toBe(1);
+    now = 800;
+    // Answered from memory at once; one read ahead however many hits come while it runs.
+    expect([cache.get('k', load), cache.get('k', load)]).toEqual(['v1', 'v1']);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(loads).toBe(2);
+    now = 1500;
+    expect(cache.get('k', load)).toBe('v2');
+    expect(count(metrics, 'all', 'refreshed')).toBe(1);
+    expect(count(metrics, 'all', 'miss')).toBe(1);
+  });
+
+  it('a refresh that fails keeps the value until it expires; a refresh read before an invalidation is not kept', async () => {
+    let now = 0;
+    const { cache } = tiered({ now: () => now });
+    expect(await cache.get('k', () => 'v1')).toBe('v1');
+    now = 900;
+    expect(cache.get('k', () => Promise.reject(new Error('database down')))).toBe('v1');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(cache.get('k', () => 'unused')).toBe('v1');
+    now = 1000;
+    let release!: (v: string) => void;
+    expect(await cache.get('k', () => 'v2')).toBe('v2');
+    now = 1800;
+    expect(cache.get('k', () => new Promise<string>((resolve) => (release = resolve)))).toBe('v2');
+    await new Promise((r) => setTimeout(r, 0));
+    await cache.invalidate(['k']);
+    release('read before the change');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(await cache.get('k', () => 'after the change')).toBe('after the change');
+  });
+
+  it('without single flight (workerd) nothing is read ahead', async () => {
+    let now = 0;
+    const { cache, metrics } = tiered({ now: () => now, singleFlight: false });
+    let loads = 0;
+    expect(await cache.get('k', () => `v${++loads}`)).toBe('v1');
+    now = 900;
+    expect(cache.get('k', () => `v${++loads}`)).toBe('v1');
+    await new Promise((r) => setTimeout(r, 0));
+    expect([loads, count(metrics, 'all', 'refreshed')]).toEqual([1, 0]);
+  });
+
   it("forget (another worker's change) drops the first tier only, and a load in flight is not kept", async () => {
     const { store, data } = memoryStore();
     const { cache } = tiered({ shared: store });
@@ -318,5 +386,58 @@ describe('linkCodec', () => {
     ['a negative count', JSON.stringify({ ...link, expiresAt: null, clicks: -1 })],
   ])('refuses %s', (_, raw) => {
     expect(linkCodec.decode(raw)).toBeUndefined();
+  });
+});
+
+describe('createCachedLookup: which workspace serves a host', () => {
+  function lookup(options: { singleFlight: boolean }) {
+    const reads: Array<{ host: string; answer: (owner: string | undefined) => void }> = [];
+    const cached = createCachedLookup(
+      {
+        findLink: () => Promise.resolve(undefined),
+        domainOwner: (host) => new Promise<string | undefined>((resolve) => reads.push({ host, answer: resolve })),
+      },
+      {
+        config: loadConfig({}).cache,
+        singleFlight: options.singleFlight,
+        databaseTimeoutMs: 2000,
+        logger: createLogger({ level: 'error', write: () => {} }),
+        metrics: createMetrics(),
+      },
+    );
+    return { cached, reads };
+  }
+
+  it('makes one read for many redirects that miss together, then answers from memory', async () => {
+    const { cached, reads } = lookup({ singleFlight: true });
+    const together = [cached.domainOwner('go.example'), cached.domainOwner('go.example'), cached.domainOwner('other.example')];
+    expect(reads.map((r) => r.host)).toEqual(['go.example', 'other.example']);
+    reads[0]!.answer('ws_1');
+    reads[1]!.answer(undefined);
+    expect(await Promise.all(together)).toEqual(['ws_1', 'ws_1', undefined]);
+    expect([cached.domainOwner('go.example'), cached.domainOwner('other.example'), reads.length]).toEqual(['ws_1', undefined, 2]);
+  });
+
+  it('does not keep an answer read before the host changed', async () => {
+    const { cached, reads } = lookup({ singleFlight: true });
+    const before = cached.domainOwner('go.example');
+    cached.invalidateHost('go.example');
+    reads[0]!.answer('ws_old');
+    expect(await before).toBe('ws_old');
+    const after = cached.domainOwner('go.example');
+    expect(reads).toHaveLength(2);
+    reads[1]!.answer('ws_new');
+    expect(await after).toBe('ws_new');
+    expect(cached.domainOwner('go.example')).toBe('ws_new');
+  });
+
+  it('without single flight (workerd) each miss reads, and the answer is kept', async () => {
+    const { cached, reads } = lookup({ singleFlight: false });
+    const both = [cached.domainOwner('go.example'), cached.domainOwner('go.example')];
+    expect(reads).toHaveLength(2);
+    reads[0]!.answer('ws_1');
+    reads[1]!.answer('ws_1');
+    expect(await Promise.all(both)).toEqual(['ws_1', 'ws_1']);
+    expect(cached.domainOwner('go.example')).toBe('ws_1');
   });
 });

@@ -111,6 +111,11 @@ export function createCachedLookup(lookup: RedirectLookup, options: LinkCacheOpt
   });
   // Which workspace registered each host ('' for none): few, rarely changed, asked for only by this process's requests.
   const hosts = createLru<string>({ maxEntries: 10_000, maxBytes: 10_000 * 512 });
+  const hostLoads = new Map<string, Promise<string | undefined>>();
+  const keep = (host: string, owner: string | undefined) => {
+    hosts.set(host, owner ?? '', ttlMs, host.length * 2 + 100);
+    return owner;
+  };
 
   return {
     findLink(domain, slug, defer) {
@@ -120,15 +125,27 @@ export function createCachedLookup(lookup: RedirectLookup, options: LinkCacheOpt
     domainOwner(host) {
       const known = hosts.get(host);
       if (known !== undefined) return known || undefined;
+      const pending = options.singleFlight ? hostLoads.get(host) : undefined;
+      if (pending) return pending;
       const answer = lookup.domainOwner(host);
-      const keep = (owner: string | undefined) => {
-        hosts.set(host, owner ?? '', ttlMs, host.length * 2 + 100);
-        return owner;
-      };
-      return answer instanceof Promise ? answer.then(keep) : keep(answer);
+      if (!(answer instanceof Promise)) return keep(host, answer);
+      // One read per host however many redirects miss together (the entry expires every HOP_CACHE_TTL_S under
+      // load; Workers read per request, see singleFlight); kept only if the host was not changed meanwhile.
+      const shared: Promise<string | undefined> = answer.then(
+        (owner) => (hostLoads.get(host) === shared ? (hostLoads.delete(host), keep(host, owner)) : owner),
+        (err: unknown) => {
+          if (hostLoads.get(host) === shared) hostLoads.delete(host);
+          throw err;
+        },
+      );
+      hostLoads.set(host, shared);
+      return shared;
     },
     invalidate: (refs) => links.invalidate(refs.map((r) => keyOf(r.domain, r.slug))),
-    invalidateHost: (host) => hosts.delete(host),
+    invalidateHost: (host) => {
+      hosts.delete(host);
+      hostLoads.delete(host);
+    },
     forget: (refs) => links.forget(refs.map((r) => keyOf(r.domain, r.slug))),
   };
 }

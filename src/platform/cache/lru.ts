@@ -12,6 +12,8 @@
 interface Entry<V> {
   value: V;
   expiresAt: number;
+  /** When a hit should ask for a fresh copy (`due`), once; Infinity: never or already asked. */
+  refreshAt: number;
   bytes: number;
   /** The insertion count when the entry was put (or last moved) at the end. */
   stamp: number;
@@ -24,10 +26,16 @@ export interface LruOptions {
 }
 
 export interface Lru<V> {
-  /** The live value, or undefined when absent or expired (an expired entry is dropped). */
-  get(key: string): V | undefined;
-  /** Stores `value` for `ttlMs`; `bytes` is its approximate size in memory. An entry larger than maxBytes is not kept. */
-  set(key: string, value: V, ttlMs: number, bytes: number): void;
+  /**
+   * The live value, or undefined when absent or expired (an expired entry is dropped). `due` is called, once per
+   * stored value, on a hit past the value's refresh point (see set).
+   */
+  get(key: string, due?: () => void): V | undefined;
+  /**
+   * Stores `value` for `ttlMs`; `bytes` is its approximate size in memory. An entry larger than maxBytes is not kept.
+   * `refreshMs` (below ttlMs): from then on, a hit calls its `due`.
+   */
+  set(key: string, value: V, ttlMs: number, bytes: number, refreshMs?: number): void;
   delete(key: string): void;
   clear(): void;
   readonly size: number;
@@ -46,12 +54,17 @@ export function createLru<V>({ maxEntries, maxBytes, now = Date.now }: LruOption
   };
 
   return {
-    get(key) {
+    get(key, due) {
       const entry = entries.get(key);
       if (entry === undefined) return undefined;
-      if (entry.expiresAt <= now()) {
+      const t = now();
+      if (entry.expiresAt <= t) {
         remove(key, entry);
         return undefined;
+      }
+      if (due && entry.refreshAt <= t) {
+        entry.refreshAt = Infinity;
+        due();
       }
       if (stamp - entry.stamp >= half) {
         entries.delete(key);
@@ -60,11 +73,12 @@ export function createLru<V>({ maxEntries, maxBytes, now = Date.now }: LruOption
       }
       return entry.value;
     },
-    set(key, value, ttlMs, size) {
+    set(key, value, ttlMs, size, refreshMs) {
       const old = entries.get(key);
       if (old) remove(key, old);
       if (size > maxBytes || ttlMs <= 0) return;
-      entries.set(key, { value, expiresAt: now() + ttlMs, bytes: size, stamp: ++stamp });
+      const t = now();
+      entries.set(key, { value, expiresAt: t + ttlMs, refreshAt: refreshMs === undefined ? Infinity : t + refreshMs, bytes: size, stamp: ++stamp });
       bytes += size;
       while (entries.size > maxEntries || bytes > maxBytes) {
         const [oldestKey, oldest] = entries.entries().next().value!;

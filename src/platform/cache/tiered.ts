@@ -56,6 +56,8 @@ export interface TieredCache<V> {
 }
 
 const NEGATIVE = '-';
+/** The share of a value's first-tier life after which a hit refreshes it (see refreshAhead). */
+const REFRESH_AT = 0.8;
 const NEGATIVE_BYTES = 64;
 
 export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCache<V> {
@@ -84,7 +86,18 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
       return current.epoch === since;
     };
   };
-  const counts = { memoryHit: 0, sharedHit: 0, miss: 0, coalesced: 0, poisoned: 0 };
+  const counts = { memoryHit: 0, sharedHit: 0, miss: 0, coalesced: 0, poisoned: 0, refreshed: 0 };
+  /*
+   * A hit in the last fifth of a value's first-tier life loads a fresh copy in the background, so a key in steady
+   * use is never a miss: without it each hot link made one redirect wait for the database every HOP_CACHE_TTL_S.
+   * With single flight only (a Worker's I/O ends with its request).
+   */
+  const refreshAhead = options.singleFlight;
+  // Set by the first tier during a hit that is due (one stable function: no closure per hit on the redirect's path).
+  let due = false;
+  const markDue = () => {
+    due = true;
+  };
   // Per tier, its hits and misses (a tier's hit ratio is hit / (hit + miss)); `all`: lookups no tier answered (the
   // database was read) and those that waited for another's. Misses per tier are derived when scraped, not counted.
   options.metrics.collect('hop_cache_requests_total', 'Cache lookups by tier (memory, shared; all: every tier) and result.', 'counter', () => [
@@ -95,12 +108,17 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
     [{ cache: name, tier: 'all', result: 'miss' }, counts.miss],
     // Requests that waited for another request's lookup of the same key (single flight).
     [{ cache: name, tier: 'all', result: 'coalesced' }, counts.coalesced],
+    // Database reads ahead of a hot value's expiry, in the background (not a miss: the hit was answered).
+    [{ cache: name, tier: 'all', result: 'refreshed' }, counts.refreshed],
     [{ cache: name, tier: 'shared', result: 'poisoned' }, counts.poisoned],
   ]);
 
   const remember = (key: string, value: V | null) => {
     if (value === null) l1.set(key, null, options.negativeTtlMs, NEGATIVE_BYTES);
-    else l1.set(key, value, options.ttlMs(value), codec.size(value));
+    else {
+      const ttl = options.ttlMs(value);
+      l1.set(key, value, ttl, codec.size(value), refreshAhead ? ttl * REFRESH_AT : undefined);
+    }
   };
 
   const background = (work: Promise<unknown>, defer: Defer | undefined) => {
@@ -146,17 +164,18 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
     return value;
   }
 
-  async function loadThroughShared(key: string, load: () => V | undefined | Promise<V | undefined>, defer: Defer | undefined) {
+  async function loadThroughShared(key: string, load: () => V | undefined | Promise<V | undefined>, defer: Defer | undefined, refresh: boolean) {
     const unchanged = begin(key);
     let cached: Awaited<ReturnType<typeof fromShared>>;
     try {
       cached = await fromShared(key, defer);
       if (cached !== undefined && cached !== TOMBSTONE) {
-        counts.sharedHit += 1;
+        if (!refresh) counts.sharedHit += 1;
         if (unchanged()) remember(key, cached);
         return cached;
       }
-      counts.miss += 1;
+      if (refresh) counts.refreshed += 1;
+      else counts.miss += 1;
       return afterLoad(key, await load(), unchanged, cached !== TOMBSTONE, defer);
     } finally {
       unchanged();
@@ -173,11 +192,48 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
     }
   }
 
+  /** A load of the key (shared tier, then the loader), shared by concurrent misses when single flight is on. */
+  function load(key: string, loader: () => V | undefined | Promise<V | undefined>, defer: Defer | undefined, refresh: boolean): V | null | Promise<V | null> {
+    let result: V | null | Promise<V | null>;
+    if (shared) {
+      result = loadThroughShared(key, loader, defer, refresh);
+    } else {
+      if (refresh) counts.refreshed += 1;
+      else counts.miss += 1;
+      const unchanged = begin(key);
+      let loaded: V | undefined | Promise<V | undefined>;
+      try {
+        loaded = loader();
+      } catch (err) {
+        unchanged();
+        throw err;
+      }
+      if (!(loaded instanceof Promise)) return afterLoad(key, loaded, unchanged, false, defer);
+      result = loaded.then(
+        (v) => afterLoad(key, v, unchanged, false, defer),
+        (err: unknown) => {
+          unchanged();
+          throw err;
+        },
+      );
+    }
+    if (options.singleFlight) {
+      inflight.set(key, result);
+      const done = () => inflight.delete(key);
+      result.then(done, done);
+    }
+    return result;
+  }
+
   return {
-    get(key, load, defer) {
-      const hit = l1.get(key);
+    get(key, loader, defer) {
+      const hit = l1.get(key, refreshAhead ? markDue : undefined);
       if (hit !== undefined) {
         counts.memoryHit += 1;
+        if (due) {
+          due = false;
+          if (!inflight.has(key)) background(Promise.resolve().then(() => load(key, loader, defer, true)), defer);
+        }
         return hit;
       }
       if (options.singleFlight) {
@@ -187,34 +243,7 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
           return pending;
         }
       }
-      let result: V | null | Promise<V | null>;
-      if (shared) {
-        result = loadThroughShared(key, load, defer);
-      } else {
-        counts.miss += 1;
-        const unchanged = begin(key);
-        let loaded: V | undefined | Promise<V | undefined>;
-        try {
-          loaded = load();
-        } catch (err) {
-          unchanged();
-          throw err;
-        }
-        if (!(loaded instanceof Promise)) return afterLoad(key, loaded, unchanged, false, defer);
-        result = loaded.then(
-          (v) => afterLoad(key, v, unchanged, false, defer),
-          (err: unknown) => {
-            unchanged();
-            throw err;
-          },
-        );
-      }
-      if (options.singleFlight) {
-        inflight.set(key, result);
-        const done = () => inflight.delete(key);
-        result.then(done, done);
-      }
-      return result;
+      return load(key, loader, defer, false);
     },
     forget,
     async invalidate(keys) {
