@@ -128,7 +128,13 @@ describe.runIf(redisAvailable())('with Redis as the shared tier', () => {
     // Another app with its own memory (and its own, empty, database) sharing the Redis: Redis answers it.
     const other = counting();
     second = await createTestApp(env(), { redirectLookup: other.wrap });
-    await sleep(50); // the fill is written in the background
+    // The fill is written in the background: wait until Redis holds it (a fixed pause lost the race on a busy machine).
+    const filled = () =>
+      fetch(rest.url, { method: 'POST', headers: { authorization: `Bearer ${rest.token}` }, body: JSON.stringify(['GET', 'hop:link:localhost/stampede']) }).then((r) =>
+        r.json(),
+      );
+    for (let i = 0; i < 250 && ((await filled()) as { result: string | null }).result === null; i++) await sleep(20);
+    expect(((await filled()) as { result: string | null }).result).toContain('https://example.com/stampede');
     expect(new Set(await stampede(second, 'stampede', 100))).toEqual(new Set(['302 https://example.com/stampede']));
     expect(other.reads.links).toBe(0);
     const metrics = await (await second.app.request('/metrics', METRICS_AUTH)).text();
