@@ -39,6 +39,8 @@ export interface TargetSpec {
    * `file`, a file each.
    */
   shards?: number;
+  /** With `sqld` shards: a sqld replica of each shard, listed after it (`primary|replica`). */
+  replicas?: boolean;
 }
 
 /** A local sqld that can be crashed and started again on the same directory and ports. */
@@ -62,11 +64,14 @@ export interface Target {
   sqld: SqldHandle | undefined;
   /** The shards' sqld processes (TargetSpec.shards with `sqld`), in HOP_DATABASE_SHARDS order. */
   shardSqlds: SqldHandle[];
+  /** The shards' replicas (TargetSpec.replicas), one per shard, in the same order. */
+  shardReplicas: Sqld[];
   output(): string;
   stop(): Promise<void>;
 }
 
-export const targetName = (spec: TargetSpec) => `${spec.runtime} + ${spec.storage}${spec.shards ? ` x ${spec.shards} shards` : ''}`;
+export const targetName = (spec: TargetSpec) =>
+  `${spec.runtime} + ${spec.storage}${spec.shards ? ` x ${spec.shards} shards` : ''}${spec.replicas ? ' with a replica each' : ''}`;
 
 /** Why this target cannot run here, or undefined when it can. */
 export function missingPrerequisite(spec: TargetSpec): string | undefined {
@@ -130,13 +135,19 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
   const adminToken = `blackbox-operator-${randomBytes(16).toString('hex')}`;
   let sqld: SqldHandle | undefined;
   const shardSqlds: SqldHandle[] = [];
-  const stopShards = () => Promise.all(shardSqlds.map((s) => s.current.stop()));
+  const shardReplicas: Sqld[] = [];
+  const stopShards = () => Promise.all([...shardReplicas.map((s) => s.stop()), ...shardSqlds.map((s) => s.current.stop())]);
   try {
     let shards: string[] = [];
     if (spec.storage === 'sqld') {
       sqld = await sqldHandle(join(dir, 'sqld'));
       for (let i = 0; i < (spec.shards ?? 0); i++) shardSqlds.push(await sqldHandle(join(dir, `sqld-shard-${i}`)));
-      shards = shardSqlds.map((s) => s.url);
+      if (spec.replicas) {
+        for (const [i, primary] of shardSqlds.entries()) {
+          shardReplicas.push(await startTrackedSqld({ dir: join(dir, `sqld-shard-${i}-replica`), primaryGrpcUrl: primary.current.grpcUrl }));
+        }
+      }
+      shards = shardSqlds.map((s, i) => [s.url, ...(shardReplicas[i] ? [shardReplicas[i].url] : [])].join('|'));
       await run(process.execPath, [join(ROOT, 'src/cli/hop.ts'), 'migrate'], {
         cwd: ROOT,
         env: { ...process.env, HOP_DATABASE_URL: sqld.url, HOP_LOG_LEVEL: 'warn', ...(shards.length ? { HOP_DATABASE_SHARDS: shards.join(',') } : {}) },
@@ -159,6 +170,7 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
           adminToken,
           sqld,
           shardSqlds,
+          shardReplicas,
           output: hop.output,
           async stop() {
             await hop.stop();
