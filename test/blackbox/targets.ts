@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -211,7 +211,7 @@ async function startServer(spec: TargetSpec, dir: string, databaseUrl: string, a
     const inspector = await freePort();
     // Both Workers in one session, as `npm run dev` runs them: the redirect (first, it serves the port) and the click
     // consumer, which share the session's local queue, so clicks are really consumed and stored.
-    const args = [WRANGLER, 'dev', '-c', join(ROOT, 'wrangler.toml'), '-c', join(ROOT, 'wrangler.consumer.toml')];
+    const args = [WRANGLER, 'dev', '-c', join(ROOT, 'wrangler.toml'), '-c', consumerConfig(dir, vars)];
     args.push('--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector));
     // Its own persistence dir, so that parallel runs share no .wrangler state.
     args.push('--env', '', '--persist-to', join(dir, 'wrangler'));
@@ -239,6 +239,23 @@ async function startServer(spec: TargetSpec, dir: string, databaseUrl: string, a
       ? await startProcess(BUN, [entry], env, baseUrl)
       : await startProcess(process.execPath, [entry], env, baseUrl, 20_000, spec.liveOnly ? liveProbe : undefined);
   return { port, hop };
+}
+
+/**
+ * The click consumer's wrangler config for this target: wrangler.consumer.toml itself, or, with shards, a copy in the
+ * target's dir with HOP_DATABASE_SHARDS among its [vars] (the consumer reads from the environment only the secrets
+ * it declares, and the shards are configuration, not a secret: a deployment sets them there too).
+ */
+function consumerConfig(dir: string, vars: Record<string, string>): string {
+  const original = join(ROOT, 'wrangler.consumer.toml');
+  if (!vars.HOP_DATABASE_SHARDS) return original;
+  const copy = join(dir, 'wrangler.consumer.toml');
+  const text = readFileSync(original, 'utf8')
+    .replace(/^main = "(.*)"$/m, (_, path: string) => `main = ${JSON.stringify(join(ROOT, path))}`)
+    .replace(/"\.\/(src\/[^"]+)"/g, (_, path: string) => JSON.stringify(join(ROOT, path)))
+    .replace(/^\[vars\]$/m, `[vars]\nHOP_DATABASE_SHARDS = ${JSON.stringify(vars.HOP_DATABASE_SHARDS)}`);
+  writeFileSync(copy, text);
+  return copy;
 }
 
 /**
