@@ -549,9 +549,15 @@ describe('workerConfig', () => {
     expect(configError({ HOP_DATABASE_URL: 'file:./hop.db' }, workerConfig).message).toMatch(/^ {2}HOP_DATABASE_URL: a Worker has no file system/m);
   });
 
-  it('refuses HOP_DATABASE_SHARDS on a Worker rather than serving one database of several', () => {
-    const vars = { HOP_DATABASE_URL: 'libsql://control.turso.io', HOP_DATABASE_SHARDS: 'libsql://s0.turso.io,libsql://s1.turso.io' };
-    expect(configError(vars, workerConfig).message).toMatch(/^ {2}HOP_DATABASE_SHARDS: is not read on Workers yet/m);
+  it('reads HOP_DATABASE_SHARDS on a Worker, servers only: a Worker has no file system', () => {
+    const vars = { HOP_DATABASE_URL: 'libsql://control.turso.io', HOP_DATABASE_SHARDS: 'libsql://s0.turso.io|libsql://r0.turso.io,http://127.0.0.1:8081' };
+    expect(workerConfig(vars)).toMatchObject({
+      databaseShards: ['libsql://s0.turso.io', 'http://127.0.0.1:8081'],
+      databaseShardReplicas: [['libsql://r0.turso.io'], []],
+    });
+    expect(configError({ ...vars, HOP_DATABASE_SHARDS: 'libsql://s0.turso.io,file:./s1.db' }, workerConfig).message).toMatch(
+      /^ {2}HOP_DATABASE_SHARDS: a Worker has no file system; every shard must be libsql:\/\/ \(Turso\) or http\(s\):\/\/ \(sqld\)/m,
+    );
     expect(workerConfig({ HOP_DATABASE_URL: 'libsql://control.turso.io' }).databaseShards).toBeUndefined();
   });
 
