@@ -17,7 +17,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startSqld, type Sqld } from '../src/cli/sqld.ts';
@@ -190,6 +190,7 @@ const work = mkdtempSync(join(tmpdir(), 'hop-bench-shards-paths-'));
 const pathsFile = join(work, 'paths.txt');
 writeFileSync(pathsFile, `${paths.join('\n')}\n`);
 
+const loadBefore = loadavg()[0]!;
 const results = new Map<string, Outcome>();
 try {
   for (const target of TARGETS) {
@@ -226,7 +227,10 @@ for (const [target, p] of p99) {
     `${target} shards / 1: redirect p99 ${f(p.redirect / one.redirect, 2)} (target ≤ ${TARGET_P99_RATIO}), list p99 ${f(p.list / one.list, 2)}`,
   );
 }
-console.log('A shared 2-core machine runs hop, every sqld and the generator: compare ratios, not absolute figures.');
+console.log(
+  `${cpus().length} cores running hop, every sqld and the generator; load average ${f(loadBefore, 2)} before, ` +
+    `${f(loadavg()[0]!, 2)} after: compare ratios, not absolute figures.`,
+);
 if (erred > 0) {
   console.error(`\n${erred} requests erred`);
   process.exit(1);
