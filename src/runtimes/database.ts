@@ -161,9 +161,10 @@ export async function openShards(
       opened.push(shard);
       const own: OpenedDatabase[] = [];
       replicas.push(own);
+      const timeoutMs = config.databaseReplicaTimeoutMs;
       for (const replica of config.databaseShardReplicas[index] ?? []) {
-        const timeoutMs = config.databaseReplicaTimeoutMs;
-        own.push(await openDatabase({ ...config, databaseUrl: replica, databaseSyncUrl: undefined, databaseTimeoutMs: timeoutMs, databaseQueueTimeoutMs: timeoutMs }, logger, scopes));
+        const settings = { databaseUrl: replica, databaseSyncUrl: undefined, databaseTimeoutMs: timeoutMs, databaseQueueTimeoutMs: timeoutMs };
+        own.push(await openDatabase({ ...config, ...settings }, logger, scopes));
       }
       if (migrate || shard.mode === 'embedded') await migrateDatabase(shard);
     }
