@@ -131,6 +131,9 @@ const listenAddress = z
 
 /** Shards a deployment may list: at most one per bucket (src/platform/db/shards.ts), far more than one host needs. */
 const SHARD_LIMIT = 64;
+/** Read replicas one shard may list. */
+const REPLICA_LIMIT = 16;
+const SHARD_URL = /^(file:|libsql:\/\/|https?:\/\/)/;
 
 /** The variables every runtime reads, each with its own rules. */
 const sharedVariables = {
@@ -154,28 +157,36 @@ const sharedVariables = {
     .regex(/^(libsql:\/\/|https?:\/\/)/, 'must start with libsql://, http:// or https://')
     .optional(),
   HOP_DATABASE_SYNC_INTERVAL_S: positiveInt(1, 86_400).default(5),
-  // Shard URLs, comma-separated: links, tags, clicks and rollups spread over them (docs/architecture.md, "Shards").
+  // Shards, comma-separated, each `primary|replica|...`: links, tags, clicks and rollups spread over them
+  // (docs/architecture.md, "Shards"). Parsed into one list per shard, its primary first.
   HOP_DATABASE_SHARDS: z
     .string()
     .transform((v, ctx) => {
-      const urls = v.split(',').map((u) => u.trim()).filter((u) => u !== '');
-      const bad = urls.find((u) => !/^(file:|libsql:\/\/|https?:\/\/)/.test(u) || /^file::memory:|[?&]mode=memory/.test(u));
-      if (urls.length === 0 || urls.length > SHARD_LIMIT || bad !== undefined || new Set(urls).size !== urls.length) {
-        ctx.issues.push({
-          code: 'custom',
-          input: v,
-          message:
-            bad !== undefined
-              ? `"${bad}" is not a shard URL: each must start with file:, libsql://, http:// or https:// and name a file or server`
-              : new Set(urls).size !== urls.length
-                ? 'names the same shard twice'
-                : `must list 1 to ${SHARD_LIMIT} shard URLs separated by commas`,
-        });
-        return z.NEVER;
+      const problem = (message: string) => (ctx.issues.push({ code: 'custom', input: v, message }), z.NEVER);
+      const entries = v
+        .split(',')
+        .map((e) => e.split('|').map((u) => u.trim()))
+        .filter((e) => e.some((u) => u !== ''));
+      if (entries.length === 0 || entries.length > SHARD_LIMIT) return problem(`must list 1 to ${SHARD_LIMIT} shard URLs separated by commas`);
+      for (const [primary, ...replicas] of entries) {
+        if (!primary || replicas.some((u) => u === '')) {
+          return problem('each shard is a primary URL followed by its replicas, separated by | (e.g. http://p1|http://r1), none empty');
+        }
+        if (!SHARD_URL.test(primary) || /^file::memory:|[?&]mode=memory/.test(primary)) {
+          return problem(`"${primary}" is not a shard URL: each must start with file:, libsql://, http:// or https:// and name a file or server`);
+        }
+        const bad = replicas.find((u) => !/^(libsql:\/\/|https?:\/\/)/.test(u));
+        if (bad !== undefined) return problem(`"${bad}" is not a replica URL: a replica is a server (libsql://, http:// or https://)`);
+        if (replicas.length && primary.startsWith('file:')) return problem(`"${primary}" is a file: a shard with replicas needs a server as its primary`);
+        if (replicas.length > REPLICA_LIMIT) return problem(`lists more than ${REPLICA_LIMIT} replicas for the shard "${primary}"`);
       }
-      return urls;
+      const all = entries.flat();
+      if (new Set(all).size !== all.length) return problem('names the same database twice');
+      return entries;
     })
     .optional(),
+  // A read sent to a shard's replica: past it the replica is skipped for this read, which goes to the primary.
+  HOP_DATABASE_REPLICA_TIMEOUT_MS: positiveInt(10, 60_000).default(500),
   HOP_BASE_URL: baseUrl.optional(),
   HOP_ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   HOP_METRICS: z.enum(['on', 'off']).default('on'),
@@ -344,7 +355,7 @@ const sharedRules = <C extends Shared>(queue?: (c: C) => string): Rule<C>[] => [
   {
     reads: ['HOP_DATABASE_URL', 'HOP_DATABASE_SHARDS', 'HOP_DATABASE_SYNC_URL'],
     check(c, problem) {
-      if (c.HOP_DATABASE_SHARDS?.includes(c.HOP_DATABASE_URL)) {
+      if (c.HOP_DATABASE_SHARDS?.flat().includes(c.HOP_DATABASE_URL)) {
         problem('HOP_DATABASE_SHARDS', 'must not name HOP_DATABASE_URL, the control database: each shard is a database of its own');
       } else if (c.HOP_DATABASE_SHARDS && c.HOP_DATABASE_SYNC_URL) {
         problem('HOP_DATABASE_SHARDS', 'cannot be combined with HOP_DATABASE_SYNC_URL (an embedded replica) yet');
@@ -424,8 +435,12 @@ function sharedConfig(c: Shared) {
     databaseSyncUrl: c.HOP_DATABASE_SYNC_URL,
     /** How often an embedded replica pulls the primary's changes, in seconds. */
     databaseSyncIntervalS: c.HOP_DATABASE_SYNC_INTERVAL_S,
-    /** Shard URLs (HOP_DATABASE_SHARDS); undefined: one database holds everything. */
-    databaseShards: c.HOP_DATABASE_SHARDS,
+    /** Shard URLs (HOP_DATABASE_SHARDS, each shard's primary); undefined: one database holds everything. */
+    databaseShards: c.HOP_DATABASE_SHARDS?.map(([primary]) => primary!),
+    /** Each shard's read replicas, in the order of databaseShards (empty lists without). */
+    databaseShardReplicas: c.HOP_DATABASE_SHARDS?.map(([, ...replicas]) => replicas) ?? [],
+    /** The deadline of a read sent to a shard's replica, past which it goes to the primary. */
+    databaseReplicaTimeoutMs: c.HOP_DATABASE_REPLICA_TIMEOUT_MS,
     /** Origin of short links on the default domain, e.g. `http://localhost:8787`. */
     baseUrl,
     /** Hostname of the default short-link domain (the base URL's host without port). */

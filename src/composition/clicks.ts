@@ -250,7 +250,7 @@ export async function startClickPipeline(config: ServerConfig, options: Pipeline
 /** The click consumer Worker's parts (worker-consumer.ts): the clicks service, and the shared cache to tell of moved counts. */
 export function composeClickConsumer(
   config: Config,
-  provided: { db: Database; kv?: KvNamespaceLike | undefined; logger: Logger; tracer?: Tracer | undefined },
+  provided: { db: Database; shards?: ShardSet | undefined; kv?: KvNamespaceLike | undefined; logger: Logger; tracer?: Tracer | undefined },
 ) {
   const { logger } = provided;
   // The redirect Worker's shared tier, if it has one; each of its isolates' memory tier expires on its own. A
@@ -272,7 +272,7 @@ export function composeClickConsumer(
     // No statistics are kept in a consumer Worker.
     clicksStored: () => {},
   };
-  return tracedIngest(invalidatingStore(composeClicksService(provided.db), invalidation), provided.tracer, 'cloudflare_queues');
+  return tracedIngest(invalidatingStore(composeClicksService(provided.db, undefined, provided.shards), invalidation), provided.tracer, 'cloudflare_queues');
 }
 
 /** `hop redrive`: the Redis click queue's dead letters back on the stream (see redriveDeadLetters). */

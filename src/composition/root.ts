@@ -16,6 +16,7 @@ import { createShardedLinksRepository } from '../modules/links/links.sharded.ts'
 import { createShardedStatsRepository } from '../modules/stats/stats.sharded.ts';
 import { createShardedWorkspacesRepository } from '../modules/workspaces/workspaces.sharded.ts';
 import { createShardSet, type ShardSet } from '../platform/db/shards.ts';
+import { createReplicaReader } from '../platform/db/replicas.ts';
 import { createCachedLookup, type LinkRef } from '../modules/redirect/redirect.cache.ts';
 import type { RedirectLookup } from '../modules/redirect/redirect.lookup.ts';
 import { createRedirectService } from '../modules/redirect/redirect.service.ts';
@@ -135,7 +136,8 @@ function rateLimitStore(config: Config, provided: Provided, logger: Logger, metr
 function buildServices(config: Config, provided: Provided & { dbMeter?: DbCallMeter }, logger: Logger, metrics: Metrics, now: () => Date, tracer: Tracer | undefined) {
   const { orm } = provided.db;
   const { scopes, shards } = provided;
-  const linksRepository = shards ? createShardedLinksRepository(shards, config.databaseTimeoutMs) : createLinksRepository(orm);
+  const sharded = shards && createShardedLinksRepository(shards, config.databaseTimeoutMs);
+  const linksRepository = sharded ?? createLinksRepository(orm);
   // A runtime's own read is of the one database: with shards the redirect reads the shard of the address.
   const read = shards ? undefined : provided.redirectLookup && meterLookup(provided.redirectLookup, provided.dbMeter);
   const native = read && tracer ? tracedLookup(read, tracer) : read;
@@ -158,7 +160,12 @@ function buildServices(config: Config, provided: Provided & { dbMeter?: DbCallMe
     createTokenVerifier({ config: config.oidc, now, logger, shareFetches: provided.singleFlight ?? true, fetch: propagatingFetch(scopes) });
   const peers = linkCache && provided.cachePeers;
   if (linkCache && peers) {
-    peers.subscribe((change) => ('host' in change ? linkCache.invalidateHost(change.host) : linkCache.forget(change.links)));
+    peers.subscribe((change) => {
+      if ('host' in change) return linkCache.invalidateHost(change.host);
+      // Before the cache forgets them: the next read must not fill it from a replica that lags the change.
+      sharded?.changed(change.links);
+      linkCache.forget(change.links);
+    });
   }
   const workspaces: ReturnType<typeof createWorkspacesService> = createWorkspacesService(
     shards ? createShardedWorkspacesRepository(shards, config.databaseTimeoutMs) : createWorkspacesRepository(orm),
@@ -178,10 +185,12 @@ function buildServices(config: Config, provided: Provided & { dbMeter?: DbCallMe
     config,
   );
   const invalidation = {
-    links: (refs: LinkRef[]) =>
-      linkCache
+    links(refs: LinkRef[]) {
+      sharded?.changed(refs);
+      return linkCache
         ? Promise.all([linkCache.invalidate(refs), peers?.publish({ links: refs })]).then(() => undefined)
-        : Promise.resolve(),
+        : Promise.resolve();
+    },
     /** Clicks were stored by this process: kept statistics no longer hold. */
     clicksStored: () => stats.clicksStored(),
   };
@@ -208,6 +217,37 @@ function meterLookup(lookup: RedirectLookup, meter: DbCallMeter | undefined): Re
   };
 }
 
+/**
+ * The shards as the services use them: every primary and replica observed and metered like the control database,
+ * and each shard with replicas given its reader (replicas.ts), whose skips and answers are counted:
+ * `hop_database_replica_skipped_total{shard,replica,reason}` and `hop_database_replica_reads_total{shard,served_by}`
+ * (shard and replica numbered from 1, in HOP_DATABASE_SHARDS order).
+ */
+function watchShards(set: ShardSet, control: Database, watch: (d: Database) => Database, config: Config, metrics: Metrics): ShardSet {
+  const primaries = set.shards.map(watch);
+  const replicas = set.replicas.map((own) => own.map(watch));
+  const readers = primaries.map((primary, i) => {
+    const own = replicas[i] ?? [];
+    if (!own.length) return primary;
+    const shard = String(i + 1);
+    const served = {
+      replica: metrics.counter('hop_database_replica_reads_total', 'Reads a shard could serve from a replica, by who answered (replica, primary).', { shard, served_by: 'replica' }),
+      primary: metrics.counter('hop_database_replica_reads_total', 'Reads a shard could serve from a replica, by who answered (replica, primary).', { shard, served_by: 'primary' }),
+    };
+    return createReplicaReader(primary, own, {
+      timeoutMs: config.databaseReplicaTimeoutMs,
+      onSkip: (replica, reason) =>
+        metrics.increment(
+          'hop_database_replica_skipped_total',
+          'Reads that passed a shard replica by for the next one or the primary, by reason (open breaker, timeout, error).',
+          { shard, replica: String(replica + 1), reason },
+        ),
+      onServed: (by) => served[by].add(),
+    });
+  });
+  return createShardSet(control, primaries, set.map, replicas, readers);
+}
+
 /** /readyz's check of the shared cache when it is Redis (KV is Cloudflare's own): a PING within the probe's deadline. */
 function readinessChecks(config: Config): Record<string, () => Promise<void>> {
   if (config.cache.mode !== 'redis' || !config.redis) return {};
@@ -232,7 +272,7 @@ export function compose(config: Config, provided: Provided): Composed {
     return dbMeter ? meterDatabase(observed, dbMeter) : observed;
   };
   const db = watch(provided.db);
-  const shards = provided.shards && createShardSet(db, provided.shards.shards.map(watch), provided.shards.map);
+  const shards = provided.shards && watchShards(provided.shards, db, watch, config, metrics);
   return {
     config,
     db,

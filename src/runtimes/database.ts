@@ -135,10 +135,13 @@ export async function migrateDatabase(db: Database): Promise<void> {
 /**
  * The shards of HOP_DATABASE_SHARDS over an open (and migrated) control database, each opened like HOP_DATABASE_URL
  * would be (same token, deadlines and writer gate), migrated when embedded or when `migrate` asks, and the bucket map
- * read from the control database (written on first use). Undefined without HOP_DATABASE_SHARDS: one database.
+ * read from the control database (written on first use). A shard's read replicas are opened beside it with the
+ * replica deadline (HOP_DATABASE_REPLICA_TIMEOUT_MS) as both their call deadline and their queue wait, so that a
+ * slow replica passes its reads to the primary soon; they are never migrated (they follow their primary).
+ * Undefined without HOP_DATABASE_SHARDS: one database.
  */
 export async function openShards(
-  config: DatabaseConfig & Pick<Config, 'databaseShards'>,
+  config: DatabaseConfig & Pick<Config, 'databaseShards' | 'databaseShardReplicas' | 'databaseReplicaTimeoutMs'>,
   control: Database,
   { logger, scopes, migrate = false }: { logger?: Logger; scopes?: ScopeStore; migrate?: boolean } = {},
 ): Promise<ShardSet | undefined> {
@@ -151,20 +154,28 @@ export async function openShards(
     );
   }
   const opened: OpenedDatabase[] = [];
+  const replicas: OpenedDatabase[][] = [];
   try {
-    for (const url of config.databaseShards) {
+    for (const [index, url] of config.databaseShards.entries()) {
       const shard = await openDatabase({ ...config, databaseUrl: url, databaseSyncUrl: undefined }, logger, scopes);
       opened.push(shard);
+      const own: OpenedDatabase[] = [];
+      replicas.push(own);
+      const timeoutMs = config.databaseReplicaTimeoutMs;
+      for (const replica of config.databaseShardReplicas[index] ?? []) {
+        const settings = { databaseUrl: replica, databaseSyncUrl: undefined, databaseTimeoutMs: timeoutMs, databaseQueueTimeoutMs: timeoutMs };
+        own.push(await openDatabase({ ...config, ...settings }, logger, scopes));
+      }
       if (migrate || shard.mode === 'embedded') await migrateDatabase(shard);
     }
-    return createShardSet(control, opened, await loadBucketMap(control, opened.length));
+    return createShardSet(control, opened, await loadBucketMap(control, opened.length), replicas);
   } catch (err) {
-    for (const shard of opened) shard.close();
+    for (const db of [...opened, ...replicas.flat()]) db.close();
     throw err;
   }
 }
 
-/** Closes every shard (the control database is its owner's to close). */
+/** Closes every shard and replica (the control database is its owner's to close). */
 export function closeShards(set: ShardSet | undefined): void {
-  for (const shard of set?.shards ?? []) shard.close();
+  for (const shard of [...(set?.shards ?? []), ...(set?.replicas.flat() ?? [])]) shard.close();
 }

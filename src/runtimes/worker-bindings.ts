@@ -9,6 +9,7 @@
 import { createClient } from '@libsql/client/http';
 import { ConfigError, loadConfig, type Config, type ConfigProblem } from '../config.ts';
 import { createDatabase, deadlineFetch, guardedClient, type Database } from '../platform/db/client.ts';
+import { createShardSet, loadBucketMap, type ShardSet } from '../platform/db/shards.ts';
 import type { ScopeStore } from '../platform/tracing.ts';
 
 /** Bindings: plain-text vars and secrets (strings), queue producers and, with later issues, KV and limiters. */
@@ -46,9 +47,8 @@ export function workerConfig(env: WorkerEnv): Config {
   if (config && !urlMissing && (config.databaseUrl.startsWith('file:') || config.databaseSyncUrl)) {
     problems.push({ variable: 'HOP_DATABASE_URL', message: 'a Worker has no file system; use libsql:// (Turso) or http(s):// (sqld)' });
   }
-  if (config?.databaseShards) {
-    // Refused rather than ignored: a Worker reading one database would miss every link on the shards.
-    problems.push({ variable: 'HOP_DATABASE_SHARDS', message: 'is not read on Workers yet; shards are served by Node and Bun' });
+  if (config?.databaseShards?.some((url) => url.startsWith('file:'))) {
+    problems.push({ variable: 'HOP_DATABASE_SHARDS', message: 'a Worker has no file system; every shard must be libsql:// (Turso) or http(s):// (sqld)' });
   }
   if (config?.rateLimit.mode === 'redis') {
     // @upstash/redis would add ~17 KiB gzip to a Worker that has a hard size budget; the bindings do the same job.
@@ -89,6 +89,24 @@ export function workerDatabase(config: Config, scopes?: ScopeStore): Database {
     { timeoutMs, queueTimeoutMs: config.databaseQueueTimeoutMs, remote: true, writers: config.databaseWriters },
   );
   return createDatabase(client);
+}
+
+/**
+ * HOP_DATABASE_SHARDS on a Worker: every shard and replica opened over HTTP like the control database (a replica with
+ * HOP_DATABASE_REPLICA_TIMEOUT_MS as its deadline), and the ShardSet made once the bucket map is read from the
+ * control database. The read is asked again by each call until one succeeds (a promise is not shared across
+ * requests: workerd ties I/O to the request that started it); then the set is kept for the isolate's life.
+ * Undefined without HOP_DATABASE_SHARDS.
+ */
+export function workerShards(config: Config, control: Database, scopes?: ScopeStore): (() => Promise<ShardSet>) | undefined {
+  if (!config.databaseShards) return undefined;
+  const timeoutMs = config.databaseReplicaTimeoutMs;
+  const primaries = config.databaseShards.map((url) => workerDatabase({ ...config, databaseUrl: url }, scopes));
+  const replicas = config.databaseShardReplicas.map((urls) =>
+    urls.map((url) => workerDatabase({ ...config, databaseUrl: url, databaseTimeoutMs: timeoutMs, databaseQueueTimeoutMs: timeoutMs }, scopes)),
+  );
+  let set: ShardSet | undefined;
+  return async () => (set ??= createShardSet(control, primaries, await loadBucketMap(control, primaries.length), replicas));
 }
 
 /**

@@ -18,7 +18,7 @@ import type { ConfigError } from '../config.ts';
 import type { KvNamespaceLike } from '../platform/cache/shared.ts';
 import { backoffDelay } from '../platform/resilience.ts';
 import { createLogger, describeError, type Logger } from '../platform/logger.ts';
-import { perBindings, tryWorkerConfig, workerDatabase, type WorkerEnv } from './worker-bindings.ts';
+import { perBindings, tryWorkerConfig, workerDatabase, workerShards, type WorkerEnv } from './worker-bindings.ts';
 import { createScopes } from './scopes.ts';
 import { observeDatabase } from '../platform/db/client.ts';
 import { createTracer, type Tracer } from '../platform/tracing.ts';
@@ -68,9 +68,19 @@ function buildConsumer(env: WorkerEnv): Built {
   // Sent at the end of each batch, in its waitUntil: an idle isolate runs no timers.
   const tracer = config.tracing && createTracer(config.tracing, { scopes, warn: (msg, fields) => logger.log('warn', msg, fields) });
   const db = observeDatabase(workerDatabase(config, scopes), tracer, scopes);
+  const kv = env.CACHE as KvNamespaceLike | undefined;
+  const shards = workerShards(config, db, scopes);
+  let sharded: ClickStore | undefined;
+  // With shards, the store is made once the bucket map is read (a batch that cannot read it is retried).
+  const store = async () => {
+    const set = await shards!();
+    return (sharded ??= composeClickConsumer(config, { db, shards: set, kv, logger, tracer }));
+  };
   return {
     // Stores each batch, then drops links whose maxClicks count moved from the redirect Worker's shared cache.
-    clicks: composeClickConsumer(config, { db, kv: env.CACHE as KvNamespaceLike | undefined, logger, tracer }),
+    clicks: shards
+      ? { ingest: async (events) => (await store()).ingest(events), purge: async (...args) => (await store()).purge(...args) }
+      : composeClickConsumer(config, { db, kv, logger, tracer }),
     logger,
     tracer,
     retentionDays: config.clickRetentionDays,

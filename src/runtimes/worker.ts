@@ -7,7 +7,7 @@
 import type { ExecutionContext } from 'hono';
 // Imported before the app so that esbuild puts the libSQL client's modules first in the bundle: the same code
 // compresses about 0.6 KiB smaller there than after the app's (the size budget, test/e2e/bundle.test.ts).
-import { perBindings, tryWorkerConfig, workerDatabase, type WorkerEnv } from './worker-bindings.ts';
+import { perBindings, tryWorkerConfig, workerDatabase, workerShards, type WorkerEnv } from './worker-bindings.ts';
 import type { App } from '../app.ts';
 import { compose, composeApp } from '../composition/root.ts';
 import { ConfigError, type Config } from '../config.ts';
@@ -18,10 +18,14 @@ import { createLogger } from '../platform/logger.ts';
 import type { QueueBinding } from '../platform/queue/cloudflare.ts';
 import type { RateLimitBinding } from '../platform/ratelimit/cloudflare.ts';
 import { createScopes } from './scopes.ts';
+import type { Database } from '../platform/db/client.ts';
+import type { ShardSet } from '../platform/db/shards.ts';
+import type { ScopeStore } from '../platform/tracing.ts';
 
 export { configFromBindings, type WorkerEnv } from './worker-bindings.ts';
 
-type Built = { app: App } | { error: ConfigError };
+/** With HOP_DATABASE_SHARDS, `sharded`: the app once the bucket map is read (workerShards). */
+type Built = { app: App } | { error: ConfigError } | { sharded: () => Promise<App> };
 
 /** The `ratelimits` bindings (wrangler.toml) of each rate-limit policy, for HOP_RATE_LIMIT=cloudflare. */
 export const RATE_LIMIT_BINDINGS = {
@@ -63,8 +67,27 @@ export function buildWorkerApp(env: WorkerEnv): Built {
   }
   // AsyncLocalStorage (the nodejs_als flag in wrangler.toml): the current span and Server-Timing's tally.
   const scopes = createScopes();
+  const db = workerDatabase(config, scopes);
+  const shards = workerShards(config, db, scopes);
+  const build = (set?: ShardSet) => buildApp(config, env, { db, shards: set, scopes, kv, limits });
+  if (!shards) return { app: build() };
+  let app: App | undefined;
+  return {
+    async sharded() {
+      const set = await shards();
+      return (app ??= build(set));
+    },
+  };
+}
+
+function buildApp(
+  config: Config,
+  env: WorkerEnv,
+  { db, shards, scopes, kv, limits }: { db: Database; shards: ShardSet | undefined; scopes: ScopeStore; kv: KvNamespaceLike | undefined; limits: Record<string, RateLimitBinding> | undefined },
+): App {
   const composed = compose(config, {
-    db: workerDatabase(config, scopes),
+    db,
+    shards,
     logger: createLogger({ level: config.logLevel, span: () => scopes.get()?.span }),
     scopes,
     // An isolate may be frozen once a response is out: spans are sent in each request's waitUntil (observe.ts).
@@ -74,26 +97,30 @@ export function buildWorkerApp(env: WorkerEnv): Built {
     singleFlight: false,
     rateLimitBindings: limits,
   });
-  return {
-    app: composeApp(composed, {
-      // Clicks go to the Cloudflare Queue bound as CLICKS; the consumer (user-agent parsing, storage) is not part of
-      // this Worker, which keeps the redirect's bundle small. Without the binding, clicks are not recorded.
-      clickQueueBinding: env.CLICKS as QueueBinding | undefined,
-      // Cloudflare sets cf-connecting-ip to the visitor's address; a client cannot forge it.
-      clientIp: (request) => request.headers.get('cf-connecting-ip') ?? undefined,
-    }),
-  };
+  return composeApp(composed, {
+    // Clicks go to the Cloudflare Queue bound as CLICKS; the consumer (user-agent parsing, storage) is not part of
+    // this Worker, which keeps the redirect's bundle small. Without the binding, clicks are not recorded.
+    clickQueueBinding: env.CLICKS as QueueBinding | undefined,
+    // Cloudflare sets cf-connecting-ip to the visitor's address; a client cannot forge it.
+    clientIp: (request) => request.headers.get('cf-connecting-ip') ?? undefined,
+  });
 }
 
 /** One app per isolate (see perBindings). */
 export const appFor: (env: WorkerEnv) => Built = perBindings(buildWorkerApp);
 
 const misconfigured = new AppError('internal', 'hop is misconfigured; the operator finds the reason in the Worker logs.');
+const unavailable = new AppError('unavailable', 'The database cannot be reached; retry shortly.', { retryAfterS: 1 });
 
 export default {
   fetch(request: Request, env: WorkerEnv, ctx: ExecutionContext): Response | Promise<Response> {
     const entry = appFor(env);
     if ('error' in entry) return problemResponse(misconfigured, crypto.randomUUID(), request.method);
-    return entry.app.fetch(request, env, ctx);
+    if ('app' in entry) return entry.app.fetch(request, env, ctx);
+    return entry.sharded().then(
+      (app) => app.fetch(request, env, ctx),
+      // The control database did not give the bucket map: nothing can be served yet; the next request asks again.
+      () => problemResponse(unavailable, crypto.randomUUID(), request.method),
+    );
   },
 };

@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +39,8 @@ export interface TargetSpec {
    * `file`, a file each.
    */
   shards?: number;
+  /** With `sqld` shards: a sqld replica of each shard, listed after it (`primary|replica`). */
+  replicas?: boolean;
 }
 
 /** A local sqld that can be crashed and started again on the same directory and ports. */
@@ -62,11 +64,14 @@ export interface Target {
   sqld: SqldHandle | undefined;
   /** The shards' sqld processes (TargetSpec.shards with `sqld`), in HOP_DATABASE_SHARDS order. */
   shardSqlds: SqldHandle[];
+  /** The shards' replicas (TargetSpec.replicas), one per shard, in the same order. */
+  shardReplicas: Sqld[];
   output(): string;
   stop(): Promise<void>;
 }
 
-export const targetName = (spec: TargetSpec) => `${spec.runtime} + ${spec.storage}${spec.shards ? ` x ${spec.shards} shards` : ''}`;
+export const targetName = (spec: TargetSpec) =>
+  `${spec.runtime} + ${spec.storage}${spec.shards ? ` x ${spec.shards} shards` : ''}${spec.replicas ? ' with a replica each' : ''}`;
 
 /** Why this target cannot run here, or undefined when it can. */
 export function missingPrerequisite(spec: TargetSpec): string | undefined {
@@ -130,13 +135,19 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
   const adminToken = `blackbox-operator-${randomBytes(16).toString('hex')}`;
   let sqld: SqldHandle | undefined;
   const shardSqlds: SqldHandle[] = [];
-  const stopShards = () => Promise.all(shardSqlds.map((s) => s.current.stop()));
+  const shardReplicas: Sqld[] = [];
+  const stopShards = () => Promise.all([...shardReplicas.map((s) => s.stop()), ...shardSqlds.map((s) => s.current.stop())]);
   try {
     let shards: string[] = [];
     if (spec.storage === 'sqld') {
       sqld = await sqldHandle(join(dir, 'sqld'));
       for (let i = 0; i < (spec.shards ?? 0); i++) shardSqlds.push(await sqldHandle(join(dir, `sqld-shard-${i}`)));
-      shards = shardSqlds.map((s) => s.url);
+      if (spec.replicas) {
+        for (const [i, primary] of shardSqlds.entries()) {
+          shardReplicas.push(await startTrackedSqld({ dir: join(dir, `sqld-shard-${i}-replica`), primaryGrpcUrl: primary.current.grpcUrl }));
+        }
+      }
+      shards = shardSqlds.map((s, i) => [s.url, ...(shardReplicas[i] ? [shardReplicas[i].url] : [])].join('|'));
       await run(process.execPath, [join(ROOT, 'src/cli/hop.ts'), 'migrate'], {
         cwd: ROOT,
         env: { ...process.env, HOP_DATABASE_URL: sqld.url, HOP_LOG_LEVEL: 'warn', ...(shards.length ? { HOP_DATABASE_SHARDS: shards.join(',') } : {}) },
@@ -159,6 +170,7 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
           adminToken,
           sqld,
           shardSqlds,
+          shardReplicas,
           output: hop.output,
           async stop() {
             await hop.stop();
@@ -199,7 +211,7 @@ async function startServer(spec: TargetSpec, dir: string, databaseUrl: string, a
     const inspector = await freePort();
     // Both Workers in one session, as `npm run dev` runs them: the redirect (first, it serves the port) and the click
     // consumer, which share the session's local queue, so clicks are really consumed and stored.
-    const args = [WRANGLER, 'dev', '-c', join(ROOT, 'wrangler.toml'), '-c', join(ROOT, 'wrangler.consumer.toml')];
+    const args = [WRANGLER, 'dev', '-c', join(ROOT, 'wrangler.toml'), '-c', consumerConfig(dir, vars)];
     args.push('--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector));
     // Its own persistence dir, so that parallel runs share no .wrangler state.
     args.push('--env', '', '--persist-to', join(dir, 'wrangler'));
@@ -227,6 +239,23 @@ async function startServer(spec: TargetSpec, dir: string, databaseUrl: string, a
       ? await startProcess(BUN, [entry], env, baseUrl)
       : await startProcess(process.execPath, [entry], env, baseUrl, 20_000, spec.liveOnly ? liveProbe : undefined);
   return { port, hop };
+}
+
+/**
+ * The click consumer's wrangler config for this target: wrangler.consumer.toml itself, or, with shards, a copy in the
+ * target's dir with HOP_DATABASE_SHARDS among its [vars] (the consumer reads from the environment only the secrets
+ * it declares, and the shards are configuration, not a secret: a deployment sets them there too).
+ */
+function consumerConfig(dir: string, vars: Record<string, string>): string {
+  const original = join(ROOT, 'wrangler.consumer.toml');
+  if (!vars.HOP_DATABASE_SHARDS) return original;
+  const copy = join(dir, 'wrangler.consumer.toml');
+  const text = readFileSync(original, 'utf8')
+    .replace(/^main = "(.*)"$/m, (_, path: string) => `main = ${JSON.stringify(join(ROOT, path))}`)
+    .replace(/"\.\/(src\/[^"]+)"/g, (_, path: string) => JSON.stringify(join(ROOT, path)))
+    .replace(/^\[vars\]$/m, `[vars]\nHOP_DATABASE_SHARDS = ${JSON.stringify(vars.HOP_DATABASE_SHARDS)}`);
+  writeFileSync(copy, text);
+  return copy;
 }
 
 /**

@@ -21,6 +21,10 @@ export const HOP_METRICS: Readonly<Record<string, MetricSpec>> = {
   // Database calls; outcome ok | error | timeout | busy.
   hop_db_calls_total: { type: 'counter', labels: ['operation', 'outcome'], always: true },
   hop_db_call_duration_seconds: { type: 'histogram', labels: ['operation'], always: true },
+  // Shards with read replicas (HOP_DATABASE_SHARDS `primary|replica`): reason open | timeout | error; served_by
+  // replica | primary. Shard and replica numbered from 1.
+  hop_database_replica_skipped_total: { type: 'counter', labels: ['shard', 'replica', 'reason'] },
+  hop_database_replica_reads_total: { type: 'counter', labels: ['shard', 'served_by'] },
   // The link cache (src/platform/cache/): tier memory | shared | all, result hit | miss | coalesced | poisoned | refreshed.
   hop_cache_requests_total: { type: 'counter', labels: ['cache', 'tier', 'result'], always: true },
   hop_cache_circuit_open: { type: 'gauge', labels: ['store'] },

@@ -27,6 +27,8 @@ describe('loadConfig', () => {
       databaseQueueTimeoutMs: 10_000,
       databaseSyncUrl: undefined,
       databaseSyncIntervalS: 5,
+      databaseShardReplicas: [],
+      databaseReplicaTimeoutMs: 500,
       baseUrl: 'http://localhost:8787',
       defaultDomain: 'localhost',
       adminToken: undefined,
@@ -125,24 +127,54 @@ describe('loadConfig', () => {
     expect(loadConfig({}).databaseShards).toBeUndefined();
     expect(
       loadConfig({ HOP_DATABASE_URL: 'http://127.0.0.1:8080', HOP_DATABASE_SHARDS: ' file:./s0.db, http://127.0.0.1:8081 ,libsql://s2.turso.io' }),
-    ).toMatchObject({ databaseShards: ['file:./s0.db', 'http://127.0.0.1:8081', 'libsql://s2.turso.io'] });
+    ).toMatchObject({ databaseShards: ['file:./s0.db', 'http://127.0.0.1:8081', 'libsql://s2.turso.io'], databaseShardReplicas: [[], [], []] });
+  });
+
+  it('reads each shard of HOP_DATABASE_SHARDS as a primary and its replicas separated by |', () => {
+    const config = loadConfig({
+      HOP_DATABASE_URL: 'http://127.0.0.1:8080',
+      HOP_DATABASE_SHARDS: 'http://127.0.0.1:8081 | http://127.0.0.1:9081|https://r2.example ,libsql://s2.turso.io,file:./s3.db',
+      HOP_DATABASE_REPLICA_TIMEOUT_MS: '250',
+    });
+    expect(config).toMatchObject({
+      databaseShards: ['http://127.0.0.1:8081', 'libsql://s2.turso.io', 'file:./s3.db'],
+      databaseShardReplicas: [['http://127.0.0.1:9081', 'https://r2.example'], [], []],
+      databaseReplicaTimeoutMs: 250,
+    });
+    expect(loadConfig({}).databaseReplicaTimeoutMs).toBe(500);
+    expect(loadConfig({}).databaseShardReplicas).toEqual([]);
   });
 
   it.each([
     ['postgres://x', /"postgres:\/\/x" is not a shard URL/],
     ['file:./a.db,./b.db', /"\.\/b\.db" is not a shard URL/],
     ['file::memory:', /is not a shard URL/],
-    ['file:./a.db,file:./a.db', /names the same shard twice/],
+    ['file:./a.db,file:./a.db', /names the same database twice/],
+    ['http://p1|http://r1,http://p2|http://r1', /names the same database twice/],
+    ['http://p1|http://p1', /names the same database twice/],
+    ['http://p1|', /a primary URL followed by its replicas, separated by \| .* none empty/],
+    ['|http://r1', /a primary URL followed by its replicas/],
+    ['http://p1||http://r2', /none empty/],
+    ['http://p1|file:./r.db', /"file:\.\/r\.db" is not a replica URL: a replica is a server/],
+    ['http://p1|ws://r1', /"ws:\/\/r1" is not a replica URL/],
+    ['file:./s.db|http://r1', /"file:\.\/s\.db" is a file: a shard with replicas needs a server as its primary/],
+    [`http://p1|${Array.from({ length: 17 }, (_, i) => `http://r${i}`).join('|')}`, /more than 16 replicas for the shard "http:\/\/p1"/],
     [',', /must list 1 to 64 shard URLs/],
     [Array.from({ length: 65 }, (_, i) => `file:./s${i}.db`).join(','), /must list 1 to 64 shard URLs/],
   ])('refuses HOP_DATABASE_SHARDS=%s with a clear message', (value, message) => {
     expect(configError({ HOP_DATABASE_SHARDS: value }).message).toMatch(message);
   });
 
-  it('refuses the control database among the shards, and shards with an embedded replica', () => {
+  it('refuses the control database among the shards or their replicas, and shards with an embedded replica', () => {
     expect(configError({ HOP_DATABASE_URL: 'file:./c.db', HOP_DATABASE_SHARDS: 'file:./s.db,file:./c.db' }).message).toMatch(
       /^ {2}HOP_DATABASE_SHARDS: must not name HOP_DATABASE_URL/m,
     );
+    expect(configError({ HOP_DATABASE_URL: 'http://c:1', HOP_DATABASE_SHARDS: 'http://s:1|http://c:1' }).message).toMatch(
+      /^ {2}HOP_DATABASE_SHARDS: must not name HOP_DATABASE_URL/m,
+    );
+    for (const bad of ['5', '0', 'x', '60001']) {
+      expect(configError({ HOP_DATABASE_REPLICA_TIMEOUT_MS: bad }).message).toMatch(/HOP_DATABASE_REPLICA_TIMEOUT_MS/);
+    }
     expect(
       configError({ HOP_DATABASE_URL: 'file:./c.db', HOP_DATABASE_SYNC_URL: 'http://127.0.0.1:8080', HOP_DATABASE_SHARDS: 'file:./s.db' }).message,
     ).toMatch(/HOP_DATABASE_SHARDS: cannot be combined with HOP_DATABASE_SYNC_URL/);
@@ -517,9 +549,15 @@ describe('workerConfig', () => {
     expect(configError({ HOP_DATABASE_URL: 'file:./hop.db' }, workerConfig).message).toMatch(/^ {2}HOP_DATABASE_URL: a Worker has no file system/m);
   });
 
-  it('refuses HOP_DATABASE_SHARDS on a Worker rather than serving one database of several', () => {
-    const vars = { HOP_DATABASE_URL: 'libsql://control.turso.io', HOP_DATABASE_SHARDS: 'libsql://s0.turso.io,libsql://s1.turso.io' };
-    expect(configError(vars, workerConfig).message).toMatch(/^ {2}HOP_DATABASE_SHARDS: is not read on Workers yet/m);
+  it('reads HOP_DATABASE_SHARDS on a Worker, servers only: a Worker has no file system', () => {
+    const vars = { HOP_DATABASE_URL: 'libsql://control.turso.io', HOP_DATABASE_SHARDS: 'libsql://s0.turso.io|libsql://r0.turso.io,http://127.0.0.1:8081' };
+    expect(workerConfig(vars)).toMatchObject({
+      databaseShards: ['libsql://s0.turso.io', 'http://127.0.0.1:8081'],
+      databaseShardReplicas: [['libsql://r0.turso.io'], []],
+    });
+    expect(configError({ ...vars, HOP_DATABASE_SHARDS: 'libsql://s0.turso.io,file:./s1.db' }, workerConfig).message).toMatch(
+      /^ {2}HOP_DATABASE_SHARDS: a Worker has no file system; every shard must be libsql:\/\/ \(Turso\) or http\(s\):\/\/ \(sqld\)/m,
+    );
     expect(workerConfig({ HOP_DATABASE_URL: 'libsql://control.turso.io' }).databaseShards).toBeUndefined();
   });
 

@@ -48,6 +48,8 @@ describe('configuration from bindings', () => {
     ['an embedded replica', { HOP_DATABASE_URL: 'file:./r.db', HOP_DATABASE_SYNC_URL: 'http://127.0.0.1:8080' }],
     ['a bad log level', { HOP_DATABASE_URL: UNREACHABLE, HOP_LOG_LEVEL: 'loud' }],
     ['a short admin token', { HOP_DATABASE_URL: UNREACHABLE, HOP_ADMIN_TOKEN: 'short' }],
+    ['a file: shard', { HOP_DATABASE_URL: UNREACHABLE, HOP_DATABASE_SHARDS: 'http://127.0.0.1:10,file:./s.db' }],
+    ['a file: replica', { HOP_DATABASE_URL: UNREACHABLE, HOP_DATABASE_SHARDS: 'http://127.0.0.1:10|file:./r.db' }],
   ])('refuses %s: 500 problem+json on every path, even the probes', async (_, bindings) => {
     for (const path of ['/livez', '/v1/links', '/some-slug']) {
       await problem(await worker.fetch(new Request(`http://localhost${path}`), { ...bindings }, ctx), 500);
@@ -83,6 +85,23 @@ describe('a database that cannot be reached', () => {
       expect(res.headers.get('retry-after')).toBe('1');
     }
     expect(Date.now() - started).toBeLessThan(3 * 2000);
+  });
+});
+
+describe('shards whose control database cannot be reached', () => {
+  const bindings = { HOP_DATABASE_URL: UNREACHABLE, HOP_DATABASE_SHARDS: 'http://127.0.0.1:10|http://127.0.0.1:11', HOP_LOG_LEVEL: 'silent' };
+  const call = (path: string) => worker.fetch(new Request(`http://localhost${path}`), bindings, ctx);
+
+  it('answers 503 problem+json while the bucket map cannot be read, and asks again on every request', async () => {
+    const entry = appFor(bindings);
+    expect('sharded' in entry).toBe(true);
+    for (const path of ['/hello', '/v1/links', '/hello']) {
+      const res = await call(path);
+      await problem(res, 503);
+      expect(res.headers.get('retry-after')).toBe('1');
+    }
+    // Nothing was kept from the failures: the same entry, still waiting for its map.
+    expect(appFor(bindings)).toBe(entry);
   });
 });
 

@@ -2,6 +2,8 @@
  * The links repository over shards (HOP_DATABASE_SHARDS): the same contract as links.repository.ts, each link on
  * the shard of its address's bucket, its directory row (id → workspace, domain, bucket) on the control database.
  * A redirect reads one shard; a call by id reads the directory, then one shard; a list asks every shard and merges.
+ * Only the redirect reads a shard's replicas (ShardSet.readers): every other read here must see the writes just
+ * made, so it reads the primary.
  */
 import { and, eq, sql } from 'drizzle-orm';
 import { domains, linkBuckets, type LinkRow } from '../../db/schema.ts';
@@ -9,14 +11,61 @@ import type { Database } from '../../platform/db/client.ts';
 import { bucketOf, mergeNewestFirst, scatter, type ShardSet } from '../../platform/db/shards.ts';
 import { createLinksRepository, type LinkFilters, type LinksRepository } from './links.repository.ts';
 
+/**
+ * How long after this process wrote an address its redirect reads go to the primary rather than a replica, which may
+ * not have the write yet (lag measured at a few ms, at most ~60 ms): the link cache would otherwise keep the stale
+ * answer it just invalidated for its whole lifetime.
+ */
+export const WRITTEN_RECENTLY_MS = 5000;
+
 /** Tables holding a link's own rows beside it on its shard, moved with it when its address changes shard. */
 const LINK_TABLES = ['link_tags', 'clicks', 'click_rollups', 'click_totals', 'click_days'] as const;
 
-export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): LinksRepository {
+export interface ShardedLinksRepository extends LinksRepository {
+  /**
+   * Links changed elsewhere (the click consumer's maxClicks, another worker of this host): their redirects read the
+   * primary for a while, as after this repository's own writes.
+   */
+  changed(refs: ReadonlyArray<{ domain: string; slug: string }>): void;
+}
+
+export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): ShardedLinksRepository {
   const { control } = set;
   const repos = new Map<Database, LinksRepository>(set.shards.map((db) => [db, createLinksRepository(db.orm)]));
   const repoOf = (db: Database) => repos.get(db)!;
   const controlRepo = createLinksRepository(control.orm);
+  const readers = new Map<Database, LinksRepository>(
+    set.shards.map((db, i) => [db, set.readers[i] === db ? repoOf(db) : createLinksRepository(set.readers[i]!.orm)]),
+  );
+
+  // Addresses this process wrote, with when: in write order, so the expired ones are at the front.
+  const written = new Map<string, number>();
+  const wrote = (domain: string, slug: string) => {
+    const key = `${domain}/${slug}`;
+    const now = Date.now();
+    written.delete(key);
+    written.set(key, now);
+    for (const [k, at] of written) {
+      if (now - at < WRITTEN_RECENTLY_MS) break;
+      written.delete(k);
+    }
+  };
+  const writtenRecently = (domain: string, slug: string) => {
+    const at = written.get(`${domain}/${slug}`);
+    return at !== undefined && Date.now() - at < WRITTEN_RECENTLY_MS;
+  };
+
+  /**
+   * The redirect's read: on a replica unless this process wrote the address lately; a replica's "no such link" is
+   * asked of the primary again (a link created a moment ago may not have reached the replica).
+   */
+  async function findLink(domain: string, slug: string) {
+    const shard = set.of(domain, slug);
+    const primary = repoOf(shard);
+    const reader = readers.get(shard)!;
+    if (reader === primary || writtenRecently(domain, slug)) return primary.findLink(domain, slug);
+    return (await reader.findLink(domain, slug)) ?? primary.findLink(domain, slug);
+  }
   const owned = (workspaceId: string, hostname: string) =>
     sql`exists (select 1 from ${domains} where ${domains.hostname} = ${hostname} and ${domains.workspaceId} = ${workspaceId})`;
 
@@ -69,6 +118,7 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
 
   return {
     async insert(link, onRegisteredDomain) {
+      wrote(link.domain, link.slug);
       const bucket = bucketOf(link.domain, link.slug);
       if (!(await enter(link, bucket, onRegisteredDomain))) return false;
       const shard = set.ofBucket(bucket);
@@ -100,6 +150,8 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
       const current = await repoOf(from).get(workspaceId, id);
       if (!current) return false;
       const domain = changes.domain ?? current.domain;
+      wrote(current.domain, current.slug);
+      wrote(domain, changes.slug ?? current.slug);
       const bucket = bucketOf(domain, changes.slug ?? current.slug);
       if (bucket !== at.bucket || domain !== at.domain) {
         if (!(await enter({ id, workspaceId, domain }, bucket, toRegisteredDomain && changes.domain !== undefined))) return false;
@@ -129,11 +181,13 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
       const at = await locate(workspaceId, id);
       if (!at) return undefined;
       const deleted = await repoOf(set.ofBucket(at.bucket)).delete(workspaceId, id);
+      if (deleted) wrote(deleted.domain, deleted.slug);
       await leave(id);
       return deleted;
     },
 
-    findLink: (domain, slug) => repoOf(set.of(domain, slug)).findLink(domain, slug),
+    findLink,
+    changed: (refs) => refs.forEach((r) => wrote(r.domain, r.slug)),
     domainOwner: (host) => controlRepo.domainOwner(host),
   };
 }

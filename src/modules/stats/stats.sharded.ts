@@ -1,7 +1,9 @@
 /**
  * The statistics repository over shards (HOP_DATABASE_SHARDS): a link's statistics are read on its shard (found
  * through the link directory on the control database); a workspace's, and a domain's orphan visits, are every
- * shard's rollups summed. A shard that does not answer fails the read (503), never a smaller sum.
+ * shard's rollups summed. A shard that does not answer fails the read (503), never a smaller sum. The counts are read
+ * where a shard's replicas are (ShardSet.readers), a few ms behind the clicks stored; whether the link exists is
+ * asked of its primary, which has a link created a moment ago.
  */
 import { and, eq } from 'drizzle-orm';
 import { linkBuckets } from '../../db/schema.ts';
@@ -24,15 +26,16 @@ function sumBy<R extends { humans: number; bots: number }>(lists: R[][], key: (r
 const bySlot = (lists: SlotCount[][]) => sumBy(lists, (r) => r.slot).sort((a, b) => a.slot - b.slot);
 
 export function createShardedStatsRepository(set: ShardSet, timeoutMs: number): StatsRepository {
-  const repos = set.shards.map((db) => createStatsRepository(db.orm));
+  const repos = set.readers.map((db) => createStatsRepository(db.orm));
+  const primaries = set.shards.map((db, i) => (db === set.readers[i] ? repos[i]! : createStatsRepository(db.orm)));
 
   /** The repository of the link's shard; undefined when the directory has no such link of this workspace. */
-  async function linkRepo(workspaceId: string, linkId: string): Promise<StatsRepository | undefined> {
+  async function linkRepo(workspaceId: string, linkId: string, primary = false): Promise<StatsRepository | undefined> {
     const [row] = await set.control.orm
       .select({ bucket: linkBuckets.bucket })
       .from(linkBuckets)
       .where(and(eq(linkBuckets.linkId, linkId), eq(linkBuckets.workspaceId, workspaceId)));
-    return row && repos[set.map[row.bucket]!];
+    return row && (primary ? primaries : repos)[set.map[row.bucket]!];
   }
 
   /** A link's answer from its shard, or every shard's answers for a workspace. */
@@ -47,7 +50,7 @@ export function createShardedStatsRepository(set: ShardSet, timeoutMs: number): 
 
   return {
     async linkExists(workspaceId, linkId) {
-      const repo = await linkRepo(workspaceId, linkId);
+      const repo = await linkRepo(workspaceId, linkId, true);
       return repo ? repo.linkExists(workspaceId, linkId) : false;
     },
     slotTotals: async (target, start, end) => bySlot(await read(target, (r) => r.slotTotals(target, start, end))),

@@ -45,14 +45,27 @@ export interface ShardSet {
   ofBucket(bucket: number): Database;
   /** The shard of a link's address. */
   of(domain: string, slug: string): Database;
+  /** Each shard's read replicas (HOP_DATABASE_SHARDS `primary|replica|...`), in shard order; empty lists without. */
+  replicas: readonly (readonly Database[])[];
+  /**
+   * Where each shard's reads that may lag go (redirect lookups, statistics): its replicas with the primary behind
+   * them (replicas.ts), or the primary itself when it has none. Writes and reads that must see them use `shards`.
+   */
+  readers: readonly Database[];
 }
 
-export function createShardSet(control: Database, shards: readonly Database[], map: readonly number[]): ShardSet {
+export function createShardSet(
+  control: Database,
+  shards: readonly Database[],
+  map: readonly number[],
+  replicas: readonly (readonly Database[])[] = shards.map(() => []),
+  readers: readonly Database[] = shards,
+): ShardSet {
   if (map.length !== BUCKETS || map.some((s) => !(s >= 0 && s < shards.length))) {
     throw new Error(`the bucket map names a shard that HOP_DATABASE_SHARDS does not list (${shards.length} listed)`);
   }
   const ofBucket = (bucket: number) => shards[map[bucket]!]!;
-  return { control, shards, map, ofBucket, of: (domain, slug) => ofBucket(bucketOf(domain, slug)) };
+  return { control, shards, map, ofBucket, of: (domain, slug) => ofBucket(bucketOf(domain, slug)), replicas, readers };
 }
 
 /**
