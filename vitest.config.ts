@@ -7,6 +7,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     allowOnly: false,
+    // Two test files at once: most files wait on the processes they start (hop, sqld, Redis, workerd), and vitest's
+    // default on two cores (one less than the cores) ran the suite one file at a time.
+    maxWorkers: 2,
     projects: [
       {
         test: {
