@@ -89,11 +89,11 @@ export async function openProcessDatabase(
     // A plain embedded file gets the prepared-once read; a replica's file is managed by its sync, so it keeps the
     // portable read through the client.
     redirectLookup: embedded ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined,
-    // The consumer runs in a worker thread, off the redirects' event loop: an embedded file is written
-    // synchronously, and over HTTP (sqld, Turso) encoding and counting a batch is CPU the redirects would wait for,
-    // its garbage kept within the thread's heap limits (docs/architecture.md, "Overload").
+    // On an embedded file the consumer runs in a worker thread, off the redirects' event loop: the file is written
+    // synchronously. Over HTTP (sqld, Turso) the wait is asynchronous and it runs on the main thread: a second
+    // isolate cost 30 MB at idle and more at peak for no more redirects served (docs/architecture.md, "Overload").
     // A worker's clicks go to its supervisor's thread: one writer for the whole host.
-    clickStore: (embedded || remote) && config.clicks ? (host?.clickStore ?? createThreadedClicks(env, logger)) : undefined,
+    clickStore: config.clicks && (embedded || (remote && host)) ? (host?.clickStore ?? createThreadedClicks(env, logger)) : undefined,
     // Unique per process, and readable in XINFO CONSUMERS: which host and process holds an entry.
     consumerName: `${hostname()}-${process.pid}-${crypto.randomUUID().slice(0, 6)}`,
   };
