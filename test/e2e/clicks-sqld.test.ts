@@ -1,5 +1,5 @@
 // Clicks into a remote primary under overload: hop on Node (`npm start`'s command) and on Bun over a real sqld, the in-process
-// queue consumed by the click thread over HTTP. A burst of redirects runs while the primary is frozen (SIGSTOP: the
+// queue consumed on the main thread over HTTP. A burst of redirects runs while the primary is frozen (SIGSTOP: the
 // consumer commits nothing), so the backlog reaches its bound and redirects are refused with 503 + Retry-After;
 // then the primary resumes, and once the queue has drained every redirect served has exactly one stored click
 // (raw rows, rollups and the link's count alike), nothing is stored twice (a batch whose request was cut off by
