@@ -18,7 +18,7 @@ import { createMetrics, renderSnapshots, type MetricFamily } from '../platform/m
 import type { RatePolicy, RateVerdict } from '../platform/ratelimit/ratelimit.ts';
 import { createThreadedClicks } from './click-thread.ts';
 import type { SupervisorRequest, WireVerdict, WorkerRequest } from './cluster-worker.ts';
-import { migrateDatabase, openDatabase } from './database.ts';
+import { closeShards, migrateDatabase, openDatabase, openShards } from './database.ts';
 import { createChannel, type Channel, type Wire } from './ipc.ts';
 import { announceKey } from './server.ts';
 import { listenForMetrics, type MetricsListener } from './metrics-listener.ts';
@@ -70,12 +70,17 @@ export function afterCrash(recentCrashes: number, startFailures: number, workers
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Migrates and, on an empty database, creates the default workspace and prints its key: once, before any worker. */
+/**
+ * Migrates and, on an empty database, creates the default workspace and prints its key: once, before any worker.
+ * With shards, also opens them once (which migrates embedded shards and writes the bucket map), so that the workers
+ * do not race each other to do it.
+ */
 async function initialise(config: ServerConfig, logger: Logger) {
   const db = await openDatabase(config, logger);
   try {
     if (db.mode !== 'embedded') return db.mode;
     await migrateDatabase(db);
+    closeShards(await openShards(config, db, { logger }));
     const created = await composeForProcess(config, { db, logger }).services.workspaces.bootstrapDefaultWorkspace(new Date());
     if (created) announceKey(config, created);
     return db.mode;
@@ -92,7 +97,8 @@ export async function supervise(env: Record<string, string | undefined>) {
 
   // The host's state.
   const clicks: (ClickStore & { close(): Promise<void> }) | undefined =
-    (mode === 'embedded' || mode === 'remote') && config.clicks ? createThreadedClicks(env, logger) : undefined;
+    // With shards each worker consumes its own clicks in process (server.ts): the thread knows one database.
+    (mode === 'embedded' || mode === 'remote') && config.clicks && !config.databaseShards ? createThreadedClicks(env, logger) : undefined;
   const counters = composeHostRateLimits();
   const policies = new Map<string, RatePolicy>();
   const policyOf = (name: string, limit: number, windowS: number) => {
