@@ -3,13 +3,14 @@
  * on schedule whatever the answers' pace, as users send them): BENCH_STEADY_RATE requests/s (1,500) for
  * BENCH_STEADY_SECONDS (180), 90% redirects over 300 links, 7% reads (a link by id, a page of the list), 2% creates,
  * 1% deletes of links this run created. Printed per target: requests sent, errors (any answer but the expected one,
- * or a failed fetch), p50/p99/max per kind and overall, hop's peak RSS; then sqld's p99 over the file's. The target
+ * or a failed request), p50/p99/max per kind and overall, hop's peak RSS; then sqld's p99 over the file's. The target
  * (issue 20): 0 errors on both, sqld's p99 within twice the file's.
  *
  * Exits non-zero when the harness fails or any request erred, never because a ratio is missed.
  * Environment: BENCH_STEADY_TARGETS (`file,sqld`), BENCH_STEADY_RATE, BENCH_STEADY_SECONDS.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,10 +25,37 @@ const RATE = Number(process.env.BENCH_STEADY_RATE ?? 1500);
 const SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 180);
 const LINKS = 300;
 const TICK_MS = 20;
+/** Connections the generator keeps open to hop (a browser fleet's worth for one host). */
+const CONNECTIONS = 256;
 const KINDS = ['redirect', 'read', 'create', 'delete'] as const;
 type Kind = (typeof KINDS)[number];
 
 const { startHop, stopHop, peakMb, HarnessError } = hopProcesses(ROOT, ADMIN);
+
+/*
+ * The generator's client: node:http over a fixed pool of keep-alive connections, as a load tool holds them. fetch
+ * cost the generator several times hop's CPU per request, and under a backlog it opened connections without bound
+ * and itself became what was measured (a run at 1,500 requests/s on sqld spun the generator at full CPU for minutes
+ * with 1.9 GB resident, hop idle). A request waits for a free connection in the pool; that wait counts in its time.
+ */
+const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+interface Answer {
+  status: number;
+  body: string;
+}
+function call(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method, headers, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 interface Outcome {
   latencies: Record<Kind, number[]>;
@@ -60,28 +88,27 @@ async function steady(url: string): Promise<Omit<Outcome, 'peakMb'>> {
     const start = performance.now();
     let problem: string | undefined;
     try {
-      let res: Response;
+      let res: Answer;
       if (kind === 'redirect') {
-        res = await fetch(`${url}/steady-${n % LINKS}`, { redirect: 'manual' });
+        res = await call(url, 'GET', `/steady-${n % LINKS}`);
         if (res.status < 300 || res.status > 399) problem = `${res.status}`;
       } else if (kind === 'read') {
-        res = await fetch(n % 2 ? `${url}/v1/links/${ids[n % LINKS]}` : `${url}/v1/links?limit=20`, { headers });
+        res = await call(url, 'GET', n % 2 ? `/v1/links/${ids[n % LINKS]}` : '/v1/links?limit=20', headers);
         if (res.status !== 200) problem = `${res.status}`;
       } else if (kind === 'create') {
-        res = await fetch(`${url}/v1/links`, { method: 'POST', headers, body: JSON.stringify({ url: `https://example.com/new/${n}`, tags: ['steady'] }) });
+        res = await call(url, 'POST', '/v1/links', headers, JSON.stringify({ url: `https://example.com/new/${n}`, tags: ['steady'] }));
         if (res.status === 201) {
-          created.push(((await res.json()) as { id: string }).id);
+          created.push((JSON.parse(res.body) as { id: string }).id);
           return void latencies[kind].push(performance.now() - start);
         }
         problem = `${res.status}`;
       } else {
         const id = created.shift();
         if (!id) return;
-        res = await fetch(`${url}/v1/links/${id}`, { method: 'DELETE', headers });
+        res = await call(url, 'DELETE', `/v1/links/${id}`, headers);
         if (res.status !== 204) problem = `${res.status}`;
       }
-      if (problem) problem += ` ${(await res.text()).slice(0, 120)}`;
-      else await res.arrayBuffer();
+      if (problem) problem += ` ${res.body.slice(0, 120)}`;
     } catch (err) {
       problem = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     }
