@@ -1,3 +1,9 @@
+CREATE TABLE `parked_clicks` (
+	`id` text PRIMARY KEY NOT NULL,
+	`bucket` integer NOT NULL,
+	`row` text NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE `reshard_buckets` (
 	`bucket` integer PRIMARY KEY NOT NULL,
 	`from_shard` integer NOT NULL,

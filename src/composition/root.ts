@@ -15,7 +15,7 @@ import { createLinksService } from '../modules/links/links.service.ts';
 import { createShardedLinksRepository } from '../modules/links/links.sharded.ts';
 import { createShardedStatsRepository } from '../modules/stats/stats.sharded.ts';
 import { createShardedWorkspacesRepository } from '../modules/workspaces/workspaces.sharded.ts';
-import { createShardSet, type ShardSet } from '../platform/db/shards.ts';
+import { deriveShardSet, type ShardSet } from '../platform/db/shards.ts';
 import { createCachedLookup, type LinkRef } from '../modules/redirect/redirect.cache.ts';
 import type { RedirectLookup } from '../modules/redirect/redirect.lookup.ts';
 import { createRedirectService } from '../modules/redirect/redirect.service.ts';
@@ -232,7 +232,7 @@ export function compose(config: Config, provided: Provided): Composed {
     return dbMeter ? meterDatabase(observed, dbMeter) : observed;
   };
   const db = watch(provided.db);
-  const shards = provided.shards && createShardSet(db, provided.shards.shards.map(watch), provided.shards.map);
+  const shards = provided.shards && deriveShardSet(provided.shards, db, watch);
   return {
     config,
     db,

@@ -343,3 +343,14 @@ export const reshardMarks = sqliteTable('reshard_marks', {
   name: text('name').primaryKey(),
   at: integer('at').notNull(),
 });
+
+/**
+ * Control database: clicks of a bucket frozen by a resharding, parked by the consumer instead of stored on either
+ * shard (the row as the clicks repository stores it, JSON). `hop reshard` stores them on the bucket's shard once it
+ * is flipped (deduplicated by id, like every click) and deletes them here.
+ */
+export const parkedClicks = sqliteTable('parked_clicks', {
+  id: text('id').primaryKey(),
+  bucket: integer('bucket').notNull(),
+  row: text('row').notNull(),
+});

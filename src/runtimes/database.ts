@@ -10,7 +10,8 @@ import { createClient, type Client } from '@libsql/client';
 import { migrate } from 'drizzle-orm/libsql/migrator';
 import type { Config } from '../config.ts';
 import { createDatabase, deadlineFetch, guardedClient, type Database } from '../platform/db/client.ts';
-import { createShardSet, loadBucketMap, type ShardSet } from '../platform/db/shards.ts';
+import type { ShardSet } from '../platform/db/shards.ts';
+import { LayoutMismatchError, openShardLayout, type WatchedShards } from '../platform/db/shard-layout.ts';
 import type { ScopeStore } from '../platform/tracing.ts';
 import type { Logger } from '../platform/logger.ts';
 import { withDeadline } from '../platform/resilience.ts';
@@ -150,21 +151,33 @@ export async function openShards(
         'them out of sight. Unset HOP_DATABASE_SHARDS (moving links onto shards is resharding, not built yet).',
     );
   }
-  const opened: OpenedDatabase[] = [];
-  try {
-    for (const url of config.databaseShards) {
+  // The list and map a resharding left (src/platform/db/shard-layout.ts), followed while the process runs.
+  const watched = await openShardLayout(
+    control,
+    config.databaseShards,
+    async (url) => {
       const shard = await openDatabase({ ...config, databaseUrl: url, databaseSyncUrl: undefined }, logger, scopes);
-      opened.push(shard);
-      if (migrate || shard.mode === 'embedded') await migrateDatabase(shard);
-    }
-    return createShardSet(control, opened, await loadBucketMap(control, opened.length));
-  } catch (err) {
-    for (const shard of opened) shard.close();
-    throw err;
-  }
+      try {
+        if (migrate || shard.mode === 'embedded') await migrateDatabase(shard);
+      } catch (err) {
+        shard.close();
+        throw err;
+      }
+      return shard;
+    },
+    { onError: (err) => logger?.log('warn', 'shard layout not read; link writes wait until it is', { reason: err instanceof Error ? err.message : String(err) }) },
+  ).catch((err: unknown) => {
+    throw err instanceof LayoutMismatchError ? new DatabaseOpenError(err.message) : err;
+  });
+  watchedShards.set(watched.set, watched);
+  return watched.set;
 }
+
+const watchedShards = new WeakMap<ShardSet, WatchedShards>();
 
 /** Closes every shard (the control database is its owner's to close). */
 export function closeShards(set: ShardSet | undefined): void {
-  for (const shard of set?.shards ?? []) shard.close();
+  const watched = set && watchedShards.get(set);
+  watched?.stop();
+  for (const shard of watched ? watched.opened.values() : (set?.shards ?? [])) shard.close();
 }

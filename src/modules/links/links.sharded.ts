@@ -6,7 +6,7 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { domains, linkBuckets, type LinkRow } from '../../db/schema.ts';
 import type { Database } from '../../platform/db/client.ts';
-import { bucketOf, mergeNewestFirst, scatter, type ShardSet } from '../../platform/db/shards.ts';
+import { awaitWritable, bucketOf, mergeNewestFirst, scatter, type ShardSet } from '../../platform/db/shards.ts';
 import { createLinksRepository, type LinkFilters, type LinksRepository } from './links.repository.ts';
 
 /** Tables holding a link's own rows beside it on its shard, moved with it when its address changes shard. */
@@ -14,8 +14,9 @@ const LINK_TABLES = ['link_tags', 'clicks', 'click_rollups', 'click_totals', 'cl
 
 export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): LinksRepository {
   const { control } = set;
-  const repos = new Map<Database, LinksRepository>(set.shards.map((db) => [db, createLinksRepository(db.orm)]));
-  const repoOf = (db: Database) => repos.get(db)!;
+  // Per shard, made on first use: a resharding can add shards while the process runs.
+  const repos = new Map<Database, LinksRepository>();
+  const repoOf = (db: Database) => repos.get(db) ?? repos.set(db, createLinksRepository(db.orm)).get(db)!;
   const controlRepo = createLinksRepository(control.orm);
   const owned = (workspaceId: string, hostname: string) =>
     sql`exists (select 1 from ${domains} where ${domains.hostname} = ${hostname} and ${domains.workspaceId} = ${workspaceId})`;
@@ -70,6 +71,7 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
   return {
     async insert(link, onRegisteredDomain) {
       const bucket = bucketOf(link.domain, link.slug);
+      await awaitWritable(set, [bucket]);
       if (!(await enter(link, bucket, onRegisteredDomain))) return false;
       const shard = set.ofBucket(bucket);
       try {
@@ -89,7 +91,13 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
     },
 
     async list(workspaceId: string, f: LinkFilters) {
-      const pages = await scatter(set.shards, (db) => repoOf(db).list(workspaceId, f), { timeoutMs });
+      // Only the rows each shard owns by the map: while a resharding moves a bucket, its links lie on two shards.
+      // A shard's first rows still hold the first of the rows it owns, so each page stays exact.
+      const pages = await scatter(
+        set.shards,
+        async (db, i) => (await repoOf(db).list(workspaceId, f)).filter((l) => set.map[bucketOf(l.domain, l.slug)] === i),
+        { timeoutMs },
+      );
       return mergeNewestFirst(pages, f.limit);
     },
 
@@ -101,6 +109,7 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
       if (!current) return false;
       const domain = changes.domain ?? current.domain;
       const bucket = bucketOf(domain, changes.slug ?? current.slug);
+      await awaitWritable(set, [at.bucket, bucket]);
       if (bucket !== at.bucket || domain !== at.domain) {
         if (!(await enter({ id, workspaceId, domain }, bucket, toRegisteredDomain && changes.domain !== undefined))) return false;
       }
@@ -128,6 +137,7 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
     async delete(workspaceId, id) {
       const at = await locate(workspaceId, id);
       if (!at) return undefined;
+      await awaitWritable(set, [at.bucket]);
       const deleted = await repoOf(set.ofBucket(at.bucket)).delete(workspaceId, id);
       await leave(id);
       return deleted;

@@ -5,6 +5,7 @@
  */
 import { and, eq } from 'drizzle-orm';
 import { linkBuckets } from '../../db/schema.ts';
+import type { Database } from '../../platform/db/client.ts';
 import { scatter, type ShardSet } from '../../platform/db/shards.ts';
 import { createStatsRepository, type DimensionCount, type SlotCount, type StatsRepository, type StatsTarget, type ValueCount } from './stats.repository.ts';
 
@@ -24,7 +25,12 @@ function sumBy<R extends { humans: number; bots: number }>(lists: R[][], key: (r
 const bySlot = (lists: SlotCount[][]) => sumBy(lists, (r) => r.slot).sort((a, b) => a.slot - b.slot);
 
 export function createShardedStatsRepository(set: ShardSet, timeoutMs: number): StatsRepository {
-  const repos = set.shards.map((db) => createStatsRepository(db.orm));
+  // Per shard, made on first use: a resharding can add shards while the process runs.
+  const made = new Map<Database, StatsRepository>();
+  const repoAt = (i: number) => {
+    const db = set.shards[i]!;
+    return made.get(db) ?? made.set(db, createStatsRepository(db.orm)).get(db)!;
+  };
 
   /** The repository of the link's shard; undefined when the directory has no such link of this workspace. */
   async function linkRepo(workspaceId: string, linkId: string): Promise<StatsRepository | undefined> {
@@ -32,7 +38,7 @@ export function createShardedStatsRepository(set: ShardSet, timeoutMs: number): 
       .select({ bucket: linkBuckets.bucket })
       .from(linkBuckets)
       .where(and(eq(linkBuckets.linkId, linkId), eq(linkBuckets.workspaceId, workspaceId)));
-    return row && repos[set.map[row.bucket]!];
+    return row && repoAt(set.map[row.bucket]!);
   }
 
   /** A link's answer from its shard, or every shard's answers for a workspace. */
@@ -41,9 +47,9 @@ export function createShardedStatsRepository(set: ShardSet, timeoutMs: number): 
       const repo = await linkRepo(target.workspaceId, target.linkId);
       return repo ? [await run(repo)] : [];
     }
-    return scatter(set.shards, (_db, i) => run(repos[i]!), { timeoutMs });
+    return scatter(set.shards, (_db, i) => run(repoAt(i)), { timeoutMs });
   }
-  const everyShard = <T>(run: (repo: StatsRepository) => Promise<T>) => scatter(set.shards, (_db, i) => run(repos[i]!), { timeoutMs });
+  const everyShard = <T>(run: (repo: StatsRepository) => Promise<T>) => scatter(set.shards, (_db, i) => run(repoAt(i)), { timeoutMs });
 
   return {
     async linkExists(workspaceId, linkId) {
