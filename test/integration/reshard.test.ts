@@ -29,8 +29,9 @@ beforeAll(async () => {
   env = {
     HOP_DATABASE_URL: control,
     HOP_DATABASE_SHARDS: shard('a'),
-    HOP_DATABASE_TIMEOUT_MS: '1000',
-    HOP_DATABASE_QUEUE_TIMEOUT_MS: '500',
+    // hop reshard's grace follows from these: 3 s for the layout to go stale, plus twice a write's wait and deadline.
+    HOP_DATABASE_TIMEOUT_MS: '500',
+    HOP_DATABASE_QUEUE_TIMEOUT_MS: '250',
     HOP_LOG_LEVEL: 'warn',
   };
   hop = await startProcess(
@@ -47,7 +48,7 @@ afterAll(async () => {
 });
 
 const reshard = (to: string[], killWhen?: RegExp, extra: string[] = []) =>
-  runHop(['reshard', '--to', to.join(','), '--grace-ms', '3500', ...extra], env, killWhen);
+  runHop(['reshard', '--to', to.join(','), '--wave', '512', ...extra], env, killWhen);
 
 async function epoch() {
   const out = await runHop(['reshard', '--to', ''], env);
@@ -90,7 +91,7 @@ describe('hop reshard', () => {
     expect(stale.code).not.toBe(0);
     expect(stale.output).toMatch(/set HOP_DATABASE_SHARDS to that list/);
 
-    const shrink = await runHop(['reshard', '--to', [shard('a'), shard('b')].join(','), '--grace-ms', '3500'], {
+    const shrink = await runHop(['reshard', '--to', [shard('a'), shard('b')].join(','), '--wave', '512'], {
       ...env,
       HOP_DATABASE_SHARDS: [shard('a'), shard('b'), shard('c')].join(','),
     });

@@ -73,17 +73,15 @@ export async function seedSharded(controlUrl: string, shards: string[], count: n
         }
         return out;
       };
-      await db.client.batch(
-        [
+      const statements = [
           ...rows(part.clicks, 4, (v) => `insert into clicks (id, workspace_id, link_id, at, device, browser, os, bot) select column1, column2, column3, column4, 'desktop', 'x', 'y', 0 from (values ${v})`),
           ...rows(part.totals, 3, (v) => `insert into click_totals (link_id, slot, humans, bots) select column1, column2, column3, 0 from (values ${v})`),
           {
             sql: 'insert into workspace_totals (workspace_id, slot, humans, bots) values (?, ?, ?, 0)',
             args: [workspace.id, slot, part.clicks.length],
           },
-        ],
-        'write',
-      );
+      ];
+      for (let i = 0; i < statements.length; i += 50) await db.client.batch(statements.slice(i, i + 50), 'write');
     }
     return { workspaceId: workspace.id, domain: config.defaultDomain, links: count, clicks: count * clicksPerLink };
   } finally {

@@ -72,6 +72,8 @@ export interface ReshardReport {
   verified: { buckets: number; links: number; clicks: number };
   merged: string[];
   parked: number;
+  /** Of `seconds`, spent waiting for running processes (graces): the part that does not grow with the links. */
+  waitedS: number;
   resumed: boolean;
 }
 
@@ -137,7 +139,12 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
   const chunk = options.chunk ?? 500;
   const parallel = options.parallel ?? 4;
   const log = options.log ?? (() => {});
-  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const pause = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  let waitedMs = 0;
+  const sleep = (ms: number) => {
+    waitedMs += ms;
+    return pause(ms);
+  };
   const started = Date.now();
 
   if (!to.length) throw new ReshardError('--to names no shard');
@@ -230,7 +237,7 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
   report('copying');
 
   /** Copies links (and their own rows) from one shard to another; upserts, so a rerun copies again harmlessly. */
-  async function copyLinks(from: Database, target: Database, ids: readonly string[], clicksAfter?: number) {
+  async function copyLinks(from: Database, target: Database, ids: readonly string[], { recount = true } = {}) {
     await pool(chunks(ids, chunk), parallel, async (part) => {
       const args = part;
       const inList = placeholders(part.length);
@@ -238,9 +245,7 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
         [
           { sql: `select * from links where id in (${inList})`, args },
           { sql: `select * from link_tags where link_id in (${inList})`, args },
-          clicksAfter === undefined
-            ? { sql: `select * from clicks where link_id in (${inList})`, args }
-            : { sql: `select * from clicks where rowid > ? and link_id in (${inList})`, args: [clicksAfter, ...args] },
+          { sql: `select * from clicks where link_id in (${inList})`, args },
           ...LINK_TABLES.map(({ table }) => ({ sql: `select * from ${table} where link_id in (${inList})`, args })),
         ],
         'read',
@@ -258,8 +263,8 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
         ...rollups.flatMap((r, i) => inserts(LINK_TABLES[i]!.table, r.columns, r.rows, 'insert or replace')),
       ];
       await target.client.batch(statements, 'write');
-      progress.links += clicksAfter === undefined ? links!.rows.length : 0;
-      progress.clicks += clicks!.rows.length;
+      if (recount) progress.links += links!.rows.length;
+      progress.clicks += recount ? clicks!.rows.length : 0;
       report(progress.step);
     });
   }
@@ -278,17 +283,20 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
     }
   }
 
-  /** Per bucket: counts and a checksum of the links' rows, tags, clicks and rollups, as one database holds them. */
-  async function fingerprint(on: Database, ids: readonly string[], bucketOfId: Map<string, number>) {
-    const per = new Map<number, { links: number; clicks: number; sum: number }>();
-    const at = (b: number) => per.get(b) ?? per.set(b, { links: 0, clicks: 0, sum: 0 }).get(b)!;
+  /**
+   * Per link: a checksum of its row, its tags, its clicks and its rollups as one database holds them (aggregated in
+   * SQL: a link's clicks are read as count, sum and max over the (link_id, at, id) index), and its clicks count.
+   */
+  async function fingerprint(on: Database, ids: readonly string[]) {
+    const per = new Map<string, { sum: number; clicks: number }>();
     await pool(chunks(ids, chunk), parallel, async (part) => {
       const inList = placeholders(part.length);
       const results = await on.client.batch(
         [
-          { sql: `select * from links where id in (${inList}) order by id`, args: part },
+          // Every change of a link row moves updated_at (an edit) or clicks (a click): no need to read it whole.
+          { sql: `select id, updated_at, clicks, domain, slug from links where id in (${inList})`, args: part },
           { sql: `select link_id, count(*) as n, sum(length(tag)) as s from link_tags where link_id in (${inList}) group by link_id`, args: part },
-          { sql: `select link_id, count(*) as n, sum(at) as s, sum(bot) as b, max(id) as m from clicks where link_id in (${inList}) group by link_id`, args: part },
+          { sql: `select link_id, count(*) as n, sum(at) as s, max(id) as m from clicks where link_id in (${inList}) group by link_id`, args: part },
           ...LINK_TABLES.map(({ table }) => ({
             sql: `select link_id, count(*) as n, sum(humans) as h, sum(bots) as b from ${table} where link_id in (${inList}) group by link_id`,
             args: part,
@@ -299,10 +307,9 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
       results.forEach((result, i) => {
         for (const row of result.rows) {
           const id = String(i === 0 ? row.id : row.link_id);
-          const entry = at(bucketOfId.get(id) ?? -1);
-          if (i === 0) entry.links++;
-          if (i === 2) entry.clicks += Number(row.n);
-          entry.sum = (entry.sum + fnv1a32(`${i}:${JSON.stringify(result.columns.map((c) => row[c]))}`)) >>> 0;
+          const entry = per.get(id) ?? per.set(id, { sum: 0, clicks: 0 }).get(id)!;
+          if (i === 2) entry.clicks = Number(row.n);
+          entry.sum = (entry.sum + fnv1a32(`${i}:${result.columns.map((c) => String(row[c])).join('\u0000')}`)) >>> 0;
         }
       });
     });
@@ -351,10 +358,6 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
     const from = await shardDb(wave[0]!.from);
     const target = await shardDb(wave[0]!.to);
     const toIdx = wave[0]!.to;
-    // Clicks stored after this point are copied again under the freeze (rowids only grow).
-    const mark = Number((await from.client.execute('select coalesce(max(rowid), 0) as m from clicks')).rows[0]!.m);
-    const watermark = async () => (await from.client.execute('select days_until from rollup_watermark where id = 1')).rows[0]?.days_until ?? null;
-    const wm0 = await watermark();
     const before = await linksOf(buckets);
     await copyLinks(from, target, before.map((l) => l.id));
 
@@ -368,10 +371,9 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
     report('freezing');
     await sleep(graceMs);
 
-    // Under the freeze nothing of these buckets changes on the source: copy what changed since the first copy.
+    // Under the freeze nothing of these buckets changes on the source.
     const after = await linksOf(buckets);
     const afterIds = new Set(after.map((l) => l.id));
-    const beforeIds = new Set(before.map((l) => l.id));
     const gone = before.filter((l) => !afterIds.has(l.id)).map((l) => l.id);
     if (gone.length) {
       // Left the wave (deleted, or moved by a new address): dropped from the target unless its bucket is the target's now.
@@ -379,37 +381,36 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
       const stays = new Set(rows.filter((r) => layout.map[Number(r.bucket)] === toIdx).map((r) => String(r.link_id)));
       await dropLinks(target, gone.filter((id) => !stays.has(id)));
     }
-    const fresh = after.filter((l) => !beforeIds.has(l.id)).map((l) => l.id);
-    await copyLinks(from, target, fresh);
-    // Links, tags and the clicks stored since the mark, for the rest; rollups again for every link when a day was
-    // closed meanwhile, else for those with new clicks.
-    const kept = after.filter((l) => beforeIds.has(l.id)).map((l) => l.id);
-    const { rows: recent } = await from.client.execute({ sql: 'select distinct link_id from clicks where rowid > ?', args: [mark] });
-    const clicked = new Set(recent.map((r) => String(r.link_id)));
-    const dayClosed = (await watermark()) !== wm0;
-    const withClicks = kept.filter((id) => dayClosed || clicked.has(id));
-    const without = kept.filter((id) => !(dayClosed || clicked.has(id)));
-    await copyLinks(from, target, withClicks, mark);
-    await copyLinksRowsOnly(from, target, without);
-
+    // What changed since the first copy (links created, edited or clicked meanwhile, a day closed) is found by
+    // comparing each link's fingerprint on both sides, and copied again whole: the target's rows of it deleted,
+    // the source's written. Reading aggregates costs far less than copying every link twice.
     report('verifying');
-    const bucketOfId = new Map(after.map((l) => [l.id, l.bucket]));
     const ids = after.map((l) => l.id);
-    const [src, dst] = await Promise.all([fingerprint(from, ids, bucketOfId), fingerprint(target, ids, bucketOfId)]);
-    for (const b of buckets) {
-      const s = src.get(b) ?? { links: 0, clicks: 0, sum: 0 };
-      const d = dst.get(b) ?? { links: 0, clicks: 0, sum: 0 };
-      if (s.links !== d.links || s.clicks !== d.clicks || s.sum !== d.sum) {
-        throw new ReshardError(
-          `bucket ${b}: the copy differs from the source (links ${s.links}/${d.links}, clicks ${s.clicks}/${d.clicks}); it stays frozen: rerun hop reshard`,
-        );
+    let [src, dst] = await Promise.all([fingerprint(from, ids), fingerprint(target, ids)]);
+    const differ = ids.filter((id) => src.get(id)?.sum !== dst.get(id)?.sum);
+    if (differ.length) {
+      await dropLinks(target, differ);
+      await copyLinks(from, target, differ, { recount: false });
+      [src, dst] = await Promise.all([fingerprint(from, ids), fingerprint(target, ids)]);
+    }
+    const perBucket = new Map<number, { links: number; clicks: number; sum: number }>();
+    for (const l of after) {
+      const s1 = src.get(l.id);
+      const d1 = dst.get(l.id);
+      const entry = perBucket.get(l.bucket) ?? perBucket.set(l.bucket, { links: 0, clicks: 0, sum: 0 }).get(l.bucket)!;
+      if (!s1) continue; // in the directory, not yet on its shard (a create in flight when the freeze began): nothing to move
+      if (s1.sum !== d1?.sum) {
+        throw new ReshardError(`bucket ${l.bucket}: link ${l.id} differs between source and target after the copy; it stays frozen: rerun hop reshard`);
       }
+      entry.links++;
+      entry.clicks += s1.clicks;
+      entry.sum = (entry.sum + s1.sum) >>> 0;
     }
     // The flip and the unfreeze in one write: a process sees the bucket frozen or on its new shard, never open on the old.
     await control.client.batch(
       [
         ...buckets.map((b) => {
-          const s = src.get(b) ?? { links: 0, clicks: 0, sum: 0 };
+          const s = perBucket.get(b) ?? { links: 0, clicks: 0, sum: 0 };
           return { sql: "update reshard_buckets set phase = 'flipped', links = ?, clicks = ?, checksum = ? where bucket = ?", args: [s.links, s.clicks, s.sum.toString(16), b] };
         }),
         { sql: `update shard_buckets set shard = ? where bucket in (${placeholders(buckets.length)})`, args: [toIdx, ...buckets] },
@@ -422,29 +423,6 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
     await drainParked();
     progress.bucketsDone += wave.length;
     report('copying');
-  }
-
-  /** Re-copies only the link rows and tags (no clicks arrived for them since the first copy). */
-  async function copyLinksRowsOnly(from: Database, target: Database, ids: readonly string[]) {
-    await pool(chunks(ids, chunk), parallel, async (part) => {
-      const inList = placeholders(part.length);
-      const [links, tags] = await from.client.batch(
-        [
-          { sql: `select * from links where id in (${inList})`, args: part },
-          { sql: `select * from link_tags where link_id in (${inList})`, args: part },
-        ],
-        'read',
-      );
-      const cols = links!.columns;
-      await target.client.batch(
-        [
-          ...inserts('links', cols, links!.rows, 'insert', ` on conflict (id) do update set ${cols.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')}`),
-          { sql: `delete from link_tags where link_id in (${inList})`, args: part },
-          ...inserts('link_tags', tags!.columns, tags!.rows, 'insert or ignore'),
-        ],
-        'write',
-      );
-    });
   }
 
   // The sources lose their copies once every process surely reads the new map.
@@ -538,7 +516,7 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
   const seconds = (Date.now() - started) / 1000;
   progress.bucketsDone = progress.buckets;
   report('done');
-  return { source, target: [...to], bucketsMoved: all.length, links: progress.links, clicks: progress.clicks, seconds, verified, merged, parked: progress.parked, resumed };
+  return { source, target: [...to], bucketsMoved: all.length, links: progress.links, clicks: progress.clicks, seconds, verified, merged, parked: progress.parked, waitedS: waitedMs / 1000, resumed };
 }
 
 /**
