@@ -50,7 +50,9 @@ export async function runReshard(opts: ReshardCommandOptions): Promise<ReshardRe
   // Longer than a process takes to see a freeze (its layout goes stale past LAYOUT_STALE_MS) plus a write begun before
   // it: its wait for a writer slot and its deadline, twice for a consumer batch that retries once.
   const graceMs = opts.graceMs ?? LAYOUT_STALE_MS + 2 * (config.databaseQueueTimeoutMs + config.databaseTimeoutMs);
-  const control = await openDatabase(config);
+  // Its own calls move thousands of rows each: they get a minute, not the servers' per-request deadline.
+  const own = { ...config, databaseTimeoutMs: Math.max(config.databaseTimeoutMs, 60_000), databaseQueueTimeoutMs: 60_000 };
+  const control = await openDatabase(own);
   const opened: Database[] = [];
   const tty = process.stderr.isTTY;
   let lastPrint = 0;
@@ -65,7 +67,7 @@ export async function runReshard(opts: ReshardCommandOptions): Promise<ReshardRe
       waveBuckets: opts.wave,
       parallel: opts.parallel,
       async open(url) {
-        const shard = await openDatabase({ ...config, databaseUrl: url, databaseSyncUrl: undefined });
+        const shard = await openDatabase({ ...own, databaseUrl: url, databaseSyncUrl: undefined });
         opened.push(shard);
         await migrateDatabase(shard);
         return shard;

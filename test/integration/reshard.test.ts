@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { openDatabase } from '../../src/runtimes/database.ts';
 import { freePort, startProcess, type Running } from '../support/process.ts';
 import { ADMIN_TOKEN, clickTotals, hammer, ROOT, runHop, seedSharded, settle, type Seeded } from '../support/reshard.ts';
 
@@ -50,15 +52,11 @@ afterAll(async () => {
 const reshard = (to: string[], killWhen?: RegExp, extra: string[] = []) =>
   runHop(['reshard', '--to', to.join(','), '--wave', '512', ...extra], env, killWhen);
 
-async function epoch() {
-  const out = await runHop(['reshard', '--to', ''], env);
-  return out;
-}
 
 describe('hop reshard', () => {
   it('refuses an empty list, a bad URL and an unreachable shard, changing nothing', async () => {
     const before = await clickTotals(control, [shard('a')]);
-    const empty = await epoch();
+    const empty = await runHop(['reshard', '--to', ''], env);
     expect(empty.code).not.toBe(0);
     expect(empty.output).toMatch(/--to must list at least one shard URL/);
     const bad = await reshard(['postgres://nope']);
@@ -72,9 +70,16 @@ describe('hop reshard', () => {
     const same = await reshard([shard('a')]);
     expect(same.code).not.toBe(0);
     expect(same.output).toMatch(/nothing to move/);
-    // Nothing moved: the one shard still holds every link, and the process still redirects.
+    // Nothing moved: no layout written, the one shard still holds every link, and the process still redirects.
+    const db = await openDatabase(loadConfig({ HOP_DATABASE_URL: control }));
+    try {
+      expect((await db.client.execute('select count(*) as n from shard_layout')).rows[0]!.n).toBe(0);
+      expect((await db.client.execute('select count(*) as n from reshard_state')).rows[0]!.n).toBe(0);
+    } finally {
+      db.close();
+    }
     expect(await clickTotals(control, [shard('a')])).toEqual(before);
-    const res = await fetch(`${baseUrl}/r1`, { headers: { host: new URL(`http://localhost`).host }, redirect: 'manual' });
+    const res = await fetch(`${baseUrl}/r1`, { headers: { host: 'localhost' }, redirect: 'manual' });
     expect(res.status).toBe(302);
   }, 30_000);
 

@@ -28,7 +28,7 @@ export interface Seeded {
 
 /** `links` links on the default domain over `shards` (the bucket map of a fresh deployment), `clicksPerLink` clicks each, counted in every rollup a redirect's click would be. */
 export async function seedSharded(controlUrl: string, shards: string[], count: number, clicksPerLink: number): Promise<Seeded> {
-  const config = loadConfig({ HOP_DATABASE_URL: controlUrl, HOP_LOG_LEVEL: 'silent' });
+  const config = loadConfig({ HOP_DATABASE_URL: controlUrl, HOP_LOG_LEVEL: 'silent', HOP_DATABASE_TIMEOUT_MS: '60000' });
   const control = await openDatabase(config);
   const dbs = await Promise.all(shards.map((url) => openDatabase({ ...config, databaseUrl: url })));
   try {
@@ -81,7 +81,7 @@ export async function seedSharded(controlUrl: string, shards: string[], count: n
             args: [workspace.id, slot, part.clicks.length],
           },
       ];
-      for (let i = 0; i < statements.length; i += 50) await db.client.batch(statements.slice(i, i + 50), 'write');
+      for (let i = 0; i < statements.length; i += 10) await db.client.batch(statements.slice(i, i + 10), 'write');
     }
     return { workspaceId: workspace.id, domain: config.defaultDomain, links: count, clicks: count * clicksPerLink };
   } finally {
@@ -92,7 +92,7 @@ export async function seedSharded(controlUrl: string, shards: string[], count: n
 
 /** Clicks as the shards' rollups count them: per link (click_totals) and per workspace (workspace_totals). */
 export async function clickTotals(controlUrl: string, shards: string[]): Promise<{ links: number; workspaces: number; raw: number }> {
-  const config = loadConfig({ HOP_DATABASE_URL: controlUrl, HOP_LOG_LEVEL: 'silent' });
+  const config = loadConfig({ HOP_DATABASE_URL: controlUrl, HOP_LOG_LEVEL: 'silent', HOP_DATABASE_TIMEOUT_MS: '60000' });
   const out = { links: 0, workspaces: 0, raw: 0 };
   for (const url of shards) {
     const db = await openDatabase({ ...config, databaseUrl: url });
