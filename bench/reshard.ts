@@ -6,7 +6,8 @@
  * redirects and the click totals against the redirects answered.
  *
  * Environment: BENCH_RESHARD_STORAGE (`sqld`, default, one sqld per database; or `file`), BENCH_RESHARD_LINKS,
- * BENCH_RESHARD_CLICKS, BENCH_RESHARD_CONCURRENCY (redirect loops, default 4).
+ * BENCH_RESHARD_CLICKS, BENCH_RESHARD_CONCURRENCY (redirect loops, default 4), BENCH_RESHARD_RATE (redirects per
+ * second in all, default 200: steady traffic beside the move, not a saturation test; 0 for as fast as they go).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ const STORAGE = process.env.BENCH_RESHARD_STORAGE ?? 'sqld';
 const LINKS = Number(process.env.BENCH_RESHARD_LINKS ?? 100_000);
 const CLICKS = Number(process.env.BENCH_RESHARD_CLICKS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_RESHARD_CONCURRENCY ?? 4);
+const RATE = Number(process.env.BENCH_RESHARD_RATE ?? 200);
 const TARGET_LINKS = 1_000_000;
 
 const dir = mkdtempSync(join(tmpdir(), 'hop-bench-reshard-'));
@@ -60,7 +62,7 @@ try {
     baseUrl,
     60_000,
   );
-  const load = hammer(baseUrl, 'localhost', LINKS, CONCURRENCY);
+  const load = hammer(baseUrl, 'localhost', LINKS, CONCURRENCY, RATE || undefined);
 
   const grow = [a, b, c].join(',');
   const t0 = Date.now();

@@ -116,14 +116,16 @@ export interface Hammer {
   stop(): Promise<{ ok: number; failed: number; statuses: Record<string, number> }>;
 }
 
-/** `concurrency` loops of GET /<slug> (redirect: manual) over random seeded slugs until stopped. */
-export function hammer(baseUrl: string, host: string, count: number, concurrency = 8): Hammer {
+/** `concurrency` loops of GET /<slug> (redirect: manual) over random seeded slugs until stopped; at most `ratePerS` in all when given. */
+export function hammer(baseUrl: string, host: string, count: number, concurrency = 8, ratePerS?: number): Hammer {
+  const gapMs = ratePerS ? (1000 * concurrency) / ratePerS : 0;
   let running = true;
   const statuses: Record<string, number> = {};
   let ok = 0;
   let failed = 0;
   const loops = Array.from({ length: concurrency }, async () => {
     while (running) {
+      const started = Date.now();
       const slug = slugOf(Math.floor(Math.random() * count));
       let status: string;
       try {
@@ -136,6 +138,8 @@ export function hammer(baseUrl: string, host: string, count: number, concurrency
       statuses[status] = (statuses[status] ?? 0) + 1;
       if (status === '302') ok++;
       else failed++;
+      const rest = gapMs - (Date.now() - started);
+      if (rest > 0) await new Promise((r) => setTimeout(r, rest));
     }
   });
   return {

@@ -342,18 +342,18 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
   }
 
   // Waves: buckets moving between the same two shards, frozen together; the frozen ones of an interrupted run first.
-  const waves: (typeof all)[] = [];
   const groups = new Map<string, typeof all>();
   for (const m of todo.sort((a, b) => Number(b.phase === 'frozen') - Number(a.phase === 'frozen'))) {
     const key = `${m.from}>${m.to}`;
     groups.set(key, [...(groups.get(key) ?? []), m]);
   }
-  for (const group of groups.values()) waves.push(...chunks(group, waveBuckets));
+  // Each pair of shards is a lane of waves; lanes run at once (their buckets, sources or targets differ).
+  const lanes = [...groups.values()].map((group) => chunks(group, waveBuckets));
 
   // A rerun does not know when the last run flipped: it waits a whole grace before deleting.
   let lastFlip = resumed ? Date.now() : 0;
-  for (const wave of waves) {
-    layout = await readLayout(control);
+  async function moveWave(wave: typeof all) {
+    const current = await readLayout(control);
     const buckets = wave.map((m) => m.bucket);
     const from = await shardDb(wave[0]!.from);
     const target = await shardDb(wave[0]!.to);
@@ -378,7 +378,7 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
     if (gone.length) {
       // Left the wave (deleted, or moved by a new address): dropped from the target unless its bucket is the target's now.
       const { rows } = await control.client.execute({ sql: `select link_id, bucket from link_buckets where link_id in (${placeholders(gone.length)})`, args: gone });
-      const stays = new Set(rows.filter((r) => layout.map[Number(r.bucket)] === toIdx).map((r) => String(r.link_id)));
+      const stays = new Set(rows.filter((r) => current.map[Number(r.bucket)] === toIdx).map((r) => String(r.link_id)));
       await dropLinks(target, gone.filter((id) => !stays.has(id)));
     }
     // What changed since the first copy (links created, edited or clicked meanwhile, a day closed) is found by
@@ -424,6 +424,11 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
     progress.bucketsDone += wave.length;
     report('copying');
   }
+  await Promise.all(
+    lanes.map(async (lane) => {
+      for (const wave of lane) await moveWave(wave);
+    }),
+  );
 
   // The sources lose their copies once every process surely reads the new map.
   const flipped = all.filter((m) => m.phase === 'flipped');
