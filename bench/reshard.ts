@@ -40,8 +40,11 @@ function parse(out: { code: number | null; output: string }, what: string): Resh
   return JSON.parse(json!) as ReshardReport;
 }
 
-/** Time that grows with the data (all but the graces), scaled to 1,000,000 links, plus the graces as they were. */
-const projection = (r: ReshardReport, links: number) => (r.seconds - r.waitedS) * (TARGET_LINKS / links) + r.waitedS;
+/**
+ * The same move of a deployment of 1,000,000 links: the time that grows with the data (all but the graces) scaled by
+ * 1,000,000 / BENCH_RESHARD_LINKS, plus the graces as they were (their number follows the waves, not the links).
+ */
+const projection = (r: ReshardReport) => (r.seconds - r.waitedS) * (TARGET_LINKS / LINKS) + r.waitedS;
 
 let hop: Awaited<ReturnType<typeof startProcess>> | undefined;
 try {
@@ -79,7 +82,7 @@ try {
     `${name}: ${r.bucketsMoved} buckets, ${r.links} links (${Math.round(r.links / r.seconds)}/s) and ${r.clicks} clicks ` +
     `(${Math.round(r.clicks / r.seconds)}/s) in ${r.seconds.toFixed(1)} s (${wall.toFixed(1)} s with the killed run), ` +
     `${r.waitedS.toFixed(1)} s of it graces; ${r.parked} clicks parked; verified ${r.verified.links} links in ${r.verified.buckets} buckets` +
-    `; projected for 1,000,000 links: ${(projection(r, r.links || 1) / 60).toFixed(1)} min`;
+    `; projected for a deployment of 1,000,000 links: ${(projection(r) / 60).toFixed(1)} min`;
   console.log(line('1 → 3 (rerun)', up, upWall));
   console.log(line('3 → 2', down));
   console.log(`redirects: ${result.ok} answered 302, ${result.failed} failed ${JSON.stringify(result.statuses)}`);
