@@ -8,6 +8,7 @@
  * The protocol and what can race: docs/architecture.md, "Shards".
  */
 import type { InStatement, Row } from '@libsql/client';
+import { AppError, isBusy } from '../../errors.ts';
 import type { Database } from './client.ts';
 import { BUCKETS, bucketOf, fnv1a32, loadBucketMap } from './shards.ts';
 import { readLayout } from './shard-layout.ts';
@@ -77,6 +78,34 @@ export interface ReshardReport {
   resumed: boolean;
 }
 
+/**
+ * The same database, its client's execute and batch tried again (5 times, backing off) when the database did not
+ * answer or was busy: a move makes thousands of calls, and each is idempotent (upserts, replaces, deletes, a bumped
+ * epoch) or guarded (the merge's mark), so one hiccup of a loaded server need not stop it.
+ */
+function retrying(db: Database, pause: (ms: number) => Promise<void>): Database {
+  const again = async <T>(run: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        if (attempt >= 5 || !((err instanceof AppError && err.code === 'unavailable') || isBusy(err))) throw err;
+        await pause(250 * 2 ** attempt);
+      }
+    }
+  };
+  const client = new Proxy(db.client, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (prop === 'execute' || prop === 'batch') {
+        return (...args: unknown[]) => again(() => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+      }
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { ...db, client };
+}
+
 export class ReshardError extends Error {
   override name = 'ReshardError';
 }
@@ -134,12 +163,13 @@ export function planMap(map: readonly number[], union: readonly string[], to: re
 }
 
 export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
-  const { control, to, graceMs } = options;
+  const { to, graceMs } = options;
   const waveBuckets = options.waveBuckets ?? 256;
   const chunk = options.chunk ?? 500;
   const parallel = options.parallel ?? 4;
   const log = options.log ?? (() => {});
   const pause = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const control = retrying(options.control, pause);
   let waitedMs = 0;
   const sleep = (ms: number) => {
     waitedMs += ms;
@@ -151,7 +181,7 @@ export async function reshard(options: ReshardOptions): Promise<ReshardReport> {
   if (new Set(to).size !== to.length) throw new ReshardError('--to names a shard twice');
 
   const opened = new Map<string, Database>();
-  const db = async (url: string) => opened.get(url) ?? opened.set(url, await options.open(url)).get(url)!;
+  const db = async (url: string) => opened.get(url) ?? opened.set(url, retrying(await options.open(url), pause)).get(url)!;
 
   let layout = await readLayout(control);
   const current = layout.urls ?? [...options.listed];
