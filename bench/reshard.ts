@@ -7,7 +7,8 @@
  *
  * Environment: BENCH_RESHARD_STORAGE (`sqld`, default, one sqld per database; or `file`), BENCH_RESHARD_LINKS,
  * BENCH_RESHARD_CLICKS, BENCH_RESHARD_CONCURRENCY (redirect loops, default 4), BENCH_RESHARD_RATE (redirects per
- * second in all, default 200: steady traffic beside the move, not a saturation test; 0 for as fast as they go).
+ * second in all, default 200: steady traffic beside the move, not a saturation test; 0 for as fast as they go),
+ * BENCH_RESHARD_PARALLEL (hop reshard's --parallel, default its own 4).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,8 @@ const LINKS = Number(process.env.BENCH_RESHARD_LINKS ?? 100_000);
 const CLICKS = Number(process.env.BENCH_RESHARD_CLICKS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_RESHARD_CONCURRENCY ?? 4);
 const RATE = Number(process.env.BENCH_RESHARD_RATE ?? 200);
+/** `hop reshard --parallel` (copy chunks in flight), when set. */
+const PARALLEL = process.env.BENCH_RESHARD_PARALLEL ? ['--parallel', process.env.BENCH_RESHARD_PARALLEL] : [];
 const TARGET_LINKS = 1_000_000;
 
 const dir = mkdtempSync(join(tmpdir(), 'hop-bench-reshard-'));
@@ -69,11 +72,11 @@ try {
 
   const grow = [a, b, c].join(',');
   const t0 = Date.now();
-  const killed = await runHop(['reshard', '--to', grow, '--json'], env, /freezing/);
+  const killed = await runHop(['reshard', '--to', grow, '--json', ...PARALLEL], env, /freezing/);
   console.log(`1 → 3: hop reshard SIGKILLed at its first freeze after ${((Date.now() - t0) / 1000).toFixed(1)} s (${killed.signal ?? `exit ${killed.code}`})`);
-  const up = parse(await runHop(['reshard', '--to', grow, '--json'], env), 'the rerun of 1 → 3');
+  const up = parse(await runHop(['reshard', '--to', grow, '--json', ...PARALLEL], env), 'the rerun of 1 → 3');
   const upWall = (Date.now() - t0) / 1000;
-  const down = parse(await runHop(['reshard', '--to', [a, b].join(','), '--json'], { ...env, HOP_DATABASE_SHARDS: grow }), '3 → 2');
+  const down = parse(await runHop(['reshard', '--to', [a, b].join(','), '--json', ...PARALLEL], { ...env, HOP_DATABASE_SHARDS: grow }), '3 → 2');
   const result = await load.stop();
   const expected = seeded.clicks + result.ok;
   const totals = await settle(() => clickTotals(control, [a, b]), { links: expected, workspaces: expected, raw: expected }, 30_000);
