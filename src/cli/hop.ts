@@ -18,10 +18,12 @@ import { composeForProcess, composeProcess } from '../composition/process.ts';
 import { createLogger } from '../platform/logger.ts';
 import { closeShards, migrateDatabase, openDatabase, openShards } from '../runtimes/database.ts';
 import type { ShardSet } from '../platform/db/shards.ts';
+import { ReshardError } from '../platform/db/reshard.ts';
 import { openProcessDatabase } from '../runtimes/server.ts';
 import { createScopes } from '../runtimes/scopes.ts';
 import type { Tracer } from '../platform/tracing.ts';
 import { announceKey, main as serveNode } from '../runtimes/node.ts';
+import { describeReport, parseShardList, runReshard, type ReshardCommandOptions } from './reshard.ts';
 
 /** Runs `run` with services over HOP_DATABASE_URL; migrates first when asked or when the database is embedded. */
 async function withServices<T>(
@@ -171,6 +173,19 @@ program
     );
   });
 
+program
+  .command('reshard')
+  .description('move links between shards while hop serves: --to is the full new shard list; rerun to resume after an interruption')
+  .requiredOption('--to <urls>', 'comma-separated shard URLs (file:, libsql://, http(s)://), the full new list', parseShardList)
+  .option('--grace-ms <ms>', 'wait for running processes to see a freeze or a flip (default: from the database deadlines)', (v) => parsePositive(v, '--grace-ms'))
+  .option('--wave <buckets>', 'buckets frozen and moved together', (v) => parsePositive(v, '--wave'))
+  .option('--parallel <n>', 'copy batches in flight at once', (v) => parsePositive(v, '--parallel'))
+  .option('--json', 'print JSON')
+  .action(async (opts: ReshardCommandOptions) => {
+    const report = await runReshard(opts);
+    print(!!opts.json, report, describeReport(report));
+  });
+
 const workspaces = program.command('workspaces').description('manage workspaces');
 workspaces
   .command('create')
@@ -221,6 +236,7 @@ try {
   if (err instanceof ConfigError) console.error(err.message);
   else if (err instanceof AppError) console.error(`hop: ${errorCodes[err.code].title} ${err.message}`);
   else if (err instanceof ZodError) console.error(`hop: invalid input:\n${prettifyError(err)}`);
+  else if (err instanceof ReshardError) console.error(`hop reshard: ${err.message}`);
   else if (isBusy(err)) console.error('hop: the database is busy (another process holds its lock); try again.');
   else console.error(`hop: ${err instanceof Error ? err.message : String(err)}`);
   process.exitCode = 1;

@@ -15,7 +15,7 @@ import { createLinksService } from '../modules/links/links.service.ts';
 import { createShardedLinksRepository } from '../modules/links/links.sharded.ts';
 import { createShardedStatsRepository } from '../modules/stats/stats.sharded.ts';
 import { createShardedWorkspacesRepository } from '../modules/workspaces/workspaces.sharded.ts';
-import { createShardSet, type ShardSet } from '../platform/db/shards.ts';
+import { deriveShardSet, type ShardSet } from '../platform/db/shards.ts';
 import { createReplicaReader } from '../platform/db/replicas.ts';
 import { createCachedLookup, type LinkRef } from '../modules/redirect/redirect.cache.ts';
 import type { RedirectLookup } from '../modules/redirect/redirect.lookup.ts';
@@ -224,17 +224,13 @@ function meterLookup(lookup: RedirectLookup, meter: DbCallMeter | undefined): Re
  * (shard and replica numbered from 1, in HOP_DATABASE_SHARDS order).
  */
 function watchShards(set: ShardSet, control: Database, watch: (d: Database) => Database, config: Config, metrics: Metrics): ShardSet {
-  const primaries = set.shards.map(watch);
-  const replicas = set.replicas.map((own) => own.map(watch));
-  const readers = primaries.map((primary, i) => {
-    const own = replicas[i] ?? [];
-    if (!own.length) return primary;
-    const shard = String(i + 1);
+  return deriveShardSet(set, control, watch, (primary, replicas, shardNumber) => {
+    const shard = String(shardNumber);
     const served = {
       replica: metrics.counter('hop_database_replica_reads_total', 'Reads a shard could serve from a replica, by who answered (replica, primary).', { shard, served_by: 'replica' }),
       primary: metrics.counter('hop_database_replica_reads_total', 'Reads a shard could serve from a replica, by who answered (replica, primary).', { shard, served_by: 'primary' }),
     };
-    return createReplicaReader(primary, own, {
+    return createReplicaReader(primary, replicas, {
       timeoutMs: config.databaseReplicaTimeoutMs,
       onSkip: (replica, reason) =>
         metrics.increment(
@@ -245,7 +241,6 @@ function watchShards(set: ShardSet, control: Database, watch: (d: Database) => D
       onServed: (by) => served[by].add(),
     });
   });
-  return createShardSet(control, primaries, set.map, replicas, readers);
 }
 
 /** /readyz's check of the shared cache when it is Redis (KV is Cloudflare's own): a PING within the probe's deadline. */

@@ -295,3 +295,62 @@ export const linkBuckets = sqliteTable(
   },
   (t) => [index('link_buckets_domain_idx').on(t.domain, t.workspaceId)],
 );
+
+/**
+ * Control database, once `hop reshard` has run: the shard list the bucket map's indices refer to (JSON array of
+ * URLs) and an epoch every change of the map, the list or a bucket's freeze bumps. Running processes read the epoch
+ * every second and reload the three on a change (src/platform/db/shard-layout.ts).
+ */
+export const shardLayout = sqliteTable('shard_layout', {
+  id: integer('id').primaryKey(),
+  epoch: integer('epoch').notNull(),
+  shards: text('shards').notNull(),
+});
+
+/**
+ * Control database: the resharding in progress or last done (one row): the shard list it moves from and to (JSON
+ * arrays of URLs), its phase, and when it started and ended (src/platform/db/reshard.ts).
+ */
+export const reshardState = sqliteTable('reshard_state', {
+  id: integer('id').primaryKey(),
+  source: text('source').notNull(),
+  target: text('target').notNull(),
+  phase: text('phase').notNull(),
+  startedAt: integer('started_at').notNull(),
+  finishedAt: integer('finished_at'),
+});
+
+/**
+ * Control database: each bucket a resharding moves, from and to which shard (indices of `shard_layout`), and its
+ * phase: pending, frozen (link writes and clicks of it wait), flipped (the map names the target), cleaned (the
+ * source's copy deleted). Counts and checksum as verified under the freeze.
+ */
+export const reshardBuckets = sqliteTable('reshard_buckets', {
+  bucket: integer('bucket').primaryKey(),
+  fromShard: integer('from_shard').notNull(),
+  toShard: integer('to_shard').notNull(),
+  phase: text('phase').notNull(),
+  links: integer('links').notNull().default(0),
+  clicks: integer('clicks').notNull().default(0),
+  checksum: text('checksum'),
+});
+
+/**
+ * On a shard: steps of a resharding done on this database in the same transaction as their writes (the additive
+ * merge of a removed shard's workspace rollups), so that a rerun never repeats them.
+ */
+export const reshardMarks = sqliteTable('reshard_marks', {
+  name: text('name').primaryKey(),
+  at: integer('at').notNull(),
+});
+
+/**
+ * Control database: clicks of a bucket frozen by a resharding, parked by the consumer instead of stored on either
+ * shard (the row as the clicks repository stores it, JSON). `hop reshard` stores them on the bucket's shard once it
+ * is flipped (deduplicated by id, like every click) and deletes them here.
+ */
+export const parkedClicks = sqliteTable('parked_clicks', {
+  id: text('id').primaryKey(),
+  bucket: integer('bucket').notNull(),
+  row: text('row').notNull(),
+});

@@ -10,7 +10,8 @@ import { createClient, type Client } from '@libsql/client';
 import { migrate } from 'drizzle-orm/libsql/migrator';
 import type { Config } from '../config.ts';
 import { createDatabase, deadlineFetch, guardedClient, type Database } from '../platform/db/client.ts';
-import { createShardSet, loadBucketMap, type ShardSet } from '../platform/db/shards.ts';
+import type { ShardSet } from '../platform/db/shards.ts';
+import { LayoutMismatchError, openShardLayout, type WatchedShards } from '../platform/db/shard-layout.ts';
 import type { ScopeStore } from '../platform/tracing.ts';
 import type { Logger } from '../platform/logger.ts';
 import { withDeadline } from '../platform/resilience.ts';
@@ -153,29 +154,52 @@ export async function openShards(
         'them out of sight. Unset HOP_DATABASE_SHARDS (moving links onto shards is resharding, not built yet).',
     );
   }
-  const opened: OpenedDatabase[] = [];
-  const replicas: OpenedDatabase[][] = [];
-  try {
-    for (const [index, url] of config.databaseShards.entries()) {
+  // The list and map a resharding left (src/platform/db/shard-layout.ts), followed while the process runs.
+  const watched = await openShardLayout(
+    control,
+    config.databaseShards,
+    async (url) => {
       const shard = await openDatabase({ ...config, databaseUrl: url, databaseSyncUrl: undefined }, logger, scopes);
-      opened.push(shard);
-      const own: OpenedDatabase[] = [];
-      replicas.push(own);
-      const timeoutMs = config.databaseReplicaTimeoutMs;
-      for (const replica of config.databaseShardReplicas[index] ?? []) {
-        const settings = { databaseUrl: replica, databaseSyncUrl: undefined, databaseTimeoutMs: timeoutMs, databaseQueueTimeoutMs: timeoutMs };
-        own.push(await openDatabase({ ...config, ...settings }, logger, scopes));
+      try {
+        if (migrate || shard.mode === 'embedded') await migrateDatabase(shard);
+      } catch (err) {
+        shard.close();
+        throw err;
       }
-      if (migrate || shard.mode === 'embedded') await migrateDatabase(shard);
-    }
-    return createShardSet(control, opened, await loadBucketMap(control, opened.length), replicas);
-  } catch (err) {
-    for (const db of [...opened, ...replicas.flat()]) db.close();
-    throw err;
-  }
+      return shard;
+    },
+    {
+      onError: (err) => logger?.log('warn', 'shard layout not read; link writes wait until it is', { reason: err instanceof Error ? err.message : String(err) }),
+      // A replica's deadline is short: past it a read goes to the next replica or the primary (replicas.ts).
+      async openReplicas(url) {
+        const index = config.databaseShards!.indexOf(url);
+        const timeoutMs = config.databaseReplicaTimeoutMs;
+        const own: OpenedDatabase[] = [];
+        try {
+          for (const replica of config.databaseShardReplicas[index] ?? []) {
+            const settings = { databaseUrl: replica, databaseSyncUrl: undefined, databaseTimeoutMs: timeoutMs, databaseQueueTimeoutMs: timeoutMs };
+            own.push(await openDatabase({ ...config, ...settings }, logger, scopes));
+          }
+        } catch (err) {
+          for (const db of own) db.close();
+          throw err;
+        }
+        return own;
+      },
+    },
+  ).catch((err: unknown) => {
+    throw err instanceof LayoutMismatchError ? new DatabaseOpenError(err.message) : err;
+  });
+  watchedShards.set(watched.set, watched);
+  return watched.set;
 }
+
+const watchedShards = new WeakMap<ShardSet, WatchedShards>();
 
 /** Closes every shard and replica (the control database is its owner's to close). */
 export function closeShards(set: ShardSet | undefined): void {
-  for (const shard of [...(set?.shards ?? []), ...(set?.replicas.flat() ?? [])]) shard.close();
+  const watched = set && watchedShards.get(set);
+  watched?.stop();
+  for (const shard of watched ? watched.opened.values() : (set?.shards ?? [])) shard.close();
+  for (const replica of [...(set?.replicas.values() ?? [])].flat()) replica.close();
 }

@@ -106,7 +106,9 @@ export function workerShards(config: Config, control: Database, scopes?: ScopeSt
     urls.map((url) => workerDatabase({ ...config, databaseUrl: url, databaseTimeoutMs: timeoutMs, databaseQueueTimeoutMs: timeoutMs }, scopes)),
   );
   let set: ShardSet | undefined;
-  return async () => (set ??= createShardSet(control, primaries, await loadBucketMap(control, primaries.length), replicas));
+  return async () => (set ??= createShardSet(control, primaries, await loadBucketMap(control, primaries.length), {
+      replicas: new Map(primaries.map((primary, i) => [primary, replicas[i] ?? []])),
+    }));
 }
 
 /**

@@ -54,7 +54,7 @@ beforeEach(async () => {
   await replica.client.execute({ sql: "insert into workspaces (id, name, created_at) values (?, '', 0)", args: [WS] });
   served = [];
   const reader = createReplicaReader(primary, [replica], { timeoutMs: 1000, onServed: (by) => served.push(by) });
-  repo = createShardedLinksRepository(createShardSet(control, [primary], defaultBucketMap(1), [[replica]], [reader]), 2000);
+  repo = createShardedLinksRepository(createShardSet(control, [primary], defaultBucketMap(1), { replicas: new Map([[primary, [replica]]]), readerOf: (db) => (db === primary ? reader : db) }), 2000);
   now = Date.now();
   vi.spyOn(Date, 'now').mockImplementation(() => now);
 });

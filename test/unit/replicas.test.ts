@@ -5,7 +5,7 @@ import type { Client, InStatement } from '@libsql/client';
 import { describe, expect, it } from 'vitest';
 import type { Database } from '../../src/platform/db/client.ts';
 import { createReplicaReader, type ReplicaSkip } from '../../src/platform/db/replicas.ts';
-import { createShardSet, defaultBucketMap } from '../../src/platform/db/shards.ts';
+import { createShardSet, defaultBucketMap, deriveShardSet } from '../../src/platform/db/shards.ts';
 
 type Behaviour = 'ok' | 'fail' | 'slow';
 
@@ -111,16 +111,27 @@ describe('the replica reader', () => {
 });
 
 describe('ShardSet readers', () => {
-  it('are the primaries themselves without replicas, and the given readers otherwise', () => {
+  it('are the primaries themselves without replicas, and one replica reader per primary that has replicas', () => {
     const dbs = [0, 1].map((i) => fakeDatabase(`s${i}`).db);
     const plain = createShardSet(dbs[0]!, dbs, defaultBucketMap(2));
-    expect(plain.readers).toEqual(dbs);
-    expect(plain.replicas).toEqual([[], []]);
+    expect(dbs.map((db) => plain.readerOf(db))).toEqual(dbs);
+    expect(plain.replicas.size).toBe(0);
     const replica = fakeDatabase('r').db;
-    const reader = createReplicaReader(dbs[1]!, [replica], { timeoutMs: 50 });
-    const set = createShardSet(dbs[0]!, dbs, defaultBucketMap(2), [[], [replica]], [dbs[0]!, reader]);
-    expect(set.readers[1]).toBe(reader);
+    const base = createShardSet(dbs[0]!, dbs, defaultBucketMap(2), { replicas: new Map([[dbs[1]!, [replica]]]) });
+    const made: Array<{ primary: Database; replicas: readonly Database[]; shard: number }> = [];
+    // The composition root's view: every database wrapped once (metering), the reader made once per primary.
+    const wrapped = new Map<Database, Database>();
+    const set = deriveShardSet(base, dbs[0]!, (db) => wrapped.get(db) ?? wrapped.set(db, { ...db }).get(db)!, (primary, replicas, shard) => {
+      made.push({ primary, replicas, shard });
+      return createReplicaReader(primary, replicas, { timeoutMs: 50 });
+    });
+    const [first, second] = set.shards as [Database, Database];
+    expect(set.readerOf(first)).toBe(first);
+    const reader = set.readerOf(second);
+    expect(reader).not.toBe(second);
+    expect(set.readerOf(second)).toBe(reader);
+    expect(made).toEqual([{ primary: second, replicas: [wrapped.get(replica)], shard: 2 }]);
     // Writes route through `of`: always a primary, never a reader.
-    for (let i = 0; i < 50; i++) expect(dbs).toContain(set.of('x.example', `s${i}`));
+    for (let i = 0; i < 50; i++) expect(set.shards).toContain(set.of('x.example', `s${i}`));
   });
 });

@@ -2,13 +2,13 @@
  * The links repository over shards (HOP_DATABASE_SHARDS): the same contract as links.repository.ts, each link on
  * the shard of its address's bucket, its directory row (id → workspace, domain, bucket) on the control database.
  * A redirect reads one shard; a call by id reads the directory, then one shard; a list asks every shard and merges.
- * Only the redirect reads a shard's replicas (ShardSet.readers): every other read here must see the writes just
+ * Only the redirect reads a shard's replicas (ShardSet.readerOf): every other read here must see the writes just
  * made, so it reads the primary.
  */
 import { and, eq, sql } from 'drizzle-orm';
 import { domains, linkBuckets, type LinkRow } from '../../db/schema.ts';
 import type { Database } from '../../platform/db/client.ts';
-import { bucketOf, mergeNewestFirst, scatter, type ShardSet } from '../../platform/db/shards.ts';
+import { awaitWritable, bucketOf, mergeNewestFirst, scatter, type ShardSet } from '../../platform/db/shards.ts';
 import { createLinksRepository, type LinkFilters, type LinksRepository } from './links.repository.ts';
 
 /**
@@ -31,12 +31,12 @@ export interface ShardedLinksRepository extends LinksRepository {
 
 export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): ShardedLinksRepository {
   const { control } = set;
-  const repos = new Map<Database, LinksRepository>(set.shards.map((db) => [db, createLinksRepository(db.orm)]));
-  const repoOf = (db: Database) => repos.get(db)!;
+  // Per shard, made on first use: a resharding can add shards while the process runs.
+  const repos = new Map<Database, LinksRepository>();
+  const repoOf = (db: Database) => repos.get(db) ?? repos.set(db, createLinksRepository(db.orm)).get(db)!;
   const controlRepo = createLinksRepository(control.orm);
-  const readers = new Map<Database, LinksRepository>(
-    set.shards.map((db, i) => [db, set.readers[i] === db ? repoOf(db) : createLinksRepository(set.readers[i]!.orm)]),
-  );
+  // A shard's reader (its replicas, replicas.ts), or the shard itself: made on first use too.
+  const readerRepoOf = (db: Database) => repoOf(set.readerOf(db));
 
   // Addresses this process wrote, with when: in write order, so the expired ones are at the front.
   const written = new Map<string, number>();
@@ -62,7 +62,7 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
   async function findLink(domain: string, slug: string) {
     const shard = set.of(domain, slug);
     const primary = repoOf(shard);
-    const reader = readers.get(shard)!;
+    const reader = readerRepoOf(shard);
     if (reader === primary || writtenRecently(domain, slug)) return primary.findLink(domain, slug);
     return (await reader.findLink(domain, slug)) ?? primary.findLink(domain, slug);
   }
@@ -120,6 +120,7 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
     async insert(link, onRegisteredDomain) {
       wrote(link.domain, link.slug);
       const bucket = bucketOf(link.domain, link.slug);
+      await awaitWritable(set, [bucket]);
       if (!(await enter(link, bucket, onRegisteredDomain))) return false;
       const shard = set.ofBucket(bucket);
       try {
@@ -139,7 +140,13 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
     },
 
     async list(workspaceId: string, f: LinkFilters) {
-      const pages = await scatter(set.shards, (db) => repoOf(db).list(workspaceId, f), { timeoutMs });
+      // Only the rows each shard owns by the map: while a resharding moves a bucket, its links lie on two shards.
+      // A shard's first rows still hold the first of the rows it owns, so each page stays exact.
+      const pages = await scatter(
+        set.shards,
+        async (db, i) => (await repoOf(db).list(workspaceId, f)).filter((l) => set.map[bucketOf(l.domain, l.slug)] === i),
+        { timeoutMs },
+      );
       return mergeNewestFirst(pages, f.limit);
     },
 
@@ -153,6 +160,7 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
       wrote(current.domain, current.slug);
       wrote(domain, changes.slug ?? current.slug);
       const bucket = bucketOf(domain, changes.slug ?? current.slug);
+      await awaitWritable(set, [at.bucket, bucket]);
       if (bucket !== at.bucket || domain !== at.domain) {
         if (!(await enter({ id, workspaceId, domain }, bucket, toRegisteredDomain && changes.domain !== undefined))) return false;
       }
@@ -180,6 +188,7 @@ export function createShardedLinksRepository(set: ShardSet, timeoutMs: number): 
     async delete(workspaceId, id) {
       const at = await locate(workspaceId, id);
       if (!at) return undefined;
+      await awaitWritable(set, [at.bucket]);
       const deleted = await repoOf(set.ofBucket(at.bucket)).delete(workspaceId, id);
       if (deleted) wrote(deleted.domain, deleted.slug);
       await leave(id);

@@ -2,11 +2,12 @@
  * The statistics repository over shards (HOP_DATABASE_SHARDS): a link's statistics are read on its shard (found
  * through the link directory on the control database); a workspace's, and a domain's orphan visits, are every
  * shard's rollups summed. A shard that does not answer fails the read (503), never a smaller sum. The counts are read
- * where a shard's replicas are (ShardSet.readers), a few ms behind the clicks stored; whether the link exists is
+ * where a shard's replicas are (ShardSet.readerOf), a few ms behind the clicks stored; whether the link exists is
  * asked of its primary, which has a link created a moment ago.
  */
 import { and, eq } from 'drizzle-orm';
 import { linkBuckets } from '../../db/schema.ts';
+import type { Database } from '../../platform/db/client.ts';
 import { scatter, type ShardSet } from '../../platform/db/shards.ts';
 import { createStatsRepository, type DimensionCount, type SlotCount, type StatsRepository, type StatsTarget, type ValueCount } from './stats.repository.ts';
 
@@ -26,8 +27,12 @@ function sumBy<R extends { humans: number; bots: number }>(lists: R[][], key: (r
 const bySlot = (lists: SlotCount[][]) => sumBy(lists, (r) => r.slot).sort((a, b) => a.slot - b.slot);
 
 export function createShardedStatsRepository(set: ShardSet, timeoutMs: number): StatsRepository {
-  const repos = set.readers.map((db) => createStatsRepository(db.orm));
-  const primaries = set.shards.map((db, i) => (db === set.readers[i] ? repos[i]! : createStatsRepository(db.orm)));
+  // Per shard, made on first use (a resharding can add shards while the process runs): its primary's repository and
+  // its reader's (replicas.ts), the same one for a shard without replicas.
+  const made = new Map<Database, StatsRepository>();
+  const repoOf = (db: Database) => made.get(db) ?? made.set(db, createStatsRepository(db.orm)).get(db)!;
+  const repoAt = (i: number) => repoOf(set.shards[i]!);
+  const readerAt = (i: number) => repoOf(set.readerOf(set.shards[i]!));
 
   /** The repository of the link's shard; undefined when the directory has no such link of this workspace. */
   async function linkRepo(workspaceId: string, linkId: string, primary = false): Promise<StatsRepository | undefined> {
@@ -35,7 +40,7 @@ export function createShardedStatsRepository(set: ShardSet, timeoutMs: number): 
       .select({ bucket: linkBuckets.bucket })
       .from(linkBuckets)
       .where(and(eq(linkBuckets.linkId, linkId), eq(linkBuckets.workspaceId, workspaceId)));
-    return row && (primary ? primaries : repos)[set.map[row.bucket]!];
+    return row && (primary ? repoAt : readerAt)(set.map[row.bucket]!);
   }
 
   /** A link's answer from its shard, or every shard's answers for a workspace. */
@@ -44,9 +49,9 @@ export function createShardedStatsRepository(set: ShardSet, timeoutMs: number): 
       const repo = await linkRepo(target.workspaceId, target.linkId);
       return repo ? [await run(repo)] : [];
     }
-    return scatter(set.shards, (_db, i) => run(repos[i]!), { timeoutMs });
+    return scatter(set.shards, (_db, i) => run(readerAt(i)), { timeoutMs });
   }
-  const everyShard = <T>(run: (repo: StatsRepository) => Promise<T>) => scatter(set.shards, (_db, i) => run(repos[i]!), { timeoutMs });
+  const everyShard = <T>(run: (repo: StatsRepository) => Promise<T>) => scatter(set.shards, (_db, i) => run(readerAt(i)), { timeoutMs });
 
   return {
     async linkExists(workspaceId, linkId) {

@@ -5,14 +5,17 @@
  */
 import { and, count, eq, sql } from 'drizzle-orm';
 import { domains, linkBuckets } from '../../db/schema.ts';
+import type { Database } from '../../platform/db/client.ts';
 import { scatter, type ShardSet } from '../../platform/db/shards.ts';
 import { createWorkspacesRepository, type WorkspacesRepository } from './workspaces.repository.ts';
 
 export function createShardedWorkspacesRepository(set: ShardSet, timeoutMs: number): WorkspacesRepository {
   const control = createWorkspacesRepository(set.control.orm);
-  const shards = set.shards.map((db) => createWorkspacesRepository(db.orm));
+  // Per shard, made on first use: a resharding can add shards while the process runs.
+  const made = new Map<Database, WorkspacesRepository>();
+  const repoOf = (db: Database) => made.get(db) ?? made.set(db, createWorkspacesRepository(db.orm)).get(db)!;
   const total = async (count: (repo: WorkspacesRepository) => Promise<number>) =>
-    (await scatter(set.shards, (_db, i) => count(shards[i]!), { timeoutMs })).reduce((a, b) => a + b, 0);
+    (await scatter(set.shards, (db) => count(repoOf(db)), { timeoutMs })).reduce((a, b) => a + b, 0);
   return {
     ...control,
     // The directory, not the shards: the same rows the deletion checks, so that a link being created (its directory

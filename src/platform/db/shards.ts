@@ -38,34 +38,121 @@ export function defaultBucketMap(shards: number): number[] {
 
 export interface ShardSet {
   control: Database;
+  /** The shards the map's indices name. Live: a resharding's layout reload (shard-layout.ts) changes it in place. */
   shards: readonly Database[];
-  /** bucket → shard index (loaded from the control database). */
+  /** bucket → shard index (loaded from the control database). Live, like `shards`. */
   map: readonly number[];
   /** The shard holding a bucket. */
   ofBucket(bucket: number): Database;
   /** The shard of a link's address. */
   of(domain: string, slug: string): Database;
-  /** Each shard's read replicas (HOP_DATABASE_SHARDS `primary|replica|...`), in shard order; empty lists without. */
-  replicas: readonly (readonly Database[])[];
   /**
-   * Where each shard's reads that may lag go (redirect lookups, statistics): its replicas with the primary behind
-   * them (replicas.ts), or the primary itself when it has none. Writes and reads that must see them use `shards`.
+   * Where a shard's reads that may lag go (redirect lookups, statistics): its replicas with the primary behind them
+   * (replicas.ts), or the primary itself when it has none. Writes and reads that must see them use the shard.
    */
-  readers: readonly Database[];
+  readerOf(shard: Database): Database;
+  /** Each primary's read replicas (HOP_DATABASE_SHARDS `primary|replica|...`), as opened; none without. */
+  replicas: ReadonlyMap<Database, readonly Database[]>;
+  /** What a resharding tells this process: the frozen buckets and when the layout was last read. */
+  state: ShardState;
 }
+
+export interface ShardState {
+  /** Buckets being moved under a write freeze: their link writes wait, their clicks are held (left to the queue). */
+  frozen: Set<number>;
+  /** When this process last read the layout (ms); Infinity when nothing watches it (no resharding can happen). */
+  checkedAt: number;
+}
+
+/** Past this without a layout read, a process no longer trusts its view of frozen buckets for writes. */
+export const LAYOUT_POLL_MS = 1000;
+export const LAYOUT_STALE_MS = 3 * LAYOUT_POLL_MS;
 
 export function createShardSet(
   control: Database,
   shards: readonly Database[],
   map: readonly number[],
-  replicas: readonly (readonly Database[])[] = shards.map(() => []),
-  readers: readonly Database[] = shards,
+  options: { state?: ShardState; replicas?: ReadonlyMap<Database, readonly Database[]>; readerOf?: (shard: Database) => Database } = {},
 ): ShardSet {
   if (map.length !== BUCKETS || map.some((s) => !(s >= 0 && s < shards.length))) {
     throw new Error(`the bucket map names a shard that HOP_DATABASE_SHARDS does not list (${shards.length} listed)`);
   }
   const ofBucket = (bucket: number) => shards[map[bucket]!]!;
-  return { control, shards, map, ofBucket, of: (domain, slug) => ofBucket(bucketOf(domain, slug)), replicas, readers };
+  return {
+    control,
+    shards,
+    map,
+    ofBucket,
+    of: (domain, slug) => ofBucket(bucketOf(domain, slug)),
+    readerOf: options.readerOf ?? ((shard) => shard),
+    replicas: options.replicas ?? new Map(),
+    state: options.state ?? { frozen: new Set(), checkedAt: Number.POSITIVE_INFINITY },
+  };
+}
+
+/**
+ * The same shards seen through `wrap` (metering, tracing), following the base set's live list, map and state: the
+ * composition root wraps each database once, including the shards a resharding adds later. `reader` makes the read
+ * path of a (wrapped) primary that has replicas, once per primary; a shard without replicas is its own reader.
+ */
+export function deriveShardSet(
+  base: ShardSet,
+  control: Database,
+  wrap: (db: Database) => Database,
+  reader?: (primary: Database, replicas: readonly Database[], shardNumber: number) => Database,
+): ShardSet {
+  const wrapped = new Map<Database, Database>();
+  const origin = new Map<Database, Database>();
+  const w = (db: Database) => {
+    let out = wrapped.get(db);
+    if (!out) {
+      wrapped.set(db, (out = wrap(db)));
+      origin.set(out, db);
+    }
+    return out;
+  };
+  const readers = new Map<Database, Database>();
+  const readerOf = (shard: Database) => {
+    let out = readers.get(shard);
+    if (!out) {
+      const primary = origin.get(shard) ?? shard;
+      const own = base.replicas.get(primary) ?? [];
+      out = own.length && reader ? reader(shard, own.map(w), base.shards.indexOf(primary) + 1) : shard;
+      readers.set(shard, out);
+    }
+    return out;
+  };
+  return {
+    control,
+    get shards() {
+      return base.shards.map(w);
+    },
+    map: base.map,
+    ofBucket: (bucket) => w(base.ofBucket(bucket)),
+    of: (domain, slug) => w(base.of(domain, slug)),
+    readerOf,
+    replicas: base.replicas,
+    state: base.state,
+  };
+}
+
+/** Whether this process may write a bucket now: not frozen, and its view of the freezes fresh. */
+export function isWritable(set: ShardSet, bucket: number, now = Date.now()): boolean {
+  return !set.state.frozen.has(bucket) && now - set.state.checkedAt <= LAYOUT_STALE_MS;
+}
+
+/**
+ * Waits (up to `waitMs`) until a bucket may be written, else fails as unavailable (503 with Retry-After): its links
+ * are being moved to another shard, or this process cannot read the layout that would tell it.
+ */
+export async function awaitWritable(set: ShardSet, buckets: readonly number[], waitMs = 2000): Promise<void> {
+  const until = Date.now() + waitMs;
+  while (!buckets.every((b) => isWritable(set, b))) {
+    if (Date.now() >= until) {
+      throw new AppError('unavailable', 'These links are being moved between shards; retry shortly.', { retryAfterS: 1 });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /**
