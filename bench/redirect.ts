@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { findSqld, freePort, startSqld, type Sqld } from '../src/cli/sqld.ts';
 import { findRedisServer, REDIS_INSTALL_HINT, startRedis, type RedisServer } from '../test/support/redis.ts';
 import { startUpstashRest, type UpstashRest } from '../test/support/upstash-rest.ts';
+import { generatorCommand, parseResult, pickGenerator, type Generator, type LoadResult as GeneratorResult } from './load-generator.ts';
 import { zipfSample } from './mix.ts';
 import { seedDatabase, slugOf, targetOf } from './seed.ts';
 
@@ -96,14 +97,7 @@ interface Target {
   output: string[];
 }
 
-interface LoadResult {
-  requests: number;
-  durationUs: number;
-  p50Us: number;
-  p99Us: number;
-  maxUs: number;
-  non3xx: number;
-  errors: { connect: number; read: number; write: number; timeout: number };
+interface LoadResult extends GeneratorResult {
   /** The server's CPU time per request over the measured run, where its process is the whole server. */
   serverCpuUsPerRequest?: number;
 }
@@ -390,23 +384,13 @@ async function verifyFixed(target: Target): Promise<void> {
  */
 const hostOf = (url: string) => `localhost:${new URL(url).port}`;
 
-function generatorCommand(generator: 'wrk' | 'autocannon', url: string, seconds: number, pathsFile: string) {
-  const host = hostOf(url);
-  if (generator === 'wrk') {
-    // One wrk thread: the machine has two cores, one for the server under test and one for the generator.
-    const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '-H', `Host: ${host}`];
-    return pinned(0, 'wrk', [...args, '-s', join(ROOT, 'bench/wrk-paths.lua'), url, '--', pathsFile]);
-  }
-  const worker = join(ROOT, 'bench/autocannon-worker.ts');
-  return pinned(0, process.execPath, [worker, url, String(CONNECTIONS), String(seconds), pathsFile, host]);
-}
-
-async function load(generator: 'wrk' | 'autocannon', url: string, seconds: number, pathsFile: string) {
-  const { command, args } = generatorCommand(generator, url, seconds, pathsFile);
+async function load(generator: Generator, url: string, seconds: number, pathsFile: string): Promise<LoadResult> {
+  const plain = generatorCommand(ROOT, generator, url, CONNECTIONS, seconds, pathsFile);
+  const { command, args } = pinned(0, plain.command, plain.args);
   const out = await run(command, args, (seconds + 30) * 1000);
-  const line = out.split('\n').find((l) => l.startsWith('BENCH_RESULT '));
-  if (!line) throw new HarnessError(`${generator} printed no result:\n${out}`);
-  return JSON.parse(line.slice('BENCH_RESULT '.length)) as LoadResult;
+  const result = parseResult(out);
+  if (!result) throw new HarnessError(`${generator} printed no result:\n${out}`);
+  return result;
 }
 
 // --- report -----------------------------------------------------------------------------------------------
@@ -421,16 +405,7 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
-function pickGenerator(): 'wrk' | 'autocannon' {
-  const forced = process.env.BENCH_GENERATOR;
-  if (forced === 'wrk' || forced === 'autocannon') return forced;
-  if (forced) throw new HarnessError('BENCH_GENERATOR must be wrk or autocannon');
-  if (spawnSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' }).status === 0) return 'wrk';
-  console.log('wrk is not installed (`apt-get install -y wrk` gives it); falling back to autocannon in a child process.');
-  return 'autocannon';
-}
-
-function generatorVersion(generator: 'wrk' | 'autocannon'): string {
+function generatorVersion(generator: Generator): string {
   if (generator === 'autocannon') return `autocannon (node ${process.version}, child process)`;
   // `wrk -v` prints its version line and exits 1.
   const out = spawnSync('wrk', ['-v'], { encoding: 'utf8' });
@@ -458,7 +433,7 @@ function selectTargets(catalogue: Target[]): Target[] {
 // --- main -------------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
-  const generator = pickGenerator();
+  const generator = pickGenerator((message) => new HarnessError(message));
   const dir = mkdtempSync(join(tmpdir(), 'hop-bench-'));
   tempDir = dir;
   const profileDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;

@@ -15,13 +15,14 @@
  * Environment: BENCH_SHARDS_TARGETS (`1,4`), BENCH_SHARDS_LINKS, BENCH_SHARDS_SECONDS, BENCH_SHARDS_CONNECTIONS,
  * BENCH_SHARDS_LIST, BENCH_GENERATOR (wrk | autocannon).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startSqld, type Sqld } from '../src/cli/sqld.ts';
 import { HarnessError, hopProcesses } from './hop-process.ts';
+import { generatorCommand, parseResult, pickGenerator, type LoadResult } from './load-generator.ts';
 import { prng } from './mix.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -36,38 +37,17 @@ const LIST_CLIENTS = 4;
 const SEED_CLIENTS = 4;
 const TARGET_P99_RATIO = 1.1;
 
-
-interface LoadResult {
-  requests: number;
-  durationUs: number;
-  p50Us: number;
-  p99Us: number;
-  maxUs: number;
-  non3xx: number;
-  errors: { connect: number; read: number; write: number; timeout: number };
-}
-
 interface Outcome {
   redirect: LoadResult;
   list: { latencies: number[]; errors: number };
   peakMb: number;
 }
 
-function pickGenerator(): 'wrk' | 'autocannon' {
-  const forced = process.env.BENCH_GENERATOR;
-  if (forced === 'wrk' || forced === 'autocannon') return forced;
-  if (forced) throw new HarnessError('BENCH_GENERATOR must be wrk or autocannon');
-  return spawnSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' }).status === 0 ? 'wrk' : 'autocannon';
-}
-const GENERATOR = pickGenerator();
+const GENERATOR = pickGenerator((message) => new HarnessError(message));
 
 /** One run of the generator over the paths file; its BENCH_RESULT line. */
 function load(url: string, seconds: number, pathsFile: string): Promise<LoadResult> {
-  const host = `localhost:${new URL(url).port}`;
-  const [command, args] =
-    GENERATOR === 'wrk'
-      ? ['wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '-H', `Host: ${host}`, '-s', join(ROOT, 'bench/wrk-paths.lua'), url, '--', pathsFile]]
-      : [process.execPath, [join(ROOT, 'bench/autocannon-worker.ts'), url, String(CONNECTIONS), String(seconds), pathsFile, host]];
+  const { command, args } = generatorCommand(ROOT, GENERATOR, url, CONNECTIONS, seconds, pathsFile);
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -75,9 +55,9 @@ function load(url: string, seconds: number, pathsFile: string): Promise<LoadResu
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
     child.once('error', reject);
     child.once('exit', () => {
-      const line = out.split('\n').find((l) => l.startsWith('BENCH_RESULT '));
-      if (!line) reject(new HarnessError(`${GENERATOR} printed no result:\n${out}`));
-      else resolve(JSON.parse(line.slice('BENCH_RESULT '.length)) as LoadResult);
+      const result = parseResult(out);
+      if (!result) reject(new HarnessError(`${GENERATOR} printed no result:\n${out}`));
+      else resolve(result);
     });
   });
 }
