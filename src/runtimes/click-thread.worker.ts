@@ -16,7 +16,7 @@ import { releaseLoadingGarbage } from './heap.ts';
 const config = loadServerConfig((workerData as { env: Record<string, string | undefined> }).env);
 const logger = createLogger({ level: config.logLevel });
 const db = await openDatabase(config, logger);
-// This thread exists for a plain embedded file and for a remote primary (server.ts).
+// This thread exists for a plain embedded file, and for a supervisor's remote primary (server.ts, cluster.ts).
 const writer =
   db.mode === 'embedded'
     ? createEmbeddedWriter(embeddedPath(config.databaseUrl), {
