@@ -113,7 +113,7 @@ function memoryStore(negatives = true) {
   return { store, data, calls, state };
 }
 
-function tiered(options: { shared?: SharedStore; singleFlight?: boolean; now?: () => number } = {}) {
+function tiered(options: { shared?: SharedStore; singleFlight?: boolean; now?: () => number; random?: () => number } = {}) {
   const logs: string[] = [];
   const logger = createLogger({ level: 'info', write: (l) => logs.push(l) });
   const metrics = createMetrics();
@@ -130,6 +130,8 @@ function tiered(options: { shared?: SharedStore; singleFlight?: boolean; now?: (
     singleFlight: options.singleFlight ?? true,
     logger,
     metrics,
+    // The latest refresh point unless a test draws others.
+    random: options.random ?? (() => 1),
   });
   return { cache, logs, metrics };
 }
@@ -281,6 +283,52 @@ describe('createTieredCache', () => {
     expect(cache.get('k', load)).toBe('v2');
     expect(count(metrics, 'all', 'refreshed')).toBe(1);
     expect(count(metrics, 'all', 'miss')).toBe(1);
+  });
+
+  it('draws each value\'s refresh point between half and four fifths of its life, anew at each refresh', async () => {
+    let now = 0;
+    const draws = [0, 0.5];
+    const { cache } = tiered({ now: () => now, random: () => draws.shift() ?? 1 });
+    let loads = 0;
+    const load = () => Promise.resolve(`v${++loads}`);
+    expect(await cache.get('k', load)).toBe('v1');
+    now = 499;
+    cache.get('k', load);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(loads).toBe(1);
+    now = 500;
+    cache.get('k', load);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(loads).toBe(2);
+    // Stored again at 500 with a draw of 0.5: its refresh point is 650 ms later (0.65 of its life).
+    now = 1149;
+    cache.get('k', load);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(loads).toBe(2);
+    now = 1150;
+    expect(cache.get('k', load)).toBe('v2');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(loads).toBe(3);
+  });
+
+  it('values loaded together are refreshed at different times', async () => {
+    let now = 0;
+    const { cache } = tiered({ now: () => now, random: Math.random });
+    const loads: number[] = [];
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    for (const key of keys) await cache.get(key, () => Promise.resolve(key));
+    for (now = 0; now < 1000; now += 50) {
+      for (const key of keys) cache.get(key, () => (loads.push(now), Promise.resolve(key)));
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    expect(loads).toHaveLength(100);
+    expect(Math.min(...loads)).toBeGreaterThanOrEqual(500);
+    expect(Math.max(...loads)).toBeLessThanOrEqual(800);
+    // Spread over the window's 7 steps of 50 ms (about 14 each), not all at one: without the draw, 100 at 800 ms.
+    // More than 40 in one step is over six standard deviations away.
+    const perStep = new Map<number, number>();
+    for (const t of loads) perStep.set(t, (perStep.get(t) ?? 0) + 1);
+    expect(Math.max(...perStep.values())).toBeLessThanOrEqual(40);
   });
 
   it('a refresh that fails keeps the value until it expires; a refresh read before an invalidation is not kept', async () => {

@@ -38,6 +38,8 @@ export interface TieredCacheOptions<V> {
   singleFlight: boolean;
   logger: Logger;
   metrics: Metrics;
+  /** Where a value's refresh point falls in its window (0 to 1); Math.random unless a test fixes it. */
+  random?: () => number;
 }
 
 /** Keeps a background write alive past the response where the platform needs telling (waitUntil on Workers). */
@@ -56,8 +58,13 @@ export interface TieredCache<V> {
 }
 
 const NEGATIVE = '-';
-/** The share of a value's first-tier life after which a hit refreshes it (see refreshAhead). */
-const REFRESH_AT = 0.8;
+/**
+ * The window of a value's first-tier life in which its refresh point falls, at random (see refreshAhead): values
+ * loaded together (a process's first seconds, a burst of misses) would otherwise all be read again together, once
+ * per lifetime, and that burst of reads queued every other call to a remote database behind it.
+ */
+const REFRESH_FROM = 0.5;
+const REFRESH_TO = 0.8;
 const NEGATIVE_BYTES = 64;
 
 export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCache<V> {
@@ -88,11 +95,13 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
   };
   const counts = { memoryHit: 0, sharedHit: 0, miss: 0, coalesced: 0, poisoned: 0, refreshed: 0 };
   /*
-   * A hit in the last fifth of a value's first-tier life loads a fresh copy in the background, so a key in steady
-   * use is never a miss: without it each hot link made one redirect wait for the database every HOP_CACHE_TTL_S.
-   * With single flight only (a Worker's I/O ends with its request).
+   * A hit past a value's refresh point (between half and four fifths of its first-tier life) loads a fresh copy in
+   * the background, so a key in steady use is never a miss: without it each hot link made one redirect wait for the
+   * database every HOP_CACHE_TTL_S. With single flight only (a Worker's I/O ends with its request).
    */
   const refreshAhead = options.singleFlight;
+  const random = options.random ?? Math.random;
+  const refreshPoint = (ttl: number) => ttl * (REFRESH_FROM + (REFRESH_TO - REFRESH_FROM) * random());
   // Set by the first tier during a hit that is due (one stable function: no closure per hit on the redirect's path).
   let due = false;
   const markDue = () => {
@@ -117,7 +126,7 @@ export function createTieredCache<V>(options: TieredCacheOptions<V>): TieredCach
     if (value === null) l1.set(key, null, options.negativeTtlMs, NEGATIVE_BYTES);
     else {
       const ttl = options.ttlMs(value);
-      l1.set(key, value, ttl, codec.size(value), refreshAhead ? ttl * REFRESH_AT : undefined);
+      l1.set(key, value, ttl, codec.size(value), refreshAhead ? refreshPoint(ttl) : undefined);
     }
   };
 
