@@ -161,13 +161,27 @@ const addToRollup = (table: string, key: string[], rows: unknown[][]) =>
     ` on conflict (${key.join(', ')}) do update set humans = humans + excluded.humans, bots = bots + excluded.bots`,
   );
 
-/** Which of `ids` are stored in `table` already. */
-async function storedIds(runner: SqlRunner, table: string, ids: string[]): Promise<Set<string>> {
-  const found = new Set<string>();
-  if (!ids.length) return found;
-  const { rows } = await runner.execute({ sql: `select id from ${table} where id in (select value from json_each(?))`, args: [JSON.stringify(ids)] });
-  for (let r = 0; r < rows.length; r++) found.add(rows[r]!.id as string);
-  return found;
+/**
+ * What a batch must know before it writes, in one statement (one round trip to a remote primary): which of its
+ * click and orphan-visit ids are stored already, and the daily rollups' watermark (undefined when its row is gone).
+ */
+const STORED_AND_WATERMARK =
+  "select 'c' as kind, id, null as days_until from clicks where id in (select value from json_each(?)) " +
+  "union all select 'o', id, null from orphan_visits where id in (select value from json_each(?)) " +
+  "union all select 'w', null, days_until from rollup_watermark where id = 1";
+
+async function storedAndWatermark(runner: SqlRunner, clickIds: string[], orphanIds: string[]) {
+  const clicks = new Set<string>();
+  const orphans = new Set<string>();
+  let watermark: number | undefined;
+  const { rows } = await runner.execute({ sql: STORED_AND_WATERMARK, args: [JSON.stringify(clickIds), JSON.stringify(orphanIds)] });
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    if (row.kind === 'c') clicks.add(row.id as string);
+    else if (row.kind === 'o') orphans.add(row.id as string);
+    else watermark = Number(row.days_until);
+  }
+  return { clicks, orphans, watermark };
 }
 
 /** How often a batch is retried when another consumer stored some of its rows between the read and the write. */
@@ -311,16 +325,12 @@ export function createClicksRepository(orm: Orm, runner: SqlRunner = orm.$client
     /** Stores one batch atomically. Returns how many clicks and orphan visits were new (not stored before). */
     async ingest(clickRows: ClickRow[], orphanRows: OrphanRow[]): Promise<IngestStored> {
       for (let attempt = 1; ; attempt++) {
-        const [storedClicks, storedOrphans, watermark] = await Promise.all([
-          storedIds(client, 'clicks', clickRows.map((r) => r.id)),
-          storedIds(client, 'orphan_visits', orphanRows.map((r) => r.id)),
-          client.execute('select days_until from rollup_watermark where id = 1'),
-        ]);
-        const newClicks = clickRows.filter((r) => !storedClicks.has(r.id));
-        const newOrphans = orphanRows.filter((r) => !storedOrphans.has(r.id));
+        const stored = await storedAndWatermark(client, clickRows.map((r) => r.id), orphanRows.map((r) => r.id));
+        const newClicks = clickRows.filter((r) => !stored.clicks.has(r.id));
+        const newOrphans = orphanRows.filter((r) => !stored.orphans.has(r.id));
         if (!newClicks.length && !newOrphans.length) return { clicks: 0, orphans: 0, limited: [] };
         // No watermark row (a database it was deleted from): every day is kept on every batch, and none is filled.
-        const until = watermark.rows[0] ? Number(watermark.rows[0].days_until) : Number.MAX_SAFE_INTEGER;
+        const until = stored.watermark ?? Number.MAX_SAFE_INTEGER;
         const { statements, counts } = statementsFor(newClicks, newOrphans, until, dayOf(Date.now()));
         try {
           const results = await client.batch(statements, 'write');
