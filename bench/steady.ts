@@ -62,9 +62,25 @@ interface Outcome {
   errors: Map<string, number>;
   sent: number;
   peakMb: number;
+  /** The click queue's counts from hop's /metrics at the end (batches, failures, high-water mark). */
+  queue: string;
+  /** The tail of hop's log, printed when a request erred. */
+  log: string;
 }
 
-async function steady(url: string): Promise<Omit<Outcome, 'peakMb'>> {
+/** hop's click-queue series, one line: what its consumer did under the load. */
+async function queueCounts(url: string): Promise<string> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const pick = (series: string) => text.split('\n').find((l) => l.startsWith(series))?.split(' ').at(-1) ?? '-';
+  return [
+    `batches failed ${pick('hop_click_queue_failures_total')}`,
+    `largest batch ${pick('hop_click_queue_batch_max')}`,
+    `most buffered ${pick('hop_click_queue_buffered_max')}`,
+    `refused ${pick('hop_click_queue_events_total{queue="memory",result="refused"}')}`,
+  ].join(', ');
+}
+
+async function steady(url: string): Promise<Omit<Outcome, 'peakMb' | 'queue' | 'log'>> {
   const made = await fetch(`${url}/v1/workspaces`, {
     method: 'POST',
     headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
@@ -144,7 +160,7 @@ async function benchTarget(target: string): Promise<Outcome> {
     const hop = await startHop(sqld ? sqld.url : `file:${join(dir, 'hop.db')}`);
     try {
       const outcome = await steady(hop.url);
-      return { ...outcome, peakMb: peakMb(hop.child.pid!) };
+      return { ...outcome, peakMb: peakMb(hop.child.pid!), queue: await queueCounts(hop.url), log: hop.log() };
     } finally {
       await stopHop(hop.child);
     }
@@ -176,8 +192,9 @@ for (const [target, o] of results) {
         `${f(quantile(sorted, 0.99)).padStart(6)}  ${f(sorted.at(-1) ?? NaN).padStart(6)}  ${String(errs).padStart(6)}`,
     );
   }
-  console.log(`${target.padEnd(6)}  sent ${o.sent}, peak RSS ${f(o.peakMb, 0)} MB`);
+  console.log(`${target.padEnd(6)}  sent ${o.sent}, peak RSS ${f(o.peakMb, 0)} MB; click queue: ${o.queue}`);
   for (const [reason, n] of o.errors) console.log(`  ${target} error ${n}: ${reason}`);
+  if (o.errors.size) console.error(`${target}: the end of hop's log:\n${o.log}`);
 }
 if (p99s.has('file') && p99s.has('sqld')) console.log(`sqld p99 / file p99: ${f(p99s.get('sqld')! / p99s.get('file')!, 2)} (target ≤ 2)`);
 const errors = [...results.values()].reduce((n, o) => n + [...o.errors.values()].reduce((a, b) => a + b, 0), 0);
