@@ -10,5 +10,6 @@ export function serviceContext(c: Context<AppEnv>, now: () => Date): ServiceCont
     actor: { type: 'api_key', id: principal.keyId },
     requestId: c.get('requestId'),
     now,
+    domains: principal.domains,
   };
 }

@@ -11,6 +11,11 @@ export interface Principal {
   /** The API key's id, or `oidc:<sub>` for an access token (its rate-limit counter). */
   keyId: string;
   scopes: readonly Scope[];
+  /**
+   * The workspace's registered domains, read with its API key (one round trip to the database, not two); absent for
+   * an access token, whose workspace's domains are read when a rule needs them.
+   */
+  domains?: readonly string[] | undefined;
 }
 
 export interface ServiceContext {
@@ -18,4 +23,6 @@ export interface ServiceContext {
   actor: { type: 'api_key'; id: string } | { type: 'operator' } | { type: 'cli' };
   requestId: string;
   now: () => Date;
+  /** The workspace's registered domains as read when the request was authenticated (Principal.domains), if they were. */
+  domains?: readonly string[] | undefined;
 }

@@ -200,6 +200,20 @@ describe('POST /v1/links', () => {
     expect(res.status).toBe(201);
   });
 
+  it("reads the workspace's domains with its API key: a create on a domain makes one read, then its write", async () => {
+    await addDomain('go.example.com');
+    const reads = () => t.metrics.value('hop_db_calls_total', { operation: 'select', outcome: 'ok' });
+    const before = reads();
+    const res = await t.request('/v1/links', { method: 'POST', json: { url: 'https://example.com/x', domain: 'go.example.com' } });
+    expect(res.status).toBe(201);
+    expect(reads() - before).toBe(1);
+    // The same read answers the rules: a target on that domain would loop.
+    await expectRefused(t.request('/v1/links', { method: 'POST', json: { url: 'https://go.example.com/y' } }), ['url'], {
+      links: 1,
+      tags: 0,
+    });
+  });
+
   it.each(['http://[::]:8787/x', 'http://sub.localhost:8787/x', 'http://0/x', 'http://2130706433/x', 'http://[::ffff:127.0.0.1]/x'])(
     'refuses the loopback target %s',
     async (url) => {

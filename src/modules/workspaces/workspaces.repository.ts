@@ -6,8 +6,16 @@ import type { Orm } from '../../platform/db/client.ts';
 export type NewApiKey = Omit<ApiKeyRow, 'revokedAt'>;
 
 export function createWorkspacesRepository(orm: Orm) {
+  // The workspace's domains come with the key: a link's create checks its hosts against them, and on a remote
+  // database a second read is a second round trip.
   const activeKeyByHash = orm
-    .select({ id: apiKeys.id, workspaceId: apiKeys.workspaceId, scopes: apiKeys.scopes })
+    .select({
+      id: apiKeys.id,
+      workspaceId: apiKeys.workspaceId,
+      scopes: apiKeys.scopes,
+      // Written out: drizzle leaves a column in a subquery unqualified, and workspace_id would then be the domain's own.
+      domains: sql<string>`(select json_group_array(d.hostname) from domains d where d.workspace_id = api_keys.workspace_id)`,
+    })
     .from(apiKeys)
     .where(and(eq(apiKeys.hash, sql.placeholder('hash')), isNull(apiKeys.revokedAt)))
     .prepare();

@@ -126,7 +126,7 @@ export function createWorkspacesService(
       if (API_KEY_PATTERN.test(token)) {
         const row = await repo.findActiveKeyByHash(await sha256Hex(token));
         if (!row) return null;
-        return { workspaceId: row.workspaceId, keyId: row.id, scopes: row.scopes as Scope[] };
+        return { workspaceId: row.workspaceId, keyId: row.id, scopes: row.scopes as Scope[], domains: JSON.parse(row.domains) as string[] };
       }
       if (!tokens || token.length > MAX_TOKEN_LENGTH || !JWT_SHAPE.test(token)) return null;
       const claims = await tokens.verify(token);
@@ -186,8 +186,8 @@ export function createWorkspacesService(
      * in the set: without proof of ownership, registering `github.com` must not stop anyone linking to it.
      */
     async shortLinkHosts(ctx: ServiceContext): Promise<Set<string>> {
-      const own = await repo.listDomains(ctx.workspaceId);
-      return new Set([config.defaultDomain, ...own.map((d) => d.hostname)]);
+      const own = ctx.domains ?? (await repo.listDomains(ctx.workspaceId)).map((d) => d.hostname);
+      return new Set([config.defaultDomain, ...own]);
     },
 
   };
