@@ -2,12 +2,15 @@
  * `npm run bench:steady`: steady traffic on the embedded file and on one sqld primary, open loop (requests are sent
  * on schedule whatever the answers' pace, as users send them): BENCH_STEADY_RATE requests/s (1,500) for
  * BENCH_STEADY_SECONDS (180), 90% redirects over 300 links, 7% reads (a link by id, a page of the list), 2% creates,
- * 1% deletes of links this run created. Printed per target: requests sent, errors (any answer but the expected one,
- * or a failed request), p50/p99/max per kind and overall, hop's peak RSS; then sqld's p99 over the file's. The target
- * (issue 20): 0 errors on both, sqld's p99 within twice the file's.
+ * 1% deletes of links this run created. The same traffic runs BENCH_STEADY_WARMUP_S (10) first, from hop's start:
+ * its errors count like any others, its latencies are printed on a row of their own and left out of the steady
+ * percentiles (a process's first seconds, its code not yet compiled and its cache empty, are not steady traffic).
+ * Printed per target: requests sent, errors (any answer but the expected one, or a failed request), p50/p99/max per
+ * kind and overall, hop's peak RSS; then sqld's p99 over the file's. The target (issue 20): 0 errors on both, sqld's
+ * p99 within twice the file's.
  *
  * Exits non-zero when the harness fails or any request erred, never because a ratio is missed.
- * Environment: BENCH_STEADY_TARGETS (`file,sqld`), BENCH_STEADY_RATE, BENCH_STEADY_SECONDS.
+ * Environment: BENCH_STEADY_TARGETS (`file,sqld`), BENCH_STEADY_RATE, BENCH_STEADY_SECONDS, BENCH_STEADY_WARMUP_S.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -23,6 +26,7 @@ const ADMIN = 's'.repeat(40);
 const TARGETS = (process.env.BENCH_STEADY_TARGETS ?? 'file,sqld').split(',').map((s) => s.trim());
 const RATE = Number(process.env.BENCH_STEADY_RATE ?? 1500);
 const SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 180);
+const WARMUP_S = Number(process.env.BENCH_STEADY_WARMUP_S ?? 10);
 const LINKS = 300;
 const TICK_MS = 20;
 /** Connections the generator keeps open to hop (a browser fleet's worth for one host). */
@@ -59,6 +63,8 @@ function call(base: string, method: string, path: string, headers: Record<string
 
 interface Outcome {
   latencies: Record<Kind, number[]>;
+  /** Every kind's latencies during the warm-up. */
+  warmup: number[];
   errors: Map<string, number>;
   sent: number;
   peakMb: number;
@@ -97,11 +103,14 @@ async function steady(url: string): Promise<Omit<Outcome, 'peakMb' | 'queue' | '
   }
   const created: string[] = [];
   const latencies = Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<Kind, number[]>;
+  const warmup: number[] = [];
   const errors = new Map<string, number>();
   // Seeded: every run sends the same sequence of kinds.
   const random = prng(7);
   const send = async (kind: Kind, n: number) => {
     const start = performance.now();
+    const warming = start - started < WARMUP_S * 1000;
+    const record = () => (warming ? warmup : latencies[kind]).push(performance.now() - start);
     let problem: string | undefined;
     try {
       let res: Answer;
@@ -115,7 +124,7 @@ async function steady(url: string): Promise<Omit<Outcome, 'peakMb' | 'queue' | '
         res = await call(url, 'POST', '/v1/links', headers, JSON.stringify({ url: `https://example.com/new/${n}`, tags: ['steady'] }));
         if (res.status === 201) {
           created.push((JSON.parse(res.body) as { id: string }).id);
-          return void latencies[kind].push(performance.now() - start);
+          return void record();
         }
         problem = `${res.status}`;
       } else {
@@ -128,14 +137,14 @@ async function steady(url: string): Promise<Omit<Outcome, 'peakMb' | 'queue' | '
     } catch (err) {
       problem = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     }
-    latencies[kind].push(performance.now() - start);
+    record();
     if (problem) errors.set(`${kind} ${problem}`, (errors.get(`${kind} ${problem}`) ?? 0) + 1);
   };
   const inFlight = new Set<Promise<void>>();
   const perTick = (RATE * TICK_MS) / 1000;
   const started = performance.now();
   let sent = 0;
-  for (let tick = 0; tick * TICK_MS < SECONDS * 1000; tick++) {
+  for (let tick = 0; tick * TICK_MS < (WARMUP_S + SECONDS) * 1000; tick++) {
     // Open loop: each tick sends what is due by now, however late the previous answers are.
     const due = Math.floor((tick + 1) * perTick) - Math.floor(tick * perTick);
     for (let i = 0; i < due; i++) {
@@ -148,7 +157,7 @@ async function steady(url: string): Promise<Omit<Outcome, 'peakMb' | 'queue' | '
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
   await Promise.all(inFlight);
-  return { latencies, errors, sent };
+  return { latencies, warmup, errors, sent };
 }
 
 async function benchTarget(target: string): Promise<Outcome> {
@@ -178,7 +187,7 @@ for (const target of TARGETS) {
   console.error(`${target}: done`);
 }
 
-console.log(`\nbench:steady: ${RATE} requests/s for ${SECONDS} s, open loop (${new Date().toISOString()})`);
+console.log(`\nbench:steady: ${RATE} requests/s for ${SECONDS} s after ${WARMUP_S} s of warm-up, open loop (${new Date().toISOString()})`);
 console.log('target  kind      count   p50 ms  p99 ms  max ms  errors');
 const p99s = new Map<string, number>();
 for (const [target, o] of results) {
@@ -192,6 +201,11 @@ for (const [target, o] of results) {
         `${f(quantile(sorted, 0.99)).padStart(6)}  ${f(sorted.at(-1) ?? NaN).padStart(6)}  ${String(errs).padStart(6)}`,
     );
   }
+  const warm = [...o.warmup].sort((a, b) => a - b);
+  console.log(
+    `${target.padEnd(6)}  warm-up   ${String(warm.length).padStart(6)}  ${f(quantile(warm, 0.5)).padStart(6)}  ` +
+      `${f(quantile(warm, 0.99)).padStart(6)}  ${f(warm.at(-1) ?? NaN).padStart(6)}  (errors above)`,
+  );
   console.log(`${target.padEnd(6)}  sent ${o.sent}, peak RSS ${f(o.peakMb, 0)} MB; click queue: ${o.queue}`);
   for (const [reason, n] of o.errors) console.log(`  ${target} error ${n}: ${reason}`);
   if (o.errors.size) console.error(`${target}: the end of hop's log:\n${o.log}`);
