@@ -32,7 +32,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('hop CLI', () => {
+// Each case starts node on the CLI's TypeScript: seconds apiece while the rest of the suite loads both cores.
+describe('hop CLI', { timeout: 60_000 }, () => {
   it('init creates the default workspace once and prints its key once', async () => {
     const first = await hop('init');
     expect(first.code).toBe(0);
