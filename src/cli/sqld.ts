@@ -59,6 +59,13 @@ export interface Sqld {
   signal(signal: NodeJS.Signals): void;
 }
 
+/**
+ * The URL that has @libsql/client reach a sqld by WebSocket (`libsql://` without TLS, which then needs its port):
+ * one connection per process, a stream per call; for hop on Node or Bun it costs several times less CPU per call
+ * than `http://` (docs/architecture.md, "Reaching sqld: WebSocket or HTTP").
+ */
+export const webSocketUrl = (httpUrl: string) => `${httpUrl.replace(/^http:\/\//, 'libsql://')}?tls=0`;
+
 export async function startSqld(options: SqldOptions, timeoutMs = 15_000): Promise<Sqld> {
   const bin = findSqld();
   if (!bin) throw new Error(`sqld is not installed: ${SQLD_INSTALL_HINT}`);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { SQLD_INSTALL_HINT, findSqld, startSqld, type Sqld } from '../../src/cli/sqld.ts';
+import { SQLD_INSTALL_HINT, findSqld, startSqld, webSocketUrl, type Sqld } from '../../src/cli/sqld.ts';
 import { GENEROUS_RATE_LIMITS } from '../support/rate-limits.ts';
 import { freePort, startProcess, type Running } from '../support/process.ts';
 
@@ -41,6 +41,11 @@ export interface TargetSpec {
   shards?: number;
   /** With `sqld` shards: a sqld replica of each shard, listed after it (`primary|replica`). */
   replicas?: boolean;
+  /**
+   * With `sqld`, how hop reaches it: `http` (`http://`, the default) or `ws`, @libsql/client's WebSocket transport
+   * (`libsql://127.0.0.1:P?tls=0`).
+   */
+  transport?: 'http' | 'ws';
 }
 
 /** A local sqld that can be crashed and started again on the same directory and ports. */
@@ -71,7 +76,7 @@ export interface Target {
 }
 
 export const targetName = (spec: TargetSpec) =>
-  `${spec.runtime} + ${spec.storage}${spec.shards ? ` x ${spec.shards} shards` : ''}${spec.replicas ? ' with a replica each' : ''}`;
+  `${spec.runtime} + ${spec.storage}${spec.transport === 'ws' ? ' over WebSocket' : ''}${spec.shards ? ` x ${spec.shards} shards` : ''}${spec.replicas ? ' with a replica each' : ''}`;
 
 /** Why this target cannot run here, or undefined when it can. */
 export function missingPrerequisite(spec: TargetSpec): string | undefined {
@@ -156,7 +161,7 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
       shards = Array.from({ length: spec.shards ?? 0 }, (_, i) => `file:${join(dir, `shard-${i}.db`)}`);
     }
     if (shards.length) spec = { ...spec, env: { ...spec.env, HOP_DATABASE_SHARDS: shards.join(',') } };
-    const databaseUrl = sqld ? sqld.url : `file:${join(dir, 'hop.db')}`;
+    const databaseUrl = !sqld ? `file:${join(dir, 'hop.db')}` : spec.transport === 'ws' ? webSocketUrl(sqld.url) : sqld.url;
     for (let attempt = 1; ; attempt++) {
       try {
         const { hop, port } = await startServer(spec, dir, databaseUrl, adminToken);

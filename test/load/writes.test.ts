@@ -1,8 +1,9 @@
 // Bursts of writes on one remote primary (sqld) and on the embedded file, as a new user would send them: each run is
 // 5 bursts of 200 concurrent POST /v1/links with two tags, then 100 PATCH and 100 DELETE of that burst's links at
-// once. Every write must succeed, on Node and Bun (three runs in one process), on workerd (one run) and on the file;
-// a primary frozen for 5 s answers 503 within the deadline and recovers within 3 s, with nothing written twice or
-// lost once acknowledged; hop killed mid-burst leaves the primary taking writes; two processes share one file.
+// once. Every write must succeed, on Node and Bun (three runs in one process), on Node reaching sqld by WebSocket
+// (libsql://…?tls=0) as well as over HTTP, on workerd (one run) and on the file; a primary frozen for 5 s answers 503
+// within the deadline and recovers within 3 s, with nothing written twice or lost once acknowledged, and hop killed
+// mid-burst leaves the primary taking writes, over either transport; two processes share one file.
 // Heavy (minutes): `npm run test:load`.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { createClient } from '@libsql/client';
-import { startSqld } from '../../src/cli/sqld.ts';
+import { startSqld, webSocketUrl } from '../../src/cli/sqld.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sqldAvailable } from '../support/sqld.ts';
 import { freePort, startProcess, type Running } from '../support/process.ts';
@@ -98,11 +99,12 @@ function requirement(spec: TargetSpec): boolean {
 }
 
 describe('bursts of writes', () => {
-  for (const runtime of ['node', 'bun'] as const) {
-    it.runIf(requirement({ runtime, storage: 'sqld' }))(`${runtime} over one sqld primary: 2,000 of 2,000 writes, three runs in one process`, async () => {
-      const t = await target({ runtime, storage: 'sqld' });
+  for (const [runtime, transport] of [['node', 'http'], ['bun', 'http'], ['node', 'ws']] as const) {
+    const over = transport === 'ws' ? ' by WebSocket' : '';
+    it.runIf(requirement({ runtime, storage: 'sqld' }))(`${runtime} over one sqld primary${over}: 2,000 of 2,000 writes, three runs in one process`, async () => {
+      const t = await target({ runtime, storage: 'sqld', transport });
       const c = await workspace(t.baseUrl, t.adminToken, 'bursts');
-      for (let run = 0; run < 3; run++) expect(summarize(await bursts(c, `${runtime}-${run}`)), `run ${run}`).toEqual({});
+      for (let run = 0; run < 3; run++) expect(summarize(await bursts(c, `${runtime}-${transport}-${run}`)), `run ${run}`).toEqual({});
       expect(t.output()).not.toMatch(/manually closed/i);
     }, 300_000);
   }
@@ -121,9 +123,9 @@ describe('bursts of writes', () => {
   }, 300_000);
 });
 
-describe.runIf(sqldAvailable())('a primary that stops answering', () => {
+describe.runIf(sqldAvailable()).each(['http', 'ws'] as const)('a primary that stops answering (%s)', (transport) => {
   it('frozen 5 s during a burst: 503 within the deadline, writes again within 3 s of SIGCONT, nothing stored twice or lost', async () => {
-    const t = await target({ runtime: 'node', storage: 'sqld' });
+    const t = await target({ runtime: 'node', storage: 'sqld', transport });
     const c = await workspace(t.baseUrl, t.adminToken, 'freeze');
     const body = (i: number) => ({ url: `https://example.com/freeze/${i}`, tags: ['freeze'] });
     const create = (i: number) => call(c, '/v1/links', { method: 'POST', json: body(i), headers: { 'idempotency-key': `freeze-${i}` } });
@@ -206,7 +208,7 @@ describe.runIf(sqldAvailable())('a primary that stops answering', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hop-load-kill-'));
     const sqld = await startSqld({ dir: join(dir, 'sqld') });
     try {
-      const hop = await startHop(sqld.url);
+      const hop = await startHop(transport === 'ws' ? webSocketUrl(sqld.url) : sqld.url);
       const c = await workspace(hop.baseUrl, ADMIN, 'kill');
       const burst = bursts(c, 'kill').catch(() => []);
       await sleep(1500);
