@@ -17,7 +17,7 @@ import { composeForProcess } from '../composition/process.ts';
 import { migrateDatabase, openDatabase } from '../runtimes/database.ts';
 import { announceKey } from '../runtimes/server.ts';
 import { findRedisServer, REDIS_INSTALL_HINT, startRedis } from './redis-server.ts';
-import { findSqld, freePort, SQLD_INSTALL_HINT, startSqld } from './sqld.ts';
+import { findSqld, freePort, SQLD_INSTALL_HINT, startSqld, webSocketUrl } from './sqld.ts';
 import { startUpstashRest } from './upstash-rest.ts';
 
 export const CADDY_INSTALL_HINT = 'apt-get install -y caddy (Debian/Ubuntu), brew install caddy (macOS), or set HOP_CADDY_BIN';
@@ -165,7 +165,8 @@ export async function startStack(env: Record<string, string | undefined> = proce
       ...env,
       HOST: '127.0.0.1',
       HOP_BASE_URL: url,
-      HOP_DATABASE_URL: sqld.url,
+      // By WebSocket: what a Node or Bun process should use to reach sqld (docs/architecture.md).
+      HOP_DATABASE_URL: webSocketUrl(sqld.url),
       HOP_DATABASE_SYNC_URL: undefined,
       HOP_QUEUE: 'redis',
       HOP_CACHE: 'redis',

@@ -178,7 +178,7 @@ describe.runIf(kubectlAvailable())('Kubernetes manifests (deploy/k8s)', () => {
       }
       const parsed = loadServerConfig(env);
       expect(parsed.queue, role).toBe('redis');
-      expect(parsed.databaseUrl, role).toBe('http://sqld:8080');
+      expect(parsed.databaseUrl, role).toBe('libsql://sqld:8080?tls=0');
     }
   });
 });
