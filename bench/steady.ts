@@ -1,29 +1,30 @@
 /**
- * `npm run bench:steady`: steady traffic on the embedded file and on one sqld primary, open loop (requests are sent
+ * `npm run bench:steady`: steady traffic on the embedded file and on one sqld primary, reached over HTTP
+ * (`http://`, target `sqld`) and over a WebSocket (`libsql://…?tls=0`, target `sqld-ws`), open loop (requests are sent
  * on schedule whatever the answers' pace, as users send them): BENCH_STEADY_RATE requests/s (1,500) for
  * BENCH_STEADY_SECONDS (180), 90% redirects over 300 links, 7% reads (a link by id, a page of the list), 2% creates,
  * 1% deletes of links this run created. The same traffic runs BENCH_STEADY_WARMUP_S (10) first, from hop's start:
  * its errors count like any others, its latencies are printed on a row of their own and left out of the steady
  * percentiles (a process's first seconds, its code not yet compiled and its cache empty, are not steady traffic).
  * Printed per target: requests sent, errors (any answer but the expected one, or a failed request), p50/p99/max per
- * kind and overall, hop's peak RSS; then sqld's p99 over the file's. The target (issue 20): 0 errors on both, sqld's
- * p99 within twice the file's.
+ * kind and overall, hop's peak RSS; then each sqld target's p99 over the file's. The target (issue 20): 0 errors on
+ * every target, sqld's p99 within twice the file's.
  *
  * Exits non-zero when the harness fails or any request erred, never because a ratio is missed.
- * Environment: BENCH_STEADY_TARGETS (`file,sqld`), BENCH_STEADY_RATE, BENCH_STEADY_SECONDS, BENCH_STEADY_WARMUP_S.
+ * Environment: BENCH_STEADY_TARGETS (`file,sqld,sqld-ws`), BENCH_STEADY_RATE, BENCH_STEADY_SECONDS, BENCH_STEADY_WARMUP_S.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startSqld, type Sqld } from '../src/cli/sqld.ts';
+import { startSqld, webSocketUrl, type Sqld } from '../src/cli/sqld.ts';
 import { hopProcesses } from './hop-process.ts';
 import { prng } from './mix.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const ADMIN = 's'.repeat(40);
-const TARGETS = (process.env.BENCH_STEADY_TARGETS ?? 'file,sqld').split(',').map((s) => s.trim());
+const TARGETS = (process.env.BENCH_STEADY_TARGETS ?? 'file,sqld,sqld-ws').split(',').map((s) => s.trim());
 const RATE = Number(process.env.BENCH_STEADY_RATE ?? 1500);
 const SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 180);
 const WARMUP_S = Number(process.env.BENCH_STEADY_WARMUP_S ?? 10);
@@ -164,9 +165,10 @@ async function benchTarget(target: string): Promise<Outcome> {
   const dir = mkdtempSync(join(tmpdir(), `hop-bench-steady-${target}-`));
   let sqld: Sqld | undefined;
   try {
-    if (target === 'sqld') sqld = await startSqld({ dir: join(dir, 'sqld') });
-    else if (target !== 'file') throw new HarnessError(`unknown target ${target} (file, sqld)`);
-    const hop = await startHop(sqld ? sqld.url : `file:${join(dir, 'hop.db')}`);
+    if (target === 'sqld' || target === 'sqld-ws') sqld = await startSqld({ dir: join(dir, 'sqld') });
+    else if (target !== 'file') throw new HarnessError(`unknown target ${target} (file, sqld, sqld-ws)`);
+    const url = !sqld ? `file:${join(dir, 'hop.db')}` : target === 'sqld' ? sqld.url : webSocketUrl(sqld.url);
+    const hop = await startHop(url);
     try {
       const outcome = await steady(hop.url);
       return { ...outcome, peakMb: peakMb(hop.child.pid!), queue: await queueCounts(hop.url), log: hop.log() };
@@ -188,7 +190,7 @@ for (const target of TARGETS) {
 }
 
 console.log(`\nbench:steady: ${RATE} requests/s for ${SECONDS} s after ${WARMUP_S} s of warm-up, open loop (${new Date().toISOString()})`);
-console.log('target  kind      count   p50 ms  p99 ms  max ms  errors');
+console.log('target   kind      count   p50 ms  p99 ms  max ms  errors');
 const p99s = new Map<string, number>();
 for (const [target, o] of results) {
   const all = KINDS.flatMap((k) => o.latencies[k]).sort((a, b) => a - b);
@@ -197,20 +199,22 @@ for (const [target, o] of results) {
     const sorted = kind === 'all' ? all : [...o.latencies[kind]].sort((a, b) => a - b);
     const errs = [...o.errors].filter(([k]) => kind === 'all' || k.startsWith(`${kind} `)).reduce((n, [, c]) => n + c, 0);
     console.log(
-      `${target.padEnd(6)}  ${kind.padEnd(8)}  ${String(sorted.length).padStart(6)}  ${f(quantile(sorted, 0.5)).padStart(6)}  ` +
+      `${target.padEnd(7)}  ${kind.padEnd(8)}  ${String(sorted.length).padStart(6)}  ${f(quantile(sorted, 0.5)).padStart(6)}  ` +
         `${f(quantile(sorted, 0.99)).padStart(6)}  ${f(sorted.at(-1) ?? NaN).padStart(6)}  ${String(errs).padStart(6)}`,
     );
   }
   const warm = [...o.warmup].sort((a, b) => a - b);
   console.log(
-    `${target.padEnd(6)}  warm-up   ${String(warm.length).padStart(6)}  ${f(quantile(warm, 0.5)).padStart(6)}  ` +
+    `${target.padEnd(7)}  warm-up   ${String(warm.length).padStart(6)}  ${f(quantile(warm, 0.5)).padStart(6)}  ` +
       `${f(quantile(warm, 0.99)).padStart(6)}  ${f(warm.at(-1) ?? NaN).padStart(6)}  (errors above)`,
   );
-  console.log(`${target.padEnd(6)}  sent ${o.sent}, peak RSS ${f(o.peakMb, 0)} MB; click queue: ${o.queue}`);
+  console.log(`${target.padEnd(7)}  sent ${o.sent}, peak RSS ${f(o.peakMb, 0)} MB; click queue: ${o.queue}`);
   for (const [reason, n] of o.errors) console.log(`  ${target} error ${n}: ${reason}`);
   if (o.errors.size) console.error(`${target}: the end of hop's log:\n${o.log}`);
 }
-if (p99s.has('file') && p99s.has('sqld')) console.log(`sqld p99 / file p99: ${f(p99s.get('sqld')! / p99s.get('file')!, 2)} (target ≤ 2)`);
+for (const remote of ['sqld', 'sqld-ws']) {
+  if (p99s.has('file') && p99s.has(remote)) console.log(`${remote} p99 / file p99: ${f(p99s.get(remote)! / p99s.get('file')!, 2)} (target ≤ 2)`);
+}
 const errors = [...results.values()].reduce((n, o) => n + [...o.errors.values()].reduce((a, b) => a + b, 0), 0);
 if (errors > 0) {
   console.error(`\n${errors} requests erred`);
