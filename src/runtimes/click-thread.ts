@@ -2,11 +2,11 @@
  * The click consumer in a worker thread on Node and Bun: for an embedded database, and for the supervisor of
  * `--workers` (the host's one writer, to a file or a remote primary). The embedded driver is synchronous: storing a
  * batch on the main thread would stall every redirect behind it, and ingestion could never use a second core. (One
- * process over a remote primary consumes on its main thread instead: over HTTP the wait is asynchronous, and a
- * second isolate cost more memory than it saved; server.ts.) The main thread only hands batches over (structured clone) and the thread stores
- * them through its own connection (on a file, WAL: one writer at a time, readers never wait). Same interface as
- * the clicks service, so the queue cannot tell the difference. A thread that dies fails its pending batches (the
- * queue keeps and retries them) and is replaced on the next call.
+ * process over a remote primary consumes on its main thread instead: over the network the wait is asynchronous,
+ * and a second isolate cost more memory than it saved; server.ts.) The main thread only hands batches over
+ * (structured clone) and the thread stores them through its own connection (on a file, WAL: one writer at a time,
+ * readers never wait). Same interface as the clicks service, so the queue cannot tell the difference. A thread that
+ * dies fails its pending batches (the queue keeps and retries them) and is replaced on the next call.
  */
 import { Worker } from 'node:worker_threads';
 import type { IngestResult } from '../modules/clicks/clicks.service.ts';

@@ -90,7 +90,7 @@ export async function openProcessDatabase(
     // portable read through the client.
     redirectLookup: embedded ? createEmbeddedLookup(embeddedPath(config.databaseUrl)) : undefined,
     // On an embedded file the consumer runs in a worker thread, off the redirects' event loop: the file is written
-    // synchronously. Over HTTP (sqld, Turso) the wait is asynchronous and it runs on the main thread: a second
+    // synchronously. Over the network (sqld, Turso) the wait is asynchronous and it runs on the main thread: a second
     // isolate cost 30 MB at idle and more at peak for no more redirects served (docs/architecture.md, "The consumer").
     // A worker's clicks go to its supervisor's thread: one writer for the whole host.
     clickStore: config.clicks && (embedded || (remote && host)) ? (host?.clickStore ?? createThreadedClicks(env, logger)) : undefined,
